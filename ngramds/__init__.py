@@ -1,0 +1,10 @@
+"""ngramds: corpus next-token distributions as memory-mapped training targets."""
+from .builder import Corpus, build
+from .errors import ChecksumError, FileAccessError, FormatError, InputError, NgramdsError
+from .reader import NgramFile
+from .reader import open_file as open  # noqa: A001  (ngramds.open is the public name)
+
+__version__ = "0.1.0"
+
+__all__ = ["build", "open", "Corpus", "NgramFile", "NgramdsError", "InputError",
+           "FormatError", "ChecksumError", "FileAccessError", "__version__"]

@@ -1,0 +1,209 @@
+"""Build an ngramds file from a tokenised corpus (see spec/SEMANTICS.md for what is counted)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import build_kernels as K
+from . import format as fmt
+from .errors import InputError
+from .progress import Progress
+from .writer import write_atomic
+
+__all__ = ["Corpus", "build", "build_tables"]
+
+
+@dataclass
+class Corpus:
+    """Token ids of all documents back to back, and document boundaries.
+
+    ``doc_offsets`` has one entry per document plus one: document d is
+    ``tokens[doc_offsets[d]:doc_offsets[d + 1]]``.
+    """
+
+    tokens: np.ndarray
+    doc_offsets: np.ndarray
+    sources: list = field(default_factory=list)
+    tokenizer: str | None = None
+    vocab_size: int | None = None
+
+    @classmethod
+    def from_documents(cls, documents) -> "Corpus":
+        """A corpus from an iterable of token-id sequences."""
+        arrays = [np.asarray(d).reshape(-1) for d in documents]
+        for a in arrays:
+            if a.size and a.dtype.kind not in "iu":
+                raise InputError(f"documents must hold integer token ids, got dtype {a.dtype}")
+        lengths = np.array([a.size for a in arrays], dtype=np.int64)
+        dtype = np.result_type(*[a.dtype for a in arrays if a.size]) if lengths.sum() else np.int64
+        tokens = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype)
+        return cls(tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+def _check_corpus(corpus: Corpus, vocab_size: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    tokens = np.asarray(corpus.tokens).reshape(-1)
+    if tokens.size == 0:
+        raise InputError("the corpus is empty (no tokens); give at least one non-empty document")
+    if tokens.dtype.kind not in "iu":
+        raise InputError(f"token ids must be integers, got dtype {tokens.dtype}")
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0:
+        raise InputError(f"negative token id {lo}; token ids must be in [0, vocab_size)")
+    if vocab_size is None:
+        vocab_size = corpus.vocab_size if corpus.vocab_size is not None else hi + 1
+    if not 1 <= vocab_size <= fmt.MAX_VOCAB:
+        raise InputError(f"vocab_size {vocab_size} is outside [1, 2^32-1]")
+    if hi >= vocab_size:
+        raise InputError(f"token id {hi} >= vocab_size {vocab_size}; raise --vocab-size or fix "
+                         "the input dtype")
+    doc_offsets = np.asarray(corpus.doc_offsets, dtype=np.int64).reshape(-1)
+    if (doc_offsets.size < 2 or doc_offsets[0] != 0 or doc_offsets[-1] != tokens.size
+            or np.any(np.diff(doc_offsets) < 0)):
+        raise InputError("document boundaries must rise from 0 to the number of tokens "
+                         f"({tokens.size})")
+    tokens = tokens.astype(fmt.token_dtype(vocab_size), copy=False)
+    return np.ascontiguousarray(tokens), doc_offsets, vocab_size
+
+
+def _key_layout(m: int, bits: int):
+    """Word and shift of each context field (length, t_1..t_m), packed MSB-first."""
+    widths = [m.bit_length()] + [bits] * m
+    word, used, words, shifts, used_bits = 0, 0, [], [], []
+    for w in widths:
+        if used + w > 64:
+            used_bits.append(used)
+            word, used = word + 1, 0
+        used += w
+        words.append(word)
+        shifts.append(64 - used if w else 0)
+    used_bits.append(used)
+    return np.array(words, np.int64), np.array(shifts, np.int64), used_bits
+
+
+def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_size: int,
+                 top_k: int | None = None, progress: Progress | None = None) -> dict:
+    """Compute the context table of one order; return its arrays by section name (no prefix)."""
+    progress = progress or Progress([], enabled=False)
+    n, m = tokens.size, order - 1
+    bits = max(1, (vocab_size - 1).bit_length())
+    words, shifts, used_bits = _key_layout(m, bits)
+    nchunks = K.num_chunks(n)
+    pos_dtype = np.uint32 if n <= 1 << 32 else np.uint64
+
+    progress.step("packing contexts")
+    keys = np.empty((n, len(used_bits)), np.uint64)
+    K.pack_contexts(tokens, doc_offsets, m, words, shifts, keys, nchunks)
+    pos = np.arange(n, dtype=pos_dtype)
+    progress.step("sorting contexts")
+    spare_keys, spare_pos = np.empty_like(keys), np.empty_like(pos)
+    for w in reversed(range(len(used_bits))):
+        for shift in range(64 - used_bits[w], 64, K.RADIX_BITS):
+            if K.radix_pass(keys, pos, spare_keys, spare_pos, w, shift, nchunks):
+                keys, spare_keys, pos, spare_pos = spare_keys, keys, spare_pos, pos
+    del spare_keys, spare_pos
+
+    progress.step("grouping contexts")
+    starts = K.group_starts(keys, nchunks)
+    num_contexts = starts.size - 1
+    rows = np.empty((num_contexts, m), tokens.dtype)
+    lengths = np.empty(num_contexts, np.uint8)
+    len_mask = (1 << m.bit_length()) - 1
+    K.context_rows(tokens, keys, pos, starts, words[0], shifts[0], len_mask, rows, lengths)
+    del keys
+    length_offsets = np.zeros(m + 2, np.uint64)
+    np.cumsum(np.bincount(lengths, minlength=m + 1), out=length_offsets[1:])
+    del lengths
+
+    progress.step("counting next tokens")
+    position_contexts = np.empty(n, fmt.uint_dtype(max(0, num_contexts - 1)))
+    K.position_contexts(pos, starts, position_contexts)
+    nxt = np.empty(n, tokens.dtype)
+    distinct = np.empty(num_contexts, np.int64)
+    K.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
+    del pos
+    kept = distinct if not top_k else np.minimum(distinct, top_k)
+    entry_offsets = np.zeros(num_contexts + 1, np.int64)
+    np.cumsum(kept, out=entry_offsets[1:])
+    del kept
+    totals = np.diff(starts)
+    max_total = int(totals.max())
+    num_entries = int(entry_offsets[-1])
+
+    progress.step("assembling distributions")
+    next_ids = np.empty(num_entries, tokens.dtype)
+    counts = np.empty(num_entries, fmt.uint_dtype(max_total))
+    K.fill_entries(nxt, starts, distinct, entry_offsets, next_ids, counts)
+    del nxt, distinct, starts
+    count_dtype = fmt.uint_dtype(int(counts.max()) if num_entries else 0)
+    return {
+        "context_length_offsets": length_offsets,
+        "context_tokens": rows,
+        "entry_offsets": entry_offsets.astype(fmt.uint_dtype(num_entries)),
+        "next_ids": next_ids,
+        "counts": counts.astype(count_dtype, copy=False),
+        "totals": totals.astype(fmt.uint_dtype(max_total)),
+        "position_contexts": position_contexts,
+    }
+
+
+def table_prefix(order: int) -> str:
+    """Section-name prefix of the table of one order."""
+    return f"order{order}/"
+
+
+def build(source, output, *, order: int = 4, top_k: int | None = None,
+          vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
+          progress: bool = True, **input_options) -> Path:
+    """Build an ngramds file at ``output`` and return its path.
+
+    ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
+    ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
+    per document), or input file path(s) read with ``input_options`` (see
+    :func:`ngramds.inputs.load_corpus`).
+    """
+    from .inputs import load_corpus  # inputs imports builder's Corpus
+
+    if not isinstance(order, (int, np.integer)) or not 1 <= order <= fmt.MAX_ORDER:
+        raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {order!r}")
+    if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
+    t0 = time.perf_counter()
+    stages = ["reading input", "packing contexts", "sorting contexts", "grouping contexts",
+              "counting next tokens", "assembling distributions", "writing file"]
+    bar = Progress(stages, enabled=progress)
+    bar.step("reading input")
+    corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                         **input_options)
+    tokens, offsets, vocab_size = _check_corpus(corpus, vocab_size)
+    table = build_tables(tokens, offsets, int(order), vocab_size, top_k, bar)
+    num_docs = offsets.size - 1
+    arrays = {"tokens": tokens,
+              "doc_offsets": offsets.astype(fmt.uint_dtype(tokens.size))}
+    arrays.update({table_prefix(order) + k: v for k, v in table.items()})
+    header = {
+        "format": "ngramds",
+        "vocab_size": int(vocab_size),
+        "num_tokens": int(tokens.size),
+        "num_documents": int(num_docs),
+        "token_dtype": fmt.dtype_name(tokens.dtype),
+        "tables": [{"order": int(order), "top_k": int(top_k) if top_k else None,
+                    "num_contexts": int(table["totals"].size),
+                    "num_entries": int(table["next_ids"].size)}],
+        "build": {"ngramds": _version(), "sources": [str(s) for s in corpus.sources],
+                  "tokenizer": corpus.tokenizer},
+    }
+    bar.step("writing file")
+    size = write_atomic(Path(output), header, arrays)
+    dt = time.perf_counter() - t0
+    bar.finish(f"ngramds: built {output}: {tokens.size:,} tokens, {num_docs:,} documents, "
+               f"{header['tables'][0]['num_contexts']:,} contexts, {size / 2**20:.1f} MiB "
+               f"in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
+    return Path(output)
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__

@@ -1,0 +1,162 @@
+"""The on-disk layout: preamble, msgpack header and section table (see spec/FORMAT.md)."""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import msgpack
+import numpy as np
+
+from .errors import FormatError
+
+MAGIC = b"\x93NGRAMDS"
+FORMAT_VERSION = 1
+ALIGNMENT = 64
+PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, flags, header_len, header_crc32, reserved
+PREAMBLE_SIZE = PREAMBLE.size  # 32
+MAX_HEADER_BYTES = 1 << 26
+MAX_ORDER = 16
+MAX_VOCAB = (1 << 32) - 1
+
+# dtypes a section may have, by their spec name
+DTYPES = {name: np.dtype(name) for name in ("<u1", "<u2", "<u4", "<u8")}
+
+
+def align(offset: int) -> int:
+    """Round ``offset`` up to the next multiple of ALIGNMENT."""
+    return -(-offset // ALIGNMENT) * ALIGNMENT
+
+
+def crc32(data) -> int:
+    """CRC-32 (as zlib computes it) of a bytes-like object or contiguous array."""
+    return zlib.crc32(memoryview(data).cast("B")) & 0xFFFFFFFF
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """Spec name of an unsigned integer dtype: '<u1', '<u2', '<u4' or '<u8'."""
+    if dtype.kind != "u" or dtype.byteorder == ">":
+        raise FormatError(f"sections must be little-endian unsigned integers, got {dtype}")
+    return f"<u{dtype.itemsize}"
+
+
+def uint_dtype(max_value: int) -> np.dtype:
+    """Smallest unsigned little-endian dtype that holds ``max_value``."""
+    for name in ("<u1", "<u2", "<u4", "<u8"):
+        if max_value <= np.iinfo(name).max:
+            return DTYPES[name]
+    raise FormatError(f"value {max_value} does not fit in 64 bits")
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 for vocabularies up to 65536 ids, uint32 above."""
+    return DTYPES["<u2"] if vocab_size <= 1 << 16 else DTYPES["<u4"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One entry of the section table."""
+
+    name: str
+    offset: int
+    length: int
+    dtype: np.dtype
+    shape: tuple
+    crc32: int
+
+    def to_header(self) -> dict:
+        return {"name": self.name, "offset": self.offset, "length": self.length,
+                "dtype": dtype_name(self.dtype), "shape": list(self.shape), "crc32": self.crc32}
+
+
+def encode_header(header: dict) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def pack_preamble(header_bytes: bytes, magic: bytes = MAGIC) -> bytes:
+    return PREAMBLE.pack(magic, FORMAT_VERSION, 0, len(header_bytes), crc32(header_bytes), 0)
+
+
+def layout(header_fields: dict, arrays: dict) -> tuple[bytes, list[Section]]:
+    """Place ``arrays`` after the header; return (header bytes, sections).
+
+    The header's size depends on the offsets it records, so iterate to a fixed point.
+    """
+    crcs = {name: crc32(arr) for name, arr in arrays.items()}
+    start = align(PREAMBLE_SIZE + 1024)
+    while True:
+        sections, offset = [], start
+        for name, arr in arrays.items():
+            sections.append(Section(name, offset, arr.nbytes, arr.dtype, arr.shape, crcs[name]))
+            offset = align(offset + arr.nbytes)
+        header = dict(header_fields, sections=[s.to_header() for s in sections])
+        header_bytes = encode_header(header)
+        needed = align(PREAMBLE_SIZE + len(header_bytes))
+        if needed <= start:
+            return header_bytes, sections
+        start = needed
+
+
+def read_preamble(buf: bytes, file_size: int) -> tuple[int, int]:
+    """Check magic and version; return (header_len, header_crc32)."""
+    if len(buf) < PREAMBLE_SIZE or buf[:8] != MAGIC:
+        if buf[:8] == b"\x00" * 8 and file_size >= PREAMBLE_SIZE:
+            raise FormatError("file is an incomplete ngramds build (no magic yet); rebuild it")
+        raise FormatError("not an ngramds file (bad magic); give a file written by `ngramds build`")
+    magic, version, _flags, header_len, header_crc, _ = PREAMBLE.unpack(buf[:PREAMBLE_SIZE])
+    if version > FORMAT_VERSION:
+        raise FormatError(f"format version {version} is newer than this ngramds supports "
+                          f"({FORMAT_VERSION}); upgrade ngramds")
+    if version < 1:
+        raise FormatError(f"invalid format version {version}")
+    if header_len > MAX_HEADER_BYTES or PREAMBLE_SIZE + header_len > file_size:
+        raise FormatError(f"header length {header_len} runs past the end of the file "
+                          f"({file_size} bytes); the file is truncated or damaged")
+    return header_len, header_crc
+
+
+def decode_header(header_bytes: bytes, header_crc: int) -> dict:
+    if crc32(header_bytes) != header_crc:
+        raise FormatError("header checksum mismatch; the file is damaged, rebuild it")
+    try:
+        header = msgpack.unpackb(header_bytes, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several types
+        raise FormatError(f"header is not valid msgpack ({exc}); the file is damaged") from None
+    if not isinstance(header, dict):
+        raise FormatError("header is not a map; the file is damaged")
+    return header
+
+
+def parse_sections(header: dict, file_size: int, data_start: int) -> dict[str, Section]:
+    """Validate the section table against the file size; return sections by name."""
+    table = header.get("sections")
+    if not isinstance(table, list):
+        raise FormatError("header has no section table; the file is damaged")
+    sections: dict[str, Section] = {}
+    for entry in table:
+        try:
+            name, offset, length = entry["name"], entry["offset"], entry["length"]
+            dtype_name, shape, crc = entry["dtype"], tuple(entry["shape"]), entry["crc32"]
+        except (TypeError, KeyError):
+            raise FormatError("malformed section table entry; the file is damaged") from None
+        ints = [offset, length, crc, *shape]
+        if not isinstance(name, str) or not all(type(v) is int and v >= 0 for v in ints):
+            raise FormatError("malformed section table entry; the file is damaged")
+        if dtype_name not in DTYPES:
+            raise FormatError(f"section {name!r} has unsupported dtype {dtype_name!r}")
+        dtype = DTYPES[dtype_name]
+        if offset % ALIGNMENT or offset < data_start:
+            raise FormatError(f"section {name!r} is misaligned or overlaps the header")
+        if length != int(np.prod(shape, dtype=object)) * dtype.itemsize:
+            raise FormatError(f"section {name!r}: length {length} does not match shape {shape}")
+        if offset + length > file_size:
+            raise FormatError(f"section {name!r} runs past the end of the file ({file_size} "
+                              "bytes); the file is truncated")
+        if name in sections:
+            raise FormatError(f"section {name!r} appears twice; the file is damaged")
+        sections[name] = Section(name, offset, length, dtype, shape, crc)
+    spans = sorted((s.offset, s.offset + s.length, s.name) for s in sections.values())
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise FormatError(f"sections {a!r} and {b!r} overlap; the file is damaged")
+    return sections

@@ -1,0 +1,260 @@
+"""Read corpora: token arrays, headerless token files, .npy, Megatron indexed datasets, text."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .builder import Corpus
+from .errors import FileAccessError, InputError
+
+__all__ = ["load_corpus", "read_megatron", "read_text"]
+
+RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+MEGATRON_DTYPES = {1: "u1", 2: "i1", 3: "<i2", 4: "<i4", 5: "<i8", 8: "<u2"}
+TEXT_BATCH = 1024
+
+
+def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
+                dtype: str | None = None, boundaries: str | os.PathLike | None = None,
+                tokenizer: str | os.PathLike | None = None, text_field: str = "text",
+                text_unit: str = "line") -> Corpus:
+    """Turn any supported ``source`` into a :class:`Corpus`.
+
+    Documents come from, in this order of precedence: ``doc_offsets``/``doc_lengths`` (arrays)
+    or ``boundaries`` (a file of document lengths, ``.npy`` or one integer per line) covering all
+    tokens; else ``eos_id`` (an EOS token ends its document); else each input file (or the
+    array) is one document. For text inputs ``eos_id`` is appended to every document instead.
+    """
+    if isinstance(source, Corpus):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        source = [source]
+    if isinstance(source, np.ndarray):
+        parts = [(source.reshape(-1), None)]
+        sources, tok_name = ["<array>"], None
+    elif _is_path_list(source):
+        paths = [Path(p) for p in source]
+        if not paths:
+            raise InputError("no input files given")
+        parts = [_read_file(p, dtype, tokenizer, text_field, text_unit, eos_id) for p in paths]
+        sources, tok_name = [p.name for p in paths], (Path(tokenizer).name if tokenizer else None)
+    else:
+        corpus = Corpus.from_documents(source)
+        return _with_boundaries(corpus, doc_offsets, doc_lengths, boundaries)
+    tokens = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+    if doc_offsets is not None or doc_lengths is not None or boundaries is not None:
+        corpus = _with_boundaries(Corpus(tokens, np.array([0, tokens.size])),
+                                  doc_offsets, doc_lengths, boundaries)
+    else:
+        offsets, base = [np.zeros(1, np.int64)], 0
+        for toks, file_offsets in parts:
+            if file_offsets is None:
+                file_offsets = _eos_offsets(toks, eos_id) if eos_id is not None else \
+                    np.array([0, toks.size], np.int64)
+            offsets.append(file_offsets[1:] + base)
+            base += toks.size
+        corpus = Corpus(tokens, np.concatenate(offsets))
+    corpus.sources, corpus.tokenizer = sources, tok_name
+    if tokenizer is not None:
+        corpus.vocab_size = _tokenizer(tokenizer).get_vocab_size()
+    return corpus
+
+
+def _is_path_list(source) -> bool:
+    return isinstance(source, (list, tuple)) and all(
+        isinstance(s, (str, os.PathLike)) for s in source)
+
+
+def _with_boundaries(corpus: Corpus, doc_offsets, doc_lengths, boundaries) -> Corpus:
+    given = [x is not None for x in (doc_offsets, doc_lengths, boundaries)]
+    if sum(given) > 1:
+        raise InputError("give only one of doc_offsets, doc_lengths and a boundaries file")
+    if boundaries is not None:
+        doc_lengths = _read_integers(Path(boundaries))
+    if doc_lengths is not None:
+        lengths = np.asarray(doc_lengths).reshape(-1)
+        if lengths.size and (lengths.dtype.kind not in "iu" or lengths.min() < 0):
+            raise InputError("document lengths must be non-negative integers")
+        doc_offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        if doc_offsets[-1] != np.asarray(corpus.tokens).size:
+            raise InputError(f"document lengths add up to {doc_offsets[-1]} tokens but the "
+                             f"input has {np.asarray(corpus.tokens).size}")
+    if doc_offsets is not None:
+        corpus.doc_offsets = np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
+    return corpus
+
+
+def _eos_offsets(tokens: np.ndarray, eos_id: int) -> np.ndarray:
+    ends = np.flatnonzero(tokens == eos_id) + 1
+    return np.unique(np.concatenate([[0], ends, [tokens.size]])).astype(np.int64)
+
+
+def _read_integers(path: Path) -> np.ndarray:
+    _check_readable(path)
+    if path.suffix == ".npy":
+        return np.load(path)
+    try:
+        return np.loadtxt(path, dtype=np.int64, ndmin=1)
+    except ValueError as exc:
+        raise InputError(f"{path}: expected one integer per line ({exc})") from None
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise FileAccessError(f"input file {path} does not exist")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise FileAccessError(f"input file {path} is not a readable file")
+
+
+def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
+    """(tokens, document offsets or None) of one input file."""
+    if path.suffix == ".idx" or (not path.exists() and path.with_suffix(".idx").exists()) or (
+            path.suffix == ".bin" and path.with_suffix(".idx").exists()):
+        return read_megatron(path.with_suffix(""))
+    _check_readable(path)
+    if path.suffix in (".txt", ".jsonl"):
+        if tokenizer is None:
+            raise InputError(f"{path} is text: give --tokenizer tokenizer.json to tokenise it")
+        return read_text(path, tokenizer, text_field, text_unit, eos_id)
+    if path.suffix == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except ValueError as exc:
+            raise InputError(f"{path} is not a valid .npy file ({exc})") from None
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"{path} holds {arr.dtype} values; token ids must be integers")
+        return np.asarray(arr).reshape(-1), None
+    if dtype is None:
+        raise InputError(f"{path} is a headerless token file: give --dtype uint16 or uint32")
+    if dtype not in RAW_DTYPES:
+        raise InputError(f"unknown --dtype {dtype!r}; use uint16 or uint32")
+    size = path.stat().st_size
+    if size % RAW_DTYPES[dtype].itemsize:
+        raise InputError(f"{path} has {size} bytes, not a multiple of {dtype}'s "
+                         f"{RAW_DTYPES[dtype].itemsize}; is --dtype right?")
+    return np.fromfile(path, dtype=RAW_DTYPES[dtype]), None
+
+
+def read_megatron(prefix: Path):
+    """(tokens, document offsets) of a Megatron-LM indexed dataset ``prefix.bin/.idx``."""
+    idx, bin_ = prefix.with_suffix(".idx"), prefix.with_suffix(".bin")
+    for p in (idx, bin_):
+        _check_readable(p)
+    raw = idx.read_bytes()
+    head = struct.Struct("<9sQBQQ")
+    if len(raw) < head.size or raw[:9] != MEGATRON_MAGIC:
+        raise InputError(f"{idx} is not a Megatron index (magic must be MMIDIDX)")
+    _, version, code, num_seq, num_doc_idx = head.unpack_from(raw)
+    if version != 1:
+        raise InputError(f"{idx}: Megatron index version {version} is not supported (only 1)")
+    if code not in MEGATRON_DTYPES:
+        raise InputError(f"{idx}: Megatron dtype code {code} is not an integer token type")
+    need = head.size + num_seq * 12 + num_doc_idx * 8
+    if len(raw) < need or num_doc_idx < 1:
+        raise InputError(f"{idx} is truncated ({len(raw)} bytes, need {need})")
+    sizes = np.frombuffer(raw, "<i4", num_seq, head.size).astype(np.int64)
+    pointers = np.frombuffer(raw, "<i8", num_seq, head.size + 4 * num_seq)
+    doc_idx = np.frombuffer(raw, "<i8", num_doc_idx, head.size + 12 * num_seq)
+    if (np.any(sizes < 0) or doc_idx[0] != 0 or doc_idx[-1] != num_seq
+            or np.any(np.diff(doc_idx) < 0)):
+        raise InputError(f"{idx}: inconsistent sequence sizes or document index")
+    dtype = np.dtype(MEGATRON_DTYPES[code])
+    data = np.memmap(bin_, dtype=np.uint8, mode="r")
+    ends = pointers + sizes * dtype.itemsize
+    if num_seq and (np.any(pointers < 0) or ends.max() > data.size):
+        raise InputError(f"{bin_} is shorter than its index says; the dataset is truncated")
+    contiguous = num_seq == 0 or np.array_equal(pointers[1:], ends[:-1])
+    if contiguous:
+        start = int(pointers[0]) if num_seq else 0
+        tokens = np.frombuffer(data, dtype, int(sizes.sum()), start)
+    else:
+        tokens = np.concatenate([np.frombuffer(data, dtype, int(s), int(p))
+                                 for p, s in zip(pointers, sizes)])
+    seq_offsets = np.concatenate([[0], np.cumsum(sizes)])
+    return np.asarray(tokens), seq_offsets[doc_idx].astype(np.int64)
+
+
+_TOKENIZERS: dict = {}
+
+
+def _tokenizer(path):
+    path = str(path)
+    if path not in _TOKENIZERS:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise InputError("text input needs the `tokenizers` package: "
+                             "pip install 'ngramds[text]'") from None
+        if not Path(path).is_file():
+            raise FileAccessError(f"tokenizer file {path} does not exist")
+        try:
+            _TOKENIZERS[path] = Tokenizer.from_file(path)
+        except Exception as exc:
+            raise InputError(f"{path} is not a HuggingFace tokenizer.json ({exc})") from None
+    return _TOKENIZERS[path]
+
+
+def _text_documents(path: Path, text_field: str, text_unit: str):
+    """Yield the documents of a .txt (per line or whole file) or .jsonl file."""
+    if text_unit not in ("line", "file"):
+        raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
+    with open(path, "rb") as f:
+        if path.suffix == ".txt" and text_unit == "file":
+            yield _decode(f.read(), path, 1)
+            return
+        for lineno, raw in enumerate(f, 1):
+            line = _decode(raw, path, lineno)
+            if path.suffix == ".txt":
+                if line.strip():
+                    yield line.rstrip("\r\n")
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+                raise InputError(f"{path}:{lineno}: no string field {text_field!r}; "
+                                 "choose the field with --text-field")
+            yield record[text_field]
+
+
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if lineno == 1 and b"\n" in raw:
+            lineno = raw[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{lineno}: text is not UTF-8 ({exc.reason} at byte "
+                         f"{exc.start}); convert the file to UTF-8") from None
+
+
+def read_text(path: Path, tokenizer, text_field: str = "text", text_unit: str = "line",
+              eos_id: int | None = None):
+    """(tokens, document offsets) of a text file tokenised in parallel batches."""
+    tok = _tokenizer(tokenizer)
+    pieces, lengths, batch = [], [], []
+
+    def flush():
+        for enc in tok.encode_batch(batch, add_special_tokens=False):
+            ids = np.asarray(enc.ids, dtype=np.int64)
+            if eos_id is not None:
+                ids = np.append(ids, eos_id)
+            pieces.append(ids)
+            lengths.append(ids.size)
+        batch.clear()
+
+    for doc in _text_documents(path, text_field, text_unit):
+        batch.append(doc)
+        if len(batch) >= TEXT_BATCH:
+            flush()
+    if batch:
+        flush()
+    tokens = np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+    return tokens, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])

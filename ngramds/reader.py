@@ -1,0 +1,231 @@
+"""Open ngramds files: zero-copy numpy views over a read-only memory map."""
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from . import format as fmt
+from .errors import ChecksumError, FileAccessError, FormatError
+
+__all__ = ["NgramFile", "open_file"]
+
+TABLE_SECTIONS = ("context_length_offsets", "context_tokens", "entry_offsets", "next_ids",
+                  "counts", "totals", "position_contexts")
+
+
+class NgramFile:
+    """A built ngramds file. Arrays are read-only views into the mapped file.
+
+    Open with :func:`ngramds.open`. Pickling re-opens the file by path (spawned workers).
+    """
+
+    def __init__(self, path: str | os.PathLike, verify: bool = False):
+        self.path = Path(path)
+        self._map = _map_file(self.path)
+        size = len(self._map)
+        header_len, header_crc = fmt.read_preamble(self._map[:fmt.PREAMBLE_SIZE], size)
+        raw = self._map[fmt.PREAMBLE_SIZE:fmt.PREAMBLE_SIZE + header_len]
+        self.header = fmt.decode_header(raw, header_crc)
+        self.sections = fmt.parse_sections(self.header, size, fmt.PREAMBLE_SIZE + header_len)
+        self._read_fields()
+        self._arrays = {name: self._view(s) for name, s in self.sections.items()}
+        self._check_shapes()
+        if verify:
+            self.verify()
+
+    # -- header -----------------------------------------------------------------------------
+    def _read_fields(self) -> None:
+        h = self.header
+        if h.get("format") != "ngramds":
+            raise FormatError("header does not describe an ngramds file; the file is damaged")
+        try:
+            self.vocab_size = _int(h, "vocab_size", 1, fmt.MAX_VOCAB)
+            self.num_tokens = _int(h, "num_tokens", 1, 1 << 62)
+            self.num_documents = _int(h, "num_documents", 1, 1 << 62)
+            tables = h["tables"]
+            table = tables[0]
+            self.order = _int(table, "order", 1, fmt.MAX_ORDER)
+            self.num_contexts = _int(table, "num_contexts", 1, 1 << 62)
+            self.num_entries = _int(table, "num_entries", 1, 1 << 62)
+            top_k = table.get("top_k")
+            self.top_k = None if top_k is None else _int(table, "top_k", 1, 1 << 62)
+        except (KeyError, IndexError, TypeError):
+            raise FormatError("header lacks required fields; the file is damaged") from None
+        if h.get("token_dtype") != fmt.dtype_name(fmt.token_dtype(self.vocab_size)):
+            raise FormatError("header token dtype does not match its vocab size; damaged file")
+        self.token_dtype = fmt.token_dtype(self.vocab_size)
+        self.prefix = f"order{self.order}/"
+
+    def _view(self, s: fmt.Section) -> np.ndarray:
+        if s.length == 0:
+            arr = np.empty(s.shape, s.dtype)
+        else:
+            count = s.length // s.dtype.itemsize
+            arr = np.frombuffer(self._map, s.dtype, count, s.offset).reshape(s.shape)
+        arr.flags.writeable = False
+        return arr
+
+    def _check_shapes(self) -> None:
+        n, d, c, e, m = (self.num_tokens, self.num_documents, self.num_contexts,
+                         self.num_entries, self.order - 1)
+        t = self.token_dtype
+        expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
+        p = self.prefix
+        expect.update({
+            p + "context_length_offsets": ((m + 2,), None),
+            p + "context_tokens": ((c, m), {t}),
+            p + "entry_offsets": ((c + 1,), None),
+            p + "next_ids": ((e,), {t}),
+            p + "counts": ((e,), None),
+            p + "totals": ((c,), None),
+            p + "position_contexts": ((n,), None),
+        })
+        for name, (shape, dtypes) in expect.items():
+            if name not in self._arrays:
+                raise FormatError(f"section {name!r} is missing; the file is damaged")
+            arr = self._arrays[name]
+            if arr.shape != shape or (dtypes and arr.dtype not in dtypes):
+                raise FormatError(f"section {name!r} has shape {arr.shape} {arr.dtype}, "
+                                  f"expected {shape}; the file is damaged")
+        ends = [(self.doc_offsets, n), (self.entry_offsets, e),
+                (self.context_length_offsets, c)]
+        for arr, last in ends:
+            if int(arr[0]) != 0 or int(arr[-1]) != last:
+                raise FormatError("offset section does not run from 0 to its count; "
+                                  "the file is damaged")
+        if np.any(np.diff(self.context_length_offsets.astype(np.int64)) < 0):
+            raise FormatError("context length offsets are not sorted; the file is damaged")
+
+    # -- arrays -----------------------------------------------------------------------------
+    def _table(self, name: str) -> np.ndarray:
+        return self._arrays[self.prefix + name]
+
+    tokens = property(lambda self: self._arrays["tokens"], doc="Token stream [num_tokens].")
+    doc_offsets = property(lambda self: self._arrays["doc_offsets"],
+                           doc="Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]].")
+    context_length_offsets = property(lambda self: self._table("context_length_offsets"))
+    context_tokens = property(lambda self: self._table("context_tokens"))
+    entry_offsets = property(lambda self: self._table("entry_offsets"))
+    next_ids = property(lambda self: self._table("next_ids"))
+    counts = property(lambda self: self._table("counts"))
+    totals = property(lambda self: self._table("totals"))
+    position_contexts = property(lambda self: self._table("position_contexts"))
+
+    # -- queries ----------------------------------------------------------------------------
+    def context_id(self, context) -> int:
+        """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen."""
+        query = np.asarray(context, dtype=np.int64).reshape(-1)
+        m = self.order - 1
+        if query.size > m:
+            raise ValueError(f"context has {query.size} tokens; order {self.order} contexts "
+                             f"have at most {m}")
+        if query.size and (query.min() < 0 or query.max() >= self.vocab_size):
+            return -1
+        lo = int(self.context_length_offsets[query.size])
+        hi = int(self.context_length_offsets[query.size + 1])
+        padded = np.zeros(m, np.int64)
+        padded[:query.size] = query
+        return int(_find_row(self.context_tokens, lo, hi, padded))
+
+    def distribution(self, context) -> tuple[np.ndarray, np.ndarray]:
+        """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen.
+
+        A context shorter than order-1 means "that many tokens after a document start".
+        """
+        cid = self.context_id(context)
+        if cid < 0:
+            return self.next_ids[:0], self.counts[:0]
+        lo, hi = int(self.entry_offsets[cid]), int(self.entry_offsets[cid + 1])
+        if not 0 <= lo <= hi <= self.num_entries:
+            raise FormatError("entry offsets out of range; the file is damaged (run verify)")
+        return self.next_ids[lo:hi], self.counts[lo:hi]
+
+    def total(self, context) -> int:
+        """Number of positions with ``context`` (exact, also with --top-k); 0 if unseen."""
+        cid = self.context_id(context)
+        return 0 if cid < 0 else int(self.totals[cid])
+
+    def document(self, d: int) -> np.ndarray:
+        """Tokens of document ``d``."""
+        return self.tokens[int(self.doc_offsets[d]):int(self.doc_offsets[d + 1])]
+
+    # -- integrity --------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Recompute every section checksum and check structural invariants; raise on damage."""
+        for name, s in self.sections.items():
+            if fmt.crc32(self._arrays[name]) != s.crc32:
+                raise ChecksumError(f"section {name!r} fails its checksum; the file is damaged, "
+                                    "rebuild it")
+        from .validate import check_structure
+        check_structure(self)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the arrays and the map (arrays handed out earlier keep it alive)."""
+        self._arrays = {}
+        self._map = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        return (NgramFile, (str(self.path),))
+
+    def __repr__(self) -> str:
+        return (f"NgramFile({str(self.path)!r}, order={self.order}, vocab_size={self.vocab_size},"
+                f" num_tokens={self.num_tokens}, num_contexts={self.num_contexts})")
+
+
+def _int(d: dict, key: str, lo: int, hi: int) -> int:
+    v = d[key]
+    if type(v) is not int or not lo <= v <= hi:
+        raise FormatError(f"header field {key!r} = {v!r} is out of range; the file is damaged")
+    return v
+
+
+def _map_file(path: Path) -> mmap.mmap:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < fmt.PREAMBLE_SIZE:
+                raise FormatError(f"{path} is {size} bytes, too short for an ngramds file")
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except FileNotFoundError:
+        raise FileAccessError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise FileAccessError(f"{path} is a directory, not an ngramds file") from None
+    except PermissionError:
+        raise FileAccessError(f"{path} is not readable (permission denied)") from None
+
+
+@njit(cache=True)
+def _find_row(rows, lo, hi, query):
+    """Binary search of ``query`` among rows[lo:hi] (lexicographically sorted); -1 if absent."""
+    m = rows.shape[1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        cmp = 0
+        for t in range(m):
+            a, b = np.int64(rows[mid, t]), query[t]
+            if a != b:
+                cmp = -1 if a < b else 1
+                break
+        if cmp == 0:
+            return mid
+        if cmp < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1
+
+
+def open_file(path: str | os.PathLike, verify: bool = False) -> NgramFile:
+    """Open an ngramds file (cheap structural checks; ``verify=True`` also checks content)."""
+    return NgramFile(path, verify=verify)

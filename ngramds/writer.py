@@ -1,0 +1,100 @@
+"""Atomic file writing: temporary file, magic written last, fsync, rename."""
+from __future__ import annotations
+
+import errno
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import format as fmt
+from .errors import FileAccessError
+
+TMP_MARK = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_temporaries(path: Path) -> list[Path]:
+    """Remove temporary files of earlier builds of ``path`` whose process is gone."""
+    removed = []
+    for tmp in path.parent.glob(f"{path.name}{TMP_MARK}*"):
+        pid = tmp.name.rsplit(TMP_MARK, 1)[1].split(".")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    if removed:
+        warnings.warn(f"removed {len(removed)} leftover temporary file(s) of an interrupted build "
+                      f"of {path}", stacklevel=3)
+    return removed
+
+
+def write_atomic(path: Path, header_fields: dict, arrays: dict[str, np.ndarray]) -> int:
+    """Write an ngramds file to ``path`` atomically; return its size in bytes.
+
+    The data goes to ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is
+    on disk, so neither the temporary nor the output path ever holds a file that opens as valid
+    before the build is complete.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileAccessError(f"output directory {path.parent} does not exist; create it first")
+    clean_stale_temporaries(path)
+    header_bytes, sections = fmt.layout(header_fields, arrays)
+    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(fmt.pack_preamble(header_bytes, magic=b"\0" * 8))
+            f.write(header_bytes)
+            for section in sections:
+                f.seek(section.offset)
+                arr = np.ascontiguousarray(arrays[section.name])
+                if arr.nbytes:
+                    f.write(memoryview(arr).cast("B"))
+            end = sections[-1].offset + sections[-1].length if sections else f.tell()
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+            f.seek(0)
+            f.write(fmt.MAGIC)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return end
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            if exc.errno == errno.ENOSPC:
+                raise FileAccessError(f"disk full while writing {path}; free space or choose "
+                                      "another output path (nothing was written)") from None
+            raise FileAccessError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
