@@ -1,0 +1,144 @@
+"""The `ngramds` command line: build, info, verify, query."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NgramdsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ngramds", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a file of next-token distributions from a corpus")
+    b.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="token files (.bin with --dtype, .npy), Megatron prefix.bin/.idx, "
+                        ".txt/.jsonl with --tokenizer; several form one corpus in order")
+    b.add_argument("-o", "--output", required=True, help="output file (written atomically)")
+    b.add_argument("--order", type=int, default=4, help="n of the n-grams (1..16, default 4)")
+    b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
+    b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
+    b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
+    b.add_argument("--eos-id", type=int,
+                   help="token files: EOS ends its document; text: appended to each document")
+    b.add_argument("--doc-lengths", metavar="FILE",
+                   help="document lengths (.npy or one integer per line) for all tokens")
+    b.add_argument("--tokenizer", metavar="JSON", help="HuggingFace tokenizer.json for text")
+    b.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    b.add_argument("--text-unit", choices=["line", "file"], default="line",
+                   help=".txt documents: one per line (default) or one per file")
+    b.add_argument("--default-corpus", action="store_true",
+                   help="build this Python's standard library source (no download); the "
+                        "trained tokenizer is saved beside the output")
+    b.add_argument("--threads", type=int, help="compiled-code threads (default: all cores)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    i = sub.add_parser("info", help="summarise a file")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+
+    v = sub.add_parser("verify", help="recompute checksums and check structure")
+    v.add_argument("file")
+
+    q = sub.add_parser("query", help="show the next-token distribution of a context")
+    q.add_argument("file")
+    q.add_argument("context", nargs="*", type=int, metavar="ID",
+                   help="context token ids, oldest first (fewer than order-1: document start)")
+    q.add_argument("--tokenizer", metavar="JSON", help="decode ids (and encode --text)")
+    q.add_argument("--text", help="context as text (its last order-1 tokens)")
+    q.add_argument("--top", type=int, default=10, help="entries to show (default 10)")
+    return p
+
+
+def _cmd_build(a) -> int:
+    from .builder import build
+    if a.threads:
+        import numba
+        numba.set_num_threads(a.threads)
+    options = dict(order=a.order, top_k=a.top_k, vocab_size=a.vocab_size, progress=not a.quiet)
+    if a.default_corpus:
+        if a.inputs:
+            raise NgramdsError("give either INPUT files or --default-corpus, not both")
+        from .stdlib_corpus import stdlib_corpus
+        tok_path = Path(a.output).with_suffix(".tokenizer.json")
+        if not a.quiet:
+            print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
+                  file=sys.stderr)
+        build(stdlib_corpus(tok_path), a.output, **options)
+    else:
+        if not a.inputs:
+            raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
+        build(a.inputs, a.output, dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
+              tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit, **options)
+    if not a.quiet:
+        from .reader import open_file
+        from .stats import format_summary, summary
+        print(format_summary(summary(open_file(a.output))))
+    return 0
+
+
+def _cmd_info(a) -> int:
+    from .reader import open_file
+    from .stats import format_summary, summary
+    s = summary(open_file(a.file))
+    print(json.dumps(s, indent=2) if a.json else format_summary(s))
+    return 0
+
+
+def _cmd_verify(a) -> int:
+    from .reader import open_file
+    open_file(a.file, verify=True)
+    print(f"{a.file}: OK")
+    return 0
+
+
+def _cmd_query(a) -> int:
+    from .inputs import _tokenizer
+    from .reader import open_file
+    f = open_file(a.file)
+    tok = _tokenizer(a.tokenizer) if a.tokenizer else None
+    context = list(a.context)
+    if a.text is not None:
+        if tok is None:
+            raise NgramdsError("--text needs --tokenizer to encode it")
+        ids = tok.encode(a.text, add_special_tokens=False).ids
+        context = ids[-(f.order - 1):] if f.order > 1 else []
+    if len(context) > f.order - 1:
+        context = context[len(context) - (f.order - 1):]
+    ids, counts = f.distribution(context)
+    total = f.total(context)
+    show = (lambda t: repr(tok.decode([int(t)]))) if tok else (lambda t: "")
+    ctx_text = " ".join(map(str, context)) or "(document start)"
+    if tok is not None and context:
+        ctx_text += f"  {tok.decode(context)!r}"
+    print(f"context {ctx_text}: seen {total:,} times, {ids.size:,} distinct next tokens stored")
+    for rank, (t, c) in enumerate(zip(ids[:a.top], counts[:a.top]), 1):
+        print(f"{rank:4d}  {int(t):8d}  {int(c):10,d}  {c / total:8.4f}  {show(t)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handler = {"build": _cmd_build, "info": _cmd_info, "verify": _cmd_verify,
+               "query": _cmd_query}[args.command]
+    try:
+        return handler(args)
+    except NgramdsError as exc:
+        if args.debug:
+            raise
+        print(f"ngramds: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ngramds: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The built-in default corpus: this Python's standard library source, one document per file,
+tokenised with a byte-level BPE trained offline on the same text (needs `tokenizers`)."""
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+
+from .builder import Corpus
+from .errors import InputError
+
+DEFAULT_VOCAB = 8192
+EOS_TOKEN = "<|endoftext|>"
+
+
+def stdlib_files() -> list[Path]:
+    """All .py files of the standard library (not site-packages), in a fixed order."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return sorted(p for p in root.rglob("*.py")
+                  if "site-packages" not in p.parts and "dist-packages" not in p.parts)
+
+
+def _read(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def train_tokenizer(texts: list[str], vocab_size: int = DEFAULT_VOCAB):
+    """A byte-level BPE tokenizer trained on ``texts`` (deterministic for the same input)."""
+    try:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    except ImportError:
+        raise InputError("the default corpus needs `tokenizers`: pip install tokenizers") from None
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS_TOKEN],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def stdlib_corpus(tokenizer_path: str | Path, vocab_size: int = DEFAULT_VOCAB,
+                  files: list[Path] | None = None) -> Corpus:
+    """Tokenise the standard library (each file a document ending with EOS).
+
+    The tokenizer is trained and saved to ``tokenizer_path`` unless that file exists.
+    """
+    files = stdlib_files() if files is None else files
+    texts = [_read(p) for p in files]
+    tokenizer_path = Path(tokenizer_path)
+    if tokenizer_path.exists():
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(str(tokenizer_path))
+    else:
+        tok = train_tokenizer(texts, vocab_size)
+        tok.save(str(tokenizer_path))
+    eos = tok.token_to_id(EOS_TOKEN)
+    docs = [np.append(np.asarray(e.ids, np.uint32), np.uint32(eos))
+            for e in tok.encode_batch(texts, add_special_tokens=False)]
+    corpus = Corpus.from_documents(docs)
+    corpus.sources = ["<python stdlib>"]
+    corpus.tokenizer = tokenizer_path.name
+    corpus.vocab_size = tok.get_vocab_size()
+    return corpus
