@@ -30,7 +30,11 @@ def align(offset: int) -> int:
 
 def crc32(data) -> int:
     """CRC-32 (as zlib computes it) of a bytes-like object or contiguous array."""
-    return zlib.crc32(memoryview(data).cast("B")) & 0xFFFFFFFF
+    if isinstance(data, np.ndarray):
+        if data.nbytes == 0:
+            return 0
+        data = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return zlib.crc32(data) & 0xFFFFFFFF
 
 
 def dtype_name(dtype: np.dtype) -> str:
