@@ -1,0 +1,33 @@
+"""Small writers of third-party input formats and a tiny offline tokenizer, for tests."""
+import json
+import struct
+
+import numpy as np
+
+
+def write_megatron(prefix, docs, dtype=np.uint16, code=8, magic=b"MMIDIDX\x00\x00", version=1):
+    """Write ``docs`` (one sequence per document) as a Megatron indexed dataset."""
+    tokens = np.concatenate([np.asarray(d, dtype) for d in docs]) if docs else np.empty(0, dtype)
+    (prefix.parent / (prefix.name + ".bin")).write_bytes(tokens.tobytes())
+    sizes = np.array([len(d) for d in docs], np.int32)
+    pointers = np.concatenate([[0], np.cumsum(sizes[:-1], dtype=np.int64)]) * np.dtype(dtype).itemsize
+    doc_idx = np.arange(len(docs) + 1, dtype=np.int64)
+    head = struct.pack("<9sQBQQ", magic, version, code, len(docs), len(doc_idx))
+    (prefix.parent / (prefix.name + ".idx")).write_bytes(
+        head + sizes.tobytes() + pointers.astype(np.int64).tobytes() + doc_idx.tobytes())
+
+
+def write_jsonl(path, texts, field="text"):
+    path.write_text("".join(json.dumps({field: t}) + "\n" for t in texts), encoding="utf-8")
+
+
+def train_small_tokenizer(path, texts):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.save(str(path))
+    return tok

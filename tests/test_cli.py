@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from ngramds.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "ngramds.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_build_info_verify_query(tmp_path, capsys):
+    tokens = np.array([5, 6, 7, 5, 6, 8, 0, 5, 6, 7, 0], np.uint16)
+    tokens.tofile(tmp_path / "c.bin")
+    out = tmp_path / "c.ngds"
+    assert main(["build", str(tmp_path / "c.bin"), "-o", str(out), "--order", "3",
+                 "--dtype", "uint16", "--eos-id", "0", "-q"]) == 0
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["num_tokens"] == 11 and info["num_documents"] == 2 and info["order"] == 3
+    for key in ("num_contexts", "num_entries", "vocab_size", "top_r_mass"):
+        assert key in info
+    assert main(["info", str(out)]) == 0
+    assert "mass in top r" in capsys.readouterr().out
+    assert main(["verify", str(out)]) == 0
+    assert main(["query", str(out), "5", "6"]) == 0
+    text = capsys.readouterr().out
+    assert "seen 3 times" in text and "0.6667" in text
+
+
+def test_errors_exit_2_without_traceback(tmp_path):
+    r = run("info", tmp_path / "missing.ngds")
+    assert r.returncode == 2
+    assert r.stderr.startswith("ngramds: error:") and "Traceback" not in r.stderr
+    r = run("build", tmp_path / "c.bin", "-o", tmp_path / "x.ngds")
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    (tmp_path / "c.bin").write_bytes(b"\x01\x00\x02")
+    r = run("build", tmp_path / "c.bin", "-o", tmp_path / "x.ngds", "--dtype", "uint16")
+    assert r.returncode == 2 and "multiple" in r.stderr
+    r = run("--debug", "info", tmp_path / "missing.ngds")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_verify_reports_damage(tmp_path):
+    tokens = np.arange(1000, dtype=np.uint16) % 17
+    np.save(tmp_path / "c.npy", tokens)
+    out = tmp_path / "c.ngds"
+    assert main(["build", str(tmp_path / "c.npy"), "-o", str(out), "-q"]) == 0
+    data = bytearray(out.read_bytes())
+    data[-3] ^= 0xFF
+    out.write_bytes(bytes(data))
+    r = run("verify", out)
+    assert r.returncode == 2 and "checksum" in r.stderr and len(r.stderr.splitlines()) == 1
