@@ -1,0 +1,178 @@
+"""Per-position soft targets (spec/TARGETS.md), computed in compiled code for whole batches.
+
+Torch-free: returns numpy arrays; :mod:`ngramds.torch` wraps them for training.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .errors import FormatError
+
+ONEHOT, ALLNTS, TAIL, RENORM = 0, 1, 2, 3
+MODES = {"onehot": ONEHOT, "allnts": ALLNTS, "coconts-tail": TAIL, "coconts-renorm": RENORM}
+_ERRORS = {1: "a position refers to a context id past the table",
+           2: "entry offsets are out of range or unsorted",
+           3: "a distribution is empty or larger than its context total",
+           4: "a sample runs past the end of the token stream"}
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(cache=True)
+def splitmix64(x):
+    """SplitMix64 finaliser: a well-mixed 64-bit hash of ``x`` (uint64)."""
+    x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+    x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+    x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def position_key(seed, epoch, position):
+    """The random 64-bit word of (seed, epoch, position) used by the tail draw."""
+    return splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(epoch) ^
+                                                  splitmix64(np.uint64(position))))
+
+
+@njit(cache=True)
+def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, totals,
+                 sample_starts, seq_len, mode, r, seed, epoch, complete,
+                 input_ids, labels, target_ids, target_probs):
+    """Fill batch arrays for samples starting at ``sample_starts`` (token offsets).
+
+    ``complete``: the file stores every next token (no top-k), so tail mass = total - top mass.
+    Returns 0, or an error code (see _ERRORS) when the file's arrays are inconsistent: every
+    index read from the file is checked before it is followed.
+    """
+    n = tokens.shape[0]
+    num_contexts = totals.shape[0]
+    num_entries = next_ids.shape[0]
+    los = np.empty(seq_len, np.int64)
+    his = np.empty(seq_len, np.int64)
+    tots = np.empty(seq_len, np.int64)
+    for b in range(sample_starts.shape[0]):
+        s = sample_starts[b]
+        if s < 0 or s + seq_len >= n:
+            return 4
+        for i in range(seq_len):
+            input_ids[b, i] = tokens[s + i]
+            labels[b, i] = tokens[s + i + 1]
+        if mode == ONEHOT:
+            continue
+        # gather first: independent loads of many positions overlap in the memory system
+        for i in range(seq_len):
+            c = np.int64(position_contexts[s + i + 1])
+            if c >= num_contexts:
+                return 1
+            los[i] = entry_offsets[c]
+            his[i] = entry_offsets[c + 1]
+            tots[i] = totals[c]
+        touch = 0
+        for i in range(seq_len):
+            lo, hi = los[i], his[i]
+            if lo >= hi or hi > num_entries or tots[i] == 0:
+                return 3 if lo == hi or tots[i] == 0 else 2
+            touch += np.int64(next_ids[lo]) + np.int64(counts[lo])
+        if touch < 0:
+            return 2
+        for i in range(seq_len):
+            code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
+                                    s + i + 1, mode, r, seed, epoch, complete,
+                                    target_ids, target_probs, b * seq_len + i)
+            if code:
+                return code
+    return 0
+
+
+@njit(cache=True)
+def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, epoch,
+                     complete, ids, probs, row):
+    """Target of one position (row ``row`` of the flattened outputs) whose context's entries
+    are [lo, hi) (see spec/TARGETS.md)."""
+    for k in range(ids.shape[1]):
+        ids[row, k] = label
+        probs[row, k] = 0.0
+    if mode == ALLNTS:
+        kept = min(hi - lo, ids.shape[1])
+        mass = 0
+        for k in range(kept):
+            mass += np.int64(counts[lo + k])
+        if mass == 0 or mass > total:
+            return 3
+        inv = 1.0 / mass
+        for k in range(kept):
+            ids[row, k] = next_ids[lo + k]
+            probs[row, k] = counts[lo + k] * inv
+        return 0
+    top = min(hi - lo, r)
+    top_mass = 0
+    label_in_top = False
+    for k in range(top):
+        top_mass += np.int64(counts[lo + k])
+        if np.int64(next_ids[lo + k]) == label:
+            label_in_top = True
+    if top_mass == 0 or top_mass > total:
+        return 3
+    if mode == RENORM:
+        if label_in_top:
+            inv = 1.0 / top_mass
+            for k in range(top):
+                ids[row, k] = next_ids[lo + k]
+                probs[row, k] = counts[lo + k] * inv
+        else:
+            probs[row, r] = 1.0
+        return 0
+    # TAIL: top r intact, residual mass to one token outside the top r
+    inv = 1.0 / total
+    for k in range(top):
+        ids[row, k] = next_ids[lo + k]
+        probs[row, k] = counts[lo + k] * inv
+    residual = total - top_mass
+    if residual == 0:
+        return 0
+    probs[row, r] = residual * inv
+    if label_in_top:
+        tail_mass = residual
+        if not complete:
+            tail_mass = 0
+            for k in range(lo + top, hi):
+                tail_mass += np.int64(counts[k])
+        if tail_mass > 0:
+            u = np.int64(position_key(seed, epoch, p) % np.uint64(tail_mass))
+            k = lo + top
+            u -= np.int64(counts[k])
+            while u >= 0 and k + 1 < hi:
+                k += 1
+                u -= np.int64(counts[k])
+            ids[row, r] = next_ids[k]
+    return 0
+
+
+def check(code: int) -> None:
+    """Raise for a non-zero code of :func:`fill_targets`."""
+    if code:
+        raise FormatError(f"{_ERRORS.get(code, 'inconsistent file')}; the file is damaged "
+                          "(run `ngramds verify`)")
+
+
+def target_width(mode: int, r: int, max_k: int) -> int:
+    """Slots K per position: r+1 for CoCoNTs, max_k for AllNTs, 0 for one-hot."""
+    return {ONEHOT: 0, ALLNTS: max_k, TAIL: r + 1, RENORM: r + 1}[mode]
+
+
+def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k: int = 0,
+                    seed: int = 0, epoch: int = 0):
+    """(input_ids, labels, target_ids, target_probs) numpy arrays for a batch of samples."""
+    starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
+    b = starts.size
+    k = target_width(mode, r, max_k)
+    input_ids = np.empty((b, seq_len), np.int64)
+    labels = np.empty((b, seq_len), np.int64)
+    target_ids = np.empty((b, seq_len, k), np.int64)
+    target_probs = np.empty((b, seq_len, k), np.float32)
+    check(fill_targets(f.tokens, f.position_contexts, f.entry_offsets, f.next_ids, f.counts,
+                       f.totals, starts, seq_len, mode, r, seed, epoch, f.top_k is None,
+                       input_ids, labels, target_ids.reshape(b * seq_len, k),
+                       target_probs.reshape(b * seq_len, k)))
+    return input_ids, labels, target_ids, target_probs

@@ -1,0 +1,10 @@
+"""PyTorch integration: the dataset of soft targets, a resumable loader, and the losses.
+
+Needs ``torch`` (install the build for your hardware first; see the README).
+"""
+from .dataset import NgramDataset
+from .loader import NgramLoader
+from .loss import DEFAULT_ALPHA, IGNORE_INDEX, ngram_loss, soft_cross_entropy
+
+__all__ = ["NgramDataset", "NgramLoader", "soft_cross_entropy", "ngram_loss", "DEFAULT_ALPHA",
+           "IGNORE_INDEX"]
