@@ -18,10 +18,10 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
     and from the mean's denominator; a row of all-zero probabilities adds 0. ``reduction``:
     "mean" (over counted positions), "sum" or "none" (per position, 0 where masked).
     """
-    logits = logits.float()
+    logits = _upcast(logits)
     lse = torch.logsumexp(logits, dim=-1)
     picked = torch.gather(logits, -1, target_ids)
-    probs = target_probs.float()
+    probs = target_probs.to(logits.dtype)
     loss = lse * probs.sum(-1) - (probs * picked).sum(-1)
     return _reduce(loss, mask, reduction)
 
@@ -36,18 +36,23 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     """
     labels = batch["labels"].to(logits.device)
     mask = labels != IGNORE_INDEX
-    logits = logits.float()
+    logits = _upcast(logits)
     if "target_ids" not in batch or alpha == 0:
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
                                ignore_index=IGNORE_INDEX, reduction="none").view(labels.shape)
         return _reduce(loss, mask, reduction)
     ids = batch["target_ids"].to(logits.device)
-    probs = batch["target_probs"].to(logits.device).float()
+    probs = batch["target_probs"].to(logits.device, logits.dtype)
     lse = torch.logsumexp(logits, dim=-1)
     label_logit = torch.gather(logits, -1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
     soft = lse * probs.sum(-1) - (probs * torch.gather(logits, -1, ids)).sum(-1)
     loss = (1 - alpha) * (lse - label_logit) + alpha * soft
     return _reduce(loss, mask, reduction)
+
+
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits are computed in float32 (float64 stays float64)."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
 def _reduce(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
