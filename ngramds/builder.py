@@ -91,7 +91,7 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
     bits = max(1, (vocab_size - 1).bit_length())
     words, shifts, used_bits = _key_layout(m, bits)
     nchunks = K.num_chunks(n)
-    pos_dtype = np.uint32 if n <= 1 << 32 else np.uint64
+    pos_dtype = np.promote_types(np.uint32, fmt.uint_dtype(n - 1))
 
     progress.step("packing contexts")
     keys = np.empty((n, len(used_bits)), np.uint64)

@@ -44,10 +44,15 @@ def dtype_name(dtype: np.dtype) -> str:
     return f"<u{dtype.itemsize}"
 
 
+# Tests raise this (bytes) to exercise 64-bit sections without 4-billion-token corpora.
+MIN_UINT_BYTES = 1
+
+
 def uint_dtype(max_value: int) -> np.dtype:
-    """Smallest unsigned little-endian dtype that holds ``max_value``."""
+    """Smallest unsigned little-endian dtype (of at least MIN_UINT_BYTES) that holds
+    ``max_value``."""
     for name in ("<u1", "<u2", "<u4", "<u8"):
-        if max_value <= np.iinfo(name).max:
+        if DTYPES[name].itemsize >= MIN_UINT_BYTES and max_value <= np.iinfo(name).max:
             return DTYPES[name]
     raise FormatError(f"value {max_value} does not fit in 64 bits")
 
@@ -107,12 +112,16 @@ def read_preamble(buf: bytes, file_size: int) -> tuple[int, int]:
         if buf[:8] == b"\x00" * 8 and file_size >= PREAMBLE_SIZE:
             raise FormatError("file is an incomplete ngramds build (no magic yet); rebuild it")
         raise FormatError("not an ngramds file (bad magic); give a file written by `ngramds build`")
-    magic, version, _flags, header_len, header_crc, _ = PREAMBLE.unpack(buf[:PREAMBLE_SIZE])
+    magic, version, flags, header_len, header_crc, reserved = PREAMBLE.unpack(
+        buf[:PREAMBLE_SIZE])
     if version > FORMAT_VERSION:
         raise FormatError(f"format version {version} is newer than this ngramds supports "
                           f"({FORMAT_VERSION}); upgrade ngramds")
     if version < 1:
-        raise FormatError(f"invalid format version {version}")
+        raise FormatError(f"invalid format version {version}; the file is damaged")
+    if flags or reserved:
+        raise FormatError("unknown flags set in the preamble; the file is damaged or written "
+                          "by a newer ngramds")
     if header_len > MAX_HEADER_BYTES or PREAMBLE_SIZE + header_len > file_size:
         raise FormatError(f"header length {header_len} runs past the end of the file "
                           f"({file_size} bytes); the file is truncated or damaged")

@@ -203,6 +203,8 @@ def _map_file(path: Path) -> mmap.mmap:
         raise FileAccessError(f"{path} is a directory, not an ngramds file") from None
     except PermissionError:
         raise FileAccessError(f"{path} is not readable (permission denied)") from None
+    except (OSError, ValueError) as exc:
+        raise FileAccessError(f"cannot map {path}: {exc}") from None
 
 
 @njit(cache=True)

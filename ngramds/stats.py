@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import FormatError
 from .reader import NgramFile
 
 MASS_RANKS = (1, 2, 4, 8, 16)
@@ -15,12 +16,14 @@ def summary(f: NgramFile) -> dict:
     the expected probability mass a top-r target keeps, the figure to choose r with.
     """
     sizes = np.diff(f.entry_offsets.astype(np.int64))
+    if sizes.min() < 0:
+        raise FormatError("entry offsets are not sorted; the file is damaged (run verify)")
     totals = f.totals.astype(np.float64)
     counts = f.counts.astype(np.float64)
     starts = f.entry_offsets[:-1].astype(np.int64)
     rank = np.arange(f.num_entries, dtype=np.int64) - np.repeat(starts, sizes)
     file_bytes = max(s.offset + s.length for s in f.sections.values())
-    mass = {r: float(counts[rank < r].sum() / totals.sum()) for r in MASS_RANKS}
+    mass = {r: float(counts[rank < r].sum() / max(totals.sum(), 1)) for r in MASS_RANKS}
     return {
         "path": str(f.path),
         "order": f.order,

@@ -14,7 +14,8 @@ MODES = {"onehot": ONEHOT, "allnts": ALLNTS, "coconts-tail": TAIL, "coconts-reno
 _ERRORS = {1: "a position refers to a context id past the table",
            2: "entry offsets are out of range or unsorted",
            3: "a distribution is empty or larger than its context total",
-           4: "a sample runs past the end of the token stream"}
+           4: "a sample runs past the end of the token stream",
+           5: "a token id is >= the vocabulary size"}
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -37,7 +38,7 @@ def position_key(seed, epoch, position):
 
 @njit(cache=True)
 def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, totals,
-                 sample_starts, seq_len, mode, r, seed, epoch, complete,
+                 sample_starts, seq_len, mode, r, seed, epoch, complete, vocab_size,
                  input_ids, labels, target_ids, target_probs):
     """Fill batch arrays for samples starting at ``sample_starts`` (token offsets).
 
@@ -55,9 +56,15 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
         s = sample_starts[b]
         if s < 0 or s + seq_len >= n:
             return 4
+        bad = 0
         for i in range(seq_len):
-            input_ids[b, i] = tokens[s + i]
-            labels[b, i] = tokens[s + i + 1]
+            t = np.int64(tokens[s + i])
+            bad |= t >= vocab_size
+            input_ids[b, i] = t
+        for i in range(seq_len):
+            labels[b, i] = input_ids[b, i + 1] if i + 1 < seq_len else tokens[s + seq_len]
+        if bad or labels[b, seq_len - 1] >= vocab_size:
+            return 5
         if mode == ONEHOT:
             continue
         # gather first: independent loads of many positions overlap in the memory system
@@ -76,9 +83,14 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
             touch += np.int64(next_ids[lo]) + np.int64(counts[lo])
         if touch < 0:
             return 2
+        width = target_ids.shape[1] if mode == ALLNTS else r
+        for i in range(seq_len):
+            for k in range(los[i], min(his[i], los[i] + width)):
+                if np.int64(next_ids[k]) >= vocab_size:
+                    return 5
         for i in range(seq_len):
             code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
-                                    s + i + 1, mode, r, seed, epoch, complete,
+                                    s + i + 1, mode, r, seed, epoch, complete, vocab_size,
                                     target_ids, target_probs, b * seq_len + i)
             if code:
                 return code
@@ -87,7 +99,7 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
 
 @njit(cache=True)
 def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, epoch,
-                     complete, ids, probs, row):
+                     complete, vocab_size, ids, probs, row):
     """Target of one position (row ``row`` of the flattened outputs) whose context's entries
     are [lo, hi) (see spec/TARGETS.md)."""
     for k in range(ids.shape[1]):
@@ -145,6 +157,8 @@ def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, e
             while u >= 0 and k + 1 < hi:
                 k += 1
                 u -= np.int64(counts[k])
+            if np.int64(next_ids[k]) >= np.int64(vocab_size):
+                return 5
             ids[row, r] = next_ids[k]
     return 0
 
@@ -173,6 +187,6 @@ def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k
     target_probs = np.empty((b, seq_len, k), np.float32)
     check(fill_targets(f.tokens, f.position_contexts, f.entry_offsets, f.next_ids, f.counts,
                        f.totals, starts, seq_len, mode, r, seed, epoch, f.top_k is None,
-                       input_ids, labels, target_ids.reshape(b * seq_len, k),
+                       f.vocab_size, input_ids, labels, target_ids.reshape(b * seq_len, k),
                        target_probs.reshape(b * seq_len, k)))
     return input_ids, labels, target_ids, target_probs

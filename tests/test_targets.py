@@ -147,6 +147,6 @@ def test_corrupt_context_id_raises_not_crashes(tmp_path):
     out = [np.empty((1, 10), np.int64), np.empty((1, 10), np.int64),
            np.empty((10, 3), np.int64), np.empty((10, 3), np.float32)]
     code = T.fill_targets(f.tokens, bad, f.entry_offsets, f.next_ids, f.counts, f.totals,
-                          np.array([0]), 10, T.TAIL, 2, 0, 0, True, *out)
+                          np.array([0]), 10, T.TAIL, 2, 0, 0, True, f.vocab_size, *out)
     with pytest.raises(ngramds.FormatError, match="context id"):
         T.check(code)

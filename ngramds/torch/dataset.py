@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .. import targets as T
-from ..errors import InputError
+from ..errors import FormatError, InputError
 from ..order import sample_order
 from ..reader import NgramFile, open_file
 
@@ -68,6 +68,9 @@ class NgramDataset(IterableDataset):
                      "coconts": T.TAIL if residual == "tail" else T.RENORM}[targets]
         if targets == "allnts":
             widest = int(np.diff(f.entry_offsets.astype(np.int64)).max())
+            if not 1 <= widest <= f.vocab_size:
+                raise FormatError("entry offsets are inconsistent; the file is damaged "
+                                  "(run `ngramds verify`)")
             self.max_k = widest if max_k is None else min(int(max_k), widest)
         else:
             self.max_k = 0

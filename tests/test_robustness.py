@@ -1,0 +1,379 @@
+"""Bad input, hostile or corrupt files, crashes, and 64-bit widening (issue: never lose a run)."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ngramds
+from helpers import train_small_tokenizer, write_megatron
+from ngramds import format as fmt
+from ngramds import targets as T
+from ngramds.cli import main
+from ngramds.stats import summary
+
+NGRAMDS_ERRORS = (ngramds.NgramdsError,)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "ngramds.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+# ---------------------------------------------------------------- bad input, clear error
+def bad_inputs(tmp):
+    """(name, library call, CLI args, message pattern) for every user mistake."""
+    (tmp / "u16.bin").write_bytes(np.arange(5, dtype=np.uint16).tobytes() + b"\x01")
+    np.save(tmp / "float.npy", np.ones(4))
+    np.save(tmp / "neg.npy", np.array([1, -2, 3]))
+    np.save(tmp / "big.npy", np.array([1, 70000]))
+    np.save(tmp / "empty.npy", np.array([], np.int64))
+    np.save(tmp / "ok.npy", np.array([1, 2, 3]))
+    (tmp / "bad.txt").write_bytes(b"good\n\xc3\x28 bad\n")
+    write_megatron(tmp / "magic", [[1, 2]], magic=b"XXXXXXXX\x00")
+    write_megatron(tmp / "version", [[1, 2]], version=3)
+    (tmp / "unreadable.npy").write_bytes(b"")
+    os.chmod(tmp / "unreadable.npy", 0)
+    out = tmp / "o.ngds"
+    return [
+        ("missing input", lambda: ngramds.build(tmp / "nope.npy", out),
+         ["build", tmp / "nope.npy", "-o", out], "does not exist"),
+        ("wrong dtype", lambda: ngramds.build(tmp / "u16.bin", out, dtype="uint16"),
+         ["build", tmp / "u16.bin", "-o", out, "--dtype", "uint16"], "not a multiple"),
+        ("no dtype", lambda: ngramds.build(tmp / "u16.bin", out),
+         ["build", tmp / "u16.bin", "-o", out], "--dtype"),
+        ("float ids", lambda: ngramds.build(tmp / "float.npy", out),
+         ["build", tmp / "float.npy", "-o", out], "integers"),
+        ("negative id", lambda: ngramds.build(tmp / "neg.npy", out),
+         ["build", tmp / "neg.npy", "-o", out], "negative token id"),
+        ("id >= vocab", lambda: ngramds.build(tmp / "big.npy", out, vocab_size=65536),
+         ["build", tmp / "big.npy", "-o", out, "--vocab-size", "65536"], ">= vocab_size"),
+        ("empty corpus", lambda: ngramds.build(tmp / "empty.npy", out),
+         ["build", tmp / "empty.npy", "-o", out], "empty"),
+        ("order < 1", lambda: ngramds.build(tmp / "ok.npy", out, order=0),
+         ["build", tmp / "ok.npy", "-o", out, "--order", "0"], "order must be"),
+        ("order > 16", lambda: ngramds.build(tmp / "ok.npy", out, order=17),
+         ["build", tmp / "ok.npy", "-o", out, "--order", "17"], "order must be"),
+        ("megatron magic", lambda: ngramds.build(tmp / "magic.bin", out),
+         ["build", tmp / "magic.bin", "-o", out], "MMIDIDX"),
+        ("megatron version", lambda: ngramds.build(tmp / "version.bin", out),
+         ["build", tmp / "version.bin", "-o", out], "version 3"),
+        ("text without tokenizer", lambda: ngramds.build(tmp / "bad.txt", out),
+         ["build", tmp / "bad.txt", "-o", out], "--tokenizer"),
+        ("missing tokenizer", lambda: ngramds.build(tmp / "bad.txt", out,
+                                                    tokenizer=tmp / "none.json"),
+         ["build", tmp / "bad.txt", "-o", out, "--tokenizer", tmp / "none.json"],
+         "tokenizer file"),
+        ("no output dir", lambda: ngramds.build(tmp / "ok.npy", tmp / "no" / "x.ngds"),
+         ["build", tmp / "ok.npy", "-o", tmp / "no" / "x.ngds"], "output directory"),
+        ("open other kind", lambda: ngramds.open(tmp / "ok.npy"),
+         ["info", tmp / "ok.npy"], "not an ngramds file"),
+        ("open directory", lambda: ngramds.open(tmp),
+         ["info", tmp], "directory"),
+    ]
+
+
+def test_bad_inputs_library_and_cli(tmp_path):
+    for name, call, args, pattern in bad_inputs(tmp_path):
+        with pytest.raises(NGRAMDS_ERRORS, match=pattern):
+            call()
+        r = cli(*args)
+        assert r.returncode == 2, name
+        errors = [line for line in r.stderr.splitlines() if "error" in line]
+        assert errors == r.stderr.splitlines()[-1:], (name, r.stderr)  # one line, the last
+        assert errors[0].startswith("ngramds: error:") and pattern.strip("-") in errors[0]
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "o.ngds").exists()
+
+
+def test_text_not_utf8_names_line(tmp_path):
+    tok = tmp_path / "tok.json"
+    train_small_tokenizer(tok, ["hello world"] * 10)
+    (tmp_path / "bad.txt").write_bytes(b"good\n\xc3\x28 bad\n")
+    r = cli("build", tmp_path / "bad.txt", "-o", tmp_path / "o.ngds", "--tokenizer", tok)
+    assert r.returncode == 2 and "bad.txt:2: text is not UTF-8" in r.stderr
+
+
+def test_errors_are_value_or_os_errors():
+    assert issubclass(ngramds.InputError, ValueError)
+    assert issubclass(ngramds.FormatError, ValueError)
+    assert issubclass(ngramds.FileAccessError, OSError)
+
+
+# ---------------------------------------------------------------- hostile or corrupt files
+class Blob(bytes):
+    def __repr__(self):
+        return f"<{len(self)} bytes>"
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    tokens = (rng.zipf(1.3, 3000) % 300).astype(np.int64)
+    path = tmp_path_factory.mktemp("good") / "g.ngds"
+    ngramds.build(tokens, path, order=3, eos_id=0, progress=False)
+    return Blob(path.read_bytes())
+
+
+def exercise(path):
+    """Everything a user may do with a file; returns normally or raises an ngramds error."""
+    f = ngramds.open(path)
+    summary(f)
+    for ctx in ([], [1], [1, 2], [5, 0]):
+        f.distribution(ctx)
+    if f.num_tokens > 9:
+        for mode, r, k in ((T.TAIL, 2, 0), (T.RENORM, 2, 0), (T.ALLNTS, 0, 4)):
+            T.compute_targets(f, np.array([0, f.num_tokens - 9]), 8, mode, r, k)
+    from ngramds.torch import NgramDataset
+    if f.num_tokens > 9:
+        for _, _ in zip(range(3), NgramDataset(f, 8, targets="allnts")):
+            pass
+    f.verify()
+
+
+@given(cut=st.integers(0, 10**9))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_truncated_file_never_crashes(tmp_path, good_file, cut):
+    path = tmp_path / "t.ngds"
+    path.write_bytes(good_file[:cut % len(good_file)])
+    with pytest.raises(NGRAMDS_ERRORS):
+        exercise(path)
+
+
+@given(data=st.data())
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_flipped_bits_never_crash_and_verify_sees_them(tmp_path, good_file, data):
+    buf = bytearray(good_file)
+    flips = data.draw(st.lists(st.integers(0, len(buf) * 8 - 1), min_size=1, max_size=3,
+                                 unique=True))
+    for bit in flips:
+        buf[bit // 8] ^= 1 << (bit % 8)
+    path = tmp_path / "f.ngds"
+    path.write_bytes(bytes(buf))
+    changed = bytes(buf) != good_file
+    try:
+        exercise(path)
+    except NGRAMDS_ERRORS:
+        return
+    # nothing complained: the flips must have hit padding (bytes no section covers)
+    assert changed
+    sections = ngramds.open(path).sections.values()
+    for bit in flips:
+        b = bit // 8
+        assert b >= fmt.PREAMBLE_SIZE and not any(
+            s.offset <= b < s.offset + s.length for s in sections)
+
+
+def rewrite(path, header_edit=None, preamble_edit=None):
+    """Re-encode ``path``'s header after ``header_edit(header)``, with a valid header CRC."""
+    data = bytearray(path.read_bytes())
+    header_len, _ = fmt.read_preamble(bytes(data[:32]), len(data))
+    header = msgpack.unpackb(bytes(data[32:32 + header_len]))
+    start = min(s["offset"] for s in header["sections"])
+    if header_edit:
+        header_edit(header)
+    raw = msgpack.packb(header, use_bin_type=True)
+    assert 32 + len(raw) <= start, "edited header must still fit before the sections"
+    data[32:start] = raw + bytes(start - 32 - len(raw))
+    data[:32] = fmt.pack_preamble(raw)
+    if preamble_edit:
+        preamble_edit(data)
+    path.write_bytes(bytes(data))
+
+
+def section(header, name):
+    return next(s for s in header["sections"] if s["name"] == name)
+
+
+LIES = {
+    "section past the end": lambda h: section(h, "tokens").update(offset=2**40),
+    "overlapping sections": lambda h: section(h, "order3/next_ids").update(
+        offset=section(h, "tokens")["offset"]),
+    "misaligned section": lambda h: section(h, "tokens").update(
+        offset=section(h, "tokens")["offset"] + 8),
+    "absurd token count": lambda h: h.update(num_tokens=2**61),
+    "absurd context count": lambda h: h["tables"][0].update(num_contexts=2**50),
+    "shape disagrees with length": lambda h: section(h, "tokens").update(shape=[5]),
+    "negative offset": lambda h: section(h, "tokens").update(offset=-64),
+    "unknown dtype": lambda h: section(h, "tokens").update(dtype="<f8"),
+    "missing section": lambda h: h["sections"].remove(section(h, "order3/counts")),
+    "duplicate section": lambda h: h["sections"].append(dict(section(h, "tokens"))),
+    "wrong order": lambda h: h["tables"][0].update(order=99),
+    "vocab too small for dtype": lambda h: h.update(vocab_size=2**20),
+    "tables not a list": lambda h: h.update(tables="x"),
+    "sections not a list": lambda h: h.update(sections={"a": 1}),
+    "not ngramds": lambda h: h.update(format="other"),
+}
+
+
+@pytest.mark.parametrize("lie", sorted(LIES))
+def test_lying_header_is_refused(tmp_path, good_file, lie):
+    path = tmp_path / "l.ngds"
+    path.write_bytes(good_file)
+    rewrite(path, LIES[lie])
+    with pytest.raises(ngramds.FormatError):
+        exercise(path)
+
+
+def test_lying_header_length_and_crc(tmp_path, good_file):
+    for edit in (lambda d: d.__setitem__(slice(16, 24), (2**40).to_bytes(8, "little")),
+                 lambda d: d.__setitem__(slice(24, 28), b"\0\0\0\0")):
+        path = tmp_path / "p.ngds"
+        path.write_bytes(good_file)
+        rewrite(path, preamble_edit=edit)
+        with pytest.raises(ngramds.FormatError):
+            ngramds.open(path)
+
+
+def test_consistent_lies_in_data_are_caught_by_compiled_bound_checks(tmp_path, good_file):
+    """Corrupt data with matching checksums (a crafted file): kernels refuse, never read OOB."""
+    for name, value in (("order3/position_contexts", 250), ("order3/entry_offsets", 7),
+                        ("tokens", 299), ("order3/next_ids", 299)):
+        path = tmp_path / "c.ngds"
+        path.write_bytes(good_file)
+        f = ngramds.open(path)
+        s = f.sections[name]
+        arrays = {n: np.array(a) for n, a in f._arrays.items()}
+        arr = arrays[name]
+        arr[arr.size // 2] = np.iinfo(arr.dtype).max if name != "tokens" else value
+        if name == "tokens":
+            arrays["tokens"] = arr
+        header = dict(f.header)
+        header.pop("sections")
+        if name in ("tokens", "order3/next_ids"):
+            header["vocab_size"] = value  # ids >= vocab now
+        del f
+        path.unlink()
+        from ngramds.writer import write_atomic
+        write_atomic(path, header, arrays)
+        with pytest.raises(ngramds.FormatError):
+            exercise(path)
+        assert s.name == name
+
+
+# ---------------------------------------------------------------- crash safety
+BUILD_SCRIPT = """
+import sys, numpy as np, ngramds
+rng = np.random.default_rng(int(sys.argv[2]))
+tokens = (rng.zipf(1.3, 1_500_000) % 5000).astype(np.uint16)
+ngramds.build(tokens, sys.argv[1], order=4, eos_id=0, progress=False)
+"""
+
+
+def test_sigkill_at_random_moments_never_leaves_a_partial_file(tmp_path):
+    out = tmp_path / "k.ngds"
+    script = tmp_path / "b.py"
+    script.write_text(BUILD_SCRIPT)
+    subprocess.run([sys.executable, script, out, "0"], check=True)  # warm JIT cache
+    previous = out.read_bytes()
+    rng = np.random.default_rng(0)
+    for trial in range(8):
+        proc = subprocess.Popen([sys.executable, script, out, str(trial + 1)])
+        time.sleep(rng.uniform(0.2, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        f = ngramds.open(out, verify=True)  # always a complete file: the old or the new one
+        current = out.read_bytes()
+        assert current == previous or f.num_tokens == 1_500_000
+        previous = current
+        for tmp in tmp_path.glob("k.ngds.tmp-*"):
+            with pytest.raises(ngramds.FormatError):
+                ngramds.open(tmp)  # a leftover temporary never opens as valid
+    with pytest.warns(UserWarning, match="leftover temporary"):
+        leftovers = list(tmp_path.glob("k.ngds.tmp-*"))
+        if not leftovers:  # make one, as a killed build would leave it
+            (tmp_path / "k.ngds.tmp-999999999").write_bytes(b"\0" * 64)
+        ngramds.build(np.arange(10), out, progress=False)
+    assert not list(tmp_path.glob("k.ngds.tmp-*"))
+
+
+def test_full_disk_gives_clear_error_and_no_file(tmp_path, monkeypatch):
+    import ngramds.writer as writer
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "fsync", no_space)
+    out = tmp_path / "d.ngds"
+    with pytest.raises(ngramds.FileAccessError, match="disk full"):
+        ngramds.build(np.arange(100) % 7, out, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_on_a_real_small_tmpfs(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        np.save(tmp_path / "c.npy", (np.arange(200_000) * 7919 % 3001).astype(np.uint16))
+        r = cli("build", tmp_path / "c.npy", "-o", mnt / "x.ngds", "-q")
+        assert r.returncode == 2 and "disk full" in r.stderr
+        assert list(mnt.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_rebuild_does_not_disturb_open_readers(tmp_path):
+    out = tmp_path / "r.ngds"
+    ngramds.build(np.arange(1000) % 13, out, order=2, progress=False)
+    old = ngramds.open(out)
+    before = np.array(old.tokens)
+    ngramds.build(np.arange(5000) % 17, out, order=3, progress=False)
+    assert np.array_equal(old.tokens, before)
+    old.verify()
+    assert ngramds.open(out).num_tokens == 5000
+
+
+# ---------------------------------------------------------------- sizes past 2^32
+def test_forced_64bit_sections_give_identical_results(tmp_path, monkeypatch):
+    """Every offsets/counts/ids section widened to uint64, as past 2^32 values would need."""
+    rng = np.random.default_rng(5)
+    docs = [rng.integers(0, 40, rng.integers(1, 300)) for _ in range(20)]
+    ngramds.build(docs, tmp_path / "n.ngds", order=3, progress=False)
+    monkeypatch.setattr(fmt, "MIN_UINT_BYTES", 8)
+    ngramds.build(docs, tmp_path / "w.ngds", order=3, progress=False)
+    monkeypatch.setattr(fmt, "MIN_UINT_BYTES", 1)
+    narrow, wide = ngramds.open(tmp_path / "n.ngds"), ngramds.open(tmp_path / "w.ngds", True)
+    for name in ("doc_offsets", "order3/entry_offsets", "order3/counts", "order3/totals",
+                 "order3/position_contexts"):
+        assert wide.sections[name].dtype == np.dtype("<u8")
+        assert np.array_equal(narrow._arrays[name], wide._arrays[name])
+    assert summary(narrow)["top_r_mass"] == summary(wide)["top_r_mass"]
+    for mode in (T.TAIL, T.RENORM, T.ALLNTS):
+        a = T.compute_targets(narrow, np.arange(0, 2000, 50), 40, mode, 3, 5, 1, 2)
+        b = T.compute_targets(wide, np.arange(0, 2000, 50), 40, mode, 3, 5, 1, 2)
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
+
+
+def test_dtypes_follow_the_data():
+    assert fmt.uint_dtype(2**32 - 1) == np.dtype("<u4")
+    assert fmt.uint_dtype(2**32) == np.dtype("<u8")
+    assert fmt.uint_dtype(255) == np.dtype("<u1")
+    assert fmt.token_dtype(65536) == np.dtype("<u2")
+    assert fmt.token_dtype(65537) == np.dtype("<u4")
+    assert fmt.token_dtype(2**32 - 1) == np.dtype("<u4")
+
+
+def test_counts_past_2_32_in_kernels():
+    """The target kernel accumulates counts in 64 bits: totals past 2^32 stay exact."""
+    big = np.array([3 * 2**32, 2**32, 2**31], np.uint64)
+    total = np.array([int(big.sum())], np.uint64)
+    tokens = np.array([0, 1, 0, 1], np.uint32)
+    pc = np.zeros(4, np.uint64)
+    eo = np.array([0, 3], np.uint64)
+    ids = np.array([1, 2, 0], np.uint32)
+    out = [np.empty((1, 2), np.int64), np.empty((1, 2), np.int64),
+           np.empty((2, 4), np.int64), np.empty((2, 4), np.float32)]
+    assert T.fill_targets(tokens, pc, eo, ids, big, total, np.array([0]), 2, T.ALLNTS, 0,
+                          0, 0, True, 3, *out) == 0
+    np.testing.assert_allclose(out[3][0, :3], big / float(total[0]), rtol=1e-6)
