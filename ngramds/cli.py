@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--default-corpus", action="store_true",
                    help="build this Python's standard library source (no download); the "
                         "trained tokenizer is saved beside the output")
+    b.add_argument("--val-fraction", type=float,
+                   help="hold out this fraction of documents (never counted) ...")
+    b.add_argument("--val-output", metavar="PATH",
+                   help="... and build them into PATH (for held-out evaluation)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     b.add_argument("--threads", type=int, help="compiled-code threads (default: all cores)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -58,9 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_build(a) -> int:
     from .builder import build
+    from .inputs import load_corpus
     if a.threads:
         import numba
         numba.set_num_threads(a.threads)
+    if (a.val_fraction is None) != (a.val_output is None):
+        raise NgramdsError("--val-fraction and --val-output go together")
     options = dict(order=a.order, top_k=a.top_k, vocab_size=a.vocab_size, progress=not a.quiet)
     if a.default_corpus:
         if a.inputs:
@@ -70,12 +78,21 @@ def _cmd_build(a) -> int:
         if not a.quiet:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
                   file=sys.stderr)
-        build(stdlib_corpus(tok_path), a.output, **options)
+        corpus = stdlib_corpus(tok_path)
     else:
         if not a.inputs:
             raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
-        build(a.inputs, a.output, dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
-              tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit, **options)
+        corpus = load_corpus(a.inputs, dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
+                             tokenizer=a.tokenizer, text_field=a.text_field,
+                             text_unit=a.text_unit)
+    if a.val_fraction is not None:
+        from .split import split_documents
+        corpus, val = split_documents(corpus, a.val_fraction, a.seed)
+        if options["vocab_size"] is None:  # both files share one vocabulary
+            options["vocab_size"] = corpus.vocab_size or int(max(corpus.tokens.max(),
+                                                                 val.tokens.max())) + 1
+        build(val, a.val_output, **options)
+    build(corpus, a.output, **options)
     if not a.quiet:
         from .reader import open_file
         from .stats import format_summary, summary

@@ -1,0 +1,36 @@
+"""Document-level train / validation split, so held-out text never enters the statistics."""
+from __future__ import annotations
+
+import numpy as np
+
+from .builder import Corpus
+from .errors import InputError
+from .order import permute
+
+
+def split_documents(corpus: Corpus, val_fraction: float, seed: int = 0) -> tuple[Corpus, Corpus]:
+    """(train, validation): round(val_fraction * D) documents, chosen by a keyed permutation of
+    the document indices (deterministic for ``seed``), go to validation; order is kept."""
+    if not 0 < val_fraction < 1:
+        raise InputError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    offsets = np.asarray(corpus.doc_offsets, dtype=np.int64)
+    num_docs = offsets.size - 1
+    num_val = int(round(val_fraction * num_docs))
+    if num_val < 1 or num_val >= num_docs:
+        raise InputError(f"a validation fraction of {val_fraction} of {num_docs} documents "
+                         "leaves one side empty; give more documents or another fraction")
+    picked = np.empty(num_val, np.int64)
+    permute(np.arange(num_val, dtype=np.int64), num_docs, seed, 0x5A1D, picked)
+    is_val = np.zeros(num_docs, bool)
+    is_val[picked] = True
+    return _subset(corpus, offsets, ~is_val), _subset(corpus, offsets, is_val)
+
+
+def _subset(corpus: Corpus, offsets: np.ndarray, keep: np.ndarray) -> Corpus:
+    lengths = np.diff(offsets)[keep]
+    token_mask = np.repeat(keep, np.diff(offsets))
+    tokens = np.asarray(corpus.tokens)[token_mask]
+    sub = Corpus(tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                 sources=list(corpus.sources), tokenizer=corpus.tokenizer,
+                 vocab_size=corpus.vocab_size)
+    return sub
