@@ -75,19 +75,17 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
             los[i] = entry_offsets[c]
             his[i] = entry_offsets[c + 1]
             tots[i] = totals[c]
-        touch = 0
+        # validate the entries a target will read (this also pulls them into the cache)
+        width = target_ids.shape[1] if mode == ALLNTS else r
         for i in range(seq_len):
             lo, hi = los[i], his[i]
             if lo >= hi or hi > num_entries or tots[i] == 0:
                 return 3 if lo == hi or tots[i] == 0 else 2
-            touch += np.int64(next_ids[lo]) + np.int64(counts[lo])
-        if touch < 0:
-            return 2
-        width = target_ids.shape[1] if mode == ALLNTS else r
-        for i in range(seq_len):
-            for k in range(los[i], min(his[i], los[i] + width)):
+            for k in range(lo, min(hi, lo + width)):
                 if np.int64(next_ids[k]) >= vocab_size:
                     return 5
+                if counts[k] == 0:
+                    return 3
         for i in range(seq_len):
             code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
                                     s + i + 1, mode, r, seed, epoch, complete, vocab_size,
@@ -175,16 +173,24 @@ def target_width(mode: int, r: int, max_k: int) -> int:
     return {ONEHOT: 0, ALLNTS: max_k, TAIL: r + 1, RENORM: r + 1}[mode]
 
 
+def output_shapes(batch: int, seq_len: int, mode: int, r: int, max_k: int) -> list:
+    """(shape, dtype) of input_ids, labels, target_ids and target_probs."""
+    k = target_width(mode, r, max_k)
+    return [((batch, seq_len), np.int64), ((batch, seq_len), np.int64),
+            ((batch, seq_len, k), np.int64), ((batch, seq_len, k), np.float32)]
+
+
 def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k: int = 0,
-                    seed: int = 0, epoch: int = 0):
-    """(input_ids, labels, target_ids, target_probs) numpy arrays for a batch of samples."""
+                    seed: int = 0, epoch: int = 0, out: list | None = None):
+    """(input_ids, labels, target_ids, target_probs) numpy arrays for a batch of samples,
+    written into ``out`` (arrays of :func:`output_shapes`) when given."""
     starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
     b = starts.size
-    k = target_width(mode, r, max_k)
-    input_ids = np.empty((b, seq_len), np.int64)
-    labels = np.empty((b, seq_len), np.int64)
-    target_ids = np.empty((b, seq_len, k), np.int64)
-    target_probs = np.empty((b, seq_len, k), np.float32)
+    shapes = output_shapes(b, seq_len, mode, r, max_k)
+    if out is None:
+        out = [np.empty(shape, dtype) for shape, dtype in shapes]
+    input_ids, labels, target_ids, target_probs = out
+    k = shapes[2][0][2]
     check(fill_targets(f.tokens, f.position_contexts, f.entry_offsets, f.next_ids, f.counts,
                        f.totals, starts, seq_len, mode, r, seed, epoch, f.top_k is None,
                        f.vocab_size, input_ids, labels, target_ids.reshape(b * seq_len, k),

@@ -158,13 +158,18 @@ class NgramDataset(IterableDataset):
     def _batch(self, f: NgramFile, local: np.ndarray, rank: int, world: int) -> dict:
         samples = sample_order(local * world + rank, self.num_samples, self.seed, self.epoch,
                                self.shuffle)
-        arrays = T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode,
-                                   self.top_r, self.max_k, self.seed, self.epoch)
-        out = {"input_ids": torch.from_numpy(arrays[0]), "labels": torch.from_numpy(arrays[1]),
-               "index": torch.from_numpy(samples)}
+        # in a worker, write straight into shared memory: handing the batch over copies nothing
+        shared = self.batched and get_worker_info() is not None
+        tensors = [torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
+                   for shape, dtype in T.output_shapes(local.size, self.seq_len, self.mode,
+                                                       self.top_r, self.max_k)]
+        if shared:
+            tensors = [t.share_memory_() for t in tensors]
+        T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
+                          self.max_k, self.seed, self.epoch, out=[t.numpy() for t in tensors])
+        out = {"input_ids": tensors[0], "labels": tensors[1], "index": torch.from_numpy(samples)}
         if self.mode != T.ONEHOT:
-            out["target_ids"] = torch.from_numpy(arrays[2])
-            out["target_probs"] = torch.from_numpy(arrays[3])
+            out["target_ids"], out["target_probs"] = tensors[2], tensors[3]
         return out
 
     def _start(self, wid: int, workers: int) -> tuple[int, int, int]:

@@ -2,10 +2,44 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 DEFAULT_ALPHA = 0.5
+
+
+class _SparseCrossEntropy(torch.autograd.Function):
+    """Per-row -sum_k w_k log_softmax(z)[id_k] for z [N, V], ids/w [N, K].
+
+    One log-normaliser, and a backward that writes the gradient in one pass
+    (softmax(z) * sum_k w_k, then -w_k added at id_k): about the cost of plain cross-entropy.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, ids, weights):
+        z = _upcast(logits)
+        lse = torch.logsumexp(z, dim=-1)
+        wsum = weights.sum(-1)
+        loss = lse * wsum - (weights * torch.gather(z, -1, ids)).sum(-1)
+        ctx.save_for_backward(logits, ids, weights, lse, wsum)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, ids, weights, lse, wsum = ctx.saved_tensors
+        z = _upcast(logits)
+        g = torch.exp(z - lse.unsqueeze(-1)).mul_((grad * wsum).unsqueeze(-1))
+        g.scatter_add_(-1, ids, -(grad.unsqueeze(-1) * weights))
+        return g.to(logits.dtype), None, None
+
+
+def _sparse_ce(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Apply _SparseCrossEntropy over the leading dimensions of ``logits``."""
+    shape = logits.shape[:-1]
+    weights = weights.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
+    loss = _SparseCrossEntropy.apply(logits.reshape(-1, logits.shape[-1]),
+                                     ids.reshape(-1, ids.shape[-1]),
+                                     weights.reshape(-1, weights.shape[-1]))
+    return loss.view(shape)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
@@ -13,17 +47,16 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
                        mask: torch.Tensor | None = None) -> torch.Tensor:
     """-sum_k p_k * log_softmax(logits)[id_k] per position.
 
-    logits [..., V] (any float dtype; computed in float32), target_ids [..., K] int64,
-    target_probs [..., K]. ``mask`` [...] (bool, True = counted) drops positions from the loss
-    and from the mean's denominator; a row of all-zero probabilities adds 0. ``reduction``:
-    "mean" (over counted positions), "sum" or "none" (per position, 0 where masked).
+    logits [..., V] (any float dtype; half precision is computed in float32), target_ids
+    [..., K] int64, target_probs [..., K]. ``mask`` [...] (bool, True = counted) drops positions
+    from the loss and from the mean's denominator; a row of all-zero probabilities adds 0.
+    ``reduction``: "mean" (over counted positions), "sum" or "none" (per position, 0 where
+    masked).
     """
-    logits = _upcast(logits)
-    lse = torch.logsumexp(logits, dim=-1)
-    picked = torch.gather(logits, -1, target_ids)
-    probs = target_probs.to(logits.dtype)
-    loss = lse * probs.sum(-1) - (probs * picked).sum(-1)
-    return _reduce(loss, mask, reduction)
+    probs = target_probs.to(target_ids.device)
+    if mask is not None:
+        probs = probs * mask.unsqueeze(-1)
+    return _reduce(_sparse_ce(logits, target_ids, probs), mask, reduction)
 
 
 def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
@@ -32,22 +65,19 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
 
     ``batch`` is what :class:`NgramDataset` yields (tensors may be on any device). Positions
     whose label is -100 are ignored by both terms. Without soft targets in the batch (targets
-    "onehot") this is plain cross-entropy. The log-normaliser is computed once for both terms.
+    "onehot") this is plain cross-entropy. Both terms share one log-normaliser and one
+    gradient pass.
     """
-    labels = batch["labels"].to(logits.device)
+    device = logits.device
+    labels = batch["labels"].to(device)
     mask = labels != IGNORE_INDEX
-    logits = _upcast(logits)
-    if "target_ids" not in batch or alpha == 0:
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                               ignore_index=IGNORE_INDEX, reduction="none").view(labels.shape)
-        return _reduce(loss, mask, reduction)
-    ids = batch["target_ids"].to(logits.device)
-    probs = batch["target_probs"].to(logits.device, logits.dtype)
-    lse = torch.logsumexp(logits, dim=-1)
-    label_logit = torch.gather(logits, -1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    soft = lse * probs.sum(-1) - (probs * torch.gather(logits, -1, ids)).sum(-1)
-    loss = (1 - alpha) * (lse - label_logit) + alpha * soft
-    return _reduce(loss, mask, reduction)
+    ids = labels.clamp_min(0).unsqueeze(-1)
+    weights = mask.unsqueeze(-1).float()
+    if "target_ids" in batch and alpha != 0:
+        ids = torch.cat([ids, batch["target_ids"].to(device)], -1)
+        probs = batch["target_probs"].to(device).float() * mask.unsqueeze(-1)
+        weights = torch.cat([(1 - alpha) * weights, alpha * probs], -1)
+    return _reduce(_sparse_ce(logits, ids, weights), mask, reduction)
 
 
 def _upcast(logits: torch.Tensor) -> torch.Tensor:
@@ -56,8 +86,6 @@ def _upcast(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _reduce(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    if mask is not None:
-        loss = torch.where(mask, loss, torch.zeros_like(loss))
     if reduction == "none":
         return loss
     if reduction == "sum":
