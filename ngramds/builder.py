@@ -9,7 +9,7 @@ import numpy as np
 
 from . import build_kernels as K
 from . import format as fmt
-from .errors import InputError
+from .errors import FileAccessError, InputError
 from .progress import Progress
 from .writer import write_atomic
 
@@ -170,6 +170,9 @@ def build(source, output, *, order: int = 4, top_k: int | None = None,
         raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {order!r}")
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if not Path(output).parent.is_dir():  # fail before the work, not after it
+        raise FileAccessError(f"output directory {Path(output).parent} does not exist; "
+                              "create it first")
     t0 = time.perf_counter()
     stages = ["reading input", "packing contexts", "sorting contexts", "grouping contexts",
               "counting next tokens", "assembling distributions", "writing file"]

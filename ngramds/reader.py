@@ -25,6 +25,14 @@ class NgramFile:
 
     def __init__(self, path: str | os.PathLike, verify: bool = False):
         self.path = Path(path)
+        try:
+            self._open()
+        except FormatError as exc:
+            raise type(exc)(f"{self.path}: {exc}") from None
+        if verify:
+            self.verify()
+
+    def _open(self) -> None:
         self._map = _map_file(self.path)
         size = len(self._map)
         header_len, header_crc = fmt.read_preamble(self._map[:fmt.PREAMBLE_SIZE], size)
@@ -34,8 +42,6 @@ class NgramFile:
         self._read_fields()
         self._arrays = {name: self._view(s) for name, s in self.sections.items()}
         self._check_shapes()
-        if verify:
-            self.verify()
 
     # -- header -----------------------------------------------------------------------------
     def _read_fields(self) -> None:
@@ -156,12 +162,15 @@ class NgramFile:
     # -- integrity --------------------------------------------------------------------------
     def verify(self) -> None:
         """Recompute every section checksum and check structural invariants; raise on damage."""
-        for name, s in self.sections.items():
-            if fmt.crc32(self._arrays[name]) != s.crc32:
-                raise ChecksumError(f"section {name!r} fails its checksum; the file is damaged, "
-                                    "rebuild it")
         from .validate import check_structure
-        check_structure(self)
+        try:
+            for name, s in self.sections.items():
+                if fmt.crc32(self._arrays[name]) != s.crc32:
+                    raise ChecksumError(f"section {name!r} fails its checksum; the file is "
+                                        "damaged, rebuild it")
+            check_structure(self)
+        except FormatError as exc:
+            raise type(exc)(f"{self.path}: {exc}") from None
 
     # -- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
