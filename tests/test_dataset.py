@@ -163,3 +163,17 @@ def test_bad_arguments(path):
         NgramDataset(path, SEQ, targets="soft")
     with pytest.raises(ngramds.InputError, match="too few"):
         NgramDataset(path, 10**9)
+
+
+def test_no_memory_growth_per_item(path):
+    import resource
+    ds = NgramDataset(path, SEQ, batch_size=BS)
+    items = iter(ds)
+    for _ in range(50):
+        next(items)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(5):  # several passes over the file
+        for _ in NgramDataset(path, SEQ, batch_size=BS):
+            pass
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 20 * 1024
