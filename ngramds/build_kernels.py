@@ -22,25 +22,67 @@ def _chunk(c, nchunks, n):
 
 
 @njit(parallel=True, cache=True)
-def pack_contexts(tokens, doc_offsets, m, field_word, field_shift, keys, nchunks):
-    """keys[p] <- packed (length, t_1..t_m) context of position p (fields MSB-first, zero pad)."""
-    n = tokens.shape[0]
+def pack_contexts(tokens, doc_offsets, positions, m, field_word, field_shift, keys):
+    """keys[i] <- packed (length, t_1..t_m) context of position positions[i] (fields MSB-first,
+    zero padded)."""
     nw = keys.shape[1]
+    for i in prange(positions.shape[0]):
+        p = np.int64(positions[i])
+        d = np.searchsorted(doc_offsets, p, side="right") - 1
+        length = min(p - doc_offsets[d], m)
+        for w in range(nw):
+            keys[i, w] = 0
+        keys[i, field_word[0]] |= np.uint64(length) << np.uint64(field_shift[0])
+        for t in range(length):
+            tok = np.uint64(tokens[p - length + t])
+            keys[i, field_word[t + 1]] |= tok << np.uint64(field_shift[t + 1])
+
+
+@njit(parallel=True, cache=True)
+def pack_ngrams(tokens, doc_offsets, m, bits, keys, full_pos, short_pos, nchunks):
+    """For positions with a full context (m tokens of their document before them):
+    keys[i] <- the (m+1)-gram ending there packed oldest-first into the low (m+1)*bits bits,
+    full_pos[i] <- the position. Positions nearer their document start go to short_pos.
+    Both lists are in position order."""
+    n = tokens.shape[0]
+    nfull = np.zeros(nchunks + 1, np.int64)
+    nshort = np.zeros(nchunks + 1, np.int64)
     for c in prange(nchunks):
         lo, hi = _chunk(c, nchunks, n)
         if lo >= hi:
             continue
         d = np.searchsorted(doc_offsets, lo, side="right") - 1
+        f = 0
         for p in range(lo, hi):
             while doc_offsets[d + 1] <= p:
                 d += 1
-            length = min(p - doc_offsets[d], m)
-            for w in range(nw):
-                keys[p, w] = 0
-            keys[p, field_word[0]] |= np.uint64(length) << np.uint64(field_shift[0])
-            for i in range(length):
-                tok = np.uint64(tokens[p - length + i])
-                keys[p, field_word[i + 1]] |= tok << np.uint64(field_shift[i + 1])
+            if p - doc_offsets[d] >= m:
+                f += 1
+        nfull[c + 1] = f
+        nshort[c + 1] = hi - lo - f
+    for c in range(nchunks):
+        nfull[c + 1] += nfull[c]
+        nshort[c + 1] += nshort[c]
+    sh = np.uint64(bits)
+    for c in prange(nchunks):
+        lo, hi = _chunk(c, nchunks, n)
+        if lo >= hi:
+            continue
+        d = np.searchsorted(doc_offsets, lo, side="right") - 1
+        jf, js = nfull[c], nshort[c]
+        for p in range(lo, hi):
+            while doc_offsets[d + 1] <= p:
+                d += 1
+            if p - doc_offsets[d] >= m:
+                key = np.uint64(0)
+                for t in range(p - m, p + 1):
+                    key = (key << sh) | np.uint64(tokens[t])
+                keys[jf, 0] = key
+                full_pos[jf] = p
+                jf += 1
+            else:
+                short_pos[js] = p
+                js += 1
 
 
 @njit(parallel=True, cache=True)
@@ -80,15 +122,16 @@ def radix_pass(src_keys, src_pos, dst_keys, dst_pos, word, shift, nchunks):
 
 
 @njit(parallel=True, cache=True)
-def group_starts(keys, nchunks):
-    """Start index of every run of equal keys in sorted ``keys``, plus a final ``n``."""
+def group_starts(keys, shift, nchunks):
+    """Start index of every run of equal keys (ignoring the low ``shift`` bits of the last
+    word) in sorted ``keys``, plus a final ``n``."""
     n, nw = keys.shape
     counts = np.zeros(nchunks + 1, np.int64)
     for c in prange(nchunks):
         lo, hi = _chunk(c, nchunks, n)
         k = 0
         for i in range(lo, hi):
-            if _is_start(keys, i, nw):
+            if _is_start(keys, i, nw, shift):
                 k += 1
         counts[c + 1] = k
     for c in range(nchunks):
@@ -99,20 +142,21 @@ def group_starts(keys, nchunks):
         lo, hi = _chunk(c, nchunks, n)
         k = counts[c]
         for i in range(lo, hi):
-            if _is_start(keys, i, nw):
+            if _is_start(keys, i, nw, shift):
                 starts[k] = i
                 k += 1
     return starts
 
 
 @njit(cache=True)
-def _is_start(keys, i, nw):
+def _is_start(keys, i, nw, shift):
     if i == 0:
         return True
-    for w in range(nw):
+    for w in range(nw - 1):
         if keys[i, w] != keys[i - 1, w]:
             return True
-    return False
+    sh = np.uint64(shift)
+    return (keys[i, nw - 1] >> sh) != (keys[i - 1, nw - 1] >> sh)
 
 
 @njit(parallel=True, cache=True)
@@ -126,6 +170,32 @@ def context_rows(tokens, keys, pos, starts, len_word, len_shift, len_mask, rows,
         lengths[g] = length
         for t in range(rows.shape[1]):
             rows[g, t] = tokens[p - length + t] if t < length else 0
+
+
+@njit(parallel=True, cache=True)
+def ngram_context_rows(tokens, pos, starts, rows):
+    """rows[g] <- the m tokens before the first position of full-context group g."""
+    m = rows.shape[1]
+    for g in prange(starts.shape[0] - 1):
+        p = np.int64(pos[starts[g]])
+        for t in range(m):
+            rows[g, t] = tokens[p - m + t]
+
+
+@njit(parallel=True, cache=True)
+def ngram_next_tokens(keys, starts, bits, nxt, distinct):
+    """nxt <- the next token held in the low ``bits`` of each sorted n-gram key (already
+    sorted within each context); distinct[g] <- its number of distinct values."""
+    mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    for g in prange(starts.shape[0] - 1):
+        lo, hi = starts[g], starts[g + 1]
+        k = 1
+        nxt[lo] = keys[lo, 0] & mask
+        for i in range(lo + 1, hi):
+            nxt[i] = keys[i, 0] & mask
+            if keys[i, 0] != keys[i - 1, 0]:
+                k += 1
+        distinct[g] = k
 
 
 @njit(parallel=True, cache=True)

@@ -83,46 +83,83 @@ def _key_layout(m: int, bits: int):
     return np.array(words, np.int64), np.array(shifts, np.int64), used_bits
 
 
+def _radix_sort(keys: np.ndarray, pos: np.ndarray, used_bits: list[int], lsb: bool):
+    """Stable LSD radix sort of ``keys`` [n, words] (and ``pos`` alongside), over the used bits
+    of each word: the top ones (``lsb=False``) or the low ones."""
+    nchunks = K.num_chunks(keys.shape[0])
+    spare_keys, spare_pos = np.empty_like(keys), np.empty_like(pos)
+    for w in reversed(range(len(used_bits))):
+        lo = 0 if lsb else 64 - used_bits[w]
+        for shift in range(lo, lo + used_bits[w], K.RADIX_BITS):
+            if K.radix_pass(keys, pos, spare_keys, spare_pos, w, shift, nchunks):
+                keys, spare_keys, pos, spare_pos = spare_keys, keys, spare_pos, pos
+    return keys, pos
+
+
+def _group_by_context(tokens, doc_offsets, positions, m, bits):
+    """Sort ``positions`` by context (any length, generic key layout); return
+    (pos, starts, rows, lengths, nxt, distinct) of that group of positions."""
+    words, shifts, used_bits = _key_layout(m, bits)
+    keys = np.empty((positions.size, len(used_bits)), np.uint64)
+    K.pack_contexts(tokens, doc_offsets, positions, m, words, shifts, keys)
+    keys, pos = _radix_sort(keys, positions, used_bits, lsb=False)
+    starts = K.group_starts(keys, 0, K.num_chunks(pos.size))
+    rows = np.empty((starts.size - 1, m), tokens.dtype)
+    lengths = np.empty(starts.size - 1, np.uint8)
+    len_mask = (1 << m.bit_length()) - 1
+    K.context_rows(tokens, keys, pos, starts, words[0], shifts[0], len_mask, rows, lengths)
+    del keys
+    nxt = np.empty(pos.size, tokens.dtype)
+    distinct = np.empty(starts.size - 1, np.int64)
+    K.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
+    return pos, starts, rows, lengths, nxt, distinct
+
+
+def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype):
+    """Fast path when an (m+1)-gram fits in 64 bits: sort whole n-grams, so next tokens come
+    out sorted within each context. Returns the parts of positions with short contexts
+    (document starts) and with full ones, each as in :func:`_group_by_context`."""
+    n = tokens.size
+    short = int(np.minimum(np.diff(doc_offsets), m).sum())
+    keys = np.empty((n - short, 1), np.uint64)
+    full_pos = np.empty(n - short, pos_dtype)
+    short_pos = np.empty(short, pos_dtype)
+    K.pack_ngrams(tokens, doc_offsets, m, bits, keys, full_pos, short_pos, K.num_chunks(n))
+    short_part = _group_by_context(tokens, doc_offsets, short_pos, m, bits)
+    keys, pos = _radix_sort(keys, full_pos, [(m + 1) * bits], lsb=True)
+    starts = K.group_starts(keys, bits, K.num_chunks(pos.size))
+    rows = np.empty((starts.size - 1, m), tokens.dtype)
+    K.ngram_context_rows(tokens, pos, starts, rows)
+    nxt = np.empty(pos.size, tokens.dtype)
+    distinct = np.empty(starts.size - 1, np.int64)
+    K.ngram_next_tokens(keys, starts, bits, nxt, distinct)
+    lengths = np.full(starts.size - 1, m, np.uint8)
+    return [short_part, (pos, starts, rows, lengths, nxt, distinct)]
+
+
 def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_size: int,
                  top_k: int | None = None, progress: Progress | None = None) -> dict:
     """Compute the context table of one order; return its arrays by section name (no prefix)."""
     progress = progress or Progress([], enabled=False)
     n, m = tokens.size, order - 1
     bits = max(1, (vocab_size - 1).bit_length())
-    words, shifts, used_bits = _key_layout(m, bits)
-    nchunks = K.num_chunks(n)
     pos_dtype = np.promote_types(np.uint32, fmt.uint_dtype(n - 1))
 
-    progress.step("packing contexts")
-    keys = np.empty((n, len(used_bits)), np.uint64)
-    K.pack_contexts(tokens, doc_offsets, m, words, shifts, keys, nchunks)
-    pos = np.arange(n, dtype=pos_dtype)
     progress.step("sorting contexts")
-    spare_keys, spare_pos = np.empty_like(keys), np.empty_like(pos)
-    for w in reversed(range(len(used_bits))):
-        for shift in range(64 - used_bits[w], 64, K.RADIX_BITS):
-            if K.radix_pass(keys, pos, spare_keys, spare_pos, w, shift, nchunks):
-                keys, spare_keys, pos, spare_pos = spare_keys, keys, spare_pos, pos
-    del spare_keys, spare_pos
-
-    progress.step("grouping contexts")
-    starts = K.group_starts(keys, nchunks)
+    if m and (m + 1) * bits <= 64:
+        parts = _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype)
+    else:
+        parts = [_group_by_context(tokens, doc_offsets, np.arange(n, dtype=pos_dtype), m, bits)]
+    # contexts are numbered by length first, so the parts (short, then full) just concatenate
+    pos, starts, rows, lengths, nxt, distinct = _concatenate(parts)
+    del parts
     num_contexts = starts.size - 1
-    rows = np.empty((num_contexts, m), tokens.dtype)
-    lengths = np.empty(num_contexts, np.uint8)
-    len_mask = (1 << m.bit_length()) - 1
-    K.context_rows(tokens, keys, pos, starts, words[0], shifts[0], len_mask, rows, lengths)
-    del keys
     length_offsets = np.zeros(m + 2, np.uint64)
     np.cumsum(np.bincount(lengths, minlength=m + 1), out=length_offsets[1:])
-    del lengths
 
     progress.step("counting next tokens")
     position_contexts = np.empty(n, fmt.uint_dtype(max(0, num_contexts - 1)))
     K.position_contexts(pos, starts, position_contexts)
-    nxt = np.empty(n, tokens.dtype)
-    distinct = np.empty(num_contexts, np.int64)
-    K.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
     del pos
     kept = distinct if not top_k else np.minimum(distinct, top_k)
     entry_offsets = np.zeros(num_contexts + 1, np.int64)
@@ -147,6 +184,16 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
         "totals": totals.astype(fmt.uint_dtype(max_total)),
         "position_contexts": position_contexts,
     }
+
+
+def _concatenate(parts):
+    """Join per-part (pos, starts, rows, lengths, nxt, distinct), offsetting ``starts``."""
+    if len(parts) == 1:
+        return parts[0]
+    base = np.cumsum([0] + [p[0].size for p in parts])
+    starts = np.concatenate([p[1][:-1] + b for p, b in zip(parts, base)] + [base[-1:]])
+    return (np.concatenate([p[0] for p in parts]), starts,
+            *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
 
 
 def table_prefix(order: int) -> str:
@@ -174,8 +221,8 @@ def build(source, output, *, order: int = 4, top_k: int | None = None,
         raise FileAccessError(f"output directory {Path(output).parent} does not exist; "
                               "create it first")
     t0 = time.perf_counter()
-    stages = ["reading input", "packing contexts", "sorting contexts", "grouping contexts",
-              "counting next tokens", "assembling distributions", "writing file"]
+    stages = ["reading input", "sorting contexts", "counting next tokens",
+              "assembling distributions", "writing file"]
     bar = Progress(stages, enabled=progress)
     bar.step("reading input")
     corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,

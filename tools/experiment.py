@@ -25,16 +25,11 @@ RUNS = {
     "onehot": (["--targets", "onehot"], 4, (0, 1)),
     "coconts-r8": (["--targets", "coconts", "--top-r", "8"], 4, (0, 1)),
     "allnts": (["--targets", "allnts", "--max-k", "64"], 4, (0, 1)),
+    "coconts-r8-a1": (["--targets", "coconts", "--top-r", "8", "--alpha", "1.0"], 4, (0,)),
+    "coconts-r8-a0.25": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.25"], 4, (0,)),
     "coconts-r8-n2": (["--targets", "coconts", "--top-r", "8"], 2, (0,)),
-    "coconts-r8-n3": (["--targets", "coconts", "--top-r", "8"], 3, (0,)),
     "coconts-r8-n6": (["--targets", "coconts", "--top-r", "8"], 6, (0,)),
     "coconts-r2": (["--targets", "coconts", "--top-r", "2"], 4, (0,)),
-    "coconts-r32": (["--targets", "coconts", "--top-r", "32"], 4, (0,)),
-    "coconts-r8-renorm": (["--targets", "coconts", "--top-r", "8", "--residual", "renorm"],
-                          4, (0,)),
-    "coconts-r8-a0.25": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.25"], 4, (0,)),
-    "coconts-r8-a0.75": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.75"], 4, (0,)),
-    "coconts-r8-a1": (["--targets", "coconts", "--top-r", "8", "--alpha", "1.0"], 4, (0,)),
 }
 
 
