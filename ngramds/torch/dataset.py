@@ -64,8 +64,7 @@ class NgramDataset(IterableDataset):
                 raise InputError(f"top_r={top_r} exceeds the file's --top-k {f.top_k}; "
                                  "rebuild with a larger --top-k or lower top_r")
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
-        self.mode = {"onehot": T.ONEHOT, "allnts": T.ALLNTS,
-                     "coconts": T.TAIL if residual == "tail" else T.RENORM}[targets]
+        self.mode = T.MODES[f"coconts-{residual}" if targets == "coconts" else targets]
         if targets == "allnts":
             widest = int(np.diff(f.entry_offsets.astype(np.int64)).max())
             if not 1 <= widest <= f.vocab_size:
