@@ -9,9 +9,9 @@ import numpy as np
 
 from . import build_kernels as K
 from . import format as fmt
-from .errors import FileAccessError, InputError
+from .errors import InputError
 from .progress import Progress
-from .writer import write_atomic
+from .writer import check_output_dir, write_atomic
 
 __all__ = ["Corpus", "build", "build_tables"]
 
@@ -196,11 +196,6 @@ def _concatenate(parts):
             *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
 
 
-def table_prefix(order: int) -> str:
-    """Section-name prefix of the table of one order."""
-    return f"order{order}/"
-
-
 def build(source, output, *, order: int = 4, top_k: int | None = None,
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
           progress: bool = True, **input_options) -> Path:
@@ -217,9 +212,7 @@ def build(source, output, *, order: int = 4, top_k: int | None = None,
         raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {order!r}")
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
-    if not Path(output).parent.is_dir():  # fail before the work, not after it
-        raise FileAccessError(f"output directory {Path(output).parent} does not exist; "
-                              "create it first")
+    check_output_dir(output)  # fail before the work, not after it
     t0 = time.perf_counter()
     stages = ["reading input", "sorting contexts", "counting next tokens",
               "assembling distributions", "writing file"]
@@ -232,7 +225,7 @@ def build(source, output, *, order: int = 4, top_k: int | None = None,
     num_docs = offsets.size - 1
     arrays = {"tokens": tokens,
               "doc_offsets": offsets.astype(fmt.uint_dtype(tokens.size))}
-    arrays.update({table_prefix(order) + k: v for k, v in table.items()})
+    arrays.update({fmt.table_prefix(order) + k: v for k, v in table.items()})
     header = {
         "format": "ngramds",
         "vocab_size": int(vocab_size),

@@ -23,6 +23,11 @@ MAX_VOCAB = (1 << 32) - 1
 DTYPES = {name: np.dtype(name) for name in ("<u1", "<u2", "<u4", "<u8")}
 
 
+def table_prefix(order: int) -> str:
+    """Section-name prefix of the table of one order, e.g. 'order4/'."""
+    return f"order{order}/"
+
+
 def align(offset: int) -> int:
     """Round ``offset`` up to the next multiple of ALIGNMENT."""
     return -(-offset // ALIGNMENT) * ALIGNMENT

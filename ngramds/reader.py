@@ -13,9 +13,6 @@ from .errors import ChecksumError, FileAccessError, FormatError
 
 __all__ = ["NgramFile", "open_file"]
 
-TABLE_SECTIONS = ("context_length_offsets", "context_tokens", "entry_offsets", "next_ids",
-                  "counts", "totals", "position_contexts")
-
 
 class NgramFile:
     """A built ngramds file. Arrays are read-only views into the mapped file.
@@ -64,7 +61,7 @@ class NgramFile:
         if h.get("token_dtype") != fmt.dtype_name(fmt.token_dtype(self.vocab_size)):
             raise FormatError("header token dtype does not match its vocab size; damaged file")
         self.token_dtype = fmt.token_dtype(self.vocab_size)
-        self.prefix = f"order{self.order}/"
+        self.prefix = fmt.table_prefix(self.order)
 
     def _view(self, s: fmt.Section) -> np.ndarray:
         if s.length == 0:

@@ -41,6 +41,13 @@ def clean_stale_temporaries(path: Path) -> list[Path]:
     return removed
 
 
+def check_output_dir(path: Path) -> None:
+    """Raise unless the directory ``path`` will be written to exists."""
+    if not Path(path).parent.is_dir():
+        raise FileAccessError(f"output directory {Path(path).parent} does not exist; "
+                              "create it first")
+
+
 def write_atomic(path: Path, header_fields: dict, arrays: dict[str, np.ndarray]) -> int:
     """Write an ngramds file to ``path`` atomically; return its size in bytes.
 
@@ -49,8 +56,7 @@ def write_atomic(path: Path, header_fields: dict, arrays: dict[str, np.ndarray])
     before the build is complete.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileAccessError(f"output directory {path.parent} does not exist; create it first")
+    check_output_dir(path)
     clean_stale_temporaries(path)
     header_bytes, sections = fmt.layout(header_fields, arrays)
     tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
