@@ -12,18 +12,13 @@ from pathlib import Path
 
 
 def load_runs(paths):
-    """{label: [records]} with one label per (file, config) run."""
+    """{label: [records]}, one label (the log's file name) per run."""
     runs = defaultdict(list)
     for path in paths:
         for line in Path(path).read_text().splitlines():
             if line.strip():
-                record = json.loads(line)
-                runs[label_of(Path(path), record["config"])].append(record)
+                runs[Path(path).stem].append(json.loads(line))
     return runs
-
-
-def label_of(path: Path, config: dict) -> str:
-    return f"{path.stem} (seed {config['seed']})"
 
 
 def main(argv=None):
