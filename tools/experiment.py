@@ -24,13 +24,13 @@ BASE = {"order": 4}
 # name: (train.py options, order of the n-gram file, seeds)
 RUNS = {
     "onehot": (["--targets", "onehot"], 4, (0, 1)),
-    "coconts-r8": (["--targets", "coconts", "--top-r", "8"], 4, (0, 1)),
-    "allnts": (["--targets", "allnts", "--max-k", "64"], 4, (0, 1)),
+    "coconts-r8": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.5"], 4, (0, 1)),
+    "allnts": (["--targets", "allnts", "--max-k", "64", "--alpha", "0.5"], 4, (0, 1)),
     "coconts-r8-a1": (["--targets", "coconts", "--top-r", "8", "--alpha", "1.0"], 4, (0,)),
     "coconts-r8-a0.25": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.25"], 4, (0,)),
-    "coconts-r8-n2": (["--targets", "coconts", "--top-r", "8"], 2, (0,)),
-    "coconts-r8-n6": (["--targets", "coconts", "--top-r", "8"], 6, (0,)),
-    "coconts-r2": (["--targets", "coconts", "--top-r", "2"], 4, (0,)),
+    "coconts-r8-n2": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.5"], 2, (0,)),
+    "coconts-r8-n6": (["--targets", "coconts", "--top-r", "8", "--alpha", "0.5"], 6, (0,)),
+    "coconts-r2": (["--targets", "coconts", "--top-r", "2", "--alpha", "0.5"], 4, (0,)),
 }
 
 

@@ -3,7 +3,7 @@
     ngramds build --default-corpus -o out/stdlib.ngds --order 4 \\
         --val-fraction 0.05 --val-output out/stdlib.val.ngds
     python tools/train.py --train out/stdlib.ngds --val out/stdlib.val.ngds \\
-        --targets coconts --top-r 8 --alpha 0.5 --out runs/coconts.jsonl
+        --targets coconts --top-r 8 --out runs/coconts.jsonl
 
 Each evaluation appends one JSON record (config, step, train losses, val loss and perplexity,
 tokens/s, wall time) to --out. The model and loop are the README's integration, unchanged.
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ngramds.torch import NgramDataset, NgramLoader, ngram_loss
+from ngramds.torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
 
 
 class Block(nn.Module):
@@ -87,7 +87,8 @@ def parse_args(argv=None):
     p.add_argument("--top-r", type=int, default=8)
     p.add_argument("--residual", choices=["tail", "renorm"], default="tail")
     p.add_argument("--max-k", type=int, default=64, help="AllNTs: entries kept per position")
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the soft-target term")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                   help="weight of the soft-target term (default: ngramds's)")
     p.add_argument("--steps", type=int, default=900)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=128)
