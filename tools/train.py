@@ -89,7 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--max-k", type=int, default=64, help="AllNTs: entries kept per position")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                    help="weight of the soft-target term (default: ngramds's)")
-    p.add_argument("--steps", type=int, default=900)
+    p.add_argument("--steps", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--d-model", type=int, default=128)
