@@ -157,13 +157,11 @@ class NgramDataset(IterableDataset):
     def _batch(self, f: NgramFile, local: np.ndarray, rank: int, world: int) -> dict:
         samples = sample_order(local * world + rank, self.num_samples, self.seed, self.epoch,
                                self.shuffle)
-        # in a worker, write straight into shared memory: handing the batch over copies nothing
-        shared = self.batched and get_worker_info() is not None
-        tensors = [torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype)
-                   for shape, dtype in T.output_shapes(local.size, self.seq_len, self.mode,
-                                                       self.top_r, self.max_k)]
-        if shared:
-            tensors = [t.share_memory_() for t in tensors]
+        shapes = T.output_shapes(local.size, self.seq_len, self.mode, self.top_r, self.max_k)
+        if self.batched and get_worker_info() is not None:
+            tensors = _shared_tensors(shapes)
+        else:
+            tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
         T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
                           self.max_k, self.seed, self.epoch, out=[t.numpy() for t in tensors])
         out = {"input_ids": tensors[0], "labels": tensors[1], "index": torch.from_numpy(samples)}
@@ -204,3 +202,16 @@ class NgramDataset(IterableDataset):
             skip = 0
             block += workers
         self.set_epoch(self.epoch)  # a finished pass restarts the same epoch
+
+
+def _shared_tensors(shapes: list) -> list[torch.Tensor]:
+    """Tensors of ``shapes`` [(shape, numpy dtype)] in one shared-memory buffer: handing a
+    batch from a worker to the training process then copies nothing and maps one segment."""
+    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes]
+    buffer = torch.empty(sum(sizes), dtype=torch.uint8).share_memory_()
+    tensors, offset = [], 0
+    for (shape, dtype), size in zip(shapes, sizes):
+        torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
+        tensors.append(buffer[offset:offset + size].view(torch_dtype).view(shape))
+        offset += size
+    return tensors
