@@ -42,15 +42,19 @@ class PlainWindows(IterableDataset):
             yield {"input_ids": x, "labels": y}
 
 
-def rate(loader, batches: int, warmup: int = 3) -> float:
-    """Label positions per second over ``batches`` batches after ``warmup``."""
+def rate(loader, batches: int, warmup: int = 3, windows: int = 3) -> float:
+    """Label positions per second: the median of ``windows`` consecutive windows of
+    ``batches`` batches each, after ``warmup`` batches."""
     it = iter(loader)
     for _ in range(warmup):
         next(it)
-    t0, positions = time.perf_counter(), 0
-    for _ in range(batches):
-        positions += next(it)["labels"].numel()
-    return positions / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(windows):
+        t0, positions = time.perf_counter(), 0
+        for _ in range(batches):
+            positions += next(it)["labels"].numel()
+        rates.append(positions / (time.perf_counter() - t0))
+    return statistics.median(rates)
 
 
 def loader_rows(path, seq_len, batches, batch_size=16):
