@@ -105,7 +105,7 @@ class TinyGPT(torch.nn.Module):
         return self.head(self.blocks(h, mask=self.causal, is_causal=True))
 
 
-def step_times(vocab, seq_len=128, batch=8, steps=12, k=9):
+def step_times(vocab, seq_len=128, batch=8, steps=24, k=9):
     torch.manual_seed(0)
     model = TinyGPT(vocab, seq_len=seq_len)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
