@@ -116,10 +116,10 @@ def _cmd_verify(a) -> int:
 
 
 def _cmd_query(a) -> int:
-    from .inputs import _tokenizer
+    from .inputs import load_tokenizer
     from .reader import open_file
     f = open_file(a.file)
-    tok = _tokenizer(a.tokenizer) if a.tokenizer else None
+    tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     context = list(a.context)
     if a.text is not None:
         if tok is None:

@@ -11,7 +11,7 @@ import numpy as np
 from .builder import Corpus
 from .errors import FileAccessError, InputError
 
-__all__ = ["load_corpus", "read_megatron", "read_text"]
+__all__ = ["load_corpus", "load_tokenizer", "read_megatron", "read_text"]
 
 RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
@@ -61,7 +61,7 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         corpus = Corpus(tokens, np.concatenate(offsets))
     corpus.sources, corpus.tokenizer = sources, tok_name
     if tokenizer is not None:
-        corpus.vocab_size = _tokenizer(tokenizer).get_vocab_size()
+        corpus.vocab_size = load_tokenizer(tokenizer).get_vocab_size()
     return corpus
 
 
@@ -182,7 +182,8 @@ def read_megatron(prefix: Path):
 _TOKENIZERS: dict = {}
 
 
-def _tokenizer(path):
+def load_tokenizer(path):
+    """The HuggingFace tokenizer in ``path`` (cached per path; needs `tokenizers`)."""
     path = str(path)
     if path not in _TOKENIZERS:
         try:
@@ -238,7 +239,7 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
 def read_text(path: Path, tokenizer, text_field: str = "text", text_unit: str = "line",
               eos_id: int | None = None):
     """(tokens, document offsets) of a text file tokenised in parallel batches."""
-    tok = _tokenizer(tokenizer)
+    tok = load_tokenizer(tokenizer)
     pieces, lengths, batch = [], [], []
 
     def flush():
