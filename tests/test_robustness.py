@@ -16,7 +16,6 @@ import ngramds
 from helpers import train_small_tokenizer, write_megatron
 from ngramds import format as fmt
 from ngramds import targets as T
-from ngramds.cli import main
 from ngramds.stats import summary
 
 NGRAMDS_ERRORS = (ngramds.NgramdsError,)

@@ -62,7 +62,7 @@ def loader_rows(path, seq_len, batches, batch_size=16):
     for workers in (0, 1, 2):
         plain = rate(DataLoader(PlainWindows(path, seq_len, batch_size), batch_size=None,
                                 num_workers=workers), batches)
-        rows.append((f"plain memmap windows, no targets", seq_len, workers, plain, plain))
+        rows.append(("plain memmap windows, no targets", seq_len, workers, plain, plain))
         for batched in (False, True):
             ds = NgramDataset(path, seq_len, targets="coconts", top_r=8, batched=batched,
                               batch_size=batch_size)
