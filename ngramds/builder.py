@@ -137,6 +137,9 @@ def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype):
     return [short_part, (pos, starts, rows, lengths, nxt, distinct)]
 
 
+TABLE_STAGES = ("sorting contexts", "counting next tokens", "assembling distributions")
+
+
 def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_size: int,
                  top_k: int | None = None, progress: Progress | None = None) -> dict:
     """Compute the context table of one order; return its arrays by section name (no prefix)."""
@@ -196,7 +199,7 @@ def _concatenate(parts):
             *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
 
 
-def build(source, output, *, order: int = 4, top_k: int | None = None,
+def build(source, output, *, order: int = 4, orders=None, top_k: int | None = None,
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
           progress: bool = True, **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
@@ -204,47 +207,68 @@ def build(source, output, *, order: int = 4, top_k: int | None = None,
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
     ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
     per document), or input file path(s) read with ``input_options`` (see
-    :func:`ngramds.inputs.load_corpus`).
+    :func:`ngramds.inputs.load_corpus`). The file stores the table of ``order``, or one table
+    for each of ``orders`` (e.g. ``range(1, 5)``) sharing one token stream.
     """
     from .inputs import load_corpus  # inputs imports builder's Corpus
 
-    if not isinstance(order, (int, np.integer)) or not 1 <= order <= fmt.MAX_ORDER:
-        raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {order!r}")
+    orders = check_orders([order] if orders is None else orders)
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
     check_output_dir(output)  # fail before the work, not after it
     t0 = time.perf_counter()
-    stages = ["reading input", "sorting contexts", "counting next tokens",
-              "assembling distributions", "writing file"]
+    stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)
     bar.step("reading input")
     corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                          **input_options)
     tokens, offsets, vocab_size = _check_corpus(corpus, vocab_size)
-    table = build_tables(tokens, offsets, int(order), vocab_size, top_k, bar)
     num_docs = offsets.size - 1
     arrays = {"tokens": tokens,
               "doc_offsets": offsets.astype(fmt.uint_dtype(tokens.size))}
-    arrays.update({fmt.table_prefix(order) + k: v for k, v in table.items()})
+    tables = []
+    for n in orders:
+        bar.suffix = f" (order {n})" if len(orders) > 1 else ""
+        table = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
+        arrays.update({fmt.table_prefix(n) + k: v for k, v in table.items()})
+        tables.append({"order": n, "top_k": int(top_k) if top_k else None,
+                       "num_contexts": int(table["totals"].size),
+                       "num_entries": int(table["next_ids"].size)})
+        del table
     header = {
         "format": "ngramds",
         "vocab_size": int(vocab_size),
         "num_tokens": int(tokens.size),
         "num_documents": int(num_docs),
         "token_dtype": fmt.dtype_name(tokens.dtype),
-        "tables": [{"order": int(order), "top_k": int(top_k) if top_k else None,
-                    "num_contexts": int(table["totals"].size),
-                    "num_entries": int(table["next_ids"].size)}],
+        "tables": tables,
         "build": {"ngramds": _version(), "sources": [str(s) for s in corpus.sources],
                   "tokenizer": corpus.tokenizer},
     }
+    bar.suffix = ""
     bar.step("writing file")
     size = write_atomic(Path(output), header, arrays)
     dt = time.perf_counter() - t0
+    contexts = ", ".join(f"{t['num_contexts']:,}" for t in tables)
     bar.finish(f"ngramds: built {output}: {tokens.size:,} tokens, {num_docs:,} documents, "
-               f"{header['tables'][0]['num_contexts']:,} contexts, {size / 2**20:.1f} MiB "
-               f"in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
+               f"order {','.join(map(str, orders))}, {contexts} contexts, "
+               f"{size / 2**20:.1f} MiB in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
     return Path(output)
+
+
+def check_orders(orders) -> list[int]:
+    """Sorted distinct orders, each an integer in 1..MAX_ORDER; InputError otherwise."""
+    try:
+        items = list(orders)
+    except TypeError:
+        items = [orders]
+    for n in items:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or \
+                not 1 <= n <= fmt.MAX_ORDER:
+            raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {n!r}")
+    if not items or len(set(items)) != len(items):
+        raise InputError(f"orders must be distinct and at least one, got {items!r}")
+    return sorted(int(n) for n in items)
 
 
 def _version() -> str:

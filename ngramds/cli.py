@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
                         ".txt/.jsonl with --tokenizer; several form one corpus in order")
     b.add_argument("-o", "--output", required=True, help="output file (written atomically)")
     b.add_argument("--order", type=int, default=4, help="n of the n-grams (1..16, default 4)")
+    b.add_argument("--orders", type=_orders, metavar="LIST",
+                   help="store several orders in one file, e.g. 1-4 or 2,3,4 (for backoff and "
+                        "interpolated targets); replaces --order")
     b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
@@ -57,7 +60,20 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--tokenizer", metavar="JSON", help="decode ids (and encode --text)")
     q.add_argument("--text", help="context as text (its last order-1 tokens)")
     q.add_argument("--top", type=int, default=10, help="entries to show (default 10)")
+    q.add_argument("--order", type=int, help="table to ask (default: the highest stored order)")
     return p
+
+
+def _orders(text: str) -> list[int]:
+    """'1-4' or '2,3,4' -> [1, 2, 3, 4] / [2, 3, 4]."""
+    try:
+        out = []
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out += range(int(lo), int(hi or lo) + 1)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected orders like 1-4 or 2,3,4, got {text!r}")
 
 
 def _cmd_build(a) -> int:
@@ -68,7 +84,7 @@ def _cmd_build(a) -> int:
         numba.set_num_threads(a.threads)
     if (a.val_fraction is None) != (a.val_output is None):
         raise NgramdsError("--val-fraction and --val-output go together")
-    options = dict(order=a.order, top_k=a.top_k, vocab_size=a.vocab_size, progress=not a.quiet)
+    options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size, progress=not a.quiet)
     if a.default_corpus:
         if a.inputs:
             raise NgramdsError("give either INPUT files or --default-corpus, not both")
@@ -118,22 +134,23 @@ def _cmd_query(a) -> int:
     from .inputs import load_tokenizer
     from .reader import open_file
     f = open_file(a.file)
+    t = f.table(a.order)
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     context = list(a.context)
     if a.text is not None:
         if tok is None:
             raise NgramdsError("--text needs --tokenizer to encode it")
         ids = tok.encode(a.text, add_special_tokens=False).ids
-        context = ids[-(f.order - 1):] if f.order > 1 else []
-    if len(context) > f.order - 1:
-        context = context[len(context) - (f.order - 1):]
-    ids, counts = f.distribution(context)
-    total = f.total(context)
+        context = ids[-(t.order - 1):] if t.order > 1 else []
+    if len(context) > t.order - 1:
+        context = context[len(context) - (t.order - 1):]
+    ids, counts = t.distribution(context)
+    total = t.total(context)
     show = (lambda t: repr(tok.decode([int(t)]))) if tok else (lambda t: "")
     ctx_text = " ".join(map(str, context)) or "(document start)"
     if tok is not None and context:
         ctx_text += f"  {tok.decode(context)!r}"
-    print(f"context {ctx_text}: seen {total:,} times, {ids.size:,} distinct next tokens stored")
+    print(f"order {t.order}, context {ctx_text}: seen {total:,} times, {ids.size:,} distinct next tokens stored")
     for rank, (t, c) in enumerate(zip(ids[:a.top], counts[:a.top]), 1):
         print(f"{rank:4d}  {int(t):8d}  {int(c):10,d}  {c / total:8.4f}  {show(t)}")
     return 0

@@ -15,6 +15,7 @@ class Progress:
         self.done = 0
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
+        self.suffix = ""  # appended to stage names (e.g. " (order 3)")
 
     def step(self, stage: str) -> None:
         """Report that ``stage`` begins."""
@@ -24,7 +25,8 @@ class Progress:
         width = 24
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
         elapsed = time.perf_counter() - self.start
-        line = f"ngramds [{bar}] {self.done + 1}/{len(self.stages)} {stage} ({elapsed:.1f}s)"
+        line = (f"ngramds [{bar}] {self.done + 1}/{len(self.stages)} {stage}{self.suffix} "
+                f"({elapsed:.1f}s)")
         if self.tty:
             self.stream.write("\r" + line.ljust(78))
         else:

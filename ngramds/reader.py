@@ -9,9 +9,9 @@ import numpy as np
 from numba import njit
 
 from . import format as fmt
-from .errors import ChecksumError, FileAccessError, FormatError
+from .errors import ChecksumError, FileAccessError, FormatError, InputError
 
-__all__ = ["NgramFile", "open_file"]
+__all__ = ["NgramFile", "Table", "open_file"]
 
 
 class NgramFile:
@@ -49,19 +49,24 @@ class NgramFile:
             self.vocab_size = _int(h, "vocab_size", 1, fmt.MAX_VOCAB)
             self.num_tokens = _int(h, "num_tokens", 1, 1 << 62)
             self.num_documents = _int(h, "num_documents", 1, 1 << 62)
-            tables = h["tables"]
-            table = tables[0]
-            self.order = _int(table, "order", 1, fmt.MAX_ORDER)
-            self.num_contexts = _int(table, "num_contexts", 1, 1 << 62)
-            self.num_entries = _int(table, "num_entries", 1, 1 << 62)
-            top_k = table.get("top_k")
-            self.top_k = None if top_k is None else _int(table, "top_k", 1, 1 << 62)
-        except (KeyError, IndexError, TypeError):
+            entries = h["tables"]
+            if not isinstance(entries, list) or not entries:
+                raise TypeError
+            specs = []
+            for t in entries:
+                top_k = t.get("top_k")
+                specs.append((_int(t, "order", 1, fmt.MAX_ORDER),
+                              _int(t, "num_contexts", 1, 1 << 62),
+                              _int(t, "num_entries", 1, 1 << 62),
+                              None if top_k is None else _int(t, "top_k", 1, 1 << 62)))
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise FormatError("header lacks required fields; the file is damaged") from None
+        if len({s[0] for s in specs}) != len(specs):
+            raise FormatError("two tables have the same order; the file is damaged")
         if h.get("token_dtype") != fmt.dtype_name(fmt.token_dtype(self.vocab_size)):
             raise FormatError("header token dtype does not match its vocab size; damaged file")
         self.token_dtype = fmt.token_dtype(self.vocab_size)
-        self.prefix = fmt.table_prefix(self.order)
+        self._specs = sorted(specs)
 
     def _view(self, s: fmt.Section) -> np.ndarray:
         if s.length == 0:
@@ -73,20 +78,21 @@ class NgramFile:
         return arr
 
     def _check_shapes(self) -> None:
-        n, d, c, e, m = (self.num_tokens, self.num_documents, self.num_contexts,
-                         self.num_entries, self.order - 1)
-        t = self.token_dtype
+        n, d, t = self.num_tokens, self.num_documents, self.token_dtype
         expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
-        p = self.prefix
-        expect.update({
-            p + "context_length_offsets": ((m + 2,), None),
-            p + "context_tokens": ((c, m), {t}),
-            p + "entry_offsets": ((c + 1,), None),
-            p + "next_ids": ((e,), {t}),
-            p + "counts": ((e,), None),
-            p + "totals": ((c,), None),
-            p + "position_contexts": ((n,), None),
-        })
+        ends = [("doc_offsets", n)]
+        for order, c, e, _ in self._specs:
+            p, m = fmt.table_prefix(order), order - 1
+            expect.update({
+                p + "context_length_offsets": ((m + 2,), None),
+                p + "context_tokens": ((c, m), {t}),
+                p + "entry_offsets": ((c + 1,), None),
+                p + "next_ids": ((e,), {t}),
+                p + "counts": ((e,), None),
+                p + "totals": ((c,), None),
+                p + "position_contexts": ((n,), None),
+            })
+            ends += [(p + "entry_offsets", e), (p + "context_length_offsets", c)]
         for name, (shape, dtypes) in expect.items():
             if name not in self._arrays:
                 raise FormatError(f"section {name!r} is missing; the file is damaged")
@@ -94,31 +100,112 @@ class NgramFile:
             if arr.shape != shape or (dtypes and arr.dtype not in dtypes):
                 raise FormatError(f"section {name!r} has shape {arr.shape} {arr.dtype}, "
                                   f"expected {shape}; the file is damaged")
-        ends = [(self.doc_offsets, n), (self.entry_offsets, e),
-                (self.context_length_offsets, c)]
-        for arr, last in ends:
+        for name, last in ends:
+            arr = self._arrays[name]
             if int(arr[0]) != 0 or int(arr[-1]) != last:
                 raise FormatError("offset section does not run from 0 to its count; "
                                   "the file is damaged")
-        if np.any(np.diff(self.context_length_offsets.astype(np.int64)) < 0):
-            raise FormatError("context length offsets are not sorted; the file is damaged")
+        self.tables = {order: Table(self, order, c, e, k) for order, c, e, k in self._specs}
+        for table in self.tables.values():
+            if np.any(np.diff(table.context_length_offsets.astype(np.int64)) < 0):
+                raise FormatError("context length offsets are not sorted; the file is damaged")
 
-    # -- arrays -----------------------------------------------------------------------------
-    def _table(self, name: str) -> np.ndarray:
-        return self._arrays[self.prefix + name]
+    # -- tables -----------------------------------------------------------------------------
+    @property
+    def orders(self) -> list[int]:
+        """Stored orders, ascending."""
+        return sorted(self.tables)
+
+    @property
+    def order(self) -> int:
+        """The highest stored order: the default table of queries and targets."""
+        return self.orders[-1]
+
+    def table(self, order: int | None = None) -> "Table":
+        """The table of ``order`` (default: the highest stored order)."""
+        if order is None:
+            return self.tables[self.order]
+        if order not in self.tables:
+            raise InputError(f"order {order} is not stored in {self.path}; stored orders: "
+                             f"{', '.join(map(str, self.orders))}")
+        return self.tables[order]
 
     tokens = property(lambda self: self._arrays["tokens"], doc="Token stream [num_tokens].")
     doc_offsets = property(lambda self: self._arrays["doc_offsets"],
                            doc="Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]].")
-    context_length_offsets = property(lambda self: self._table("context_length_offsets"))
-    context_tokens = property(lambda self: self._table("context_tokens"))
-    entry_offsets = property(lambda self: self._table("entry_offsets"))
-    next_ids = property(lambda self: self._table("next_ids"))
-    counts = property(lambda self: self._table("counts"))
-    totals = property(lambda self: self._table("totals"))
-    position_contexts = property(lambda self: self._table("position_contexts"))
 
     # -- queries ----------------------------------------------------------------------------
+    def context_id(self, context, order: int | None = None) -> int:
+        """Id of ``context`` (up to order-1 token ids, oldest first) in the table of ``order``
+        (default: the highest), or -1 if unseen."""
+        return self.table(order).context_id(context)
+
+    def distribution(self, context, order: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen.
+
+        A context shorter than order-1 means "that many tokens after a document start".
+        """
+        return self.table(order).distribution(context)
+
+    def total(self, context, order: int | None = None) -> int:
+        """Number of positions with ``context`` (exact, also with --top-k); 0 if unseen."""
+        return self.table(order).total(context)
+
+    def document(self, d: int) -> np.ndarray:
+        """Tokens of document ``d``."""
+        return self.tokens[int(self.doc_offsets[d]):int(self.doc_offsets[d + 1])]
+
+    # -- integrity --------------------------------------------------------------------------
+    def verify(self) -> None:
+        """Recompute every section checksum and check structural invariants; raise on damage."""
+        from .validate import check_structure
+        try:
+            for name, s in self.sections.items():
+                if fmt.crc32(self._arrays[name]) != s.crc32:
+                    raise ChecksumError(f"section {name!r} fails its checksum; the file is "
+                                        "damaged, rebuild it")
+            for table in self.tables.values():
+                check_structure(self, table)
+        except FormatError as exc:
+            raise type(exc)(f"{self.path}: {exc}") from None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the arrays and the map (arrays handed out earlier keep it alive)."""
+        self._arrays, self.tables = {}, {}
+        self._map = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __reduce__(self):
+        return (NgramFile, (str(self.path),))
+
+    def __repr__(self) -> str:
+        orders = ",".join(map(str, self.orders))
+        return (f"NgramFile({str(self.path)!r}, orders={orders}, vocab_size={self.vocab_size}, "
+                f"num_tokens={self.num_tokens})")
+
+
+class Table:
+    """The context table of one order: read-only array views and lookups."""
+
+    FIELDS = ("top_k", "num_contexts", "num_entries", "prefix", "context_length_offsets",
+              "context_tokens", "entry_offsets", "next_ids", "counts", "totals",
+              "position_contexts")
+
+    def __init__(self, f: NgramFile, order: int, num_contexts: int, num_entries: int,
+                 top_k: int | None):
+        self.order, self.num_contexts, self.num_entries, self.top_k = (
+            order, num_contexts, num_entries, top_k)
+        self.vocab_size = f.vocab_size
+        self.prefix = fmt.table_prefix(order)
+        for name in Table.FIELDS[4:]:
+            setattr(self, name, f._arrays[self.prefix + name])
+
     def context_id(self, context) -> int:
         """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen."""
         query = np.asarray(context, dtype=np.int64).reshape(-1)
@@ -135,10 +222,7 @@ class NgramFile:
         return int(_find_row(self.context_tokens, lo, hi, padded))
 
     def distribution(self, context) -> tuple[np.ndarray, np.ndarray]:
-        """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen.
-
-        A context shorter than order-1 means "that many tokens after a document start".
-        """
+        """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen."""
         cid = self.context_id(context)
         if cid < 0:
             return self.next_ids[:0], self.counts[:0]
@@ -152,41 +236,15 @@ class NgramFile:
         cid = self.context_id(context)
         return 0 if cid < 0 else int(self.totals[cid])
 
-    def document(self, d: int) -> np.ndarray:
-        """Tokens of document ``d``."""
-        return self.tokens[int(self.doc_offsets[d]):int(self.doc_offsets[d + 1])]
-
-    # -- integrity --------------------------------------------------------------------------
-    def verify(self) -> None:
-        """Recompute every section checksum and check structural invariants; raise on damage."""
-        from .validate import check_structure
-        try:
-            for name, s in self.sections.items():
-                if fmt.crc32(self._arrays[name]) != s.crc32:
-                    raise ChecksumError(f"section {name!r} fails its checksum; the file is "
-                                        "damaged, rebuild it")
-            check_structure(self)
-        except FormatError as exc:
-            raise type(exc)(f"{self.path}: {exc}") from None
-
-    # -- lifecycle --------------------------------------------------------------------------
-    def close(self) -> None:
-        """Release the arrays and the map (arrays handed out earlier keep it alive)."""
-        self._arrays = {}
-        self._map = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __reduce__(self):
-        return (NgramFile, (str(self.path),))
-
     def __repr__(self) -> str:
-        return (f"NgramFile({str(self.path)!r}, order={self.order}, vocab_size={self.vocab_size},"
-                f" num_tokens={self.num_tokens}, num_contexts={self.num_contexts})")
+        return (f"Table(order={self.order}, num_contexts={self.num_contexts}, "
+                f"num_entries={self.num_entries}, top_k={self.top_k})")
+
+
+# The highest order's fields (num_contexts, counts, ...) read as the file's own.
+for _name in Table.FIELDS:
+    setattr(NgramFile, _name, property(lambda self, _n=_name: getattr(self.table(), _n),
+                                       doc=f"``table().{_name}`` (the highest order)."))
 
 
 def _int(d: dict, key: str, lo: int, hi: int) -> int:

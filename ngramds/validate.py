@@ -29,20 +29,21 @@ def _entries_ok(entry_offsets, counts, totals, exact):
     return True
 
 
-def check_structure(f) -> None:
-    """Raise FormatError unless every invariant of spec/FORMAT.md holds for ``f``."""
+def check_structure(f, table) -> None:
+    """Raise FormatError unless every invariant of spec/FORMAT.md holds for ``f`` and one of
+    its tables."""
     def fail(what: str):
         raise FormatError(f"{what}; the file is damaged, rebuild it")
 
-    if not _monotonic(f.doc_offsets) or not _monotonic(f.entry_offsets):
+    t = table
+    if not _monotonic(f.doc_offsets) or not _monotonic(t.entry_offsets):
         fail("offsets are not sorted")
-    for name in ("tokens", "next_ids"):
-        arr = getattr(f, name)
+    for arr, name in ((f.tokens, "tokens"), (t.next_ids, "next_ids")):
         if arr.size and int(arr.max()) >= f.vocab_size:
             fail(f"{name} holds an id >= vocab_size")
-    if f.position_contexts.size and int(f.position_contexts.max()) >= f.num_contexts:
+    if t.position_contexts.size and int(t.position_contexts.max()) >= t.num_contexts:
         fail("a position refers to a context id past the table")
-    if int(f.totals.astype(np.uint64).sum(dtype=np.uint64)) != f.num_tokens:
+    if int(t.totals.astype(np.uint64).sum(dtype=np.uint64)) != f.num_tokens:
         fail("context totals do not add up to the number of tokens")
-    if not _entries_ok(f.entry_offsets, f.counts, f.totals, f.top_k is None):
+    if not _entries_ok(t.entry_offsets, t.counts, t.totals, t.top_k is None):
         fail("a distribution is unsorted or disagrees with its context total")

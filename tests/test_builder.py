@@ -11,11 +11,12 @@ from strategies import corpora
 ORDERS = st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 16])
 
 
-def check_against_reference(f, docs, order, top_k=None):
+def check_against_reference(file, docs, order, top_k=None):
+    f = file.table(order)
     ref = reference_table(docs, order, top_k)
     assert f.num_contexts == len(ref)
-    assert f.num_tokens == sum(len(d) for d in docs)
-    assert f.num_documents == len(docs)
+    assert file.num_tokens == sum(len(d) for d in docs)
+    assert file.num_documents == len(docs)
     for ctx, (entries, total) in ref.items():
         ids, counts = f.distribution(ctx)
         assert list(zip(ids.tolist(), counts.tolist())) == entries, ctx
@@ -29,9 +30,9 @@ def check_against_reference(f, docs, order, top_k=None):
             stored.append(tuple(int(t) for t in row[:length]))
     assert stored == sorted(ref, key=context_sort_key)
     # every position points at its own context
-    tokens = f.tokens.astype(np.int64)
-    for d in range(f.num_documents):
-        lo, hi = int(f.doc_offsets[d]), int(f.doc_offsets[d + 1])
+    tokens = file.tokens.astype(np.int64)
+    for d in range(file.num_documents):
+        lo, hi = int(file.doc_offsets[d]), int(file.doc_offsets[d + 1])
         for p in range(lo, hi):
             ctx = tuple(tokens[max(lo, p - m):p].tolist())
             assert int(f.position_contexts[p]) == f.context_id(ctx)
@@ -48,6 +49,28 @@ def test_build_matches_reference(tmp_path_factory, corpus, order, top_k):
     assert f.tokens.dtype == (np.uint16 if vocab <= 65536 else np.uint32)
     assert f.top_k == top_k
     check_against_reference(f, docs, order, top_k)
+
+
+@given(corpora(), st.lists(ORDERS, min_size=2, max_size=4, unique=True))
+@settings(max_examples=30)
+def test_several_orders_share_one_file(tmp_path_factory, corpus, orders):
+    docs, vocab = corpus
+    path = tmp_path_factory.mktemp("b") / "c.ngds"
+    ngramds.build(docs, path, orders=orders, vocab_size=vocab, progress=False)
+    f = ngramds.open(path, verify=True)
+    assert f.orders == sorted(orders) and f.order == max(orders)
+    for order in orders:
+        check_against_reference(f, docs, order)
+        assert f.distribution([], order=order)[0].size == f.table(order).distribution([])[0].size
+
+
+def test_orders_are_checked(tmp_path):
+    for bad in ([], [2, 2], [0, 1], [17], ["3"]):
+        with pytest.raises(ngramds.InputError, match="order"):
+            ngramds.build([[1, 2]], tmp_path / "x.ngds", orders=bad, progress=False)
+    ngramds.build([[1, 2, 1]], tmp_path / "x.ngds", orders=[2], progress=False)
+    with pytest.raises(ngramds.InputError, match="order 3 is not stored"):
+        ngramds.open(tmp_path / "x.ngds").distribution([1], order=3)
 
 
 @pytest.mark.parametrize("order", [1, 2, 4, 8, 16])

@@ -20,11 +20,12 @@ def test_build_info_verify_query(tmp_path, capsys):
                  "--dtype", "uint16", "--eos-id", "0", "-q"]) == 0
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["num_tokens"] == 11 and info["num_documents"] == 2 and info["order"] == 3
-    for key in ("num_contexts", "num_entries", "vocab_size", "top_r_mass"):
-        assert key in info
+    assert info["num_tokens"] == 11 and info["num_documents"] == 2 and info["orders"] == [3]
+    assert "vocab_size" in info
+    for key in ("num_contexts", "num_entries", "top_r_mass"):
+        assert key in info["tables"][0]
     assert main(["info", str(out)]) == 0
-    assert "mass in top r" in capsys.readouterr().out
+    assert "next-token mass in the top r" in capsys.readouterr().out
     assert main(["verify", str(out)]) == 0
     assert main(["query", str(out), "5", "6"]) == 0
     text = capsys.readouterr().out
@@ -54,3 +55,18 @@ def test_verify_reports_damage(tmp_path):
     out.write_bytes(bytes(data))
     r = run("verify", out)
     assert r.returncode == 2 and "checksum" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_several_orders_in_one_file(tmp_path, capsys):
+    src = tmp_path / "c.npy"
+    np.save(src, np.array([5, 6, 7, 5, 6, 8, 5, 6, 7, 1, 2], np.uint16))
+    out = tmp_path / "c.ngds"
+    assert main(["build", str(src), "-o", str(out), "--orders", "1-3", "-q"]) == 0
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["orders"] == [1, 2, 3] and [t["order"] for t in info["tables"]] == [1, 2, 3]
+    assert main(["query", str(out), "6", "--order", "2"]) == 0
+    assert "order 2, context 6: seen 3 times" in capsys.readouterr().out
+    assert main(["query", str(out), "6", "--order", "4"]) == 2
+    assert "order 4 is not stored" in capsys.readouterr().err
+    assert main(["build", str(src), "-o", str(out), "--orders", "0-2", "-q"]) == 2

@@ -273,13 +273,13 @@ def min_dtype(value: int) -> str:
 # Helpers to build files
 # ---------------------------------------------------------------------------------------------
 
-def build(tmp_path, docs, order, top_k=None, vocab_size=None, name="t.ngds"):
+def build(tmp_path, docs, order, top_k=None, vocab_size=None, name="t.ngds", orders=None):
     path = tmp_path / name
     if path.exists():
         path.unlink()
     docs = [np.asarray(d, dtype=np.int64) for d in docs]
-    ngramds.build(docs, str(path), order=order, top_k=top_k, vocab_size=vocab_size,
-                  progress=False)
+    ngramds.build(docs, str(path), order=order, orders=orders, top_k=top_k,
+                  vocab_size=vocab_size, progress=False)
     return path
 
 
@@ -298,9 +298,8 @@ def check_against_recount(f, docs, order, top_k, vocab_size):
     for d, doc in enumerate(docs):
         assert f["tokens"][do[d]:do[d + 1]].tolist() == doc
 
-    assert len(hdr["tables"]) == 1                   # "version 1 writes exactly one"
-    t = hdr["tables"][0]
-    assert t["order"] == order and t["top_k"] == top_k
+    t = [t for t in hdr["tables"] if t["order"] == order][0]
+    assert t["top_k"] == top_k
     tab = f["tables"][order]
     m = order - 1
     ref = recount(docs, order, top_k)
@@ -382,6 +381,17 @@ def test_big_vocab_matches_recount(tmp_path, data, order, top_k):
     f = read_file(build(tmp_path, docs, order, top_k, V))
     assert f["header"]["token_dtype"] == "<u4"
     check_against_recount(f, docs, order, top_k, V)
+
+
+@SETTINGS
+@given(data=corpora(), orders=st.lists(st.sampled_from(ORDERS), min_size=1, max_size=4,
+                                       unique=True))
+def test_several_orders_match_recount(tmp_path, data, orders):
+    docs, V = data
+    f = read_file(build(tmp_path, docs, None, None, V, orders=orders))
+    assert [t["order"] for t in f["header"]["tables"]] == sorted(orders)  # ascending
+    for order in orders:
+        check_against_recount(f, docs, order, None, V)
 
 
 @pytest.mark.parametrize("V,dt", [(65535, "<u2"), (65536, "<u2"), (65537, "<u4")])
