@@ -87,33 +87,38 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
                 if counts[k] == 0:
                     return 3
         for i in range(seq_len):
+            h = position_key(seed, epoch, s + i + 1) if mode == TAIL else np.uint64(0)
             code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
-                                    s + i + 1, mode, r, seed, epoch, complete, vocab_size,
-                                    target_ids, target_probs, b * seq_len + i)
+                                    h, mode, r, False, complete, vocab_size, 1.0,
+                                    target_ids, target_probs, b * seq_len + i, 0,
+                                    target_ids.shape[1])
             if code:
                 return code
     return 0
 
 
 @njit(cache=True)
-def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, epoch,
-                     complete, vocab_size, ids, probs, row):
-    """Target of one position (row ``row`` of the flattened outputs) whose context's entries
-    are [lo, hi) (see spec/TARGETS.md)."""
-    for k in range(ids.shape[1]):
+def _position_target(next_ids, counts, lo, hi, total, label, h, mode, r, label_free, complete,
+                     vocab_size, weight, ids, probs, row, off, width):
+    """Target of one position whose context's entries are [lo, hi), scaled by ``weight``, into
+    slots [off, off + width) of row ``row`` of the flattened outputs (spec/TARGETS.md).
+
+    ``h`` is the position's random word; ``label_free`` (lower orders of a mixture) sends the
+    residual to a tail draw whatever the label is, and ignores ``renorm``."""
+    for k in range(off, off + width):
         ids[row, k] = label
         probs[row, k] = 0.0
     if mode == ALLNTS:
-        kept = min(hi - lo, ids.shape[1])
+        kept = min(hi - lo, width)
         mass = 0
         for k in range(kept):
             mass += np.int64(counts[lo + k])
         if mass == 0 or mass > total:
             return 3
-        inv = 1.0 / mass
+        inv = weight / mass
         for k in range(kept):
-            ids[row, k] = next_ids[lo + k]
-            probs[row, k] = counts[lo + k] * inv
+            ids[row, off + k] = next_ids[lo + k]
+            probs[row, off + k] = counts[lo + k] * inv
         return 0
     top = min(hi - lo, r)
     top_mass = 0
@@ -124,32 +129,32 @@ def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, e
             label_in_top = True
     if top_mass == 0 or top_mass > total:
         return 3
-    if mode == RENORM:
+    if mode == RENORM and not label_free:
         if label_in_top:
-            inv = 1.0 / top_mass
+            inv = weight / top_mass
             for k in range(top):
-                ids[row, k] = next_ids[lo + k]
-                probs[row, k] = counts[lo + k] * inv
+                ids[row, off + k] = next_ids[lo + k]
+                probs[row, off + k] = counts[lo + k] * inv
         else:
-            probs[row, r] = 1.0
+            probs[row, off + r] = weight
         return 0
     # TAIL: top r intact, residual mass to one token outside the top r
-    inv = 1.0 / total
+    inv = weight / total
     for k in range(top):
-        ids[row, k] = next_ids[lo + k]
-        probs[row, k] = counts[lo + k] * inv
+        ids[row, off + k] = next_ids[lo + k]
+        probs[row, off + k] = counts[lo + k] * inv
     residual = total - top_mass
     if residual == 0:
         return 0
-    probs[row, r] = residual * inv
-    if label_in_top:
+    probs[row, off + r] = residual * inv
+    if label_in_top or label_free:
         tail_mass = residual
         if not complete:
             tail_mass = 0
             for k in range(lo + top, hi):
                 tail_mass += np.int64(counts[k])
         if tail_mass > 0:
-            u = np.int64(position_key(seed, epoch, p) % np.uint64(tail_mass))
+            u = np.int64(h % np.uint64(tail_mass))
             k = lo + top
             u -= np.int64(counts[k])
             while u >= 0 and k + 1 < hi:
@@ -157,7 +162,7 @@ def _position_target(next_ids, counts, lo, hi, total, label, p, mode, r, seed, e
                 u -= np.int64(counts[k])
             if np.int64(next_ids[k]) >= np.int64(vocab_size):
                 return 5
-            ids[row, r] = next_ids[k]
+            ids[row, off + r] = next_ids[k]
     return 0
 
 
@@ -173,26 +178,31 @@ def target_width(mode: int, r: int, max_k: int) -> int:
     return {ONEHOT: 0, ALLNTS: max_k, TAIL: r + 1, RENORM: r + 1}[mode]
 
 
-def output_shapes(batch: int, seq_len: int, mode: int, r: int, max_k: int) -> list:
-    """(shape, dtype) of input_ids, labels, target_ids and target_probs."""
-    k = target_width(mode, r, max_k)
+def output_shapes(batch: int, seq_len: int, mode: int, r: int, max_k: int,
+                  blocks: int = 1) -> list:
+    """(shape, dtype) of input_ids, labels, target_ids and target_probs (``blocks`` slot
+    blocks per position: one per order of a mixture)."""
+    k = target_width(mode, r, max_k) * blocks
     return [((batch, seq_len), np.int64), ((batch, seq_len), np.int64),
             ((batch, seq_len, k), np.int64), ((batch, seq_len, k), np.float32)]
 
 
 def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k: int = 0,
-                    seed: int = 0, epoch: int = 0, out: list | None = None):
-    """(input_ids, labels, target_ids, target_probs) numpy arrays for a batch of samples,
-    written into ``out`` (arrays of :func:`output_shapes`) when given."""
+                    seed: int = 0, epoch: int = 0, out: list | None = None,
+                    order: int | None = None):
+    """(input_ids, labels, target_ids, target_probs) numpy arrays for a batch of samples from
+    the table of ``order`` (default: the highest), written into ``out`` (arrays of
+    :func:`output_shapes`) when given."""
     starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
     b = starts.size
+    t = f.table(order)
     shapes = output_shapes(b, seq_len, mode, r, max_k)
     if out is None:
         out = [np.empty(shape, dtype) for shape, dtype in shapes]
     input_ids, labels, target_ids, target_probs = out
     k = shapes[2][0][2]
-    check(fill_targets(f.tokens, f.position_contexts, f.entry_offsets, f.next_ids, f.counts,
-                       f.totals, starts, seq_len, mode, r, seed, epoch, f.top_k is None,
+    check(fill_targets(f.tokens, t.position_contexts, t.entry_offsets, t.next_ids, t.counts,
+                       t.totals, starts, seq_len, mode, r, seed, epoch, t.top_k is None,
                        f.vocab_size, input_ids, labels, target_ids.reshape(b * seq_len, k),
                        target_probs.reshape(b * seq_len, k)))
     return input_ids, labels, target_ids, target_probs

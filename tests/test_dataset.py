@@ -177,3 +177,26 @@ def test_no_memory_growth_per_item(path):
             pass
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 20 * 1024
+
+
+@pytest.mark.parametrize("mixing", ["backoff", "witten-bell", "fixed"])
+def test_mixed_targets_through_a_dataloader(tmp_path, mixing):
+    rng = np.random.default_rng(1)
+    tokens = (rng.zipf(1.4, 16 * 40 + 1) % 50).astype(np.uint16)
+    p = tmp_path / "m.ngds"
+    ngramds.build(tokens, p, orders=[1, 2, 3], progress=False)
+    lambdas = [1, 1, 2] if mixing == "fixed" else None
+    ds = NgramDataset(p, SEQ, mixing=mixing, lambdas=lambdas, batch_size=BS, seed=5)
+    batches = list(DataLoader(ds, batch_size=BS, num_workers=2))
+    assert len(batches) == len(ds) // BS
+    width = 9 * (1 if mixing == "backoff" else 3)
+    for b in batches:
+        assert b["target_ids"].shape == (BS, SEQ, width)
+        assert torch.allclose(b["target_probs"].sum(-1), torch.ones(BS, SEQ), atol=1e-5)
+    batched = NgramDataset(p, SEQ, mixing=mixing, lambdas=lambdas, batch_size=BS, seed=5,
+                           batched=True)
+    for a, b in zip(batches, batched):
+        assert torch.equal(a["target_ids"], b["target_ids"])
+        assert torch.equal(a["target_probs"], b["target_probs"])
+    with pytest.raises(ngramds.InputError, match="not stored"):
+        NgramDataset(p, SEQ, mixing=mixing, orders=[2, 4])

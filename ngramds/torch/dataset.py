@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .. import mixture as M
 from .. import targets as T
 from ..errors import FormatError, InputError
 from ..order import sample_order
@@ -35,13 +36,20 @@ class NgramDataset(IterableDataset):
     ``batch_size`` samples go to DataLoader workers round-robin, so the order a DataLoader
     delivers is the same for any number of workers when ``batch_size`` equals the loader's.
 
+    Several orders (a file built with ``--orders``): ``mixing="backoff"`` takes each position's
+    target from the highest of ``orders`` whose context was seen at least ``min_count`` times;
+    ``"witten-bell"`` and ``"fixed"`` (one weight per order in ``lambdas``) interpolate the
+    orders, and the target has one block of K slots per order. ``orders`` defaults to every
+    stored order; with ``mixing="none"`` the highest of ``orders`` alone is used.
+
     ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``):
     one compiled call per batch and no per-sample collation; the fastest mode.
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
                  targets: str = "coconts", top_r: int = 8, residual: str = "tail",
-                 max_k: int | None = None, shuffle: bool = True, seed: int = 0,
+                 max_k: int | None = None, mixing: str = "none", orders=None,
+                 min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool = False,
                  verify: bool = False):
@@ -57,16 +65,21 @@ class NgramDataset(IterableDataset):
             raise InputError(f"seq_len must be a positive integer, got {seq_len!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.orders, self.lambdas = M.check_mixing(f, mixing, orders, lambdas, min_count)
+        self.mixing, self.min_count = mixing, min_count
         if targets == "coconts":
             if top_r < 1:
                 raise InputError(f"top_r must be >= 1, got {top_r}")
-            if f.top_k is not None and top_r > f.top_k:
-                raise InputError(f"top_r={top_r} exceeds the file's --top-k {f.top_k}; "
-                                 "rebuild with a larger --top-k or lower top_r")
+            for order in self.orders:
+                top_k = f.table(order).top_k
+                if top_k is not None and top_r > top_k:
+                    raise InputError(f"top_r={top_r} exceeds the file's --top-k {top_k}; "
+                                     "rebuild with a larger --top-k or lower top_r")
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
         self.mode = T.MODES[f"coconts-{residual}" if targets == "coconts" else targets]
         if targets == "allnts":
-            widest = int(np.diff(f.entry_offsets.astype(np.int64)).max())
+            top_table = f.table(self.orders[-1])
+            widest = int(np.diff(top_table.entry_offsets.astype(np.int64)).max())
             if not 1 <= widest <= f.vocab_size:
                 raise FormatError("entry offsets are inconsistent; the file is damaged "
                                   "(run `ngramds verify`)")
@@ -157,13 +170,22 @@ class NgramDataset(IterableDataset):
     def _batch(self, f: NgramFile, local: np.ndarray, rank: int, world: int) -> dict:
         samples = sample_order(local * world + rank, self.num_samples, self.seed, self.epoch,
                                self.shuffle)
-        shapes = T.output_shapes(local.size, self.seq_len, self.mode, self.top_r, self.max_k)
+        mixed = self.mixing != "none" and self.mode != T.ONEHOT
+        blocks = M.blocks(self.mixing, self.orders) if mixed else 1
+        shapes = T.output_shapes(local.size, self.seq_len, self.mode, self.top_r, self.max_k,
+                                 blocks)
         if self.batched and get_worker_info() is not None:
             tensors = _shared_tensors(shapes)
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
-        T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
-                          self.max_k, self.seed, self.epoch, out=[t.numpy() for t in tensors])
+        arrays = [t.numpy() for t in tensors]
+        if mixed:
+            M.compute_mixture_targets(f, samples * self.seq_len, self.seq_len, self.mode,
+                                      self.orders, self.mixing, self.lambdas, self.min_count,
+                                      self.top_r, self.max_k, self.seed, self.epoch, arrays)
+        else:
+            T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
+                              self.max_k, self.seed, self.epoch, arrays, self.orders[-1])
         out = {"input_ids": tensors[0], "labels": tensors[1], "index": torch.from_numpy(samples)}
         if self.mode != T.ONEHOT:
             out["target_ids"], out["target_probs"] = tensors[2], tensors[3]
