@@ -87,6 +87,13 @@ def parse_args(argv=None):
     p.add_argument("--top-r", type=int, default=8)
     p.add_argument("--residual", choices=["tail", "renorm"], default="tail")
     p.add_argument("--max-k", type=int, default=64, help="AllNTs: entries kept per position")
+    p.add_argument("--mixing", choices=["none", "backoff", "witten-bell", "fixed"],
+                   default="none", help="targets from several orders (file built with --orders)")
+    p.add_argument("--orders", type=lambda s: [int(x) for x in s.split(",")],
+                   help="orders taking part, e.g. 2,3,4 (default: all stored)")
+    p.add_argument("--min-count", type=int, default=2, help="backoff: context seen this often")
+    p.add_argument("--lambdas", type=lambda s: [float(x) for x in s.split(",")],
+                   help="fixed mixing: one weight per order, e.g. 0.1,0.2,0.3,0.4")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                    help="weight of the soft-target term (default: ngramds's)")
     p.add_argument("--steps", type=int, default=800)
@@ -114,7 +121,8 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
     train = NgramDataset(a.train, a.seq_len, targets=a.targets, top_r=a.top_r,
-                         residual=a.residual, max_k=a.max_k, seed=a.seed, batched=True)
+                         residual=a.residual, max_k=a.max_k, mixing=a.mixing, orders=a.orders,
+                         min_count=a.min_count, lambdas=a.lambdas, seed=a.seed, batched=True)
     loader = NgramLoader(train, batch_size=a.batch_size, num_workers=a.workers)
     val = NgramDataset(a.val, a.seq_len, targets="onehot", shuffle=False, batched=True,
                        batch_size=a.batch_size)
