@@ -49,28 +49,41 @@ def _check_corpus(corpus: Corpus, vocab_size: int | None) -> tuple[np.ndarray, n
         raise InputError("the corpus is empty (no tokens); give at least one non-empty document")
     if tokens.dtype.kind not in "iu":
         raise InputError(f"token ids must be integers, got dtype {tokens.dtype}")
-    lo, hi = int(tokens.min()), int(tokens.max())
+    vocab_size = check_vocab(int(tokens.min()), int(tokens.max()),
+                             vocab_size if vocab_size is not None else corpus.vocab_size)
+    doc_offsets = check_doc_offsets(corpus.doc_offsets, tokens.size)
+    tokens = tokens.astype(fmt.token_dtype(vocab_size), copy=False)
+    return np.ascontiguousarray(tokens), doc_offsets, vocab_size
+
+
+def check_vocab(lo: int, hi: int, vocab_size: int | None) -> int:
+    """The vocabulary size (given, else max id + 1) once the ids [lo, hi] fit it."""
     if lo < 0:
         raise InputError(f"negative token id {lo}; token ids must be in [0, vocab_size)")
     if vocab_size is None:
-        vocab_size = corpus.vocab_size if corpus.vocab_size is not None else hi + 1
+        vocab_size = hi + 1
     if not 1 <= vocab_size <= fmt.MAX_VOCAB:
         raise InputError(f"vocab_size {vocab_size} is outside [1, 2^32-1]")
     if hi >= vocab_size:
         raise InputError(f"token id {hi} >= vocab_size {vocab_size}; raise --vocab-size or fix "
                          "the input dtype")
-    doc_offsets = np.asarray(corpus.doc_offsets, dtype=np.int64).reshape(-1)
-    if (doc_offsets.size < 2 or doc_offsets[0] != 0 or doc_offsets[-1] != tokens.size
+    return int(vocab_size)
+
+
+def check_doc_offsets(doc_offsets, num_tokens: int) -> np.ndarray:
+    """Document offsets as int64, once they rise from 0 to ``num_tokens``."""
+    doc_offsets = np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
+    if (doc_offsets.size < 2 or doc_offsets[0] != 0 or doc_offsets[-1] != num_tokens
             or np.any(np.diff(doc_offsets) < 0)):
         raise InputError("document boundaries must rise from 0 to the number of tokens "
-                         f"({tokens.size})")
-    tokens = tokens.astype(fmt.token_dtype(vocab_size), copy=False)
-    return np.ascontiguousarray(tokens), doc_offsets, vocab_size
+                         f"({num_tokens})")
+    return doc_offsets
 
 
-def _key_layout(m: int, bits: int):
-    """Word and shift of each context field (length, t_1..t_m), packed MSB-first."""
-    widths = [m.bit_length()] + [bits] * m
+def _key_layout(m: int, bits: int, next_token: bool = False):
+    """Word and shift of each context field (length, t_1..t_m), and of the next token after
+    them if ``next_token``, packed MSB-first."""
+    widths = [m.bit_length()] + [bits] * (m + next_token)
     word, used, words, shifts, used_bits = 0, 0, [], [], []
     for w in widths:
         if used + w > 64:
@@ -201,7 +214,9 @@ def _concatenate(parts):
 
 def build(source, output, *, order: int = 4, orders=None, top_k: int | None = None,
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
-          progress: bool = True, **input_options) -> Path:
+          progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
+          engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+          partial: bool = False, **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
 
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
@@ -209,13 +224,29 @@ def build(source, output, *, order: int = 4, orders=None, top_k: int | None = No
     per document), or input file path(s) read with ``input_options`` (see
     :func:`ngramds.inputs.load_corpus`). The file stores the table of ``order``, or one table
     for each of ``orders`` (e.g. ``range(1, 5)``) sharing one token stream.
+
+    ``memory_limit`` (bytes, or a size such as "1G") bounds the build's memory by spilling
+    sorted runs under ``tmp_dir`` (default: beside ``output``); ``engine="dask"`` runs those
+    steps on a Dask cluster (``scheduler`` address, else ``workers`` local processes);
+    ``partial`` writes a shard's runs to the directory ``output`` for
+    :func:`ngramds.merge`. All give the same file as the in-memory build (docs/SCALE.md).
     """
-    from .inputs import load_corpus  # inputs imports builder's Corpus
+    from .inputs import load_corpus, load_stream  # inputs imports builder's Corpus
 
     orders = check_orders([order] if orders is None else orders)
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
     check_output_dir(output)  # fail before the work, not after it
+    if memory_limit is not None or engine != "local" or partial:
+        from .bounded import build_bounded
+        from .external import parse_size
+        stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                             **input_options)
+        limit = parse_size(memory_limit) if memory_limit is not None else 1 << 30
+        return build_bounded(stream, output, orders=orders, top_k=top_k,
+                             vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
+                             engine=engine, scheduler=scheduler, workers=workers,
+                             partial=partial, progress=progress)
     t0 = time.perf_counter()
     stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)
@@ -231,20 +262,10 @@ def build(source, output, *, order: int = 4, orders=None, top_k: int | None = No
         bar.suffix = f" (order {n})" if len(orders) > 1 else ""
         table = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
         arrays.update({fmt.table_prefix(n) + k: v for k, v in table.items()})
-        tables.append({"order": n, "top_k": int(top_k) if top_k else None,
-                       "num_contexts": int(table["totals"].size),
-                       "num_entries": int(table["next_ids"].size)})
+        tables.append(table_entry(n, top_k, table["totals"].size, table["next_ids"].size))
         del table
-    header = {
-        "format": "ngramds",
-        "vocab_size": int(vocab_size),
-        "num_tokens": int(tokens.size),
-        "num_documents": int(num_docs),
-        "token_dtype": fmt.dtype_name(tokens.dtype),
-        "tables": tables,
-        "build": {"ngramds": _version(), "sources": [str(s) for s in corpus.sources],
-                  "tokenizer": corpus.tokenizer},
-    }
+    header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
+                         corpus.tokenizer)
     bar.suffix = ""
     bar.step("writing file")
     size = write_atomic(Path(output), header, arrays)
@@ -254,6 +275,27 @@ def build(source, output, *, order: int = 4, orders=None, top_k: int | None = No
                f"order {','.join(map(str, orders))}, {contexts} contexts, "
                f"{size / 2**20:.1f} MiB in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
     return Path(output)
+
+
+def table_entry(order: int, top_k: int | None, num_contexts: int, num_entries: int) -> dict:
+    """The header's ``tables`` entry of one order."""
+    return {"order": int(order), "top_k": int(top_k) if top_k else None,
+            "num_contexts": int(num_contexts), "num_entries": int(num_entries)}
+
+
+def file_header(vocab_size: int, num_tokens: int, num_documents: int, tables: list,
+                sources: list, tokenizer: str | None) -> dict:
+    """The header fields of a file (spec/FORMAT.md section 3), without its section table."""
+    return {
+        "format": "ngramds",
+        "vocab_size": int(vocab_size),
+        "num_tokens": int(num_tokens),
+        "num_documents": int(num_documents),
+        "token_dtype": fmt.dtype_name(fmt.token_dtype(vocab_size)),
+        "tables": tables,
+        "build": {"ngramds": _version(), "sources": [str(s) for s in sources],
+                  "tokenizer": tokenizer},
+    }
 
 
 def check_orders(orders) -> list[int]:

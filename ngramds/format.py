@@ -91,18 +91,18 @@ def pack_preamble(header_bytes: bytes, magic: bytes = MAGIC) -> bytes:
     return PREAMBLE.pack(magic, FORMAT_VERSION, 0, len(header_bytes), crc32(header_bytes), 0)
 
 
-def layout(header_fields: dict, arrays: dict) -> tuple[bytes, list[Section]]:
-    """Place ``arrays`` after the header; return (header bytes, sections).
+def layout(header_fields: dict, specs: list) -> tuple[bytes, list[Section]]:
+    """Place sections after the header; return (header bytes, sections).
 
-    The header's size depends on the offsets it records, so iterate to a fixed point.
+    ``specs`` lists (name, length, dtype, shape, crc32) in file order. The header's size depends
+    on the offsets it records, so iterate to a fixed point.
     """
-    crcs = {name: crc32(arr) for name, arr in arrays.items()}
     start = align(PREAMBLE_SIZE + 1024)
     while True:
         sections, offset = [], start
-        for name, arr in arrays.items():
-            sections.append(Section(name, offset, arr.nbytes, arr.dtype, arr.shape, crcs[name]))
-            offset = align(offset + arr.nbytes)
+        for name, length, dtype, shape, crc in specs:
+            sections.append(Section(name, offset, length, np.dtype(dtype), tuple(shape), crc))
+            offset = align(offset + length)
         header = dict(header_fields, sections=[s.to_header() for s in sections])
         header_bytes = encode_header(header)
         needed = align(PREAMBLE_SIZE + len(header_bytes))

@@ -10,8 +10,9 @@ import numpy as np
 
 from .builder import Corpus
 from .errors import FileAccessError, InputError
+from .stream import READ_CHUNK, ArrayPiece, TokenStream, piece_of
 
-__all__ = ["load_corpus", "load_tokenizer", "read_megatron", "read_text"]
+__all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text"]
 
 RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
@@ -32,6 +33,25 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     """
     if isinstance(source, Corpus):
         return source
+    stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                         eos_id=eos_id, dtype=dtype, boundaries=boundaries, tokenizer=tokenizer,
+                         text_field=text_field, text_unit=text_unit)
+    parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
+    tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return Corpus(tokens, stream.doc_offsets, stream.sources, stream.tokenizer,
+                  stream.vocab_size)
+
+
+def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
+                dtype: str | None = None, boundaries: str | os.PathLike | None = None,
+                tokenizer: str | os.PathLike | None = None, text_field: str = "text",
+                text_unit: str = "line") -> TokenStream:
+    """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
+    (the memory-bounded build reads them in chunks). Text is tokenised in memory."""
+    if isinstance(source, Corpus):
+        return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
+                           np.asarray(source.doc_offsets, np.int64), list(source.sources),
+                           source.tokenizer, source.vocab_size)
     if isinstance(source, (str, os.PathLike)):
         source = [source]
     if isinstance(source, np.ndarray):
@@ -45,24 +65,25 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         sources, tok_name = [p.name for p in paths], (Path(tokenizer).name if tokenizer else None)
     else:
         corpus = Corpus.from_documents(source)
-        return _with_boundaries(corpus, doc_offsets, doc_lengths, boundaries)
-    tokens = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
+        parts = [(corpus.tokens, corpus.doc_offsets)]
+        sources, tok_name = [], None
+        if doc_offsets is None and doc_lengths is None and boundaries is None:
+            doc_offsets = corpus.doc_offsets
+    pieces = [piece_of(arr) for arr, _ in parts]
+    num_tokens = sum(p.size for p in pieces)
     if doc_offsets is not None or doc_lengths is not None or boundaries is not None:
-        corpus = _with_boundaries(Corpus(tokens, np.array([0, tokens.size])),
-                                  doc_offsets, doc_lengths, boundaries)
+        offsets = _given_offsets(num_tokens, doc_offsets, doc_lengths, boundaries)
     else:
         offsets, base = [np.zeros(1, np.int64)], 0
-        for toks, file_offsets in parts:
+        for piece, (_, file_offsets) in zip(pieces, parts):
             if file_offsets is None:
-                file_offsets = _eos_offsets(toks, eos_id) if eos_id is not None else \
-                    np.array([0, toks.size], np.int64)
+                file_offsets = _eos_offsets(piece, eos_id) if eos_id is not None else \
+                    np.array([0, piece.size], np.int64)
             offsets.append(file_offsets[1:] + base)
-            base += toks.size
-        corpus = Corpus(tokens, np.concatenate(offsets))
-    corpus.sources, corpus.tokenizer = sources, tok_name
-    if tokenizer is not None:
-        corpus.vocab_size = load_tokenizer(tokenizer).get_vocab_size()
-    return corpus
+            base += piece.size
+        offsets = np.concatenate(offsets)
+    vocab = load_tokenizer(tokenizer).get_vocab_size() if tokenizer is not None else None
+    return TokenStream(pieces, offsets, sources, tok_name, vocab)
 
 
 def _is_path_list(source) -> bool:
@@ -70,7 +91,7 @@ def _is_path_list(source) -> bool:
         isinstance(s, (str, os.PathLike)) for s in source)
 
 
-def _with_boundaries(corpus: Corpus, doc_offsets, doc_lengths, boundaries) -> Corpus:
+def _given_offsets(num_tokens: int, doc_offsets, doc_lengths, boundaries) -> np.ndarray:
     given = [x is not None for x in (doc_offsets, doc_lengths, boundaries)]
     if sum(given) > 1:
         raise InputError("give only one of doc_offsets, doc_lengths and a boundaries file")
@@ -81,17 +102,20 @@ def _with_boundaries(corpus: Corpus, doc_offsets, doc_lengths, boundaries) -> Co
         if lengths.size and (lengths.dtype.kind not in "iu" or lengths.min() < 0):
             raise InputError("document lengths must be non-negative integers")
         doc_offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        if doc_offsets[-1] != np.asarray(corpus.tokens).size:
+        if doc_offsets[-1] != num_tokens:
             raise InputError(f"document lengths add up to {doc_offsets[-1]} tokens but the "
-                             f"input has {np.asarray(corpus.tokens).size}")
-    if doc_offsets is not None:
-        corpus.doc_offsets = np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
-    return corpus
+                             f"input has {num_tokens}")
+    return np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
 
 
-def _eos_offsets(tokens: np.ndarray, eos_id: int) -> np.ndarray:
-    ends = np.flatnonzero(tokens == eos_id) + 1
-    return np.unique(np.concatenate([[0], ends, [tokens.size]])).astype(np.int64)
+def _eos_offsets(piece, eos_id: int) -> np.ndarray:
+    """Document offsets of a piece whose documents end with ``eos_id`` (bounded reads)."""
+    ends = [np.zeros(1, np.int64)]
+    for lo in range(0, piece.size, READ_CHUNK):
+        chunk = piece.read(lo, min(piece.size, lo + READ_CHUNK))
+        ends.append(np.flatnonzero(chunk == eos_id).astype(np.int64) + lo + 1)
+    ends.append(np.array([piece.size], np.int64))
+    return np.unique(np.concatenate(ends))
 
 
 def _read_integers(path: Path) -> np.ndarray:
@@ -128,7 +152,7 @@ def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
             raise InputError(f"{path} is not a valid .npy file ({exc})") from None
         if arr.dtype.kind not in "iu":
             raise InputError(f"{path} holds {arr.dtype} values; token ids must be integers")
-        return np.asarray(arr).reshape(-1), None
+        return (arr if arr.ndim == 1 else np.asarray(arr).reshape(-1)), None
     if dtype is None:
         raise InputError(f"{path} is a headerless token file: give --dtype uint16 or uint32")
     if dtype not in RAW_DTYPES:
@@ -137,7 +161,9 @@ def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
     if size % RAW_DTYPES[dtype].itemsize:
         raise InputError(f"{path} has {size} bytes, not a multiple of {dtype}'s "
                          f"{RAW_DTYPES[dtype].itemsize}; is --dtype right?")
-    return np.fromfile(path, dtype=RAW_DTYPES[dtype]), None
+    if size == 0:
+        return np.empty(0, RAW_DTYPES[dtype]), None
+    return np.memmap(path, dtype=RAW_DTYPES[dtype], mode="r"), None
 
 
 def read_megatron(prefix: Path):
@@ -171,12 +197,13 @@ def read_megatron(prefix: Path):
     contiguous = num_seq == 0 or np.array_equal(pointers[1:], ends[:-1])
     if contiguous:
         start = int(pointers[0]) if num_seq else 0
-        tokens = np.frombuffer(data, dtype, int(sizes.sum()), start)
+        count = int(sizes.sum())
+        tokens = np.memmap(bin_, dtype, "r", start, (count,)) if count else np.empty(0, dtype)
     else:
         tokens = np.concatenate([np.frombuffer(data, dtype, int(s), int(p))
                                  for p, s in zip(pointers, sizes)])
     seq_offsets = np.concatenate([[0], np.cumsum(sizes)])
-    return np.asarray(tokens), seq_offsets[doc_idx].astype(np.int64)
+    return tokens, seq_offsets[doc_idx].astype(np.int64)
 
 
 _TOKENIZERS: dict = {}

@@ -48,17 +48,38 @@ def check_output_dir(path: Path) -> None:
                               "create it first")
 
 
-def write_atomic(path: Path, header_fields: dict, arrays: dict[str, np.ndarray]) -> int:
+class SectionSource:
+    """A section to write: dtype, shape, CRC-32 and a way to produce its bytes in chunks."""
+
+    def __init__(self, dtype, shape, crc: int, chunks):
+        self.dtype, self.shape, self.crc, self._chunks = np.dtype(dtype), tuple(shape), crc, chunks
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @classmethod
+    def of_array(cls, arr: np.ndarray) -> "SectionSource":
+        arr = np.ascontiguousarray(arr)
+        return cls(arr.dtype, arr.shape, fmt.crc32(arr), lambda: [arr])
+
+    def chunks(self):
+        """Contiguous arrays whose bytes, back to back, are the section."""
+        return self._chunks()
+
+
+def write_atomic(path: Path, header_fields: dict, arrays: dict) -> int:
     """Write an ngramds file to ``path`` atomically; return its size in bytes.
 
-    The data goes to ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is
-    on disk, so neither the temporary nor the output path ever holds a file that opens as valid
-    before the build is complete.
+    ``arrays`` maps section names (in file order) to arrays or :class:`SectionSource`. The data
+    goes to ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is on disk, so
+    neither the temporary nor the output path ever holds a file that opens as valid before the
+    build is complete.
     """
     path = Path(path)
     check_output_dir(path)
     clean_stale_temporaries(path)
-    header_bytes, sections = fmt.layout(header_fields, arrays)
+    sources = {name: a if isinstance(a, SectionSource) else SectionSource.of_array(a)
+               for name, a in arrays.items()}
+    specs = [(name, s.nbytes, s.dtype, s.shape, s.crc) for name, s in sources.items()]
+    header_bytes, sections = fmt.layout(header_fields, specs)
     tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -66,9 +87,15 @@ def write_atomic(path: Path, header_fields: dict, arrays: dict[str, np.ndarray])
             f.write(header_bytes)
             for section in sections:
                 f.seek(section.offset)
-                arr = np.ascontiguousarray(arrays[section.name])
-                if arr.nbytes:
-                    f.write(memoryview(arr).cast("B"))
+                written = 0
+                for arr in sources[section.name].chunks():
+                    arr = np.ascontiguousarray(arr, dtype=section.dtype)
+                    if arr.nbytes:
+                        f.write(memoryview(arr).cast("B"))
+                        written += arr.nbytes
+                if written != section.length:
+                    raise RuntimeError(f"section {section.name} produced {written} bytes, "
+                                       f"expected {section.length}")
             end = sections[-1].offset + sections[-1].length if sections else f.tell()
             f.truncate(end)
             f.flush()

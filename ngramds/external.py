@@ -1,0 +1,389 @@
+"""Builds in bounded memory: sorted runs spilled to disk, merged one key range at a time.
+
+Map: a slice of the corpus (a chunk of one build, or a shard built on its own) becomes a *run*:
+its distinct (context, next token) keys sorted, with counts, and the local context number of
+every position, all on disk. Reduce: the runs' keys are cut into key ranges (buckets) that fit
+the budget; each bucket is merged on its own (in any process), giving its contexts, entries and
+the bucket-local id of every run context. Assembly streams the buckets and runs into the same
+file as the in-memory build, byte for byte. Memory use: see docs/SCALE.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import build_kernels as K
+from . import format as fmt
+from . import run_kernels as R
+from .builder import _key_layout, _radix_sort
+from .errors import InputError
+from .stream import MappedPiece
+from .writer import SectionSource
+
+MIB = 1 << 20
+MIN_WORK_BYTES = 32 * MIB   # below this a budget is refused
+OUTPUT_CHUNK = 1 << 22      # elements per streamed piece of a section
+
+
+# -- keys -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyLayout:
+    """(length, t_1..t_m, next) packed MSB-first into ``num_words`` uint64 words."""
+
+    order: int
+    bits: int
+
+    def __post_init__(self):
+        words, shifts, used = _key_layout(self.order - 1, self.bits, next_token=True)
+        object.__setattr__(self, "words", words)
+        object.__setattr__(self, "shifts", shifts)
+        object.__setattr__(self, "used_bits", used)
+
+    @property
+    def num_words(self) -> int:
+        return len(self.used_bits)
+
+    @property
+    def ctx_mask(self) -> np.ndarray:
+        mask = np.full(self.num_words, 0xFFFFFFFFFFFFFFFF, np.uint64)
+        w, sh = int(self.words[-1]), int(self.shifts[-1])
+        mask[w] &= ~np.uint64(((1 << self.bits) - 1) << sh)
+        return mask
+
+
+def key_bits(vocab_size: int) -> int:
+    return max(1, (vocab_size - 1).bit_length())
+
+
+# -- budget ---------------------------------------------------------------------------------
+def run_positions(work_bytes: int, num_words: int, token_bytes: int) -> int:
+    """Positions per run that fit ``work_bytes`` (keys and positions twice while sorting, then
+    the run's distinct keys, counts and local ids)."""
+    per_position = 24 * num_words + 32 + token_bytes
+    return int(max(1 << 12, min(1 << 31, work_bytes // per_position)))
+
+
+def bucket_entries(work_bytes: int, num_words: int) -> int:
+    """Run entries per bucket that fit ``work_bytes`` while it is merged."""
+    return int(max(1 << 12, work_bytes // (24 * num_words + 80)))
+
+
+def work_budget(memory_limit: int, resident: int, doc_offsets_bytes: int) -> int:
+    """Bytes the build may use beyond what the process already holds."""
+    work = int(memory_limit * 0.85) - resident - doc_offsets_bytes
+    if work < MIN_WORK_BYTES:
+        raise InputError(f"--memory-limit {memory_limit / MIB:.0f} MiB is too small: this "
+                         f"process already uses {resident / MIB:.0f} MiB; give at least "
+                         f"{(resident + doc_offsets_bytes + MIN_WORK_BYTES) / 0.85 / MIB:.0f} "
+                         "MiB")
+    return work
+
+
+def resident_bytes() -> int:
+    """Current resident set size of this process (0 where unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def parse_size(text: str) -> int:
+    """'1G', '512M', '1.5GiB', '1000000' -> bytes."""
+    t = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale != 1 else t) * scale
+    except ValueError:
+        raise InputError(f"cannot read the size {text!r}; use e.g. 1G or 512M") from None
+    if value < 1:
+        raise InputError(f"size {text!r} must be positive")
+    return int(value)
+
+
+# -- map ------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A sorted run on disk: positions [first, first + count) of the corpus."""
+
+    path: str
+    first: int
+    count: int
+    num_keys: int
+    num_contexts: int
+
+    def array(self, name: str) -> np.ndarray:
+        return np.load(Path(self.path) / f"{name}.npy", mmap_mode="r")
+
+
+def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout,
+            path: str) -> Run:
+    """Sort positions [lo, hi) of ``stream`` by (context, next token); write the run."""
+    m = layout.order - 1
+    buf_lo = max(0, lo - m)
+    tokens = np.ascontiguousarray(stream.read(buf_lo, hi))
+    i0 = int(np.searchsorted(doc_offsets, buf_lo, side="right"))
+    i1 = int(np.searchsorted(doc_offsets, hi, side="left"))
+    local_offsets = np.concatenate([[0], doc_offsets[i0:i1] - buf_lo, [hi - buf_lo]])
+    positions = np.arange(lo - buf_lo, hi - buf_lo, dtype=np.uint32)
+    keys = np.empty((hi - lo, layout.num_words), np.uint64)
+    K.pack_contexts(tokens, local_offsets.astype(np.int64), positions, m, layout.words,
+                    layout.shifts, keys)
+    keys[:, layout.words[-1]] |= tokens[lo - buf_lo:].astype(np.uint64) << np.uint64(
+        layout.shifts[-1])
+    del tokens
+    keys, positions = _radix_sort(keys, positions, layout.used_bits, lsb=False)
+    local = np.empty(hi - lo, np.uint32)
+    ukeys = np.empty_like(keys)
+    ucounts = np.empty(hi - lo, np.uint32)
+    uctx = np.empty(hi - lo, np.uint32)
+    nkeys, nctx = R.summarize_run(keys, positions, lo - buf_lo, layout.ctx_mask, local, ukeys,
+                                  ucounts, uctx)
+    del keys, positions
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "keys.npy", ukeys[:nkeys])
+    np.save(out / "counts.npy", ucounts[:nkeys])
+    np.save(out / "ctx.npy", uctx[:nkeys])
+    np.save(out / "local.npy", local)
+    return Run(str(out), lo, hi - lo, int(nkeys), int(nctx))
+
+
+# -- reduce ---------------------------------------------------------------------------------
+def plan_buckets(runs: list[Run], layout: KeyLayout, cap: int) -> list[list[tuple[int, int]]]:
+    """Cut the key space at context boundaries into buckets of at most ``cap`` run entries
+    (unless one context alone has more); return, per bucket, each run's slice [a, b)."""
+    total = sum(r.num_keys for r in runs)
+    per_run = int(min(max(64, 8 * total // max(cap, 1) + 64), 1 << 16))
+    samples = []
+    for r in runs:
+        keys = r.array("keys")
+        if r.num_keys:
+            idx = np.unique(np.linspace(0, r.num_keys - 1, min(per_run, r.num_keys)).astype(
+                np.int64))
+            samples.append(np.array(keys[idx]) & layout.ctx_mask)
+        del keys
+    if not samples:
+        return [[(0, 0)] * len(runs)]
+    cand = np.concatenate(samples)
+    cand = cand[np.lexsort(cand.T[::-1])]
+    cand = np.unique(cand, axis=0)
+    # bounds[i, j]: first entry of run i at or after candidate j (then the run's end)
+    bounds = np.empty((len(runs), cand.shape[0] + 1), np.int64)
+    for i, r in enumerate(runs):
+        keys = r.array("keys")
+        R.lower_bounds(keys, cand, bounds[i, :-1])
+        bounds[i, -1] = r.num_keys
+        del keys
+    bounds[:, 0] = 0
+    sizes = np.diff(bounds, axis=1).sum(axis=0)
+    cuts, acc = [0], 0
+    for j, size in enumerate(sizes):
+        if acc and acc + size > cap:
+            cuts.append(j)
+            acc = 0
+        acc += size
+    cuts.append(cand.shape[0])
+    return [[(int(bounds[i, a]), int(bounds[i, b])) for i in range(len(runs))]
+            for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLayout,
+                  top_k: int | None, token_dtype: str, path: str) -> dict:
+    """Merge one bucket (slice ``slices[i]`` of run i): write its contexts, entries and the
+    bucket-local context id of each run context it holds; return its figures."""
+    parts = [(i, a, b) for i, (a, b) in enumerate(slices) if b > a]
+    n = sum(b - a for _, a, b in parts)
+    keys = np.empty((n, layout.num_words), np.uint64)
+    counts = np.empty(n, np.int64)
+    ctx = np.empty(n, np.int64)
+    at = 0
+    for i, a, b in parts:
+        for name, dest in (("keys", keys), ("counts", counts), ("ctx", ctx)):
+            arr = runs[i].array(name)
+            dest[at:at + b - a] = arr[a:b]
+            del arr
+        at += b - a
+    keys, perm = _radix_sort(keys, np.arange(n, dtype=np.int64), layout.used_bits, lsb=False)
+    ctx_of = np.empty(n, np.int64)
+    ctx_first = np.empty(n, np.int64)
+    ctx_starts = np.empty(n + 1, np.int64)
+    ids = np.empty(n, np.dtype(token_dtype))
+    ecounts = np.empty(n, np.int64)
+    num_entries, num_ctx = R.aggregate(keys, perm, counts, layout.ctx_mask,
+                                       int(layout.words[-1]), int(layout.shifts[-1]),
+                                       (1 << layout.bits) - 1, ctx_of, ctx_first, ctx_starts,
+                                       ids, ecounts)
+    del counts
+    m = layout.order - 1
+    rows = np.empty((num_ctx, m), np.dtype(token_dtype))
+    lengths = np.empty(num_ctx, np.int64)
+    R.decode_contexts(keys, ctx_first[:num_ctx], layout.words, layout.shifts,
+                      (1 << int(m).bit_length()) - 1, (1 << layout.bits) - 1, rows, lengths)
+    del keys, ctx_first
+    ctx_starts = ctx_starts[:num_ctx + 1]
+    distinct = np.diff(ctx_starts)
+    kept = distinct if not top_k else np.minimum(distinct, top_k)
+    out_offsets = np.zeros(num_ctx + 1, np.int64)
+    np.cumsum(kept, out=out_offsets[1:])
+    out_ids = np.empty(int(out_offsets[-1]), ids.dtype)
+    out_counts = np.empty(int(out_offsets[-1]), np.int64)
+    totals = np.empty(num_ctx, np.int64)
+    R.order_entries(ctx_starts, ids[:num_entries], ecounts[:num_entries], out_offsets, out_ids,
+                    out_counts, totals)
+    del ids, ecounts
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "rows.npy", rows)
+    np.save(out / "kept.npy", kept.astype(np.uint32))
+    np.save(out / "ids.npy", out_ids)
+    np.save(out / "counts.npy", out_counts.astype(fmt.uint_dtype(int(out_counts.max(initial=0)))))
+    np.save(out / "totals.npy", totals.astype(fmt.uint_dtype(int(totals.max(initial=0)))))
+    # bucket-local context id of every run context in this bucket, per run
+    bucket_ctx = np.empty(n, np.int64)
+    bucket_ctx[perm] = ctx_of
+    map_first, at = {}, 0
+    for i, a, b in parts:
+        local = ctx[at:at + b - a]
+        first = int(local[0])
+        table = np.empty(int(local[-1]) - first + 1, np.uint32)
+        table[local - first] = bucket_ctx[at:at + b - a]
+        np.save(out / f"map{i}.npy", table)
+        map_first[i] = first
+        at += b - a
+    return {"path": str(out), "num_contexts": int(num_ctx),
+            "num_entries": int(out_offsets[-1]),
+            "max_count": int(out_counts.max(initial=0)), "max_total": int(totals.max(initial=0)),
+            "length_counts": np.bincount(lengths, minlength=m + 1).tolist(),
+            "map_first": map_first}
+
+
+# -- assembly -------------------------------------------------------------------------------
+def _load(path: Path) -> np.ndarray:
+    arr = np.load(path, mmap_mode="r")
+    out = np.array(arr)
+    del arr
+    return out
+
+
+def _source(dtype, shape, chunks) -> SectionSource:
+    """A section streamed from ``chunks()`` (called twice: once for the CRC, once to write)."""
+    dtype = np.dtype(dtype)
+    crc = 0
+    for c in chunks():
+        c = np.ascontiguousarray(c, dtype=dtype)
+        if c.nbytes:
+            crc = zlib.crc32(memoryview(c).cast("B"), crc)
+    return SectionSource(dtype, shape, crc & 0xFFFFFFFF,
+                         lambda: (np.ascontiguousarray(c, dtype=dtype) for c in chunks()))
+
+
+def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens: int,
+                   token_dtype) -> tuple[dict, int, int]:
+    """The sections of one order's table streamed from its runs and buckets, and (C, E)."""
+    m = order - 1
+    C = sum(b["num_contexts"] for b in buckets)
+    E = sum(b["num_entries"] for b in buckets)
+    if C == 0:
+        raise InputError("the corpus is empty (no tokens)")
+    bases = np.cumsum([0] + [b["num_contexts"] for b in buckets])
+    length_offsets = np.zeros(m + 2, np.uint64)
+    np.cumsum(np.sum([b["length_counts"] for b in buckets], axis=0), out=length_offsets[1:])
+    max_count = max(b["max_count"] for b in buckets)
+    max_total = max(b["max_total"] for b in buckets)
+
+    def per_bucket(name):
+        return lambda: (_load(Path(b["path"]) / f"{name}.npy") for b in buckets)
+
+    def entry_offsets():
+        yield np.zeros(1, np.int64)
+        base = 0
+        for b in buckets:
+            off = np.cumsum(_load(Path(b["path"]) / "kept.npy"), dtype=np.int64) + base
+            base = int(off[-1]) if off.size else base
+            yield off
+
+    def position_contexts():
+        for i, run in enumerate(runs):
+            table = np.empty(run.num_contexts, np.int64)
+            for b, base in zip(buckets, bases):
+                first = b["map_first"].get(i, b["map_first"].get(str(i)))
+                if first is not None:
+                    part = _load(Path(b["path"]) / f"map{i}.npy")
+                    table[first:first + part.size] = part.astype(np.int64) + base
+            local = _load(Path(run.path) / "local.npy")
+            for lo in range(0, local.size, OUTPUT_CHUNK):
+                yield table[local[lo:lo + OUTPUT_CHUNK]]
+
+    x = fmt.table_prefix(order)
+    sections = {
+        x + "context_length_offsets": SectionSource.of_array(length_offsets),
+        x + "context_tokens": _source(token_dtype, (C, m), per_bucket("rows")),
+        x + "entry_offsets": _source(fmt.uint_dtype(E), (C + 1,), entry_offsets),
+        x + "next_ids": _source(token_dtype, (E,), per_bucket("ids")),
+        x + "counts": _source(fmt.uint_dtype(max_count if E else 0), (E,), per_bucket("counts")),
+        x + "totals": _source(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
+        x + "position_contexts": _source(fmt.uint_dtype(max(0, C - 1)), (num_tokens,),
+                                         position_contexts),
+    }
+    return sections, C, E
+
+
+def token_sections(stream, doc_offsets: np.ndarray, token_dtype) -> dict:
+    """The shared ``tokens`` and ``doc_offsets`` sections."""
+    n = stream.size
+    return {"tokens": _source(token_dtype, (n,),
+                              lambda: (t for _, t in stream.chunks(OUTPUT_CHUNK, token_dtype))),
+            "doc_offsets": SectionSource.of_array(doc_offsets.astype(fmt.uint_dtype(n)))}
+
+
+def directory_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+# -- partial results (shards) ---------------------------------------------------------------
+PARTIAL_FORMAT = "ngramds-partial"
+
+
+def save_manifest(path: Path, info: dict) -> None:
+    tmp = path / "manifest.json.tmp"
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path / "manifest.json")  # a partial without a manifest is incomplete
+
+
+def load_partial(path: Path) -> dict:
+    """The manifest of a partial result directory, its runs as :class:`Run`s."""
+    try:
+        info = json.loads((Path(path) / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path} is not a complete partial result (no manifest.json); "
+                         "rebuild it with `ngramds build --partial`") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable partial manifest ({exc})") from None
+    if info.get("format") != PARTIAL_FORMAT or info.get("version") != 1:
+        raise InputError(f"{path} is not an ngramds partial result")
+    info["runs"] = {int(n): [Run(**dict(r, path=str(Path(path) / r["path"]))) for r in runs]
+                    for n, runs in info["runs"].items()}
+    tokens = np.load(Path(path) / "tokens.npy", mmap_mode="r")
+    if tokens.shape != (info["num_tokens"],):
+        raise InputError(f"{path}/tokens.npy does not hold the manifest's "
+                         f"{info['num_tokens']} tokens; the partial is damaged")
+    info["tokens"] = MappedPiece(str(Path(path) / "tokens.npy"), int(tokens.offset),
+                                 tokens.dtype, info["num_tokens"])
+    del tokens
+    return info
+
+
+def run_record(run: Run) -> dict:
+    return asdict(run)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

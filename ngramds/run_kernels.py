@@ -1,0 +1,117 @@
+"""Numba kernels of the memory-bounded build: summarise sorted runs, search and merge them.
+
+Keys are rows of uint64 words holding (length, t_1..t_m, next) MSB-first; ``ctx_mask`` clears
+the next-token field, so two keys share a context when their masked words are equal.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _differs(keys, i, j, ctx_mask):
+    """(keys differ, contexts differ) for rows i and j."""
+    key, ctx = False, False
+    for w in range(keys.shape[1]):
+        a, b = keys[i, w], keys[j, w]
+        if a != b:
+            key = True
+            if (a & ctx_mask[w]) != (b & ctx_mask[w]):
+                ctx = True
+    return key, ctx
+
+
+@njit(cache=True)
+def summarize_run(keys, pos, first, ctx_mask, local, ukeys, ucounts, uctx):
+    """From keys sorted with their positions: distinct keys with counts and their context's
+    local number, and local[pos - first] <- the local context number of every position.
+    Returns (distinct keys, distinct contexts)."""
+    u, c = -1, -1
+    for i in range(keys.shape[0]):
+        new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
+        if new_ctx:
+            c += 1
+        if new_key:
+            u += 1
+            for w in range(keys.shape[1]):
+                ukeys[u, w] = keys[i, w]
+            ucounts[u] = 0
+            uctx[u] = c
+        ucounts[u] += 1
+        local[pos[i] - first] = c
+    return u + 1, c + 1
+
+
+@njit(cache=True)
+def lower_bound(rows, query):
+    """First index i with rows[i] >= query (rows sorted lexicographically)."""
+    lo, hi = 0, rows.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        less = False
+        for w in range(rows.shape[1]):
+            if rows[mid, w] != query[w]:
+                less = rows[mid, w] < query[w]
+                break
+        if less:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def lower_bounds(rows, queries, out):
+    """out[j] <- lower_bound(rows, queries[j]) for every query."""
+    for j in range(queries.shape[0]):
+        out[j] = lower_bound(rows, queries[j])
+
+
+@njit(cache=True)
+def aggregate(keys, perm, counts, ctx_mask, next_word, next_shift, next_mask, ctx_of,
+              ctx_first, ctx_starts, ids, ecounts):
+    """Sum the counts of equal keys of a sorted bucket. Per sorted row: ctx_of <- its context;
+    per context: ctx_first <- its first row, ctx_starts <- its first entry; per entry: the next
+    id and summed count. Returns (entries, contexts)."""
+    e, c = -1, -1
+    for i in range(keys.shape[0]):
+        new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
+        if new_ctx:
+            c += 1
+            ctx_first[c] = i
+            ctx_starts[c] = e + 1
+        if new_key:
+            e += 1
+            ids[e] = (keys[i, next_word] >> np.uint64(next_shift)) & np.uint64(next_mask)
+            ecounts[e] = 0
+        ecounts[e] += counts[perm[i]]
+        ctx_of[i] = c
+    ctx_starts[c + 1] = e + 1
+    return e + 1, c + 1
+
+
+@njit(parallel=True, cache=True)
+def decode_contexts(keys, ctx_first, words, shifts, len_mask, tok_mask, rows, lengths):
+    """rows[c] <- the tokens of context c (zero padded), lengths[c] <- its length."""
+    m = rows.shape[1]
+    for c in prange(rows.shape[0]):
+        i = ctx_first[c]
+        lengths[c] = (keys[i, words[0]] >> np.uint64(shifts[0])) & np.uint64(len_mask)
+        for t in range(m):
+            rows[c, t] = (keys[i, words[t + 1]] >> np.uint64(shifts[t + 1])) & np.uint64(tok_mask)
+
+
+@njit(parallel=True, cache=True)
+def order_entries(ctx_starts, ids, counts, out_offsets, out_ids, out_counts, totals):
+    """Each context's entries sorted by count descending, then id ascending (ids arrive
+    ascending), truncated to the room ``out_offsets`` leaves; totals <- exact sums."""
+    for g in prange(ctx_starts.shape[0] - 1):
+        lo, hi = ctx_starts[g], ctx_starts[g + 1]
+        s = 0
+        for i in range(lo, hi):
+            s += counts[i]
+        totals[g] = s
+        order = np.argsort(-counts[lo:hi], kind="mergesort")
+        out = out_offsets[g]
+        for r in range(out_offsets[g + 1] - out):
+            out_ids[out + r] = ids[lo + order[r]]
+            out_counts[out + r] = counts[lo + order[r]]
