@@ -1,4 +1,4 @@
-"""The `ngramds` command line: build, info, verify, query."""
+"""The `ngramds` command line: build, merge, info, verify, query."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     b.add_argument("--threads", type=int, help="compiled-code threads (default: all cores)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _scale_options(b)
+    b.add_argument("--partial", action="store_true",
+                   help="write this shard's sorted runs to the directory OUTPUT, to combine "
+                        "later with `ngramds merge`")
+
+    g = sub.add_parser("merge", help="merge partial results (build --partial) into one file")
+    g.add_argument("partials", nargs="+", metavar="PARTIAL", help="partial result directories, "
+                   "in corpus order")
+    g.add_argument("-o", "--output", required=True, help="output file (written atomically)")
+    g.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the shards)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _scale_options(g)
 
     i = sub.add_parser("info", help="summarise a file")
     i.add_argument("file")
@@ -62,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--top", type=int, default=10, help="entries to show (default 10)")
     q.add_argument("--order", type=int, help="table to ask (default: the highest stored order)")
     return p
+
+
+def _scale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="bound resident memory (e.g. 1G): spill sorted runs to --tmp-dir and "
+                        "merge them; same output as in memory (docs/SCALE.md)")
+    p.add_argument("--tmp-dir", metavar="DIR", help="where runs spill (default: beside the "
+                   "output); needs about 30-50 bytes per token per order")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="run the sort and merge tasks here or on a Dask cluster")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler (default: a local cluster of --workers processes)")
+    p.add_argument("--workers", type=int, help="local Dask worker processes (default 2)")
 
 
 def _orders(text: str) -> list[int]:
@@ -84,7 +109,21 @@ def _cmd_build(a) -> int:
         numba.set_num_threads(a.threads)
     if (a.val_fraction is None) != (a.val_output is None):
         raise NgramdsError("--val-fraction and --val-output go together")
-    options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size, progress=not a.quiet)
+    options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
+                   progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=a.tmp_dir,
+                   engine=a.engine, scheduler=a.scheduler, workers=a.workers)
+    inputs = dict(dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
+                  tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit)
+    streamed = a.partial or a.memory_limit is not None or a.engine != "local"
+    if streamed and a.inputs and a.val_fraction is None:
+        # token files stay on disk and are read in bounded chunks
+        build(a.inputs, a.output, partial=a.partial, **inputs, **options)
+        if not a.partial:
+            _print_summary(a.output, a.quiet)
+        return 0
+    if a.partial:
+        raise NgramdsError("--partial builds a shard of INPUT files; it takes no "
+                           "--val-fraction or --default-corpus")
     if a.default_corpus:
         if a.inputs:
             raise NgramdsError("give either INPUT files or --default-corpus, not both")
@@ -97,9 +136,7 @@ def _cmd_build(a) -> int:
     else:
         if not a.inputs:
             raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
-        corpus = load_corpus(a.inputs, dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
-                             tokenizer=a.tokenizer, text_field=a.text_field,
-                             text_unit=a.text_unit)
+        corpus = load_corpus(a.inputs, **inputs)
     if a.val_fraction is not None:
         from .split import split_documents
         corpus, val = split_documents(corpus, a.val_fraction, a.seed)
@@ -108,10 +145,25 @@ def _cmd_build(a) -> int:
                                                                  val.tokens.max())) + 1
         build(val, a.val_output, **options)
     build(corpus, a.output, **options)
-    if not a.quiet:
+    _print_summary(a.output, a.quiet)
+    return 0
+
+
+def _print_summary(path, quiet: bool) -> None:
+    if not quiet:
         from .reader import open_file
         from .stats import format_summary, summary
-        print(format_summary(summary(open_file(a.output))))
+        print(format_summary(summary(open_file(path))))
+
+
+def _cmd_merge(a) -> int:
+    from .bounded import merge_partials
+    from .external import parse_size
+    merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
+                   memory_limit=parse_size(a.memory_limit or "1G"), tmp_dir=a.tmp_dir,
+                   engine=a.engine, scheduler=a.scheduler, workers=a.workers,
+                   progress=not a.quiet)
+    _print_summary(a.output, a.quiet)
     return 0
 
 
@@ -159,7 +211,7 @@ def _cmd_query(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"build": _cmd_build, "info": _cmd_info, "verify": _cmd_verify,
+    handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info, "verify": _cmd_verify,
                "query": _cmd_query}[args.command]
     try:
         return handler(args)
