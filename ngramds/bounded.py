@@ -2,8 +2,10 @@
 assembly steps of :mod:`ngramds.external`, run here or on a Dask cluster."""
 from __future__ import annotations
 
+import errno
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +13,26 @@ import numpy as np
 from . import external as X
 from . import format as fmt
 from .builder import check_doc_offsets, check_orders, check_vocab, file_header, table_entry
-from .errors import InputError
+from .errors import FileAccessError, InputError
 from .progress import Progress
 from .stream import TokenStream
 from .writer import check_output_dir, write_atomic
 
 ENGINES = ("local", "dask")
+
+
+@contextmanager
+def _spilling(root: Path):
+    """Remove the temporaries under ``root`` whatever happens; report a full disk clearly."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC and not isinstance(exc, FileAccessError):
+            raise FileAccessError(f"disk full while spilling sorted runs under {root.parent}; "
+                                  "free space or choose another --tmp-dir") from None
+        raise
+    finally:
+        X.remove_tree(root)
 
 
 class Executor:
@@ -46,6 +62,12 @@ class Executor:
             return [fn(*args) for args in zip(*iterables)]
         futures = self.client.map(fn, *iterables, pure=False)
         return self.client.gather(futures)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def close(self) -> None:
         if self.client is not None:
@@ -88,7 +110,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     bar = Progress(["sorting runs", "merging", "writing file"] if not partial
                    else ["sorting runs", "writing partial"], enabled=progress)
     ex = Executor(engine, scheduler, workers, memory_limit)
-    try:
+    with _spilling(root), ex:
         bar.step("sorting runs")
         runs = {}
         for n in orders:
@@ -108,9 +130,6 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
             return output
         return _merge_and_write(ex, stream, offsets, runs, orders, top_k, vocab_size, bits,
                                 work, root, output, stream.sources, stream.tokenizer, bar, t0)
-    finally:
-        ex.close()
-        X.remove_tree(root)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
@@ -161,13 +180,10 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"
     bar = Progress(["merging", "writing file"], enabled=progress)
     ex = Executor(engine, scheduler, workers, memory_limit)
-    try:
+    with _spilling(root), ex:
         return _merge_and_write(ex, stream, offsets, runs, first["orders"], first["top_k"],
                                 vocab_size, first["bits"], work, root, output, stream.sources,
                                 stream.tokenizer, bar, t0)
-    finally:
-        ex.close()
-        X.remove_tree(root)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,

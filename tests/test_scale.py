@@ -1,0 +1,111 @@
+"""Memory-bounded, sharded and distributed builds give the in-memory build's file, byte for byte."""
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ngramds
+from ngramds import external as X
+from ngramds.cli import main
+from strategies import corpora
+
+
+@contextlib.contextmanager
+def tiny_runs(positions, entries):
+    """Force runs of ``positions`` positions and buckets of ``entries`` entries."""
+    saved = X.run_positions, X.bucket_entries
+    X.run_positions = lambda *a: positions
+    X.bucket_entries = lambda *a: entries
+    try:
+        yield
+    finally:
+        X.run_positions, X.bucket_entries = saved
+
+
+@given(corpora(max_docs=8, max_len=60),
+       st.lists(st.sampled_from([1, 2, 3, 4, 6, 16]), min_size=1, max_size=3, unique=True),
+       st.sampled_from([None, 1, 3]), st.integers(1, 40), st.integers(1, 30))
+@settings(max_examples=40)
+def test_bounded_build_is_byte_identical(tmp_path_factory, corpus, orders, top_k, positions,
+                                         entries):
+    docs, vocab = corpus
+    d = tmp_path_factory.mktemp("x")
+    ngramds.build(docs, d / "mem.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
+                  progress=False)
+    with tiny_runs(positions, entries):
+        ngramds.build(docs, d / "ext.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
+                      memory_limit="2G", tmp_dir=d, progress=False)
+    assert (d / "ext.ngds").read_bytes() == (d / "mem.ngds").read_bytes()
+    assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
+
+
+def _shards(tmp_path, sizes=(3000, 1, 2500), vocab=700):
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, n in enumerate(sizes):
+        t = (rng.zipf(1.3, n) % vocab).astype(np.uint16)
+        t[rng.random(n) < 0.02] = 0
+        paths.append(tmp_path / f"s{i}.npy")
+        np.save(paths[-1], t)
+    return paths
+
+
+def test_partials_merge_to_the_build_of_all_shards(tmp_path):
+    shards = _shards(tmp_path)
+    common = ["--eos-id", "0", "--orders", "1-3", "-q"]
+    assert main(["build", *map(str, shards), "-o", str(tmp_path / "all.ngds"), *common]) == 0
+    parts = []
+    for i, s in enumerate(shards):
+        parts.append(str(tmp_path / f"p{i}"))
+        with tiny_runs(700, 500):
+            assert main(["build", str(s), "-o", parts[-1], "--partial", *common]) == 0
+    with tiny_runs(700, 500):
+        assert main(["merge", *parts, "-o", str(tmp_path / "m.ngds"), "-q"]) == 0
+    assert (tmp_path / "m.ngds").read_bytes() == (tmp_path / "all.ngds").read_bytes()
+    # another order of the same shards is another corpus: same as building in that order
+    assert main(["build", *map(str, shards[::-1]), "-o", str(tmp_path / "rev.ngds"),
+                 *common]) == 0
+    assert main(["merge", *parts[::-1], "-o", str(tmp_path / "mr.ngds"), "-q"]) == 0
+    assert (tmp_path / "mr.ngds").read_bytes() == (tmp_path / "rev.ngds").read_bytes()
+
+
+def test_bad_partials_and_budgets_are_refused(tmp_path, capsys):
+    shards = _shards(tmp_path, sizes=(500, 400))
+    p0, p1 = tmp_path / "p0", tmp_path / "p1"
+    assert main(["build", str(shards[0]), "-o", str(p0), "--partial", "--order", "2", "-q"]) == 0
+    assert main(["build", str(shards[1]), "-o", str(p1), "--partial", "--order", "3", "-q"]) == 0
+    assert main(["merge", str(p0), str(p1), "-o", str(tmp_path / "m.ngds"), "-q"]) == 2
+    assert "partials must agree" in capsys.readouterr().err
+    (p1 / "manifest.json").unlink()  # as if its build had been killed
+    assert main(["merge", str(p0), str(p1), "-o", str(tmp_path / "m.ngds"), "-q"]) == 2
+    assert "not a complete partial result" in capsys.readouterr().err
+    assert main(["build", str(shards[0]), "-o", str(tmp_path / "x.ngds"), "--memory-limit",
+                 "1M", "-q"]) == 2
+    assert "too small" in capsys.readouterr().err
+    assert main(["build", str(shards[0]), "-o", str(tmp_path / "x.ngds"), "--memory-limit",
+                 "lots", "-q"]) == 2
+    assert not (tmp_path / "m.ngds").exists() and not (tmp_path / "x.ngds").exists()
+
+
+def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatch):
+    shards = _shards(tmp_path, sizes=(800,))
+
+    def boom(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(X, "reduce_bucket", boom)
+    with pytest.raises(OSError):
+        ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="1G", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.npy"]
+
+
+def test_dask_engine_gives_the_same_file(tmp_path):
+    pytest.importorskip("dask.distributed")
+    shards = _shards(tmp_path, sizes=(2000, 1500))
+    opts = dict(orders=[2, 3], eos_id=0, progress=False)
+    ngramds.build([str(s) for s in shards], tmp_path / "mem.ngds", **opts)
+    ngramds.build([str(s) for s in shards], tmp_path / "dask.ngds", engine="dask", workers=2,
+                  **opts)
+    assert (tmp_path / "dask.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()
