@@ -118,8 +118,8 @@ def _cmd_build(a) -> int:
     if streamed and a.inputs and a.val_fraction is None:
         # token files stay on disk and are read in bounded chunks
         build(a.inputs, a.output, partial=a.partial, **inputs, **options)
-        if not a.partial:
-            _print_summary(a.output, a.quiet)
+        if not a.partial and not a.quiet:  # the summary reads the whole file: not here
+            print(f"ngramds: `ngramds info {a.output}` summarises the file", file=sys.stderr)
         return 0
     if a.partial:
         raise NgramdsError("--partial builds a shard of INPUT files; it takes no "
@@ -163,7 +163,6 @@ def _cmd_merge(a) -> int:
                    memory_limit=parse_size(a.memory_limit or "1G"), tmp_dir=a.tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
                    progress=not a.quiet)
-    _print_summary(a.output, a.quiet)
     return 0
 
 
