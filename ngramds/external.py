@@ -141,11 +141,13 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     keys, positions = _radix_sort(keys, positions, layout.used_bits, lsb=False)
     local = np.empty(hi - lo, np.uint32)
     ukeys = np.empty_like(keys)
-    ucounts = np.empty(hi - lo, np.uint32)
+    ustart = np.empty(hi - lo + 1, np.uint32)
     uctx = np.empty(hi - lo, np.uint32)
     nkeys, nctx = R.summarize_run(keys, positions, lo - buf_lo, layout.ctx_mask, local, ukeys,
-                                  ucounts, uctx)
+                                  ustart, uctx, K.num_chunks(hi - lo))
     del keys, positions
+    ustart[nkeys] = hi - lo
+    ucounts = np.diff(ustart[:nkeys + 1])
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "keys.npy", ukeys[:nkeys])

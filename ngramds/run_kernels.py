@@ -20,25 +20,36 @@ def _differs(keys, i, j, ctx_mask):
     return key, ctx
 
 
-@njit(cache=True)
-def summarize_run(keys, pos, first, ctx_mask, local, ukeys, ucounts, uctx):
-    """From keys sorted with their positions: distinct keys with counts and their context's
-    local number, and local[pos - first] <- the local context number of every position.
-    Returns (distinct keys, distinct contexts)."""
-    u, c = -1, -1
-    for i in range(keys.shape[0]):
-        new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
-        if new_ctx:
-            c += 1
-        if new_key:
-            u += 1
-            for w in range(keys.shape[1]):
-                ukeys[u, w] = keys[i, w]
-            ucounts[u] = 0
-            uctx[u] = c
-        ucounts[u] += 1
-        local[pos[i] - first] = c
-    return u + 1, c + 1
+@njit(parallel=True, cache=True)
+def summarize_run(keys, pos, first, ctx_mask, local, ukeys, ukey_start, uctx, nchunks):
+    """From keys sorted with their positions: the distinct keys, the sorted index where each
+    starts, and the local number of its context; local[pos - first] <- the local context
+    number of every position. Returns (distinct keys, distinct contexts)."""
+    n = keys.shape[0]
+    nkeys = np.zeros(nchunks + 1, np.int64)
+    nctx = np.zeros(nchunks + 1, np.int64)
+    for c in prange(nchunks):
+        for i in range(c * n // nchunks, (c + 1) * n // nchunks):
+            new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
+            nkeys[c + 1] += new_key
+            nctx[c + 1] += new_ctx
+    for c in range(nchunks):
+        nkeys[c + 1] += nkeys[c]
+        nctx[c + 1] += nctx[c]
+    for c in prange(nchunks):
+        u, g = nkeys[c] - 1, nctx[c] - 1
+        for i in range(c * n // nchunks, (c + 1) * n // nchunks):
+            new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
+            if new_ctx:
+                g += 1
+            if new_key:
+                u += 1
+                for w in range(keys.shape[1]):
+                    ukeys[u, w] = keys[i, w]
+                ukey_start[u] = i
+                uctx[u] = g
+            local[pos[i] - first] = g
+    return nkeys[nchunks], nctx[nchunks]
 
 
 @njit(cache=True)
