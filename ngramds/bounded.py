@@ -133,12 +133,13 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
-                   memory_limit: int = 1 << 30, tmp_dir=None, engine: str = "local",
+                   memory_limit: int | str = 1 << 30, tmp_dir=None, engine: str = "local",
                    scheduler: str | None = None, workers: int | None = None,
                    progress: bool = True) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given."""
     t0 = time.perf_counter()
+    memory_limit = X.parse_size(memory_limit)
     if not partials:
         raise InputError("no partial results given")
     output = Path(output)

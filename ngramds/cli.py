@@ -158,9 +158,8 @@ def _print_summary(path, quiet: bool) -> None:
 
 def _cmd_merge(a) -> int:
     from .bounded import merge_partials
-    from .external import parse_size
     merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
-                   memory_limit=parse_size(a.memory_limit or "1G"), tmp_dir=a.tmp_dir,
+                   memory_limit=a.memory_limit or "1G", tmp_dir=a.tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
                    progress=not a.quiet)
     return 0

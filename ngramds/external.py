@@ -95,7 +95,11 @@ def resident_bytes() -> int:
 
 
 def parse_size(text: str) -> int:
-    """'1G', '512M', '1.5GiB', '1000000' -> bytes."""
+    """'1G', '512M', '1.5GiB', '1000000' (or an int) -> bytes."""
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        if text < 1:
+            raise InputError(f"size {text} must be positive")
+        return int(text)
     t = str(text).strip().upper().removesuffix("IB").removesuffix("B")
     scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
     try:

@@ -1,8 +1,9 @@
 """Loader benchmark: target positions per second of NgramDataset against a plain token loader
-and against querying a suffix-array index (tokengrams) at training time; plus the step time of a
-small GPT with ngram_loss vs plain cross-entropy. Prints markdown tables.
+and against querying a suffix-array index (tokengrams) at training time; the cost of targets
+mixed from several orders (backoff, Witten-Bell, fixed); plus the step time of a small GPT with
+ngram_loss vs plain cross-entropy. Prints markdown tables.
 
-    python tools/bench_load.py [--min-tokens 10000000] [--batches 40]
+    python tools/bench_load.py [--min-tokens 10000000] [--batches 40] [--only mixing]
 """
 from __future__ import annotations
 
@@ -74,6 +75,21 @@ def loader_rows(path, seq_len, batches, batch_size=16):
     return rows
 
 
+def mixing_rows(corpus, min_tokens, batches, seq_len=1024, batch_size=16):
+    """In-process batched CoCoNTs r=8 from one order vs mixtures of orders 1..4."""
+    path = Path("out/bench") / f"load-{min_tokens}-o1-4.ngds"
+    if not path.exists():
+        ngramds.build(corpus, path, orders=[1, 2, 3, 4], progress=False)
+    rows = []
+    for mixing in ("none", "backoff", "witten-bell", "fixed"):
+        ds = NgramDataset(path, seq_len, targets="coconts", top_r=8, batched=True,
+                          batch_size=batch_size, mixing=mixing,
+                          lambdas=[0.1, 0.2, 0.3, 0.4] if mixing == "fixed" else None)
+        slots = next(iter(ds))["target_ids"].shape[-1]
+        rows.append((mixing, slots, rate(DataLoader(ds, batch_size=None), batches)))
+    return rows
+
+
 def tokengrams_rate(corpus_tokens, vocab, order, positions=2000):
     """AllNTs at training time: one suffix-array count_next query per position."""
     import tokengrams
@@ -133,6 +149,7 @@ def main():
     ap.add_argument("--min-tokens", type=int, default=10_000_000)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--order", type=int, default=4)
+    ap.add_argument("--only", choices=["mixing"], help="run only the mixing table")
     a = ap.parse_args()
     torch.set_num_threads(2)
     corpus = load_bench_corpus(a.min_tokens)
@@ -143,6 +160,18 @@ def main():
     print(f"\ncorpus: {f.num_tokens:,} tokens, order {f.order}, vocab {f.vocab_size}, "
           f"file {path}\ncommand: python tools/bench_load.py --min-tokens {a.min_tokens} "
           f"--batches {a.batches}\n")
+    print("| mixing (orders 1-4, coconts r=8, batched, in-process) | slots K | M target "
+          "positions/s | vs one order |")
+    print("|---|---:|---:|---:|")
+    mixed = mixing_rows(corpus, a.min_tokens, a.batches)
+    for mixing, slots, r in mixed:
+        print(f"| {mixing} | {slots} | {r / 1e6:.2f} | {r / mixed[0][2]:.2f}x |")
+    if a.only == "mixing":
+        t = step_times(16384, k=36)
+        print(f"\nstep time, vocab 16384, 36 soft slots: ngram_loss / cross-entropy = "
+              f"{t['ngram_loss'] / t['cross_entropy']:.3f}")
+        return
+    print()
     print("| loader | seq_len | workers (0: in-process) | M target positions/s | per worker "
           "| vs plain |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -157,11 +186,12 @@ def main():
     print(f"| tokengrams count_next per position (AllNTs at train time) | - | 1 (main) | "
           f"{tg / 1e6:.5f} | {tg / 1e6:.5f} | - |")
     print(f"\nngramds (best per worker) / tokengrams: {best / tg:,.0f}x (target >= 1000x)")
-    print("\n| vocab | cross-entropy step s | ngram_loss step s | ratio (target <= 1.10) |")
-    print("|---:|---:|---:|---:|")
-    for vocab in (16384, 50257):
-        t = step_times(vocab)
-        print(f"| {vocab} | {t['cross_entropy']:.4f} | {t['ngram_loss']:.4f} | "
+    print("\n| vocab | soft slots | cross-entropy step s | ngram_loss step s | ratio (target "
+          "<= 1.10) |")
+    print("|---:|---:|---:|---:|---:|")
+    for vocab, k in ((16384, 9), (50257, 9), (16384, 36)):
+        t = step_times(vocab, k=k)
+        print(f"| {vocab} | {k} | {t['cross_entropy']:.4f} | {t['ngram_loss']:.4f} | "
               f"{t['ngram_loss'] / t['cross_entropy']:.3f} |")
 
 
