@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import targets as T
 from .errors import InputError
@@ -12,20 +12,23 @@ BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
 MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
     """los/his/tots[i] <- entry range and total of the context of ``positions[i]``.
     Returns 0 or a targets error code (every index is checked before it is followed)."""
     num_contexts = totals.shape[0]
-    for i in range(positions.shape[0]):
+    codes = np.zeros(positions.shape[0], np.int64)
+    for i in prange(positions.shape[0]):
         c = np.int64(position_contexts[positions[i]])
         if c >= num_contexts:
-            return 1
+            codes[i] = 1
+            continue
         lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), totals[c]
         if lo >= hi or hi > num_entries or t == 0:
-            return 3 if lo == hi or t == 0 else 2
+            codes[i] = 3 if lo == hi or t == 0 else 2
+            continue
         los[i], his[i], tots[i] = lo, hi, t
-    return 0
+    return codes.max() if codes.shape[0] else 0
 
 
 @njit(cache=True)
@@ -54,29 +57,31 @@ def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
                 w[j, i] = lambdas[j]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode, r, seed,
-                   epoch, salt, label_free, complete, vocab_size, off, width, ids, probs):
+                   epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
+                   prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i (rows of weight 0 are left as they are)."""
-    for i in range(positions.shape[0]):
+    every row i (rows of weight 0 are left as they are). Parallel over rows."""
+    codes = np.zeros(positions.shape[0], np.int64)
+    for i in prange(positions.shape[0]):
         if w[i] == 0.0:
             continue
         lo, hi = los[i], his[i]
         for k in range(lo, min(hi, lo + (width if mode == T.ALLNTS else r))):
             if np.int64(next_ids[k]) >= vocab_size:
-                return 5
-            if counts[k] == 0:
-                return 3
+                codes[i] = 5
+            elif counts[k] == 0:
+                codes[i] = 3
+        if codes[i]:
+            continue
         h = T.position_key(seed, epoch, positions[i])
         if label_free:
             h = T.splitmix64(h ^ np.uint64(salt))
-        code = T._position_target(next_ids, counts, lo, hi, tots[i], labels[i], h, mode, r,
-                                  label_free, complete, vocab_size, w[i], ids, probs, i, off,
-                                  width)
-        if code:
-            return code
-    return 0
+        codes[i] = T._position_target(next_ids, counts, lo, hi, tots[i], labels[i], h, mode,
+                                      r, label_free, complete, vocab_size, w[i], ids, probs, i,
+                                      off, width, prefix)
+    return codes.max() if codes.shape[0] else 0
 
 
 def check_mixing(f, mixing: str, orders, lambdas, min_count: int) -> tuple[list[int], np.ndarray]:
@@ -125,7 +130,8 @@ def compute_mixture_targets(f, sample_starts, seq_len: int, mode: int, orders: l
     input_ids, labels, target_ids, target_probs = out
     T.check(T.fill_targets(f.tokens, f.position_contexts, f.entry_offsets, f.next_ids,
                            f.counts, f.totals, starts, seq_len, T.ONEHOT, r, seed, epoch, True,
-                           f.vocab_size, input_ids, labels, target_ids, target_probs))
+                           f.vocab_size, input_ids, labels, target_ids, target_probs,
+                           T.NO_PREFIX))
     n = b * seq_len
     flat_labels = labels.reshape(n)
     ids, probs = target_ids.reshape(n, -1), target_probs.reshape(n, -1)
@@ -146,5 +152,6 @@ def compute_mixture_targets(f, sample_starts, seq_len: int, mode: int, orders: l
         off = 0 if nblocks == 1 else j * width
         T.check(fill_component(t.next_ids, t.counts, los[j], his[j], tots[j], flat_labels,
                                positions, w[j], mode, r, seed, epoch, order, order != top,
-                               t.top_k is None, f.vocab_size, off, width, ids, probs))
+                               t.top_k is None, f.vocab_size, off, width, ids, probs,
+                               T.table_prefix(t)))
     return input_ids, labels, target_ids, target_probs

@@ -18,6 +18,8 @@ _ERRORS = {1: "a position refers to a context id past the table",
            5: "a token id is >= the vocabulary size"}
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+PREFIX_BLOCK = 64
+NO_PREFIX = np.zeros(0, np.int64)
 
 
 @njit(cache=True)
@@ -39,7 +41,7 @@ def position_key(seed, epoch, position):
 @njit(cache=True)
 def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, totals,
                  sample_starts, seq_len, mode, r, seed, epoch, complete, vocab_size,
-                 input_ids, labels, target_ids, target_probs):
+                 input_ids, labels, target_ids, target_probs, prefix):
     """Fill batch arrays for samples starting at ``sample_starts`` (token offsets).
 
     ``complete``: the file stores every next token (no top-k), so tail mass = total - top mass.
@@ -91,15 +93,60 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
             code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
                                     h, mode, r, False, complete, vocab_size, 1.0,
                                     target_ids, target_probs, b * seq_len + i, 0,
-                                    target_ids.shape[1])
+                                    target_ids.shape[1], prefix)
             if code:
                 return code
     return 0
 
 
 @njit(cache=True)
+def count_prefix(counts):
+    """P[b] = sum(counts[:b * PREFIX_BLOCK]) for b = 0 .. E // PREFIX_BLOCK: lets a tail draw
+    skip whole blocks of a long distribution (E / 8 bytes)."""
+    n = counts.shape[0]
+    out = np.empty(n // PREFIX_BLOCK + 1, np.int64)
+    s = 0
+    for i in range(n):
+        if i % PREFIX_BLOCK == 0:
+            out[i // PREFIX_BLOCK] = s
+        s += np.int64(counts[i])
+    if n % PREFIX_BLOCK == 0:
+        out[n // PREFIX_BLOCK] = s
+    return out
+
+
+@njit(cache=True)
+def _tail_entry(counts, prefix, start, hi, u):
+    """The first entry k in [start, hi) with counts[start] + ... + counts[k] > u (else hi - 1);
+    with ``prefix`` (:func:`count_prefix`, may be empty) in O(log + PREFIX_BLOCK) steps."""
+    j = start
+    acc = 0
+    if prefix.shape[0] and hi - start > 2 * PREFIX_BLOCK:
+        base = prefix[start // PREFIX_BLOCK]
+        for i in range((start // PREFIX_BLOCK) * PREFIX_BLOCK, start):
+            base += np.int64(counts[i])
+        target = base + u  # find the first k with prefix(k + 1) > target
+        b_lo, b_hi = start // PREFIX_BLOCK + 1, (hi - 1) // PREFIX_BLOCK
+        found = -1
+        while b_lo <= b_hi:  # the last block starting inside (start, hi) with P[b] <= target
+            mid = (b_lo + b_hi) // 2
+            if prefix[mid] <= target:
+                found = mid
+                b_lo = mid + 1
+            else:
+                b_hi = mid - 1
+        if found >= 0:
+            j = found * PREFIX_BLOCK
+            acc = prefix[found] - base
+    while j < hi - 1 and acc + np.int64(counts[j]) <= u:
+        acc += np.int64(counts[j])
+        j += 1
+    return j
+
+
+@njit(cache=True)
 def _position_target(next_ids, counts, lo, hi, total, label, h, mode, r, label_free, complete,
-                     vocab_size, weight, ids, probs, row, off, width):
+                     vocab_size, weight, ids, probs, row, off, width, prefix):
     """Target of one position whose context's entries are [lo, hi), scaled by ``weight``, into
     slots [off, off + width) of row ``row`` of the flattened outputs (spec/TARGETS.md).
 
@@ -154,12 +201,7 @@ def _position_target(next_ids, counts, lo, hi, total, label, h, mode, r, label_f
             for k in range(lo + top, hi):
                 tail_mass += np.int64(counts[k])
         if tail_mass > 0:
-            u = np.int64(h % np.uint64(tail_mass))
-            k = lo + top
-            u -= np.int64(counts[k])
-            while u >= 0 and k + 1 < hi:
-                k += 1
-                u -= np.int64(counts[k])
+            k = _tail_entry(counts, prefix, lo + top, hi, np.int64(h % np.uint64(tail_mass)))
             if np.int64(next_ids[k]) >= np.int64(vocab_size):
                 return 5
             ids[row, off + r] = next_ids[k]
@@ -187,6 +229,17 @@ def output_shapes(batch: int, seq_len: int, mode: int, r: int, max_k: int,
             ((batch, seq_len, k), np.int64), ((batch, seq_len, k), np.float32)]
 
 
+def table_prefix(table) -> np.ndarray:
+    """:func:`count_prefix` of a table's counts, computed once per table and process (only
+    for tables whose widest distribution is long enough to need it)."""
+    prefix = getattr(table, "_count_prefix", None)
+    if prefix is None:
+        widest = int(np.diff(table.entry_offsets.astype(np.int64)).max(initial=0))
+        prefix = count_prefix(table.counts) if widest > 2 * PREFIX_BLOCK else NO_PREFIX
+        table._count_prefix = prefix
+    return prefix
+
+
 def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k: int = 0,
                     seed: int = 0, epoch: int = 0, out: list | None = None,
                     order: int | None = None):
@@ -204,5 +257,5 @@ def compute_targets(f, sample_starts, seq_len: int, mode: int, r: int = 8, max_k
     check(fill_targets(f.tokens, t.position_contexts, t.entry_offsets, t.next_ids, t.counts,
                        t.totals, starts, seq_len, mode, r, seed, epoch, t.top_k is None,
                        f.vocab_size, input_ids, labels, target_ids.reshape(b * seq_len, k),
-                       target_probs.reshape(b * seq_len, k)))
+                       target_probs.reshape(b * seq_len, k), table_prefix(t)))
     return input_ids, labels, target_ids, target_probs

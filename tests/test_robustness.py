@@ -374,5 +374,5 @@ def test_counts_past_2_32_in_kernels():
     out = [np.empty((1, 2), np.int64), np.empty((1, 2), np.int64),
            np.empty((2, 4), np.int64), np.empty((2, 4), np.float32)]
     assert T.fill_targets(tokens, pc, eo, ids, big, total, np.array([0]), 2, T.ALLNTS, 0,
-                          0, 0, True, 3, *out) == 0
+                          0, 0, True, 3, *out, T.NO_PREFIX) == 0
     np.testing.assert_allclose(out[3][0, :3], big / float(total[0]), rtol=1e-6)

@@ -147,6 +147,20 @@ def test_corrupt_context_id_raises_not_crashes(tmp_path):
     out = [np.empty((1, 10), np.int64), np.empty((1, 10), np.int64),
            np.empty((10, 3), np.int64), np.empty((10, 3), np.float32)]
     code = T.fill_targets(f.tokens, bad, f.entry_offsets, f.next_ids, f.counts, f.totals,
-                          np.array([0]), 10, T.TAIL, 2, 0, 0, True, f.vocab_size, *out)
+                          np.array([0]), 10, T.TAIL, 2, 0, 0, True, f.vocab_size, *out,
+                          T.NO_PREFIX)
     with pytest.raises(ngramds.FormatError, match="context id"):
         T.check(code)
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=700), st.data())
+@settings(max_examples=200)
+def test_block_search_of_a_tail_draw_equals_the_walk(counts, data):
+    counts = np.array(sorted(counts, reverse=True), np.uint32)
+    prefix = T.count_prefix(counts)
+    start = data.draw(st.integers(0, counts.size - 1))
+    hi = data.draw(st.integers(start + 1, counts.size))
+    u = data.draw(st.integers(0, int(counts[start:hi].sum()) - 1))
+    walk = start + int(np.searchsorted(np.cumsum(counts[start:hi]), u, side="right"))
+    assert T._tail_entry(counts, prefix, start, hi, u) == min(walk, hi - 1)
+    assert T._tail_entry(counts, T.NO_PREFIX, start, hi, u) == min(walk, hi - 1)
