@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import targets as T
 from .errors import InputError
@@ -12,13 +12,13 @@ BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
 MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
     """los/his/tots[i] <- entry range and total of the context of ``positions[i]``.
     Returns 0 or a targets error code (every index is checked before it is followed)."""
     num_contexts = totals.shape[0]
     codes = np.zeros(positions.shape[0], np.int64)
-    for i in prange(positions.shape[0]):
+    for i in range(positions.shape[0]):
         c = np.int64(position_contexts[positions[i]])
         if c >= num_contexts:
             codes[i] = 1
@@ -57,14 +57,15 @@ def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
                 w[j, i] = lambdas[j]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode, r, seed,
                    epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
                    prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i (rows of weight 0 are left as they are). Parallel over rows."""
+    every row i (rows of weight 0 are left as they are). Serial: DataLoader workers are forked,
+    and Numba's thread pool does not survive a fork."""
     codes = np.zeros(positions.shape[0], np.int64)
-    for i in prange(positions.shape[0]):
+    for i in range(positions.shape[0]):
         if w[i] == 0.0:
             continue
         lo, hi = los[i], his[i]

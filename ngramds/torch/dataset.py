@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-import numba
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -206,8 +205,6 @@ class NgramDataset(IterableDataset):
         rank, world = self._rank_world()
         info = get_worker_info()
         wid, workers = (info.id, info.num_workers) if info else (0, 1)
-        if info is not None and info.num_workers > 1:
-            numba.set_num_threads(1)  # workers share the cores: one compiled thread each
         total, bs = self.rank_samples(), self.batch_size
         base, block, skip = self._start(wid, workers)
         self._base, self._next_block, self._in_block = base, None, 0
