@@ -212,7 +212,10 @@ def _concatenate(parts):
             *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
 
 
-def build(source, output, *, order: int = 4, orders=None, top_k: int | None = None,
+DEFAULT_ORDERS = (1, 2, 3, 4)  # what training used best: docs/RESULTS.md, "Several orders"
+
+
+def build(source, output, *, order: int | None = None, orders=None, top_k: int | None = None,
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
           progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
           engine: str = "local", scheduler: str | None = None, workers: int | None = None,
@@ -222,8 +225,9 @@ def build(source, output, *, order: int = 4, orders=None, top_k: int | None = No
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
     ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
     per document), or input file path(s) read with ``input_options`` (see
-    :func:`ngramds.inputs.load_corpus`). The file stores the table of ``order``, or one table
-    for each of ``orders`` (e.g. ``range(1, 5)``) sharing one token stream.
+    :func:`ngramds.inputs.load_corpus`). The file stores one table for each of ``orders``
+    (default 1, 2, 3, 4: what Witten-Bell targets use), sharing one token stream, or only the
+    table of ``order``.
 
     ``memory_limit`` (bytes, or a size such as "1G") bounds the build's memory by spilling
     sorted runs under ``tmp_dir`` (default: beside ``output``); ``engine="dask"`` runs those
@@ -233,7 +237,10 @@ def build(source, output, *, order: int = 4, orders=None, top_k: int | None = No
     """
     from .inputs import load_corpus, load_stream  # inputs imports builder's Corpus
 
-    orders = check_orders([order] if orders is None else orders)
+    if order is not None and orders is not None:
+        raise InputError("give order (one table) or orders (several), not both")
+    orders = check_orders(orders if orders is not None else
+                          DEFAULT_ORDERS if order is None else [order])
     if top_k is not None and (not isinstance(top_k, (int, np.integer)) or top_k < 1):
         raise InputError(f"top_k must be a positive integer or None, got {top_k!r}")
     check_output_dir(output)  # fail before the work, not after it

@@ -20,10 +20,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="token files (.bin with --dtype, .npy), Megatron prefix.bin/.idx, "
                         ".txt/.jsonl with --tokenizer; several form one corpus in order")
     b.add_argument("-o", "--output", required=True, help="output file (written atomically)")
-    b.add_argument("--order", type=int, default=4, help="n of the n-grams (1..16, default 4)")
     b.add_argument("--orders", type=_orders, metavar="LIST",
-                   help="store several orders in one file, e.g. 1-4 or 2,3,4 (for backoff and "
-                        "interpolated targets); replaces --order")
+                   help="orders n of the n-grams stored, e.g. 2,3,4 (default 1-4: what "
+                        "Witten-Bell targets, the dataset's default, use)")
+    b.add_argument("--order", type=int, help="store this one order only (1..16)")
     b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
@@ -109,6 +109,8 @@ def _cmd_build(a) -> int:
         numba.set_num_threads(a.threads)
     if (a.val_fraction is None) != (a.val_output is None):
         raise NgramdsError("--val-fraction and --val-output go together")
+    if a.order is not None and a.orders is not None:
+        raise NgramdsError("give --order (one table) or --orders (several), not both")
     options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
                    progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=a.tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers)

@@ -67,7 +67,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return DTYPES["<u2"] if vocab_size <= 1 << 16 else DTYPES["<u4"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Section:
     """One entry of the section table."""
 
@@ -91,23 +91,25 @@ def pack_preamble(header_bytes: bytes, magic: bytes = MAGIC) -> bytes:
     return PREAMBLE.pack(magic, FORMAT_VERSION, 0, len(header_bytes), crc32(header_bytes), 0)
 
 
-def layout(header_fields: dict, specs: list) -> tuple[bytes, list[Section]]:
-    """Place sections after the header; return (header bytes, sections).
+CRC_PLACEHOLDER = 0xFFFFFFFF  # encodes to msgpack's widest integer form for a CRC-32
 
-    ``specs`` lists (name, length, dtype, shape, crc32) in file order. The header's size depends
-    on the offsets it records, so iterate to a fixed point.
-    """
+
+def layout(header_fields: dict, specs: list) -> list[Section]:
+    """Place sections after the header; ``specs`` lists (name, length, dtype, shape) in file
+    order. Offsets leave room for a header with every CRC at its widest encoding, so they do not
+    depend on the CRC values: sections can be written (and checksummed) before the header.
+    The header's size depends on the offsets it records, so iterate to a fixed point."""
     start = align(PREAMBLE_SIZE + 1024)
     while True:
         sections, offset = [], start
-        for name, length, dtype, shape, crc in specs:
-            sections.append(Section(name, offset, length, np.dtype(dtype), tuple(shape), crc))
+        for name, length, dtype, shape in specs:
+            sections.append(Section(name, offset, length, np.dtype(dtype), tuple(shape),
+                                    CRC_PLACEHOLDER))
             offset = align(offset + length)
-        header = dict(header_fields, sections=[s.to_header() for s in sections])
-        header_bytes = encode_header(header)
-        needed = align(PREAMBLE_SIZE + len(header_bytes))
+        widest = encode_header(dict(header_fields, sections=[s.to_header() for s in sections]))
+        needed = align(PREAMBLE_SIZE + len(widest))
         if needed <= start:
-            return header_bytes, sections
+            return sections
         start = needed
 
 

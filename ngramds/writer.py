@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import zlib
 import warnings
 from pathlib import Path
 
@@ -49,16 +50,16 @@ def check_output_dir(path: Path) -> None:
 
 
 class SectionSource:
-    """A section to write: dtype, shape, CRC-32 and a way to produce its bytes in chunks."""
+    """A section to write: dtype, shape and a way to produce its bytes in chunks."""
 
-    def __init__(self, dtype, shape, crc: int, chunks):
-        self.dtype, self.shape, self.crc, self._chunks = np.dtype(dtype), tuple(shape), crc, chunks
+    def __init__(self, dtype, shape, chunks):
+        self.dtype, self.shape, self._chunks = np.dtype(dtype), tuple(shape), chunks
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     @classmethod
     def of_array(cls, arr: np.ndarray) -> "SectionSource":
         arr = np.ascontiguousarray(arr)
-        return cls(arr.dtype, arr.shape, fmt.crc32(arr), lambda: [arr])
+        return cls(arr.dtype, arr.shape, lambda: [arr])
 
     def chunks(self):
         """Contiguous arrays whose bytes, back to back, are the section."""
@@ -68,35 +69,42 @@ class SectionSource:
 def write_atomic(path: Path, header_fields: dict, arrays: dict) -> int:
     """Write an ngramds file to ``path`` atomically; return its size in bytes.
 
-    ``arrays`` maps section names (in file order) to arrays or :class:`SectionSource`. The data
-    goes to ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is on disk, so
-    neither the temporary nor the output path ever holds a file that opens as valid before the
-    build is complete.
+    ``arrays`` maps section names (in file order) to arrays or :class:`SectionSource`, each
+    streamed once: sections first (checksummed as they go), then the header. The data goes to
+    ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is on disk, so neither
+    the temporary nor the output path ever holds a file that opens as valid before the build is
+    complete.
     """
     path = Path(path)
     check_output_dir(path)
     clean_stale_temporaries(path)
     sources = {name: a if isinstance(a, SectionSource) else SectionSource.of_array(a)
                for name, a in arrays.items()}
-    specs = [(name, s.nbytes, s.dtype, s.shape, s.crc) for name, s in sources.items()]
-    header_bytes, sections = fmt.layout(header_fields, specs)
+    sections = fmt.layout(header_fields, [(name, s.nbytes, s.dtype, s.shape)
+                                          for name, s in sources.items()])
     tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(fmt.pack_preamble(header_bytes, magic=b"\0" * 8))
-            f.write(header_bytes)
             for section in sections:
                 f.seek(section.offset)
-                written = 0
+                written, crc = 0, 0
                 for arr in sources[section.name].chunks():
                     arr = np.ascontiguousarray(arr, dtype=section.dtype)
                     if arr.nbytes:
-                        f.write(memoryview(arr).cast("B"))
+                        data = memoryview(arr).cast("B")
+                        f.write(data)
+                        crc = zlib.crc32(data, crc)
                         written += arr.nbytes
                 if written != section.length:
                     raise RuntimeError(f"section {section.name} produced {written} bytes, "
                                        f"expected {section.length}")
+                section.crc32 = crc & 0xFFFFFFFF
             end = sections[-1].offset + sections[-1].length if sections else f.tell()
+            header = fmt.encode_header(dict(header_fields,
+                                            sections=[s.to_header() for s in sections]))
+            f.seek(0)
+            f.write(fmt.pack_preamble(header, magic=b"\0" * 8))
+            f.write(header)
             f.truncate(end)
             f.flush()
             os.fsync(f.fileno())

@@ -109,3 +109,13 @@ def test_dask_engine_gives_the_same_file(tmp_path):
     ngramds.build([str(s) for s in shards], tmp_path / "dask.ngds", engine="dask", workers=2,
                   **opts)
     assert (tmp_path / "dask.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()
+
+
+def test_runs_straddling_input_files(tmp_path):
+    shards = _shards(tmp_path, sizes=(1000, 7, 1300))
+    files = [str(s) for s in shards]
+    ngramds.build(files, tmp_path / "mem.ngds", orders=[1, 4], eos_id=0, progress=False)
+    with tiny_runs(333, 200):  # runs cross the file (and document) boundaries
+        ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
+                      memory_limit=2 << 30, progress=False)
+    assert (tmp_path / "ext.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()

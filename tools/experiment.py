@@ -37,10 +37,14 @@ RUNS = {
     # several orders (alpha 1.0, CoCoNTs r = 8): compare with coconts-r8-a1
     "backoff": (COCO + ["--mixing", "backoff"], "stdlib-o1-4", (0,)),
     "witten-bell": (COCO + ["--mixing", "witten-bell"], "stdlib-o1-4", (0,)),
+    "witten-bell-o2-4": (COCO + ["--mixing", "witten-bell", "--orders", "2,3,4"], "stdlib-o1-4",
+                         (0,)),
     "docs-onehot": (["--targets", "onehot"], "docs-o1-4", (0,)),
     "docs-coconts-r8": (COCO + ["--mixing", "none"], "docs-o1-4", (0,)),
     "docs-backoff": (COCO + ["--mixing", "backoff"], "docs-o1-4", (0,)),
     "docs-witten-bell": (COCO + ["--mixing", "witten-bell"], "docs-o1-4", (0,)),
+    "docs-witten-bell-o2-4": (COCO + ["--mixing", "witten-bell", "--orders", "2,3,4"],
+                              "docs-o1-4", (0,)),
 }
 
 

@@ -87,8 +87,8 @@ def parse_args(argv=None):
     p.add_argument("--top-r", type=int, default=8)
     p.add_argument("--residual", choices=["tail", "renorm"], default="tail")
     p.add_argument("--max-k", type=int, default=64, help="AllNTs: entries kept per position")
-    p.add_argument("--mixing", choices=["none", "backoff", "witten-bell", "fixed"],
-                   default="none", help="targets from several orders (file built with --orders)")
+    p.add_argument("--mixing", choices=["auto", "none", "backoff", "witten-bell", "fixed"],
+                   default="auto", help="targets from several orders (default: the dataset's)")
     p.add_argument("--orders", type=lambda s: [int(x) for x in s.split(",")],
                    help="orders taking part, e.g. 2,3,4 (default: all stored)")
     p.add_argument("--min-count", type=int, default=2, help="backoff: context seen this often")

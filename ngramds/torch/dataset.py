@@ -36,11 +36,13 @@ class NgramDataset(IterableDataset):
     ``batch_size`` samples go to DataLoader workers round-robin, so the order a DataLoader
     delivers is the same for any number of workers when ``batch_size`` equals the loader's.
 
-    Several orders (a file built with ``--orders``): ``mixing="backoff"`` takes each position's
-    target from the highest of ``orders`` whose context was seen at least ``min_count`` times;
-    ``"witten-bell"`` and ``"fixed"`` (one weight per order in ``lambdas``) interpolate the
-    orders, and the target has one block of K slots per order. ``orders`` defaults to every
-    stored order; with ``mixing="none"`` the highest of ``orders`` alone is used.
+    Several orders (files store orders 1-4 by default): ``mixing="backoff"`` takes each
+    position's target from the highest of ``orders`` whose context was seen at least
+    ``min_count`` times; ``"witten-bell"`` and ``"fixed"`` (one weight per order in ``lambdas``)
+    interpolate the orders, and the target has one block of K slots per order. ``orders``
+    defaults to every stored order; with ``mixing="none"`` the highest of ``orders`` alone is
+    used. The default ``"auto"`` is ``"witten-bell"`` when several orders take part, else
+    ``"none"``.
 
     ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``):
     one compiled call per batch and no per-sample collation; the fastest mode.
@@ -48,7 +50,7 @@ class NgramDataset(IterableDataset):
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
                  targets: str = "coconts", top_r: int = 8, residual: str = "tail",
-                 max_k: int | None = None, mixing: str = "none", orders=None,
+                 max_k: int | None = None, mixing: str = "auto", orders=None,
                  min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool = False,
@@ -65,6 +67,9 @@ class NgramDataset(IterableDataset):
             raise InputError(f"seq_len must be a positive integer, got {seq_len!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if mixing == "auto":  # the best of docs/RESULTS.md when the file allows it
+            several = len(f.orders if orders is None else set(orders)) > 1
+            mixing = "witten-bell" if several else "none"
         self.orders, self.lambdas = M.check_mixing(f, mixing, orders, lambdas, min_count)
         self.mixing, self.min_count = mixing, min_count
         if targets == "coconts":
