@@ -309,9 +309,11 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
             base = int(off[-1]) if off.size else base
             yield off
 
+    pc_dtype = fmt.uint_dtype(max(0, C - 1))
+
     def position_contexts():
         for i, run in enumerate(runs):
-            table = np.empty(run.num_contexts, np.int64)
+            table = np.empty(run.num_contexts, pc_dtype)
             for b, base in zip(buckets, bases):
                 first = b["map_first"].get(i, b["map_first"].get(str(i)))
                 if first is not None:
@@ -319,7 +321,9 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
                     table[first:first + part.size] = part.astype(np.int64) + base
             local = _load(Path(run.path) / "local.npy")
             for lo in range(0, local.size, OUTPUT_CHUNK):
-                yield table[local[lo:lo + OUTPUT_CHUNK]]
+                out = np.empty(min(OUTPUT_CHUNK, local.size - lo), pc_dtype)
+                R.map_ids(table, local[lo:lo + OUTPUT_CHUNK], out)
+                yield out
 
     x = fmt.table_prefix(order)
     sections = {
@@ -329,8 +333,7 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
         x + "next_ids": _source(token_dtype, (E,), per_bucket("ids")),
         x + "counts": _source(fmt.uint_dtype(max_count if E else 0), (E,), per_bucket("counts")),
         x + "totals": _source(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
-        x + "position_contexts": _source(fmt.uint_dtype(max(0, C - 1)), (num_tokens,),
-                                         position_contexts),
+        x + "position_contexts": _source(pc_dtype, (num_tokens,), position_contexts),
     }
     return sections, C, E
 

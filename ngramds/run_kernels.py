@@ -25,31 +25,51 @@ def summarize_run(keys, pos, first, ctx_mask, local, ukeys, ukey_start, uctx, nc
     """From keys sorted with their positions: the distinct keys, the sorted index where each
     starts, and the local number of its context; local[pos - first] <- the local context
     number of every position. Returns (distinct keys, distinct contexts)."""
-    n = keys.shape[0]
+    n, nw = keys.shape
+    flags = np.empty(n, np.uint8)  # bit 0: a new key starts here, bit 1: a new context
     nkeys = np.zeros(nchunks + 1, np.int64)
     nctx = np.zeros(nchunks + 1, np.int64)
     for c in prange(nchunks):
+        new_keys, new_ctx = 0, 0
         for i in range(c * n // nchunks, (c + 1) * n // nchunks):
-            new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
-            nkeys[c + 1] += new_key
-            nctx[c + 1] += new_ctx
+            f = 3
+            if i > 0:
+                f = 0
+                for w in range(nw):
+                    a, b = keys[i, w], keys[i - 1, w]
+                    if a != b:
+                        f |= 1
+                        if (a & ctx_mask[w]) != (b & ctx_mask[w]):
+                            f |= 2
+            flags[i] = f
+            new_keys += f & 1
+            new_ctx += f >> 1
+        nkeys[c + 1] = new_keys
+        nctx[c + 1] = new_ctx
     for c in range(nchunks):
         nkeys[c + 1] += nkeys[c]
         nctx[c + 1] += nctx[c]
     for c in prange(nchunks):
         u, g = nkeys[c] - 1, nctx[c] - 1
         for i in range(c * n // nchunks, (c + 1) * n // nchunks):
-            new_key, new_ctx = (True, True) if i == 0 else _differs(keys, i, i - 1, ctx_mask)
-            if new_ctx:
+            f = flags[i]
+            if f & 2:
                 g += 1
-            if new_key:
+            if f & 1:
                 u += 1
-                for w in range(keys.shape[1]):
+                for w in range(nw):
                     ukeys[u, w] = keys[i, w]
                 ukey_start[u] = i
                 uctx[u] = g
             local[pos[i] - first] = g
     return nkeys[nchunks], nctx[nchunks]
+
+
+@njit(parallel=True, cache=True)
+def map_ids(table, local, out):
+    """out[i] <- table[local[i]] (a run's local context numbers made file context ids)."""
+    for i in prange(local.shape[0]):
+        out[i] = table[local[i]]
 
 
 @njit(cache=True)
