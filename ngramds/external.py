@@ -176,9 +176,7 @@ def plan_buckets(runs: list[Run], layout: KeyLayout, cap: int) -> list[list[tupl
         del keys
     if not samples:
         return [[(0, 0)] * len(runs)]
-    cand = np.concatenate(samples)
-    cand = cand[np.lexsort(cand.T[::-1])]
-    cand = np.unique(cand, axis=0)
+    cand = np.unique(np.concatenate(samples), axis=0)  # rows sorted lexicographically
     # bounds[i, j]: first entry of run i at or after candidate j (then the run's end)
     bounds = np.empty((len(runs), cand.shape[0] + 1), np.int64)
     for i, r in enumerate(runs):

@@ -64,25 +64,30 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
     every row i (rows of weight 0 are left as they are). Serial: DataLoader workers are forked,
     and Numba's thread pool does not survive a fork."""
-    codes = np.zeros(positions.shape[0], np.int64)
-    for i in range(positions.shape[0]):
+    n = positions.shape[0]
+    span = width if mode == T.ALLNTS else r
+    # validate every entry a target will read first: independent loads of many positions
+    # overlap in the memory system, and the second loop finds them in the cache
+    for i in range(n):
         if w[i] == 0.0:
             continue
-        lo, hi = los[i], his[i]
-        for k in range(lo, min(hi, lo + (width if mode == T.ALLNTS else r))):
+        for k in range(los[i], min(his[i], los[i] + span)):
             if np.int64(next_ids[k]) >= vocab_size:
-                codes[i] = 5
-            elif counts[k] == 0:
-                codes[i] = 3
-        if codes[i]:
+                return 5
+            if counts[k] == 0:
+                return 3
+    for i in range(n):
+        if w[i] == 0.0:
             continue
         h = T.position_key(seed, epoch, positions[i])
         if label_free:
             h = T.splitmix64(h ^ np.uint64(salt))
-        codes[i] = T._position_target(next_ids, counts, lo, hi, tots[i], labels[i], h, mode,
-                                      r, label_free, complete, vocab_size, w[i], ids, probs, i,
-                                      off, width, prefix)
-    return codes.max() if codes.shape[0] else 0
+        code = T._position_target(next_ids, counts, los[i], his[i], tots[i], labels[i], h, mode,
+                                  r, label_free, complete, vocab_size, w[i], ids, probs, i, off,
+                                  width, prefix)
+        if code:
+            return code
+    return 0
 
 
 def check_mixing(f, mixing: str, orders, lambdas, min_count: int) -> tuple[list[int], np.ndarray]:
