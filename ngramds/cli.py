@@ -202,7 +202,8 @@ def _cmd_query(a) -> int:
     ctx_text = " ".join(map(str, context)) or "(document start)"
     if tok is not None and context:
         ctx_text += f"  {tok.decode(context)!r}"
-    print(f"order {t.order}, context {ctx_text}: seen {total:,} times, {ids.size:,} distinct next tokens stored")
+    print(f"order {t.order}, context {ctx_text}: seen {total:,} times, {ids.size:,} distinct "
+          "next tokens stored")
     for rank, (t, c) in enumerate(zip(ids[:a.top], counts[:a.top]), 1):
         print(f"{rank:4d}  {int(t):8d}  {int(c):10,d}  {c / total:8.4f}  {show(t)}")
     return 0
@@ -211,8 +212,8 @@ def _cmd_query(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info, "verify": _cmd_verify,
-               "query": _cmd_query}[args.command]
+    handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info,
+               "verify": _cmd_verify, "query": _cmd_query}[args.command]
     try:
         return handler(args)
     except NgramdsError as exc:
