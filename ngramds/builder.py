@@ -212,7 +212,7 @@ def _concatenate(parts):
             *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
 
 
-DEFAULT_ORDERS = (1, 2, 3, 4)  # what training used best: docs/RESULTS.md, "Several orders"
+DEFAULT_ORDERS = (2, 3, 4)  # trained best (docs/RESULTS.md, "Several orders")
 
 
 def build(source, output, *, order: int | None = None, orders=None, top_k: int | None = None,
@@ -226,8 +226,8 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
     per document), or input file path(s) read with ``input_options`` (see
     :func:`ngramds.inputs.load_corpus`). The file stores one table for each of ``orders``
-    (default 1, 2, 3, 4: what Witten-Bell targets use), sharing one token stream, or only the
-    table of ``order``.
+    (default 2, 3, 4: what the default Witten-Bell targets use), sharing one token stream, or
+    only the table of ``order``.
 
     ``memory_limit`` (bytes, or a size such as "1G") bounds the build's memory by spilling
     sorted runs under ``tmp_dir`` (default: beside ``output``); ``engine="dask"`` runs those

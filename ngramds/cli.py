@@ -21,8 +21,8 @@ def _parser() -> argparse.ArgumentParser:
                         ".txt/.jsonl with --tokenizer; several form one corpus in order")
     b.add_argument("-o", "--output", required=True, help="output file (written atomically)")
     b.add_argument("--orders", type=_orders, metavar="LIST",
-                   help="orders n of the n-grams stored, e.g. 2,3,4 (default 1-4: what "
-                        "Witten-Bell targets, the dataset's default, use)")
+                   help="orders n of the n-grams stored, e.g. 1-4 or 2,3,5 (default 2-4: "
+                        "what Witten-Bell targets, the dataset's default, use)")
     b.add_argument("--order", type=int, help="store this one order only (1..16)")
     b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")

@@ -9,6 +9,7 @@ from . import targets as T
 from .errors import InputError
 
 BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
+TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache across orders
 MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
 
 
@@ -141,23 +142,25 @@ def compute_mixture_targets(f, sample_starts, seq_len: int, mode: int, orders: l
     n = b * seq_len
     flat_labels = labels.reshape(n)
     ids, probs = target_ids.reshape(n, -1), target_probs.reshape(n, -1)
-    ids[:] = flat_labels[:, None]
-    probs[:] = 0.0
     positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
-    k = len(orders)
-    los, his, tots = (np.empty((k, n), np.int64) for _ in range(3))
-    for j, order in enumerate(orders):
-        t = f.table(order)
-        T.check(gather(t.position_contexts, t.entry_offsets, t.totals, t.next_ids.size,
-                       positions, los[j], his[j], tots[j]))
-    w = np.empty((k, n), np.float64)
-    mix_weights(MIXINGS[mixing], his - los, tots, min_count, lambdas, w)
-    top = orders[-1]
-    for j, order in enumerate(orders):
-        t = f.table(order)
-        off = 0 if nblocks == 1 else j * width
-        T.check(fill_component(t.next_ids, t.counts, los[j], his[j], tots[j], flat_labels,
-                               positions, w[j], mode, r, seed, epoch, order, order != top,
-                               t.top_k is None, f.vocab_size, off, width, ids, probs,
-                               T.table_prefix(t)))
+    tables = [f.table(order) for order in orders]
+    prefixes = [T.table_prefix(t) for t in tables]
+    k, top = len(orders), orders[-1]
+    # tiles of rows: every order writes a tile's rows while they are still in the cache
+    for a in range(0, n, TILE_ROWS):
+        z = slice(a, min(n, a + TILE_ROWS))
+        ids[z] = flat_labels[z, None]
+        probs[z] = 0.0
+        los, his, tots = (np.empty((k, z.stop - a), np.int64) for _ in range(3))
+        for j, t in enumerate(tables):
+            T.check(gather(t.position_contexts, t.entry_offsets, t.totals, t.next_ids.size,
+                           positions[z], los[j], his[j], tots[j]))
+        w = np.empty((k, z.stop - a), np.float64)
+        mix_weights(MIXINGS[mixing], his - los, tots, min_count, lambdas, w)
+        for j, (order, t) in enumerate(zip(orders, tables)):
+            off = 0 if nblocks == 1 else j * width
+            T.check(fill_component(t.next_ids, t.counts, los[j], his[j], tots[j],
+                                   flat_labels[z], positions[z], w[j], mode, r, seed, epoch,
+                                   order, order != top, t.top_k is None, f.vocab_size, off,
+                                   width, ids[z], probs[z], prefixes[j]))
     return input_ids, labels, target_ids, target_probs

@@ -204,12 +204,12 @@ def test_mixed_targets_through_a_dataloader(tmp_path, mixing):
 
 def test_default_mixing_follows_the_file(tmp_path):
     tokens = (np.random.default_rng(2).zipf(1.4, 16 * 20 + 1) % 50).astype(np.uint16)
-    ngramds.build(tokens, tmp_path / "all.ngds", progress=False)  # default: orders 1-4
+    ngramds.build(tokens, tmp_path / "all.ngds", progress=False)  # default: orders 2-4
     ngramds.build(tokens, tmp_path / "one.ngds", order=4, progress=False)
-    assert ngramds.open(tmp_path / "all.ngds").orders == [1, 2, 3, 4]
+    assert ngramds.open(tmp_path / "all.ngds").orders == [2, 3, 4]
     multi = NgramDataset(tmp_path / "all.ngds", SEQ)
-    assert multi.mixing == "witten-bell" and multi.orders == [1, 2, 3, 4]
-    assert next(iter(multi))["target_ids"].shape == (SEQ, 4 * 9)
+    assert multi.mixing == "witten-bell" and multi.orders == [2, 3, 4]
+    assert next(iter(multi))["target_ids"].shape == (SEQ, 3 * 9)
     single = NgramDataset(tmp_path / "one.ngds", SEQ)
     assert single.mixing == "none" and next(iter(single))["target_ids"].shape == (SEQ, 9)
     assert NgramDataset(tmp_path / "all.ngds", SEQ, orders=[4]).mixing == "none"

@@ -36,7 +36,7 @@ class NgramDataset(IterableDataset):
     ``batch_size`` samples go to DataLoader workers round-robin, so the order a DataLoader
     delivers is the same for any number of workers when ``batch_size`` equals the loader's.
 
-    Several orders (files store orders 1-4 by default): ``mixing="backoff"`` takes each
+    Several orders (files store orders 2-4 by default): ``mixing="backoff"`` takes each
     position's target from the highest of ``orders`` whose context was seen at least
     ``min_count`` times; ``"witten-bell"`` and ``"fixed"`` (one weight per order in ``lambdas``)
     interpolate the orders, and the target has one block of K slots per order. ``orders``
