@@ -92,11 +92,15 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
 
 
 def check_mixing(f, mixing: str, orders, lambdas, min_count: int) -> tuple[list[int], np.ndarray]:
-    """Validated (orders ascending, normalised lambdas) for a file; InputError otherwise.
-    ``mixing="none"`` keeps only the highest of ``orders``."""
+    """Validated (orders ascending, normalised lambdas in that order) for a file; InputError
+    otherwise. ``lambdas`` pair with ``orders`` as given. ``mixing="none"`` keeps only the
+    highest of ``orders``."""
     if mixing != "none" and mixing not in MIXINGS:
         raise InputError(f"mixing must be one of {('none', *MIXINGS)}, got {mixing!r}")
-    orders = sorted(f.orders if orders is None else {int(o) for o in orders})
+    given = list(f.orders) if orders is None else [int(o) for o in orders]
+    if len(set(given)) != len(given):
+        raise InputError(f"orders must be distinct, got {given}")
+    orders = sorted(given)
     missing = [o for o in orders if o not in f.tables]
     if missing or not orders:
         raise InputError(f"orders {missing or orders} are not stored in {f.path} (stored: "
@@ -110,7 +114,7 @@ def check_mixing(f, mixing: str, orders, lambdas, min_count: int) -> tuple[list[
         if lambdas is None or len(lambdas) != len(orders):
             raise InputError(f"mixing='fixed' needs one lambda per order {orders}, got "
                              f"{lambdas!r}")
-        weights = np.asarray(lambdas, dtype=np.float64)
+        weights = np.asarray(lambdas, dtype=np.float64)[np.argsort(given)]
         if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
             raise InputError(f"lambdas must be non-negative with a positive sum, got {lambdas}")
         weights = weights / weights.sum()

@@ -85,7 +85,7 @@ def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None):
                       min(orders))
         return {o: float(o == chosen) for o in orders}
     if mixing == "fixed":
-        return {o: lam / sum(lambdas) for o, lam in zip(sorted(orders), lambdas)}
+        return {o: lam / sum(lambdas) for o, lam in zip(orders, lambdas)}  # as given
     weights, rest = {}, 1.0
     for o in sorted(orders, reverse=True)[:-1]:
         total, distinct = stats[o]

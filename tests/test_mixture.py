@@ -131,3 +131,7 @@ def test_mixing_arguments_are_checked(tmp_path):
         M.check_mixing(f, "kneser-ney", None, None, 2)
     with pytest.raises(ngramds.InputError, match="min_count"):
         M.check_mixing(f, "backoff", None, None, 0)
+    with pytest.raises(ngramds.InputError, match="distinct"):
+        M.check_mixing(f, "backoff", [3, 3], None, 2)
+    # lambdas pair with the orders as given
+    assert M.check_mixing(f, "fixed", [3, 2], [3.0, 1.0], 2)[1].tolist() == [0.25, 0.75]
