@@ -75,7 +75,7 @@ class TokenStream:
         return int(self.bounds[-1])
 
     def read(self, lo: int, hi: int, dtype=None) -> np.ndarray:
-        """A copy of tokens [lo, hi), as ``dtype`` if given."""
+        """Tokens [lo, hi) (read from disk for file pieces), as ``dtype`` if given."""
         parts = []
         first = max(0, int(np.searchsorted(self.bounds, lo, side="right")) - 1)
         for i in range(first, len(self.pieces)):
@@ -84,6 +84,8 @@ class TokenStream:
                 break
             parts.append(self.pieces[i].read(max(lo, base) - base,
                                              min(hi, int(self.bounds[i + 1])) - base))
+        if not parts:
+            return np.empty(0, dtype or self.pieces[0].read(0, 0).dtype)
         out = np.concatenate(parts) if len(parts) != 1 else parts[0]
         return np.asarray(out, dtype=dtype) if dtype is not None else out
 
