@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--tokenizer", metavar="JSON", help="decode ids (and encode --text)")
     q.add_argument("--text", help="context as text (its last order-1 tokens)")
     q.add_argument("--top", type=int, default=10, help="entries to show (default 10)")
-    q.add_argument("--order", type=int, help="table to ask (default: the highest stored order)")
+    q.add_argument("--order", type=int, help="table to ask (default: the order whose full "
+                   "context has this many tokens if stored, else the highest)")
     return p
 
 
@@ -186,14 +187,16 @@ def _cmd_query(a) -> int:
     from .inputs import load_tokenizer
     from .reader import open_file
     f = open_file(a.file)
-    t = f.table(a.order)
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     context = list(a.context)
     if a.text is not None:
         if tok is None:
             raise NgramdsError("--text needs --tokenizer to encode it")
-        ids = tok.encode(a.text, add_special_tokens=False).ids
-        context = ids[-(t.order - 1):] if t.order > 1 else []
+        context = tok.encode(a.text, add_special_tokens=False).ids
+    order = a.order
+    if order is None and len(context) + 1 in f.tables:
+        order = len(context) + 1  # a full context of that order, not "after a document start"
+    t = f.table(order)
     if len(context) > t.order - 1:
         context = context[len(context) - (t.order - 1):]
     ids, counts = t.distribution(context)

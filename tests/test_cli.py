@@ -67,6 +67,10 @@ def test_several_orders_in_one_file(tmp_path, capsys):
     assert info["orders"] == [1, 2, 3] and [t["order"] for t in info["tables"]] == [1, 2, 3]
     assert main(["query", str(out), "6", "--order", "2"]) == 0
     assert "order 2, context 6: seen 3 times" in capsys.readouterr().out
+    assert main(["query", str(out), "6"]) == 0  # one token: the order-2 table by default
+    assert "order 2, context 6: seen 3 times" in capsys.readouterr().out
+    assert main(["query", str(out), "6", "--order", "3"]) == 0  # "document start, 6"
+    assert "order 3, context 6: seen 0 times" in capsys.readouterr().out
     assert main(["query", str(out), "6", "--order", "4"]) == 2
     assert "order 4 is not stored" in capsys.readouterr().err
     assert main(["build", str(src), "-o", str(out), "--orders", "0-2", "-q"]) == 2
