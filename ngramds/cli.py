@@ -193,10 +193,7 @@ def _cmd_query(a) -> int:
         if tok is None:
             raise NgramdsError("--text needs --tokenizer to encode it")
         context = tok.encode(a.text, add_special_tokens=False).ids
-    order = a.order
-    if order is None and len(context) + 1 in f.tables:
-        order = len(context) + 1  # a full context of that order, not "after a document start"
-    t = f.table(order)
+    t = f.table_for(context, a.order)
     if len(context) > t.order - 1:
         context = context[len(context) - (t.order - 1):]
     ids, counts = t.distribution(context)

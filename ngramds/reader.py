@@ -135,21 +135,31 @@ class NgramFile:
                            doc="Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]].")
 
     # -- queries ----------------------------------------------------------------------------
+    def table_for(self, context, order: int | None = None) -> "Table":
+        """The table of ``order``; by default the one where ``context`` is a full context (its
+        length + 1) when stored, else the highest order."""
+        if order is None:
+            length = np.asarray(context).size
+            order = length + 1 if length + 1 in self.tables else self.order
+        return self.table(order)
+
     def context_id(self, context, order: int | None = None) -> int:
-        """Id of ``context`` (up to order-1 token ids, oldest first) in the table of ``order``
-        (default: the highest), or -1 if unseen."""
-        return self.table(order).context_id(context)
+        """Id of ``context`` (token ids, oldest first) in the table of ``order`` (default: see
+        :meth:`distribution`), or -1 if unseen."""
+        return self.table_for(context, order).context_id(context)
 
     def distribution(self, context, order: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen.
 
-        A context shorter than order-1 means "that many tokens after a document start".
+        ``order`` defaults to len(context) + 1 when that order is stored (the tokens are a full
+        context), else the highest order, where a context shorter than order - 1 means "that
+        many tokens after a document start".
         """
-        return self.table(order).distribution(context)
+        return self.table_for(context, order).distribution(context)
 
     def total(self, context, order: int | None = None) -> int:
         """Number of positions with ``context`` (exact, also with --top-k); 0 if unseen."""
-        return self.table(order).total(context)
+        return self.table_for(context, order).total(context)
 
     def document(self, d: int) -> np.ndarray:
         """Tokens of document ``d``."""

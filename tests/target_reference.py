@@ -22,6 +22,7 @@ def reference_target(f, p, mode, r=8, max_k=None, seed=0, epoch=0, order=None,
                      label_free=False, weight=1.0, out=None):
     """{id: probability} of the target at position p (of ``order``, default the highest),
     added with ``weight`` to ``out``. ``label_free``: a lower order of a mixture."""
+    order = order or f.order
     y = int(f.tokens[p])
     ctx = context_at(f, p, order)
     ids, counts = f.distribution(ctx, order=order)

@@ -64,6 +64,14 @@ def test_several_orders_share_one_file(tmp_path_factory, corpus, orders):
         assert f.distribution([], order=order)[0].size == f.table(order).distribution([])[0].size
 
 
+def test_default_table_of_a_query_is_the_one_of_its_full_context(tmp_path):
+    ngramds.build([[1, 2, 1, 3]], tmp_path / "x.ngds", orders=[2, 3], progress=False)
+    f = ngramds.open(tmp_path / "x.ngds")
+    assert f.table_for([1]).order == 2 and f.distribution([1])[0].tolist() == [2, 3]
+    assert f.table_for([]).order == 3 and f.total([]) == 1   # order 1 not stored: the highest
+    assert f.distribution([1], order=3)[0].tolist() == [2]   # "document start, 1"
+
+
 def test_orders_are_checked(tmp_path):
     for bad in ([], [2, 2], [0, 1], [17], ["3"]):
         with pytest.raises(ngramds.InputError, match="order"):
