@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .builder import check_doc_offsets, check_orders, check_vocab, file_header, 
 from .errors import FileAccessError, InputError
 from .progress import Progress
 from .stream import TokenStream
-from .writer import check_output_dir, write_atomic
+from .writer import _pid_alive, check_output_dir, write_atomic
 
 ENGINES = ("local", "dask")
 
@@ -107,6 +108,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
         root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"
     if tmp_dir is not None and not Path(tmp_dir).is_dir():
         raise InputError(f"--tmp-dir {tmp_dir} is not a directory")
+    _remove_stale(root)
     bar = Progress(["sorting runs", "merging", "writing file"] if not partial
                    else ["sorting runs", "writing partial"], enabled=progress)
     ex = Executor(engine, scheduler, workers, memory_limit)
@@ -179,12 +181,24 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     offsets = check_doc_offsets(offsets, stream.size)
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"
+    _remove_stale(root)
     bar = Progress(["merging", "writing file"], enabled=progress)
     ex = Executor(engine, scheduler, workers, memory_limit)
     with _spilling(root), ex:
         return _merge_and_write(ex, stream, offsets, runs, first["orders"], first["top_k"],
                                 vocab_size, first["bits"], work, root, output, stream.sources,
                                 stream.tokenizer, bar, t0)
+
+
+def _remove_stale(root: Path) -> None:
+    """Remove temporaries of earlier builds of the same output whose process is gone (a killed
+    build leaves its runs behind)."""
+    stem, _, _ = root.name.rpartition("-")
+    for old in root.parent.glob(f"{stem}-*"):
+        pid = old.name.rpartition("-")[2]
+        if old.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            warnings.warn(f"removing {old}, left by an interrupted build", stacklevel=3)
+            X.remove_tree(old)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,

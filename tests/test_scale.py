@@ -101,6 +101,16 @@ def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.npy"]
 
 
+def test_runs_of_a_killed_build_are_removed_by_the_next(tmp_path):
+    shards = _shards(tmp_path, sizes=(600,))
+    dead = tmp_path / "x.ngds.parts-999999999"  # no such process
+    (dead / "order4").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="interrupted build"):
+        ngramds.build([str(shards[0])], tmp_path / "x.ngds", order=4, memory_limit="1G",
+                      progress=False)
+    assert not dead.exists() and ngramds.open(tmp_path / "x.ngds").num_tokens == 600
+
+
 def test_dask_engine_gives_the_same_file(tmp_path):
     pytest.importorskip("dask.distributed")
     shards = _shards(tmp_path, sizes=(2000, 1500))
