@@ -2,6 +2,9 @@
 (spec/TARGETS.md, "Mixtures of orders"), in compiled code for whole batches."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit
 
@@ -13,7 +16,7 @@ TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache acros
 MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
     """los/his/tots[i] <- entry range and total of the context of ``positions[i]``.
     Returns 0 or a targets error code (every index is checked before it is followed)."""
@@ -32,7 +35,7 @@ def gather(position_contexts, entry_offsets, totals, num_entries, positions, los
     return codes.max() if codes.shape[0] else 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
     """w[j, i] <- weight of order j (ascending) at position i. ``his_minus_los`` is the number
     of stored next tokens of each context (Witten-Bell's distinct count)."""
@@ -58,13 +61,13 @@ def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
                 w[j, i] = lambdas[j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode, r, seed,
                    epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
                    prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i (rows of weight 0 are left as they are). Serial: DataLoader workers are forked,
-    and Numba's thread pool does not survive a fork."""
+    every row i (rows of weight 0 are left as they are). Serial (Numba's thread pool does not
+    survive the fork of DataLoader workers); tiles run in Python threads instead."""
     n = positions.shape[0]
     span = width if mode == T.ALLNTS else r
     # validate every entry a target will read first: independent loads of many positions
@@ -129,8 +132,9 @@ def blocks(mixing: str, orders: list[int]) -> int:
 def compute_mixture_targets(f, sample_starts, seq_len: int, mode: int, orders: list[int],
                             mixing: str, lambdas: np.ndarray, min_count: int = 2, r: int = 8,
                             max_k: int = 0, seed: int = 0, epoch: int = 0,
-                            out: list | None = None):
-    """Like :func:`ngramds.targets.compute_targets`, with targets mixed from ``orders``."""
+                            out: list | None = None, threads: int = 1):
+    """Like :func:`ngramds.targets.compute_targets`, with targets mixed from ``orders``;
+    ``threads`` > 1 computes tiles of positions concurrently (the kernels release the GIL)."""
     starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
     b = starts.size
     nblocks = blocks(mixing, orders)
@@ -144,27 +148,54 @@ def compute_mixture_targets(f, sample_starts, seq_len: int, mode: int, orders: l
                            f.vocab_size, input_ids, labels, target_ids, target_probs,
                            T.NO_PREFIX))
     n = b * seq_len
-    flat_labels = labels.reshape(n)
-    ids, probs = target_ids.reshape(n, -1), target_probs.reshape(n, -1)
-    positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
     tables = [f.table(order) for order in orders]
-    prefixes = [T.table_prefix(t) for t in tables]
-    k, top = len(orders), orders[-1]
-    # tiles of rows: every order writes a tile's rows while they are still in the cache
-    for a in range(0, n, TILE_ROWS):
-        z = slice(a, min(n, a + TILE_ROWS))
-        ids[z] = flat_labels[z, None]
-        probs[z] = 0.0
-        los, his, tots = (np.empty((k, z.stop - a), np.int64) for _ in range(3))
-        for j, t in enumerate(tables):
-            T.check(gather(t.position_contexts, t.entry_offsets, t.totals, t.next_ids.size,
-                           positions[z], los[j], his[j], tots[j]))
-        w = np.empty((k, z.stop - a), np.float64)
-        mix_weights(MIXINGS[mixing], his - los, tots, min_count, lambdas, w)
-        for j, (order, t) in enumerate(zip(orders, tables)):
-            off = 0 if nblocks == 1 else j * width
-            T.check(fill_component(t.next_ids, t.counts, los[j], his[j], tots[j],
-                                   flat_labels[z], positions[z], w[j], mode, r, seed, epoch,
-                                   order, order != top, t.top_k is None, f.vocab_size, off,
-                                   width, ids[z], probs[z], prefixes[j]))
+    job = _Tiles(f.vocab_size, tables, orders, [T.table_prefix(t) for t in tables],
+                 labels.reshape(n), (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n),
+                 target_ids.reshape(n, -1), target_probs.reshape(n, -1), mixing, lambdas,
+                 min_count, mode, r, seed, epoch, nblocks, width)
+    tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
+    if threads > 1 and len(tiles) > 1:
+        list(_pool(threads).map(job, tiles))
+    else:
+        for z in tiles:
+            job(z)
     return input_ids, labels, target_ids, target_probs
+
+
+class _Tiles:
+    """Computes the mixed targets of one tile of rows: every order writes the tile's rows while
+    they are still in the cache."""
+
+    def __init__(self, vocab_size, tables, orders, prefixes, labels, positions, ids, probs,
+                 mixing, lambdas, min_count, mode, r, seed, epoch, nblocks, width):
+        self.__dict__.update(locals())
+        del self.__dict__["self"]
+
+    def __call__(self, z: slice) -> None:
+        k, top, rows = len(self.orders), self.orders[-1], z.stop - z.start
+        ids, probs = self.ids[z], self.probs[z]
+        ids[:] = self.labels[z, None]
+        probs[:] = 0.0
+        los, his, tots = (np.empty((k, rows), np.int64) for _ in range(3))
+        for j, t in enumerate(self.tables):
+            T.check(gather(t.position_contexts, t.entry_offsets, t.totals, t.next_ids.size,
+                           self.positions[z], los[j], his[j], tots[j]))
+        w = np.empty((k, rows), np.float64)
+        mix_weights(MIXINGS[self.mixing], his - los, tots, self.min_count, self.lambdas, w)
+        for j, (order, t) in enumerate(zip(self.orders, self.tables)):
+            off = 0 if self.nblocks == 1 else j * self.width
+            T.check(fill_component(t.next_ids, t.counts, los[j], his[j], tots[j],
+                                   self.labels[z], self.positions[z], w[j], self.mode, self.r,
+                                   self.seed, self.epoch, order, order != top,
+                                   t.top_k is None, self.vocab_size, off, self.width, ids,
+                                   probs, self.prefixes[j]))
+
+
+_POOL: tuple | None = None  # (pid, threads, executor): a forked child makes its own
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != threads:
+        _POOL = (os.getpid(), threads, ThreadPoolExecutor(threads))
+    return _POOL[2]

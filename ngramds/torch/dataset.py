@@ -184,10 +184,12 @@ class NgramDataset(IterableDataset):
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
         arrays = [t.numpy() for t in tensors]
-        if mixed:
+        if mixed:  # in the training process, tiles of the batch run on every core
+            threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
             M.compute_mixture_targets(f, samples * self.seq_len, self.seq_len, self.mode,
                                       self.orders, self.mixing, self.lambdas, self.min_count,
-                                      self.top_r, self.max_k, self.seed, self.epoch, arrays)
+                                      self.top_r, self.max_k, self.seed, self.epoch, arrays,
+                                      threads)
         else:
             T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
                               self.max_k, self.seed, self.epoch, arrays, self.orders[-1])
