@@ -13,7 +13,8 @@ import numpy as np
 
 from . import external as X
 from . import format as fmt
-from .builder import check_doc_offsets, check_orders, check_vocab, file_header, table_entry
+from .builder import (check_doc_offsets, check_orders, check_vocab, file_header, key_bits,
+                      table_entry)
 from .errors import FileAccessError, InputError
 from .progress import Progress
 from .stream import TokenStream
@@ -97,7 +98,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
         # keys as wide as the token dtype, so that every shard's partial merges with the others
         bits = 8 * fmt.token_dtype(vocab_size).itemsize
     else:
-        bits = X.key_bits(vocab_size)
+        bits = key_bits(vocab_size)
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     token_dtype = fmt.token_dtype(vocab_size)
     if partial:
@@ -161,7 +162,7 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                          "--vocab-size")
     vocab_size = check_vocab(0, max_id, vocab_size if vocab_size is not None else
                              (given.pop() if given else None))
-    if X.key_bits(vocab_size) > first["bits"]:
+    if key_bits(vocab_size) > first["bits"]:
         raise InputError(f"vocab size {vocab_size} needs wider keys than the partials were "
                          "built with; rebuild them with --vocab-size")
     bases = np.cumsum([0] + [info["num_tokens"] for info in infos])
@@ -171,13 +172,7 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     stream = TokenStream([info["tokens"] for info in infos], offsets,
                          [s for info in infos for s in info["sources"]],
                          tokenizers.pop() if len(tokenizers) == 1 else None)
-    runs = {}
-    for n in first["orders"]:
-        runs[n] = []
-        for info, b in zip(infos, bases):
-            for r in info["runs"][n]:
-                r.first += int(b)
-                runs[n].append(r)
+    runs = {n: [r for info in infos for r in info["runs"][n]] for n in first["orders"]}
     offsets = check_doc_offsets(offsets, stream.size)
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"

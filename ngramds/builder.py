@@ -96,6 +96,11 @@ def _key_layout(m: int, bits: int, next_token: bool = False):
     return np.array(words, np.int64), np.array(shifts, np.int64), used_bits
 
 
+def key_bits(vocab_size: int) -> int:
+    """Bits of one token id in a packed key."""
+    return max(1, (vocab_size - 1).bit_length())
+
+
 def _radix_sort(keys: np.ndarray, pos: np.ndarray, used_bits: list[int], lsb: bool):
     """Stable LSD radix sort of ``keys`` [n, words] (and ``pos`` alongside), over the used bits
     of each word: the top ones (``lsb=False``) or the low ones."""
@@ -158,7 +163,7 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
     """Compute the context table of one order; return its arrays by section name (no prefix)."""
     progress = progress or Progress([], enabled=False)
     n, m = tokens.size, order - 1
-    bits = max(1, (vocab_size - 1).bit_length())
+    bits = key_bits(vocab_size)
     pos_dtype = np.promote_types(np.uint32, fmt.uint_dtype(n - 1))
 
     progress.step("sorting contexts")

@@ -56,10 +56,6 @@ class KeyLayout:
         return mask
 
 
-def key_bits(vocab_size: int) -> int:
-    return max(1, (vocab_size - 1).bit_length())
-
-
 # -- budget ---------------------------------------------------------------------------------
 def run_positions(work_bytes: int, num_words: int, token_bytes: int) -> int:
     """Positions per run that fit ``work_bytes`` (keys and positions twice while sorting, then
@@ -113,11 +109,10 @@ def parse_size(text: str) -> int:
 # -- map ------------------------------------------------------------------------------------
 @dataclass
 class Run:
-    """A sorted run on disk: positions [first, first + count) of the corpus."""
+    """A sorted run on disk: the next positions of the corpus after the previous run's (the
+    positions of a build's runs follow each other in list order)."""
 
     path: str
-    first: int
-    count: int
     num_keys: int
     num_contexts: int
 
@@ -157,7 +152,7 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     np.save(out / "counts.npy", ucounts[:nkeys])
     np.save(out / "ctx.npy", uctx[:nkeys])
     np.save(out / "local.npy", local)
-    return Run(str(out), lo, hi - lo, int(nkeys), int(nctx))
+    return Run(str(out), int(nkeys), int(nctx))
 
 
 # -- reduce ---------------------------------------------------------------------------------
@@ -275,13 +270,6 @@ def _load(path: Path) -> np.ndarray:
     return out
 
 
-def _source(dtype, shape, chunks) -> SectionSource:
-    """A section streamed from ``chunks()``, converted to ``dtype``."""
-    dtype = np.dtype(dtype)
-    return SectionSource(dtype, shape,
-                         lambda: (np.ascontiguousarray(c, dtype=dtype) for c in chunks()))
-
-
 def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens: int,
                    token_dtype) -> tuple[dict, int, int]:
     """The sections of one order's table streamed from its runs and buckets, and (C, E)."""
@@ -313,7 +301,7 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
         for i, run in enumerate(runs):
             table = np.empty(run.num_contexts, pc_dtype)
             for b, base in zip(buckets, bases):
-                first = b["map_first"].get(i, b["map_first"].get(str(i)))
+                first = b["map_first"].get(i)
                 if first is not None:
                     part = _load(Path(b["path"]) / f"map{i}.npy")
                     table[first:first + part.size] = part.astype(np.int64) + base
@@ -326,12 +314,13 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
     x = fmt.table_prefix(order)
     sections = {
         x + "context_length_offsets": SectionSource.of_array(length_offsets),
-        x + "context_tokens": _source(token_dtype, (C, m), per_bucket("rows")),
-        x + "entry_offsets": _source(fmt.uint_dtype(E), (C + 1,), entry_offsets),
-        x + "next_ids": _source(token_dtype, (E,), per_bucket("ids")),
-        x + "counts": _source(fmt.uint_dtype(max_count if E else 0), (E,), per_bucket("counts")),
-        x + "totals": _source(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
-        x + "position_contexts": _source(pc_dtype, (num_tokens,), position_contexts),
+        x + "context_tokens": SectionSource(token_dtype, (C, m), per_bucket("rows")),
+        x + "entry_offsets": SectionSource(fmt.uint_dtype(E), (C + 1,), entry_offsets),
+        x + "next_ids": SectionSource(token_dtype, (E,), per_bucket("ids")),
+        x + "counts": SectionSource(fmt.uint_dtype(max_count if E else 0), (E,),
+                                    per_bucket("counts")),
+        x + "totals": SectionSource(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
+        x + "position_contexts": SectionSource(pc_dtype, (num_tokens,), position_contexts),
     }
     return sections, C, E
 
@@ -339,7 +328,7 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
 def token_sections(stream, doc_offsets: np.ndarray, token_dtype) -> dict:
     """The shared ``tokens`` and ``doc_offsets`` sections."""
     n = stream.size
-    return {"tokens": _source(token_dtype, (n,),
+    return {"tokens": SectionSource(token_dtype, (n,),
                               lambda: (t for _, t in stream.chunks(OUTPUT_CHUNK, token_dtype))),
             "doc_offsets": SectionSource.of_array(doc_offsets.astype(fmt.uint_dtype(n)))}
 

@@ -83,12 +83,9 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
     for i in range(n):
         if w[i] == 0.0:
             continue
-        h = T.position_key(seed, epoch, positions[i])
-        if label_free:
-            h = T.splitmix64(h ^ np.uint64(salt))
-        code = T._position_target(next_ids, counts, los[i], his[i], tots[i], labels[i], h, mode,
-                                  r, label_free, complete, vocab_size, w[i], ids, probs, i, off,
-                                  width, prefix)
+        code = T._position_target(next_ids, counts, los[i], his[i], tots[i], labels[i],
+                                  positions[i], seed, epoch, salt, mode, r, label_free,
+                                  complete, vocab_size, w[i], ids, probs, i, off, width, prefix)
         if code:
             return code
     return 0

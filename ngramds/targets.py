@@ -89,9 +89,9 @@ def fill_targets(tokens, position_contexts, entry_offsets, next_ids, counts, tot
                 if counts[k] == 0:
                     return 3
         for i in range(seq_len):
-            h = position_key(seed, epoch, s + i + 1) if mode == TAIL else np.uint64(0)
             code = _position_target(next_ids, counts, los[i], his[i], tots[i], labels[b, i],
-                                    h, mode, r, False, complete, vocab_size, 1.0,
+                                    s + i + 1, seed, epoch, 0, mode, r, False, complete,
+                                    vocab_size, 1.0,
                                     target_ids, target_probs, b * seq_len + i, 0,
                                     target_ids.shape[1], prefix)
             if code:
@@ -145,13 +145,15 @@ def _tail_entry(counts, prefix, start, hi, u):
 
 
 @njit(cache=True)
-def _position_target(next_ids, counts, lo, hi, total, label, h, mode, r, label_free, complete,
-                     vocab_size, weight, ids, probs, row, off, width, prefix):
+def _position_target(next_ids, counts, lo, hi, total, label, p, seed, epoch, salt, mode, r,
+                     label_free, complete, vocab_size, weight, ids, probs, row, off, width,
+                     prefix):
     """Target of one position whose context's entries are [lo, hi), scaled by ``weight``, into
     slots [off, off + width) of row ``row`` of the flattened outputs (spec/TARGETS.md).
 
-    ``h`` is the position's random word; ``label_free`` (lower orders of a mixture) sends the
-    residual to a tail draw whatever the label is, and ignores ``renorm``."""
+    A tail draw uses the word of (``seed``, ``epoch``, ``p``), mixed with ``salt`` when
+    ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
+    label is, and ``renorm`` is ignored); it is hashed only when a draw is made."""
     for k in range(off, off + width):
         ids[row, k] = label
         probs[row, k] = 0.0
@@ -201,6 +203,9 @@ def _position_target(next_ids, counts, lo, hi, total, label, h, mode, r, label_f
             for k in range(lo + top, hi):
                 tail_mass += np.int64(counts[k])
         if tail_mass > 0:
+            h = position_key(seed, epoch, p)
+            if label_free:
+                h = splitmix64(h ^ np.uint64(salt))
             k = _tail_entry(counts, prefix, lo + top, hi, np.int64(h % np.uint64(tail_mass)))
             if np.int64(next_ids[k]) >= np.int64(vocab_size):
                 return 5
@@ -229,13 +234,18 @@ def output_shapes(batch: int, seq_len: int, mode: int, r: int, max_k: int,
             ((batch, seq_len, k), np.int64), ((batch, seq_len, k), np.float32)]
 
 
+def widest(table) -> int:
+    """Entries of the table's largest stored distribution."""
+    return int(np.diff(table.entry_offsets.astype(np.int64)).max(initial=0))
+
+
 def table_prefix(table) -> np.ndarray:
     """:func:`count_prefix` of a table's counts, computed once per table and process (only
     for tables whose widest distribution is long enough to need it)."""
     prefix = getattr(table, "_count_prefix", None)
     if prefix is None:
-        widest = int(np.diff(table.entry_offsets.astype(np.int64)).max(initial=0))
-        prefix = count_prefix(table.counts) if widest > 2 * PREFIX_BLOCK else NO_PREFIX
+        long = widest(table) > 2 * PREFIX_BLOCK
+        prefix = count_prefix(table.counts) if long else NO_PREFIX
         table._count_prefix = prefix
     return prefix
 

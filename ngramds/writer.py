@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import errno
 import os
-import zlib
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class SectionSource:
         return cls(arr.dtype, arr.shape, lambda: [arr])
 
     def chunks(self):
-        """Contiguous arrays whose bytes, back to back, are the section."""
+        """Arrays whose values, back to back and converted to ``dtype``, are the section."""
         return self._chunks()
 
 

@@ -83,8 +83,7 @@ class NgramDataset(IterableDataset):
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
         self.mode = T.MODES[f"coconts-{residual}" if targets == "coconts" else targets]
         if targets == "allnts":
-            top_table = f.table(self.orders[-1])
-            widest = int(np.diff(top_table.entry_offsets.astype(np.int64)).max())
+            widest = T.widest(f.table(self.orders[-1]))
             if not 1 <= widest <= f.vocab_size:
                 raise FormatError("entry offsets are inconsistent; the file is damaged "
                                   "(run `ngramds verify`)")
