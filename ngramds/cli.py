@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 
+from .builder.bounded import RunSizes
 from .errors import NgramdsError
 
 
@@ -88,6 +89,16 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler (default: a local cluster of --workers processes)")
     p.add_argument("--workers", type=int, help="local Dask worker processes (default 2)")
+    p.add_argument("--run-sizes", type=_run_sizes, default=RunSizes(), help=argparse.SUPPRESS)
+
+
+def _run_sizes(text: str) -> RunSizes:
+    """'POSITIONS,ENTRIES': run and bucket sizes instead of the memory limit's (tests)."""
+    try:
+        positions, entries = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected POSITIONS,ENTRIES, got {text!r}") from None
+    return RunSizes(positions, entries)
 
 
 def _orders(text: str) -> list[int]:
@@ -104,7 +115,7 @@ def _orders(text: str) -> list[int]:
 
 def _cmd_build(a) -> int:
     from .builder import build
-    from .inputs import load_corpus
+    from .corpus import load_corpus
     if a.threads:
         import numba
         numba.set_num_threads(a.threads)
@@ -114,7 +125,8 @@ def _cmd_build(a) -> int:
         raise NgramdsError("give --order (one table) or --orders (several), not both")
     options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
                    progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=a.tmp_dir,
-                   engine=a.engine, scheduler=a.scheduler, workers=a.workers)
+                   engine=a.engine, scheduler=a.scheduler, workers=a.workers,
+                   sizes=a.run_sizes)
     inputs = dict(dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"
@@ -130,7 +142,7 @@ def _cmd_build(a) -> int:
     if a.default_corpus:
         if a.inputs:
             raise NgramdsError("give either INPUT files or --default-corpus, not both")
-        from .stdlib_corpus import stdlib_corpus
+        from .corpus.stdlib import stdlib_corpus
         tok_path = Path(a.output).with_suffix(".tokenizer.json")
         if not a.quiet:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
@@ -141,7 +153,7 @@ def _cmd_build(a) -> int:
             raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
         corpus = load_corpus(a.inputs, **inputs)
     if a.val_fraction is not None:
-        from .split import split_documents
+        from .corpus import split_documents
         corpus, val = split_documents(corpus, a.val_fraction, a.seed)
         if options["vocab_size"] is None:  # both files share one vocabulary
             options["vocab_size"] = corpus.vocab_size or int(max(corpus.tokens.max(),
@@ -154,38 +166,38 @@ def _cmd_build(a) -> int:
 
 def _print_summary(path, quiet: bool) -> None:
     if not quiet:
-        from .reader import open_file
-        from .stats import format_summary, summary
+        from .file.reader import open_file
+        from .file.summary import format_summary, summary
         print(format_summary(summary(open_file(path))))
 
 
 def _cmd_merge(a) -> int:
-    from .bounded import merge_partials
-    merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
-                   memory_limit=a.memory_limit or "1G", tmp_dir=a.tmp_dir,
+    from .builder import merge_partials
+    limit = {} if a.memory_limit is None else {"memory_limit": a.memory_limit}
+    merge_partials(a.partials, a.output, vocab_size=a.vocab_size, tmp_dir=a.tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
-                   progress=not a.quiet)
+                   progress=not a.quiet, sizes=a.run_sizes, **limit)
     return 0
 
 
 def _cmd_info(a) -> int:
-    from .reader import open_file
-    from .stats import format_summary, summary
+    from .file.reader import open_file
+    from .file.summary import format_summary, summary
     s = summary(open_file(a.file))
     print(json.dumps(s, indent=2) if a.json else format_summary(s))
     return 0
 
 
 def _cmd_verify(a) -> int:
-    from .reader import open_file
+    from .file.reader import open_file
     open_file(a.file, verify=True)
     print(f"{a.file}: OK")
     return 0
 
 
 def _cmd_query(a) -> int:
-    from .inputs import load_tokenizer
-    from .reader import open_file
+    from .corpus.readers import load_tokenizer
+    from .file.reader import open_file
     f = open_file(a.file)
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     context = list(a.context)

@@ -1,4 +1,6 @@
 """Exception types. Every user-facing failure is an :class:`NgramdsError`."""
+import errno
+from contextlib import contextmanager
 
 
 class NgramdsError(Exception):
@@ -19,3 +21,22 @@ class ChecksumError(FormatError):
 
 class FileAccessError(NgramdsError, OSError):
     """A file or directory cannot be read or written."""
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """True for ENOSPC/EDQUOT, also when raised without an errno (as ``np.save`` does)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+
+
+@contextmanager
+def os_errors_as(disk_full: str, other: str):
+    """OSErrors inside become one-line FileAccessErrors: ``disk_full`` for a full disk, else
+    ``other: reason``."""
+    try:
+        yield
+    except FileAccessError:
+        raise
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise FileAccessError(disk_full) from None
+        raise FileAccessError(f"{other}: {exc.strerror or exc}") from None

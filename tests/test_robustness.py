@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 import ngramds
 from helpers import train_small_tokenizer, write_megatron
-from ngramds import format as fmt
-from ngramds import targets as T
-from ngramds.stats import summary
+from ngramds.file import format as fmt
+from ngramds.file.summary import summary
+from ngramds.file.writer import write_atomic
+from ngramds.targets import TargetConfig, Targets
 
 NGRAMDS_ERRORS = (ngramds.NgramdsError,)
 
@@ -128,8 +129,9 @@ def exercise(path):
     for ctx in ([], [1], [1, 2], [5, 0]):
         f.distribution(ctx)
     if f.num_tokens > 9:
-        for mode, r, k in ((T.TAIL, 2, 0), (T.RENORM, 2, 0), (T.ALLNTS, 0, 4)):
-            T.compute_targets(f, np.array([0, f.num_tokens - 9]), 8, mode, r, k)
+        for cfg in (TargetConfig("coconts", 2), TargetConfig("coconts", 2, "renorm"),
+                    TargetConfig("allnts", max_k=4)):
+            Targets(f, cfg).compute(np.array([0, f.num_tokens - 9]), 8)
     from ngramds.torch import NgramDataset
     if f.num_tokens > 9:
         for _, _ in zip(range(3), NgramDataset(f, 8, targets="allnts")):
@@ -239,7 +241,7 @@ def test_consistent_lies_in_data_are_caught_by_compiled_bound_checks(tmp_path, g
         path.write_bytes(good_file)
         f = ngramds.open(path)
         s = f.sections[name]
-        arrays = {n: np.array(a) for n, a in f._arrays.items()}
+        arrays = {n: np.array(f.section(n)) for n in f.sections}
         arr = arrays[name]
         arr[arr.size // 2] = np.iinfo(arr.dtype).max if name != "tokens" else value
         if name == "tokens":
@@ -250,7 +252,6 @@ def test_consistent_lies_in_data_are_caught_by_compiled_bound_checks(tmp_path, g
             header["vocab_size"] = value  # ids >= vocab now
         del f
         path.unlink()
-        from ngramds.writer import write_atomic
         write_atomic(path, header, arrays)
         with pytest.raises(ngramds.FormatError):
             exercise(path)
@@ -282,19 +283,16 @@ def test_sigkill_at_random_moments_never_leaves_a_partial_file(tmp_path):
         current = out.read_bytes()
         assert current == previous or f.num_tokens == 1_500_000
         previous = current
-        for tmp in tmp_path.glob("k.ngds.tmp-*"):
-            with pytest.raises(ngramds.FormatError):
-                ngramds.open(tmp)  # a leftover temporary never opens as valid
-    with pytest.warns(UserWarning, match="leftover temporary"):
-        leftovers = list(tmp_path.glob("k.ngds.tmp-*"))
+    with pytest.warns(UserWarning, match="interrupted build"):
+        leftovers = list(tmp_path.glob(".k.ngds.*.ngds-tmp"))
         if not leftovers:  # make one, as a killed build would leave it
-            (tmp_path / "k.ngds.tmp-999999999").write_bytes(b"\0" * 64)
+            (tmp_path / ".k.ngds.k1ll3d00.ngds-tmp").write_bytes(b"\0" * 64)
         ngramds.build(np.arange(10), out, progress=False)
-    assert not list(tmp_path.glob("k.ngds.tmp-*"))
+    assert not list(tmp_path.glob(".k.ngds.*"))
 
 
 def test_full_disk_gives_clear_error_and_no_file(tmp_path, monkeypatch):
-    import ngramds.writer as writer
+    import ngramds.file.writer as writer
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -338,18 +336,18 @@ def test_forced_64bit_sections_give_identical_results(tmp_path, monkeypatch):
     rng = np.random.default_rng(5)
     docs = [rng.integers(0, 40, rng.integers(1, 300)) for _ in range(20)]
     ngramds.build(docs, tmp_path / "n.ngds", order=3, progress=False)
-    monkeypatch.setattr(fmt, "MIN_UINT_BYTES", 8)
-    ngramds.build(docs, tmp_path / "w.ngds", order=3, progress=False)
-    monkeypatch.setattr(fmt, "MIN_UINT_BYTES", 1)
+    with fmt.widened_sections(8):
+        ngramds.build(docs, tmp_path / "w.ngds", order=3, progress=False)
     narrow, wide = ngramds.open(tmp_path / "n.ngds"), ngramds.open(tmp_path / "w.ngds", True)
     for name in ("doc_offsets", "order3/entry_offsets", "order3/counts", "order3/totals",
                  "order3/position_contexts"):
         assert wide.sections[name].dtype == np.dtype("<u8")
-        assert np.array_equal(narrow._arrays[name], wide._arrays[name])
+        assert np.array_equal(narrow.section(name), wide.section(name))
     assert summary(narrow)["tables"] == summary(wide)["tables"]
-    for mode in (T.TAIL, T.RENORM, T.ALLNTS):
-        a = T.compute_targets(narrow, np.arange(0, 2000, 50), 40, mode, 3, 5, 1, 2)
-        b = T.compute_targets(wide, np.arange(0, 2000, 50), 40, mode, 3, 5, 1, 2)
+    for cfg in (TargetConfig("coconts", 3), TargetConfig("coconts", 3, "renorm"),
+                TargetConfig("allnts", max_k=5)):
+        a = Targets(narrow, cfg).compute(np.arange(0, 2000, 50), 40, seed=1, epoch=2)
+        b = Targets(wide, cfg).compute(np.arange(0, 2000, 50), 40, seed=1, epoch=2)
         for x, y in zip(a, b):
             assert np.array_equal(x, y)
 
@@ -363,16 +361,20 @@ def test_dtypes_follow_the_data():
     assert fmt.token_dtype(2**32 - 1) == np.dtype("<u4")
 
 
-def test_counts_past_2_32_in_kernels():
-    """The target kernel accumulates counts in 64 bits: totals past 2^32 stay exact."""
-    big = np.array([3 * 2**32, 2**32, 2**31], np.uint64)
-    total = np.array([int(big.sum())], np.uint64)
-    tokens = np.array([0, 1, 0, 1], np.uint32)
-    pc = np.zeros(4, np.uint64)
-    eo = np.array([0, 3], np.uint64)
-    ids = np.array([1, 2, 0], np.uint32)
-    out = [np.empty((1, 2), np.int64), np.empty((1, 2), np.int64),
-           np.empty((2, 4), np.int64), np.empty((2, 4), np.float32)]
-    assert T.fill_targets(tokens, pc, eo, ids, big, total, np.array([0]), 2, T.ALLNTS, 0,
-                          0, 0, True, 3, *out, T.NO_PREFIX) == 0
-    np.testing.assert_allclose(out[3][0, :3], big / float(total[0]), rtol=1e-6)
+def test_counts_past_2_32_in_kernels(tmp_path):
+    """The target kernels accumulate counts in 64 bits: totals past 2^32 stay exact."""
+    path = tmp_path / "big.ngds"
+    ngramds.build(np.array([0, 1, 2, 0, 1, 0]), path, order=1, progress=False)
+    f = ngramds.open(path)
+    arrays = {n: np.array(f.section(n)) for n in f.sections}
+    big = np.array([3 * 2**32, 2**32, 2**31], np.uint64)  # ids 0, 1, 2 (count desc)
+    arrays["order1/counts"] = big
+    arrays["order1/totals"] = np.array([int(big.sum())], np.uint64)
+    header = dict(f.header)
+    header.pop("sections")
+    del f
+    write_atomic(path, header, arrays)
+    f = ngramds.open(path)
+    batch = Targets(f, TargetConfig("allnts")).compute(np.array([0]), 2)
+    assert batch.target_ids[0, 0].tolist() == [0, 1, 2]
+    np.testing.assert_allclose(batch.target_probs[0, 0], big / float(big.sum()), rtol=1e-6)

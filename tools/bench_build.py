@@ -11,7 +11,7 @@ Variants
   ngramds          ngramds.build(corpus, path, order=ORDER, progress=False): the complete build
                    (checks, counting, CSR assembly, file written and fsynced). Numba kernels are
                    warmed up on a tiny corpus first. Stage times come from a recording stand-in
-                   for ngramds.builder.Progress (patched at run time; ngramds is not modified).
+                   for ngramds.builder.dispatch.Progress (patched at run time; ngramds is not modified).
   numpy-unique     A pure numpy reference of the same table: pack (context length, context
                    tokens, next token) of every position into one uint64 key (shifted
                    slices; the first ORDER-1 positions of each document redone), then
@@ -166,7 +166,7 @@ def verify_against_file(table: dict, path: Path) -> str:
 # -- one child: one variant, one repeat -----------------------------------------------------
 
 class StageRecorder:
-    """Stand-in for ngramds.builder.Progress: records when each stage begins."""
+    """Stand-in for ngramds.builder.dispatch.Progress: records when each stage begins."""
     runs: list = []
 
     def __init__(self, stages, enabled=True, stream=None):
@@ -190,10 +190,10 @@ def child(args) -> dict:
     tiny_offsets = np.array([0, 1000, 1000, 5000])
     if v == "ngramds":
         import ngramds
-        import ngramds.builder
+        import ngramds.builder.dispatch
         ngramds.build(ngramds.Corpus(tiny_tokens, tiny_offsets, vocab_size=vocab),
                       Path(args.cache_dir) / "warmup.ngds", order=args.order, progress=False)
-        ngramds.builder.Progress = StageRecorder
+        ngramds.builder.dispatch.Progress = StageRecorder
         run = lambda: ngramds.build(corpus, ngds_path, order=args.order, progress=True)  # noqa
     elif v.startswith("numpy"):
         positions = v == "numpy-unique"

@@ -2,7 +2,7 @@
 
 The Python standard library .py files (one document each, ending with EOS), then, only if
 needed to reach ``min_tokens``, whole .py files of the installed site-packages in sorted path
-order, all tokenised with the byte-level BPE (vocab 8192) that ngramds.stdlib_corpus trains on
+order, all tokenised with the byte-level BPE (vocab 8192) that ngramds.corpus.stdlib trains on
 the standard library. Tokens and document offsets are cached as .npy under ``cache_dir``.
 
     from bench_corpus import load_bench_corpus
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ngramds import Corpus
-from ngramds.stdlib_corpus import DEFAULT_VOCAB, EOS_TOKEN, _read, stdlib_files, train_tokenizer
+from ngramds.corpus.stdlib import DEFAULT_VOCAB, EOS_TOKEN, _read, stdlib_files, train_tokenizer
 
 BATCH_FILES = 256
 

@@ -14,7 +14,7 @@ import json
 import sysconfig
 from pathlib import Path
 
-from ngramds.stdlib_corpus import DEFAULT_VOCAB, _read, train_tokenizer
+from ngramds.corpus.stdlib import DEFAULT_VOCAB, _read, train_tokenizer
 
 PATTERNS = ("*.rst", "*.md", "*.txt", "METADATA")
 

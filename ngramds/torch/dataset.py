@@ -7,14 +7,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .. import mixture as M
-from .. import targets as T
-from ..errors import FormatError, InputError
-from ..order import sample_order
-from ..reader import NgramFile, open_file
-
-TARGETS = ("onehot", "allnts", "coconts")
-RESIDUALS = ("tail", "renorm")
+from ..errors import InputError
+from ..file.reader import NgramFile, open_file
+from ..shuffle import sample_order
+from ..targets import TargetConfig, Targets, batch_shapes
+from ..targets.kernels import ONEHOT
 
 
 class NgramDataset(IterableDataset):
@@ -59,37 +56,18 @@ class NgramDataset(IterableDataset):
         self._file = source if isinstance(source, NgramFile) else open_file(source, verify)
         self._pid = os.getpid()
         f = self._file
-        if targets not in TARGETS:
-            raise InputError(f"targets must be one of {TARGETS}, got {targets!r}")
-        if residual not in RESIDUALS:
-            raise InputError(f"residual must be one of {RESIDUALS}, got {residual!r}")
         if not isinstance(seq_len, int) or seq_len < 1:
             raise InputError(f"seq_len must be a positive integer, got {seq_len!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if mixing == "auto":  # the best of docs/RESULTS.md when the file allows it
-            several = len(f.orders if orders is None else set(orders)) > 1
-            mixing = "witten-bell" if several else "none"
-        self.orders, self.lambdas = M.check_mixing(f, mixing, orders, lambdas, min_count)
-        self.mixing, self.min_count = mixing, min_count
-        if targets == "coconts":
-            if top_r < 1:
-                raise InputError(f"top_r must be >= 1, got {top_r}")
-            for order in self.orders:
-                top_k = f.table(order).top_k
-                if top_k is not None and top_r > top_k:
-                    raise InputError(f"top_r={top_r} exceeds the file's --top-k {top_k}; "
-                                     "rebuild with a larger --top-k or lower top_r")
+        self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
+                                   mixing=mixing, orders=orders, min_count=min_count,
+                                   lambdas=lambdas)
+        self._targets = Targets(f, self.config)
+        plan = self._targets.plan
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
-        self.mode = T.MODES[f"coconts-{residual}" if targets == "coconts" else targets]
-        if targets == "allnts":
-            widest = T.widest(f.table(self.orders[-1]))
-            if not 1 <= widest <= f.vocab_size:
-                raise FormatError("entry offsets are inconsistent; the file is damaged "
-                                  "(run `ngramds verify`)")
-            self.max_k = widest if max_k is None else min(int(max_k), widest)
-        else:
-            self.max_k = 0
+        self.mode, self.orders, self.mixing = plan.mode, list(plan.orders), plan.mixing
+        self.max_k = plan.max_k
         self.num_samples = (f.num_tokens - 1) // seq_len
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
@@ -161,39 +139,31 @@ class NgramDataset(IterableDataset):
         self._next_block, self._in_block = None, 0
 
     # -- iteration ----------------------------------------------------------------------
-    def _open(self) -> NgramFile:
+    def _open(self) -> Targets:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = open_file(self.path), os.getpid()
-        return self._file
+            self._targets = Targets(self._file, self.config)
+        return self._targets
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_file"] = None  # each process maps the file itself
+        state["_file"] = state["_targets"] = None  # each process maps the file itself
         return state
 
-    def _batch(self, f: NgramFile, local: np.ndarray, rank: int, world: int) -> dict:
+    def _batch(self, targets: Targets, local: np.ndarray, rank: int, world: int) -> dict:
         samples = sample_order(local * world + rank, self.num_samples, self.seed, self.epoch,
                                self.shuffle)
-        mixed = self.mixing != "none" and self.mode != T.ONEHOT
-        blocks = M.blocks(self.mixing, self.orders) if mixed else 1
-        shapes = T.output_shapes(local.size, self.seq_len, self.mode, self.top_r, self.max_k,
-                                 blocks)
+        shapes = batch_shapes(targets.plan, local.size, self.seq_len)
         if self.batched and get_worker_info() is not None:
             tensors = _shared_tensors(shapes)
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
-        arrays = [t.numpy() for t in tensors]
-        if mixed:  # in the training process, tiles of the batch run on every core
-            threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
-            M.compute_mixture_targets(f, samples * self.seq_len, self.seq_len, self.mode,
-                                      self.orders, self.mixing, self.lambdas, self.min_count,
-                                      self.top_r, self.max_k, self.seed, self.epoch, arrays,
-                                      threads)
-        else:
-            T.compute_targets(f, samples * self.seq_len, self.seq_len, self.mode, self.top_r,
-                              self.max_k, self.seed, self.epoch, arrays, self.orders[-1])
+        # in the training process, tiles of the batch run on every core
+        threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
+        targets.compute(samples * self.seq_len, self.seq_len, self.seed, self.epoch,
+                        [t.numpy() for t in tensors], threads)
         out = {"input_ids": tensors[0], "labels": tensors[1], "index": torch.from_numpy(samples)}
-        if self.mode != T.ONEHOT:
+        if self.mode != ONEHOT:
             out["target_ids"], out["target_probs"] = tensors[2], tensors[3]
         return out
 

@@ -1,45 +1,15 @@
 """Atomic file writing: temporary file, magic written last, fsync, rename."""
 from __future__ import annotations
 
-import errno
 import os
-import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import FileAccessError, os_errors_as
 from . import format as fmt
-from .errors import FileAccessError
-
-TMP_MARK = ".tmp-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_temporaries(path: Path) -> list[Path]:
-    """Remove temporary files of earlier builds of ``path`` whose process is gone."""
-    removed = []
-    for tmp in path.parent.glob(f"{path.name}{TMP_MARK}*"):
-        pid = tmp.name.rsplit(TMP_MARK, 1)[1].split(".")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
-    if removed:
-        warnings.warn(f"removed {len(removed)} leftover temporary file(s) of an interrupted build "
-                      f"of {path}", stacklevel=3)
-    return removed
+from .temporaries import remove_stale, temporary_file
 
 
 def check_output_dir(path: Path) -> None:
@@ -71,20 +41,20 @@ def write_atomic(path: Path, header_fields: dict, arrays: dict) -> int:
 
     ``arrays`` maps section names (in file order) to arrays or :class:`SectionSource`, each
     streamed once: sections first (checksummed as they go), then the header. The data goes to
-    ``PATH.tmp-PID`` whose first 8 bytes stay zero until everything else is on disk, so neither
-    the temporary nor the output path ever holds a file that opens as valid before the build is
-    complete.
+    a new temporary beside ``path`` (see :mod:`.temporaries`) whose first 8 bytes stay zero
+    until everything else is on disk, so the output path never holds a file that opens as
+    valid before the build is complete.
     """
     path = Path(path)
     check_output_dir(path)
-    clean_stale_temporaries(path)
+    remove_stale(path.parent, path.name)
     sources = {name: a if isinstance(a, SectionSource) else SectionSource.of_array(a)
                for name, a in arrays.items()}
     sections = fmt.layout(header_fields, [(name, s.nbytes, s.dtype, s.shape)
                                           for name, s in sources.items()])
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
+    with os_errors_as(f"disk full while writing {path}; free space or choose another output "
+                      "path (nothing was written)", f"cannot write {path}"):
+        with temporary_file(path) as (f, tmp):
             for section in sections:
                 f.seek(section.offset)
                 written, crc = 0, 0
@@ -112,20 +82,9 @@ def write_atomic(path: Path, header_fields: dict, arrays: dict) -> int:
             f.write(fmt.MAGIC)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
         _fsync_dir(path.parent)
         return end
-    except BaseException as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            if exc.errno == errno.ENOSPC:
-                raise FileAccessError(f"disk full while writing {path}; free space or choose "
-                                      "another output path (nothing was written)") from None
-            raise FileAccessError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
 
 
 def _fsync_dir(directory: Path) -> None:

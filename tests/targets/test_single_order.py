@@ -4,16 +4,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ngramds
-from ngramds import targets as T
+from ngramds.targets import TargetConfig, Targets
+from ngramds.targets import kernels as K
 from target_reference import reference_target
 
-MODES = {"allnts": T.ALLNTS, "tail": T.TAIL, "renorm": T.RENORM}
+
+def config(mode, r=8, max_k=None):
+    """The configuration of one order's targets in ``mode`` ("allnts", "tail", "renorm")."""
+    if mode == "allnts":
+        return TargetConfig("allnts", max_k=max_k or None, mixing="none")
+    return TargetConfig("coconts", r, mode, mixing="none")
 
 
 def all_position_targets(f, mode, r=8, max_k=0, seed=0, epoch=0):
     """Targets of positions 1..N-1 (samples of length 1), as dense [N-1, V] arrays."""
     starts = np.arange(f.num_tokens - 1)
-    _, labels, ids, probs = T.compute_targets(f, starts, 1, MODES[mode], r, max_k, seed, epoch)
+    _, labels, ids, probs = Targets(f, config(mode, r, max_k)).compute(starts, 1, seed, epoch)
     dense = np.zeros((starts.size, f.vocab_size))
     rows = np.repeat(np.arange(starts.size), ids.shape[2])
     np.add.at(dense, (rows, ids[:, 0].reshape(-1)), probs[:, 0].reshape(-1))
@@ -128,7 +134,7 @@ def test_draws_are_keyed_by_seed_and_epoch_only(tmp_path):
     f = _corpus_file(tmp_path)
     a, _ = all_position_targets(f, "tail", r=1, seed=1, epoch=2)
     # the same positions computed as part of longer samples give the same draws
-    _, _, ids, probs = T.compute_targets(f, np.array([0, 1000]), 500, T.TAIL, 1, 0, 1, 2)
+    _, _, ids, probs = Targets(f, config("tail", 1)).compute(np.array([0, 1000]), 500, 1, 2)
     dense = np.zeros((2, 500, f.vocab_size))
     for b in range(2):
         for i in range(500):
@@ -144,23 +150,21 @@ def test_corrupt_context_id_raises_not_crashes(tmp_path):
     f = _corpus_file(tmp_path)
     bad = np.array(f.position_contexts)
     bad[5] = np.iinfo(bad.dtype).max  # past the table
-    out = [np.empty((1, 10), np.int64), np.empty((1, 10), np.int64),
-           np.empty((10, 3), np.int64), np.empty((10, 3), np.float32)]
-    code = T.fill_targets(f.tokens, bad, f.entry_offsets, f.next_ids, f.counts, f.totals,
-                          np.array([0]), 10, T.TAIL, 2, 0, 0, True, f.vocab_size, *out,
-                          T.NO_PREFIX)
+    n = 10
+    los, his, tots = (np.empty(n, np.int64) for _ in range(3))
+    code = K.gather(bad, f.entry_offsets, f.totals, f.num_entries, np.arange(n), los, his, tots)
     with pytest.raises(ngramds.FormatError, match="context id"):
-        T.check(code)
+        K.check(code)
 
 
 @given(st.lists(st.integers(1, 50), min_size=1, max_size=700), st.data())
 @settings(max_examples=200)
 def test_block_search_of_a_tail_draw_equals_the_walk(counts, data):
     counts = np.array(sorted(counts, reverse=True), np.uint32)
-    prefix = T.count_prefix(counts)
+    prefix = K.count_prefix(counts)
     start = data.draw(st.integers(0, counts.size - 1))
     hi = data.draw(st.integers(start + 1, counts.size))
     u = data.draw(st.integers(0, int(counts[start:hi].sum()) - 1))
     walk = start + int(np.searchsorted(np.cumsum(counts[start:hi]), u, side="right"))
-    assert T._tail_entry(counts, prefix, start, hi, u) == min(walk, hi - 1)
-    assert T._tail_entry(counts, T.NO_PREFIX, start, hi, u) == min(walk, hi - 1)
+    assert K.tail_entry(counts, prefix, start, hi, u) == min(walk, hi - 1)
+    assert K.tail_entry(counts, K.NO_PREFIX, start, hi, u) == min(walk, hi - 1)

@@ -5,20 +5,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ngramds
-from ngramds import mixture as M
-from ngramds import targets as T
+from ngramds.targets import TargetConfig, Targets
 from target_reference import context_at, mixture_weights, reference_mixture
 
-MODES = {"allnts": T.ALLNTS, "tail": T.TAIL, "renorm": T.RENORM}
+
+def config(mode, orders, mixing, r=4, max_k=4, min_count=2, lambdas=None):
+    targets, residual = ("allnts", "tail") if mode == "allnts" else ("coconts", mode)
+    return TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas)
 
 
 def dense_targets(f, mode, orders, mixing, r=4, max_k=4, seed=0, epoch=0, min_count=2,
                   lambdas=None):
     """Mixed targets of positions 1..N-1 as dense [N-1, V] arrays."""
-    orders, lam = M.check_mixing(f, mixing, orders, lambdas, min_count)
     starts = np.arange(f.num_tokens - 1)
-    _, _, ids, probs = M.compute_mixture_targets(f, starts, 1, MODES[mode], orders, mixing, lam,
-                                                 min_count, r, max_k, seed, epoch)
+    cfg = config(mode, orders, mixing, r, max_k, min_count, lambdas)
+    _, _, ids, probs = Targets(f, cfg).compute(starts, 1, seed, epoch)
     dense = np.zeros((starts.size, f.vocab_size))
     rows = np.repeat(np.arange(starts.size), ids.shape[2])
     np.add.at(dense, (rows, ids[:, 0].reshape(-1)), probs[:, 0].reshape(-1))
@@ -37,7 +38,7 @@ def multi_order_files(draw, tmp_path_factory):
     return ngramds.open(path)
 
 
-@given(data=st.data(), mode=st.sampled_from(list(MODES)),
+@given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm"]),
        mixing=st.sampled_from(["backoff", "witten-bell", "fixed"]), r=st.integers(1, 3),
        seed=st.integers(0, 3), epoch=st.integers(0, 3), min_count=st.integers(1, 4))
 @settings(max_examples=60)
@@ -121,17 +122,22 @@ def test_truncated_mixture_is_consistent(tmp_path, mixing, mode):
 
 def test_mixing_arguments_are_checked(tmp_path):
     f = _zipf_file(tmp_path, orders=(2, 3))
+
+    def plan(mixing, orders=None, lambdas=None, min_count=2):
+        return TargetConfig(mixing=mixing, orders=orders, lambdas=lambdas,
+                            min_count=min_count).resolve(f)
+
     with pytest.raises(ngramds.InputError, match="not stored"):
-        M.check_mixing(f, "backoff", [1, 3], None, 2)
+        plan("backoff", [1, 3])
     with pytest.raises(ngramds.InputError, match="one lambda per order"):
-        M.check_mixing(f, "fixed", None, [1.0], 2)
+        plan("fixed", lambdas=[1.0])
     with pytest.raises(ngramds.InputError, match="non-negative"):
-        M.check_mixing(f, "fixed", None, [1.0, -1.0], 2)
+        plan("fixed", lambdas=[1.0, -1.0])
     with pytest.raises(ngramds.InputError, match="mixing must be"):
-        M.check_mixing(f, "kneser-ney", None, None, 2)
+        plan("kneser-ney")
     with pytest.raises(ngramds.InputError, match="min_count"):
-        M.check_mixing(f, "backoff", None, None, 0)
+        plan("backoff", min_count=0)
     with pytest.raises(ngramds.InputError, match="distinct"):
-        M.check_mixing(f, "backoff", [3, 3], None, 2)
+        plan("backoff", [3, 3])
     # lambdas pair with the orders as given
-    assert M.check_mixing(f, "fixed", [3, 2], [3.0, 1.0], 2)[1].tolist() == [0.25, 0.75]
+    assert plan("fixed", [3, 2], [3.0, 1.0]).lambdas.tolist() == [0.25, 0.75]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .builder import Corpus
-from .errors import FileAccessError, InputError
+from ..errors import FileAccessError, InputError
 from .stream import READ_CHUNK, ArrayPiece, TokenStream, piece_of
+from .types import Corpus
 
 __all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text"]
 

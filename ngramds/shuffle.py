@@ -6,7 +6,7 @@ by (seed, epoch): the same order for any number of workers, ranks or processes.
 import numpy as np
 from numba import njit
 
-from .targets import splitmix64
+from .hashing import splitmix64
 
 _ROUNDS = 4
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .builder import Corpus
-from .errors import InputError
-from .order import permute
+from ..errors import InputError
+from ..shuffle import permute
+from .types import Corpus
 
 
 def split_documents(corpus: Corpus, val_fraction: float, seed: int = 0) -> tuple[Corpus, Corpus]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 READ_CHUNK = 1 << 24  # tokens per read when scanning
 

@@ -2,39 +2,49 @@
 assembly steps of :mod:`ngramds.external`, run here or on a Dask cluster."""
 from __future__ import annotations
 
-import errno
 import os
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from . import external as X
-from . import format as fmt
-from .builder import (check_doc_offsets, check_orders, check_vocab, file_header, key_bits,
-                      table_entry)
-from .errors import FileAccessError, InputError
-from .progress import Progress
-from .stream import TokenStream
-from .writer import _pid_alive, check_output_dir, write_atomic
+from ..corpus.stream import TokenStream
+from ..corpus.types import check_doc_offsets, check_vocab
+from ..errors import FileAccessError, InputError, os_errors_as
+from ..file import format as fmt
+from ..file.header import file_header, table_entry
+from ..file.temporaries import remove_stale, temporary_dir
+from ..file.writer import check_output_dir, write_atomic
+from ..progress import Progress
+from . import runs as X
+from .keys import KeyLayout, key_bits
+from .options import DEFAULT_MEMORY_LIMIT, check_orders, parse_size
 
 ENGINES = ("local", "dask")
 
 
+class RunSizes(NamedTuple):
+    """Run and bucket sizes that override the ones derived from the memory limit (tests use
+    tiny ones to cross every boundary; ``None`` keeps the derived size)."""
+
+    positions: int | None = None  # positions per sorted run
+    entries: int | None = None    # run entries per merged bucket
+
+
 @contextmanager
-def _spilling(root: Path):
-    """Remove the temporaries under ``root`` whatever happens; report a full disk clearly."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC and not isinstance(exc, FileAccessError):
-            raise FileAccessError(f"disk full while spilling sorted runs under {root.parent}; "
-                                  "free space or choose another --tmp-dir") from None
-        raise
-    finally:
-        X.remove_tree(root)
+def _spilling(parent: Path, name: str):
+    """A locked temporary directory under ``parent`` for the runs of output ``name``, removed
+    whatever happens (and stale ones of dead builds before); a full disk reported clearly."""
+    if not parent.is_dir():
+        raise FileAccessError(f"temporary directory {parent} does not exist; create it or "
+                              "choose another --tmp-dir")
+    remove_stale(parent, name)
+    with os_errors_as(f"disk full while spilling sorted runs under {parent}; free space or "
+                      "choose another --tmp-dir", f"cannot write temporary runs under {parent}"):
+        with temporary_dir(parent, name) as root:
+            yield root
 
 
 class Executor:
@@ -79,10 +89,10 @@ class Executor:
 
 
 def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = None,
-                  vocab_size: int | None = None, memory_limit: int = 1 << 30,
+                  vocab_size: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
                   tmp_dir=None, engine: str = "local", scheduler: str | None = None,
                   workers: int | None = None, partial: bool = False,
-                  progress: bool = True) -> Path:
+                  progress: bool = True, sizes: RunSizes = RunSizes()) -> Path:
     """Build ``stream`` into ``output`` with at most ``memory_limit`` bytes resident per process
     (plus the constant documented in docs/SCALE.md), spilling sorted runs under ``tmp_dir``.
     With ``partial`` the runs are kept in the directory ``output`` for `ngramds merge`."""
@@ -102,23 +112,21 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     token_dtype = fmt.token_dtype(vocab_size)
     if partial:
-        if output.exists():
+        if os.path.lexists(output):
             raise InputError(f"{output} exists; a partial result goes to a new directory")
-        root = output.with_name(output.name + f".tmp-{os.getpid()}")
+        parent = output.parent
     else:
-        root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"
-    if tmp_dir is not None and not Path(tmp_dir).is_dir():
-        raise InputError(f"--tmp-dir {tmp_dir} is not a directory")
-    _remove_stale(root)
+        parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["sorting runs", "merging", "writing file"] if not partial
                    else ["sorting runs", "writing partial"], enabled=progress)
-    ex = Executor(engine, scheduler, workers, memory_limit)
-    with _spilling(root), ex:
+    with _spilling(parent, output.name) as root, Executor(engine, scheduler, workers,
+                                                          memory_limit) as ex:
         bar.step("sorting runs")
         runs = {}
         for n in orders:
-            layout = X.KeyLayout(n, bits)
-            size = X.run_positions(work, layout.num_words, token_dtype.itemsize)
+            layout = KeyLayout(n, bits)
+            size = sizes.positions or X.run_positions(work, layout.num_words,
+                                                      token_dtype.itemsize)
             starts = list(range(0, stream.size, size))
             paths = [str(root / f"order{n}" / f"run{i:06d}") for i in range(len(starts))]
             runs[n] = ex.map(X.map_run, [stream] * len(starts), [offsets] * len(starts),
@@ -132,17 +140,18 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
         return _merge_and_write(ex, stream, offsets, runs, orders, top_k, vocab_size, bits,
-                                work, root, output, stream.sources, stream.tokenizer, bar, t0)
+                                work, root, output, bar, t0, sizes)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
-                   memory_limit: int | str = 1 << 30, tmp_dir=None, engine: str = "local",
-                   scheduler: str | None = None, workers: int | None = None,
-                   progress: bool = True) -> Path:
+                   memory_limit: int | str = DEFAULT_MEMORY_LIMIT, tmp_dir=None,
+                   engine: str = "local", scheduler: str | None = None,
+                   workers: int | None = None, progress: bool = True,
+                   sizes: RunSizes = RunSizes()) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given."""
     t0 = time.perf_counter()
-    memory_limit = X.parse_size(memory_limit)
+    memory_limit = parse_size(memory_limit)
     if not partials:
         raise InputError("no partial results given")
     output = Path(output)
@@ -175,37 +184,24 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     runs = {n: [r for info in infos for r in info["runs"][n]] for n in first["orders"]}
     offsets = check_doc_offsets(offsets, stream.size)
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
-    root = Path(tmp_dir or output.parent) / f"{output.name}.parts-{os.getpid()}"
-    _remove_stale(root)
+    parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["merging", "writing file"], enabled=progress)
-    ex = Executor(engine, scheduler, workers, memory_limit)
-    with _spilling(root), ex:
+    with _spilling(parent, output.name) as root, Executor(engine, scheduler, workers,
+                                                          memory_limit) as ex:
         return _merge_and_write(ex, stream, offsets, runs, first["orders"], first["top_k"],
-                                vocab_size, first["bits"], work, root, output, stream.sources,
-                                stream.tokenizer, bar, t0)
-
-
-def _remove_stale(root: Path) -> None:
-    """Remove temporaries of earlier builds of the same output whose process is gone (a killed
-    build leaves its runs behind)."""
-    stem, _, _ = root.name.rpartition("-")
-    for old in root.parent.glob(f"{stem}-*"):
-        pid = old.name.rpartition("-")[2]
-        if old.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            warnings.warn(f"removing {old}, left by an interrupted build", stacklevel=3)
-            X.remove_tree(old)
+                                vocab_size, first["bits"], work, root, output, bar, t0, sizes)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,
-                     bits, work, root: Path, output: Path, sources, tokenizer, bar,
-                     t0) -> Path:
+                     bits, work, root: Path, output: Path, bar, t0, sizes: RunSizes) -> Path:
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = X.token_sections(stream, offsets, token_dtype)
     tables = []
     for n in orders:
-        layout = X.KeyLayout(n, bits)
-        plan = X.plan_buckets(runs[n], layout, X.bucket_entries(work, layout.num_words))
+        layout = KeyLayout(n, bits)
+        cap = sizes.entries or X.bucket_entries(work, layout.num_words)
+        plan = X.plan_buckets(runs[n], layout, cap)
         paths = [str(root / f"order{n}" / f"bucket{b:06d}") for b in range(len(plan))]
         buckets = ex.map(X.reduce_bucket, [runs[n]] * len(plan), plan, [layout] * len(plan),
                          [top_k] * len(plan), [token_dtype.str] * len(plan), paths)
@@ -213,7 +209,8 @@ def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, v
         arrays.update(sections)
         tables.append(table_entry(n, top_k, C, E))
     temp_bytes = X.directory_bytes(root)
-    header = file_header(vocab_size, stream.size, offsets.size - 1, tables, sources, tokenizer)
+    header = file_header(vocab_size, stream.size, offsets.size - 1, tables, stream.sources,
+                         stream.tokenizer)
     bar.step("writing file")
     size = write_atomic(output, header, arrays)
     dt = time.perf_counter() - t0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .builder import Corpus
-from .errors import InputError
+from ..errors import InputError
+from .types import Corpus
 
 DEFAULT_VOCAB = 8192
 EOS_TOKEN = "<|endoftext|>"

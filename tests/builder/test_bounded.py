@@ -1,27 +1,13 @@
 """Memory-bounded, sharded and distributed builds give the in-memory build's file, byte for byte."""
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ngramds
-from ngramds import external as X
+from ngramds.builder import RunSizes
 from ngramds.cli import main
 from strategies import corpora
-
-
-@contextlib.contextmanager
-def tiny_runs(positions, entries):
-    """Force runs of ``positions`` positions and buckets of ``entries`` entries."""
-    saved = X.run_positions, X.bucket_entries
-    X.run_positions = lambda *a: positions
-    X.bucket_entries = lambda *a: entries
-    try:
-        yield
-    finally:
-        X.run_positions, X.bucket_entries = saved
 
 
 @given(corpora(max_docs=8, max_len=60),
@@ -34,9 +20,9 @@ def test_bounded_build_is_byte_identical(tmp_path_factory, corpus, orders, top_k
     d = tmp_path_factory.mktemp("x")
     ngramds.build(docs, d / "mem.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
                   progress=False)
-    with tiny_runs(positions, entries):
-        ngramds.build(docs, d / "ext.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
-                      memory_limit="2G", tmp_dir=d, progress=False)
+    ngramds.build(docs, d / "ext.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
+                  memory_limit="2G", tmp_dir=d, progress=False,
+                  sizes=RunSizes(positions, entries))
     assert (d / "ext.ngds").read_bytes() == (d / "mem.ngds").read_bytes()
     assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
 
@@ -59,10 +45,10 @@ def test_partials_merge_to_the_build_of_all_shards(tmp_path):
     parts = []
     for i, s in enumerate(shards):
         parts.append(str(tmp_path / f"p{i}"))
-        with tiny_runs(700, 500):
-            assert main(["build", str(s), "-o", parts[-1], "--partial", *common]) == 0
-    with tiny_runs(700, 500):
-        assert main(["merge", *parts, "-o", str(tmp_path / "m.ngds"), "-q"]) == 0
+        assert main(["build", str(s), "-o", parts[-1], "--partial", "--run-sizes", "700,500",
+                     *common]) == 0
+    assert main(["merge", *parts, "-o", str(tmp_path / "m.ngds"), "-q", "--run-sizes",
+                 "700,500"]) == 0
     assert (tmp_path / "m.ngds").read_bytes() == (tmp_path / "all.ngds").read_bytes()
     # another order of the same shards is another corpus: same as building in that order
     assert main(["build", *map(str, shards[::-1]), "-o", str(tmp_path / "rev.ngds"),
@@ -95,7 +81,8 @@ def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatc
     def boom(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(X, "reduce_bucket", boom)
+    import ngramds.builder.runs as runs
+    monkeypatch.setattr(runs, "reduce_bucket", boom)
     with pytest.raises(OSError):
         ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="1G", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.npy"]
@@ -103,8 +90,9 @@ def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatc
 
 def test_runs_of_a_killed_build_are_removed_by_the_next(tmp_path):
     shards = _shards(tmp_path, sizes=(600,))
-    dead = tmp_path / "x.ngds.parts-999999999"  # no such process
+    dead = tmp_path / ".x.ngds.k1ll3d00.ngds-parts"  # as a killed build leaves it: unlocked
     (dead / "order4").mkdir(parents=True)
+    (dead / "ngramds.lock").touch()
     with pytest.warns(UserWarning, match="interrupted build"):
         ngramds.build([str(shards[0])], tmp_path / "x.ngds", order=4, memory_limit="1G",
                       progress=False)
@@ -125,7 +113,7 @@ def test_runs_straddling_input_files(tmp_path):
     shards = _shards(tmp_path, sizes=(1000, 7, 1300))
     files = [str(s) for s in shards]
     ngramds.build(files, tmp_path / "mem.ngds", orders=[1, 4], eos_id=0, progress=False)
-    with tiny_runs(333, 200):  # runs cross the file (and document) boundaries
-        ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
-                      memory_limit=2 << 30, progress=False)
+    # runs cross the file (and document) boundaries
+    ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
+                  memory_limit=2 << 30, progress=False, sizes=RunSizes(333, 200))
     assert (tmp_path / "ext.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()

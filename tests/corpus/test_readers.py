@@ -9,7 +9,7 @@ DOCS = [[3, 1, 4, 1, 5], [9, 2, 6], [5], [3, 5, 8, 9, 7, 9]]
 
 def sections(path):
     f = ngramds.open(path)
-    return {k: np.array(v) for k, v in f._arrays.items()}, f
+    return {k: np.array(f.section(k)) for k in f.sections}, f
 
 
 def same_tables(a, b):

@@ -11,49 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import build_kernels as K
-from . import format as fmt
+from ..corpus.stream import MappedPiece
+from ..errors import InputError
+from ..file import format as fmt
+from ..file.writer import SectionSource
+from . import kernels as K
 from . import run_kernels as R
-from .builder import _key_layout, _radix_sort
-from .errors import InputError
-from .stream import MappedPiece
-from .writer import SectionSource
+from .keys import KeyLayout, radix_sort
 
 MIB = 1 << 20
 MIN_WORK_BYTES = 32 * MIB   # below this a budget is refused
 OUTPUT_CHUNK = 1 << 22      # elements per streamed piece of a section
-
-
-# -- keys -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class KeyLayout:
-    """(length, t_1..t_m, next) packed MSB-first into ``num_words`` uint64 words."""
-
-    order: int
-    bits: int
-
-    def __post_init__(self):
-        words, shifts, used = _key_layout(self.order - 1, self.bits, next_token=True)
-        object.__setattr__(self, "words", words)
-        object.__setattr__(self, "shifts", shifts)
-        object.__setattr__(self, "used_bits", used)
-
-    @property
-    def num_words(self) -> int:
-        return len(self.used_bits)
-
-    @property
-    def ctx_mask(self) -> np.ndarray:
-        mask = np.full(self.num_words, 0xFFFFFFFFFFFFFFFF, np.uint64)
-        w, sh = int(self.words[-1]), int(self.shifts[-1])
-        mask[w] &= ~np.uint64(((1 << self.bits) - 1) << sh)
-        return mask
 
 
 # -- budget ---------------------------------------------------------------------------------
@@ -89,23 +62,6 @@ def resident_bytes() -> int:
         return 0
 
 
-def parse_size(text: str) -> int:
-    """'1G', '512M', '1.5GiB', '1000000' (or an int) -> bytes."""
-    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        if text < 1:
-            raise InputError(f"size {text} must be positive")
-        return int(text)
-    t = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if scale != 1 else t) * scale
-    except ValueError:
-        raise InputError(f"cannot read the size {text!r}; use e.g. 1G or 512M") from None
-    if value < 1:
-        raise InputError(f"size {text!r} must be positive")
-    return int(value)
-
-
 # -- map ------------------------------------------------------------------------------------
 @dataclass
 class Run:
@@ -136,7 +92,7 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     keys[:, layout.words[-1]] |= tokens[lo - buf_lo:].astype(np.uint64) << np.uint64(
         layout.shifts[-1])
     del tokens
-    keys, positions = _radix_sort(keys, positions, layout.used_bits, lsb=False)
+    keys, positions = radix_sort(keys, positions, layout.used_bits, lsb=False)
     local = np.empty(hi - lo, np.uint32)
     ukeys = np.empty_like(keys)
     ustart = np.empty(hi - lo + 1, np.uint32)
@@ -208,7 +164,7 @@ def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLay
             dest[at:at + b - a] = arr[a:b]
             del arr
         at += b - a
-    keys, perm = _radix_sort(keys, np.arange(n, dtype=np.int64), layout.used_bits, lsb=False)
+    keys, perm = radix_sort(keys, np.arange(n, dtype=np.int64), layout.used_bits, lsb=False)
     ctx_of = np.empty(n, np.int64)
     ctx_first = np.empty(n, np.int64)
     ctx_starts = np.empty(n + 1, np.int64)
@@ -373,7 +329,3 @@ def load_partial(path: Path) -> dict:
 
 def run_record(run: Run) -> dict:
     return asdict(run)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

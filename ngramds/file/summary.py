@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import FormatError
+from ..errors import FormatError
 from .reader import NgramFile, Table
 
 MASS_RANKS = (1, 2, 4, 8, 16)

@@ -112,7 +112,7 @@ def test_array_with_offsets_equals_documents(tmp_path):
     # only the recorded source name differs between the two entry points
     fa, fb = ngramds.open(tmp_path / "a.ngds"), ngramds.open(tmp_path / "b.ngds")
     for name in fa.sections:
-        assert np.array_equal(fa._arrays[name], fb._arrays[name])
+        assert np.array_equal(fa.section(name), fb.section(name))
 
 
 def test_deterministic_across_thread_counts(tmp_path):

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgpack
 import numpy as np
 
-from .errors import FormatError
+from ..errors import FormatError
 
 MAGIC = b"\x93NGRAMDS"
 FORMAT_VERSION = 1
@@ -49,15 +50,26 @@ def dtype_name(dtype: np.dtype) -> str:
     return f"<u{dtype.itemsize}"
 
 
-# Tests raise this (bytes) to exercise 64-bit sections without 4-billion-token corpora.
-MIN_UINT_BYTES = 1
+_min_uint_bytes = 1
+
+
+@contextmanager
+def widened_sections(min_bytes: int = 8):
+    """Within the block, sections sized by :func:`uint_dtype` are at least ``min_bytes``
+    wide: 64-bit sections (what past-2^32 files get) from a small corpus, for tests."""
+    global _min_uint_bytes
+    saved, _min_uint_bytes = _min_uint_bytes, min_bytes
+    try:
+        yield
+    finally:
+        _min_uint_bytes = saved
 
 
 def uint_dtype(max_value: int) -> np.dtype:
-    """Smallest unsigned little-endian dtype (of at least MIN_UINT_BYTES) that holds
-    ``max_value``."""
+    """Smallest unsigned little-endian dtype that holds ``max_value`` (see
+    :func:`widened_sections`)."""
     for name in ("<u1", "<u2", "<u4", "<u8"):
-        if DTYPES[name].itemsize >= MIN_UINT_BYTES and max_value <= np.iinfo(name).max:
+        if DTYPES[name].itemsize >= _min_uint_bytes and max_value <= np.iinfo(name).max:
             return DTYPES[name]
     raise FormatError(f"value {max_value} does not fit in 64 bits")
 

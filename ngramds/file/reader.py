@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from ..errors import ChecksumError, FileAccessError, FormatError, InputError
 from . import format as fmt
-from .errors import ChecksumError, FileAccessError, FormatError, InputError
+from .header import read_fields
+from .verify import check_structure
 
 __all__ = ["NgramFile", "Table", "open_file"]
 
@@ -42,31 +44,12 @@ class NgramFile:
 
     # -- header -----------------------------------------------------------------------------
     def _read_fields(self) -> None:
-        h = self.header
-        if h.get("format") != "ngramds":
-            raise FormatError("header does not describe an ngramds file; the file is damaged")
-        try:
-            self.vocab_size = _int(h, "vocab_size", 1, fmt.MAX_VOCAB)
-            self.num_tokens = _int(h, "num_tokens", 1, 1 << 62)
-            self.num_documents = _int(h, "num_documents", 1, 1 << 62)
-            entries = h["tables"]
-            if not isinstance(entries, list) or not entries:
-                raise TypeError
-            specs = []
-            for t in entries:
-                top_k = t.get("top_k")
-                specs.append((_int(t, "order", 1, fmt.MAX_ORDER),
-                              _int(t, "num_contexts", 1, 1 << 62),
-                              _int(t, "num_entries", 1, 1 << 62),
-                              None if top_k is None else _int(t, "top_k", 1, 1 << 62)))
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise FormatError("header lacks required fields; the file is damaged") from None
-        if len({s[0] for s in specs}) != len(specs):
-            raise FormatError("two tables have the same order; the file is damaged")
-        if h.get("token_dtype") != fmt.dtype_name(fmt.token_dtype(self.vocab_size)):
-            raise FormatError("header token dtype does not match its vocab size; damaged file")
-        self.token_dtype = fmt.token_dtype(self.vocab_size)
-        self._specs = sorted(specs)
+        fields = read_fields(self.header)
+        self.vocab_size: int = fields.vocab_size
+        self.num_tokens: int = fields.num_tokens
+        self.num_documents: int = fields.num_documents
+        self.token_dtype: np.dtype = fields.token_dtype
+        self._specs = fields.tables
 
     def _view(self, s: fmt.Section) -> np.ndarray:
         if s.length == 0:
@@ -105,7 +88,7 @@ class NgramFile:
             if int(arr[0]) != 0 or int(arr[-1]) != last:
                 raise FormatError("offset section does not run from 0 to its count; "
                                   "the file is damaged")
-        self.tables = {order: Table(self, order, c, e, k) for order, c, e, k in self._specs}
+        self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
         for table in self.tables.values():
             if np.any(np.diff(table.context_length_offsets.astype(np.int64)) < 0):
                 raise FormatError("context length offsets are not sorted; the file is damaged")
@@ -130,9 +113,63 @@ class NgramFile:
                              f"{', '.join(map(str, self.orders))}")
         return self.tables[order]
 
-    tokens = property(lambda self: self._arrays["tokens"], doc="Token stream [num_tokens].")
-    doc_offsets = property(lambda self: self._arrays["doc_offsets"],
-                           doc="Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]].")
+    @property
+    def tokens(self) -> np.ndarray:
+        """Token stream [num_tokens]."""
+        return self._arrays["tokens"]
+
+    @property
+    def doc_offsets(self) -> np.ndarray:
+        """Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]]."""
+        return self._arrays["doc_offsets"]
+
+    def section(self, name: str) -> np.ndarray:
+        """The read-only array of section ``name`` (see spec/FORMAT.md), e.g. "order4/counts"."""
+        if name not in self._arrays:
+            raise InputError(f"{self.path} has no section {name!r}; sections: "
+                             f"{', '.join(self._arrays)}")
+        return self._arrays[name]
+
+    # -- the highest order's table, read as the file's own ------------------------------------
+    @property
+    def top_k(self) -> int | None:
+        return self.table().top_k
+
+    @property
+    def num_contexts(self) -> int:
+        return self.table().num_contexts
+
+    @property
+    def num_entries(self) -> int:
+        return self.table().num_entries
+
+    @property
+    def context_length_offsets(self) -> np.ndarray:
+        return self.table().context_length_offsets
+
+    @property
+    def context_tokens(self) -> np.ndarray:
+        return self.table().context_tokens
+
+    @property
+    def entry_offsets(self) -> np.ndarray:
+        return self.table().entry_offsets
+
+    @property
+    def next_ids(self) -> np.ndarray:
+        return self.table().next_ids
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self.table().counts
+
+    @property
+    def totals(self) -> np.ndarray:
+        return self.table().totals
+
+    @property
+    def position_contexts(self) -> np.ndarray:
+        return self.table().position_contexts
 
     # -- queries ----------------------------------------------------------------------------
     def table_for(self, context, order: int | None = None) -> "Table":
@@ -168,7 +205,6 @@ class NgramFile:
     # -- integrity --------------------------------------------------------------------------
     def verify(self) -> None:
         """Recompute every section checksum and check structural invariants; raise on damage."""
-        from .validate import check_structure
         try:
             for name, s in self.sections.items():
                 if fmt.crc32(self._arrays[name]) != s.crc32:
@@ -201,20 +237,21 @@ class NgramFile:
 
 
 class Table:
-    """The context table of one order: read-only array views and lookups."""
-
-    FIELDS = ("top_k", "num_contexts", "num_entries", "prefix", "context_length_offsets",
-              "context_tokens", "entry_offsets", "next_ids", "counts", "totals",
-              "position_contexts")
+    """The context table of one order: read-only array views (spec/FORMAT.md) and lookups."""
 
     def __init__(self, f: NgramFile, order: int, num_contexts: int, num_entries: int,
                  top_k: int | None):
         self.order, self.num_contexts, self.num_entries, self.top_k = (
             order, num_contexts, num_entries, top_k)
         self.vocab_size = f.vocab_size
-        self.prefix = fmt.table_prefix(order)
-        for name in Table.FIELDS[4:]:
-            setattr(self, name, f._arrays[self.prefix + name])
+        self.prefix = p = fmt.table_prefix(order)
+        self.context_length_offsets: np.ndarray = f.section(p + "context_length_offsets")
+        self.context_tokens: np.ndarray = f.section(p + "context_tokens")
+        self.entry_offsets: np.ndarray = f.section(p + "entry_offsets")
+        self.next_ids: np.ndarray = f.section(p + "next_ids")
+        self.counts: np.ndarray = f.section(p + "counts")
+        self.totals: np.ndarray = f.section(p + "totals")
+        self.position_contexts: np.ndarray = f.section(p + "position_contexts")
 
     def context_id(self, context) -> int:
         """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen."""
@@ -249,19 +286,6 @@ class Table:
     def __repr__(self) -> str:
         return (f"Table(order={self.order}, num_contexts={self.num_contexts}, "
                 f"num_entries={self.num_entries}, top_k={self.top_k})")
-
-
-# The highest order's fields (num_contexts, counts, ...) read as the file's own.
-for _name in Table.FIELDS:
-    setattr(NgramFile, _name, property(lambda self, _n=_name: getattr(self.table(), _n),
-                                       doc=f"``table().{_name}`` (the highest order)."))
-
-
-def _int(d: dict, key: str, lo: int, hi: int) -> int:
-    v = d[key]
-    if type(v) is not int or not lo <= v <= hi:
-        raise FormatError(f"header field {key!r} = {v!r} is out of range; the file is damaged")
-    return v
 
 
 def _map_file(path: Path) -> mmap.mmap:

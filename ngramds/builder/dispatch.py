@@ -1,0 +1,85 @@
+"""``build``: one entry point for every way of building a file (in memory, bounded, sharded,
+distributed); picks the path and reads the corpus."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..corpus.readers import load_corpus, load_stream
+from ..corpus.types import check_corpus
+from ..errors import InputError
+from ..file import format as fmt
+from ..file.header import file_header, table_entry
+from ..file.writer import check_output_dir, write_atomic
+from ..progress import Progress
+from .bounded import RunSizes, build_bounded
+from .options import (DEFAULT_MEMORY_LIMIT, DEFAULT_ORDERS, check_orders, check_top_k,
+                      parse_size)
+from .tables import TABLE_STAGES, build_tables
+
+__all__ = ["build"]
+
+
+def build(source, output, *, order: int | None = None, orders=None, top_k: int | None = None,
+          vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
+          progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
+          engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+          partial: bool = False, sizes: RunSizes = RunSizes(), **input_options) -> Path:
+    """Build an ngramds file at ``output`` and return its path.
+
+    ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
+    ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
+    per document), or input file path(s) read with ``input_options`` (see
+    :func:`ngramds.inputs.load_corpus`). The file stores one table for each of ``orders``
+    (default 2, 3, 4: what the default Witten-Bell targets use), sharing one token stream, or
+    only the table of ``order``.
+
+    ``memory_limit`` (bytes, or a size such as "1G") bounds the build's memory by spilling
+    sorted runs under ``tmp_dir`` (default: beside ``output``); ``engine="dask"`` runs those
+    steps on a Dask cluster (``scheduler`` address, else ``workers`` local processes);
+    ``partial`` writes a shard's runs to the directory ``output`` for
+    :func:`ngramds.merge`. All give the same file as the in-memory build (docs/SCALE.md).
+    ``sizes`` overrides the run and bucket sizes derived from the memory limit (tests, tuning).
+    """
+    if order is not None and orders is not None:
+        raise InputError("give order (one table) or orders (several), not both")
+    orders = check_orders(orders if orders is not None else
+                          DEFAULT_ORDERS if order is None else [order])
+    top_k = check_top_k(top_k)
+    check_output_dir(output)  # fail before the work, not after it
+    if memory_limit is not None or engine != "local" or partial:
+        stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                             **input_options)
+        limit = parse_size(memory_limit if memory_limit is not None else DEFAULT_MEMORY_LIMIT)
+        return build_bounded(stream, output, orders=orders, top_k=top_k,
+                             vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
+                             engine=engine, scheduler=scheduler, workers=workers,
+                             partial=partial, progress=progress, sizes=sizes)
+    t0 = time.perf_counter()
+    stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
+    bar = Progress(stages, enabled=progress)
+    bar.step("reading input")
+    corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                         **input_options)
+    tokens, offsets, vocab_size = check_corpus(corpus, vocab_size)
+    num_docs = offsets.size - 1
+    arrays = {"tokens": tokens,
+              "doc_offsets": offsets.astype(fmt.uint_dtype(tokens.size))}
+    tables = []
+    for n in orders:
+        bar.suffix = f" (order {n})" if len(orders) > 1 else ""
+        table = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
+        arrays.update({fmt.table_prefix(n) + k: v for k, v in table.items()})
+        tables.append(table_entry(n, top_k, table["totals"].size, table["next_ids"].size))
+        del table
+    header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
+                         corpus.tokenizer)
+    bar.suffix = ""
+    bar.step("writing file")
+    size = write_atomic(Path(output), header, arrays)
+    dt = time.perf_counter() - t0
+    contexts = ", ".join(f"{t['num_contexts']:,}" for t in tables)
+    bar.finish(f"ngramds: built {output}: {tokens.size:,} tokens, {num_docs:,} documents, "
+               f"order {','.join(map(str, orders))}, {contexts} contexts, "
+               f"{size / 2**20:.1f} MiB in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
+    return Path(output)

@@ -1,0 +1,120 @@
+"""Batches of targets of one file under one configuration, from the compiled kernels: windows,
+then per tile of positions every order's gather, the mixture weights and each order's part
+(spec/TARGETS.md). Torch-free."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
+
+import numpy as np
+
+from . import kernels as K
+from .config import Plan, TargetConfig, widest_distribution
+
+TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache across orders
+
+
+class TargetBatch(NamedTuple):
+    """Arrays of a batch of B samples of L positions; K = :attr:`Plan.slots`."""
+
+    input_ids: np.ndarray     # int64 [B, L]
+    labels: np.ndarray        # int64 [B, L]
+    target_ids: np.ndarray    # int64 [B, L, K]
+    target_probs: np.ndarray  # float32 [B, L, K]
+
+
+def batch_shapes(plan: Plan, batch: int, seq_len: int) -> list:
+    """(shape, dtype) of each array of a :class:`TargetBatch`."""
+    k = plan.slots
+    return [((batch, seq_len), np.int64), ((batch, seq_len), np.int64),
+            ((batch, seq_len, k), np.int64), ((batch, seq_len, k), np.float32)]
+
+
+class Targets:
+    """Computes targets of the file ``f`` under ``config`` (checked against the file once)."""
+
+    def __init__(self, f, config: TargetConfig = TargetConfig()):
+        self.file, self.config = f, config
+        self.plan = config.resolve(f)
+        self.tables = [f.table(o) for o in self.plan.orders]
+        self.prefixes = [table_prefix(t) for t in self.tables]
+
+    def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
+                out: list | None = None, threads: int = 1) -> TargetBatch:
+        """Targets of the samples starting at token offsets ``sample_starts``, written into
+        ``out`` (arrays of :func:`batch_shapes`) when given; ``threads`` > 1 computes tiles of
+        positions concurrently (the kernels release the GIL)."""
+        starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
+        b, f, plan = starts.size, self.file, self.plan
+        if out is None:
+            out = [np.empty(shape, dtype) for shape, dtype in batch_shapes(plan, b, seq_len)]
+        batch = TargetBatch(*out)
+        K.check(K.fill_windows(f.tokens, starts, seq_len, f.vocab_size, batch.input_ids,
+                               batch.labels))
+        if plan.mode == K.ONEHOT:
+            return batch
+        n = b * seq_len
+        positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
+        job = _Tiles(self, batch.labels.reshape(n), positions,
+                     batch.target_ids.reshape(n, -1), batch.target_probs.reshape(n, -1),
+                     seed, epoch)
+        tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
+        if threads > 1 and len(tiles) > 1:
+            list(_pool(threads).map(job, tiles))
+        else:
+            for z in tiles:
+                job(z)
+        return batch
+
+
+class _Tiles:
+    """Computes the targets of one tile of rows: every order writes the tile's rows while they
+    are still in the cache."""
+
+    def __init__(self, targets: Targets, labels, positions, ids, probs, seed, epoch):
+        self.t, self.labels, self.positions = targets, labels, positions
+        self.ids, self.probs, self.seed, self.epoch = ids, probs, seed, epoch
+
+    def __call__(self, z: slice) -> None:
+        t, plan = self.t, self.t.plan
+        k, top, rows = len(plan.orders), plan.orders[-1], z.stop - z.start
+        ids, probs, labels, positions = self.ids[z], self.probs[z], self.labels[z], \
+            self.positions[z]
+        ids[:] = labels[:, None]
+        probs[:] = 0.0
+        los, his, tots = (np.empty((k, rows), np.int64) for _ in range(3))
+        for j, table in enumerate(t.tables):
+            K.check(K.gather(table.position_contexts, table.entry_offsets, table.totals,
+                             table.next_ids.size, positions, los[j], his[j], tots[j]))
+        w = np.empty((k, rows), np.float64)
+        method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
+        K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, w)
+        for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
+            off = 0 if plan.blocks == 1 else j * plan.width
+            K.check(K.fill_component(table.next_ids, table.counts, los[j], his[j], tots[j],
+                                     labels, positions, w[j], plan.mode, plan.top_r, self.seed,
+                                     self.epoch, order, order != top, table.top_k is None,
+                                     t.file.vocab_size, off, plan.width, ids, probs,
+                                     t.prefixes[j]))
+
+
+def table_prefix(table) -> np.ndarray:
+    """:func:`kernels.count_prefix` of a table's counts, computed once per table and process
+    (only for tables whose widest distribution is long enough to need it)."""
+    prefix = getattr(table, "_count_prefix", None)
+    if prefix is None:
+        long = widest_distribution(table) > 2 * K.PREFIX_BLOCK
+        prefix = K.count_prefix(table.counts) if long else K.NO_PREFIX
+        table._count_prefix = prefix
+    return prefix
+
+
+_POOL: tuple | None = None  # (pid, threads, executor): a forked child makes its own
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != threads:
+        _POOL = (os.getpid(), threads, ThreadPoolExecutor(threads))
+    return _POOL[2]

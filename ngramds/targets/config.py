@@ -1,0 +1,136 @@
+"""What targets to compute: a torch-free configuration, checked on its own and then against a
+file (spec/TARGETS.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ..errors import FormatError, InputError
+from . import kernels as K
+
+TARGETS = ("onehot", "allnts", "coconts")
+RESIDUALS = ("tail", "renorm")
+MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed")
+MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """The target options of :class:`ngramds.torch.NgramDataset` (see its docstring).
+
+    targets: "onehot", "allnts" (``max_k`` keeps the first max_k entries, renormalised) or
+    "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm").
+    mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
+    of ``orders``), "backoff" (``min_count``), "witten-bell" or "fixed" (``lambdas``, one per
+    order as given). ``orders`` defaults to every stored order.
+    """
+
+    targets: str = "coconts"
+    top_r: int = 8
+    residual: str = "tail"
+    max_k: int | None = None
+    mixing: str = "auto"
+    orders: Sequence[int] | None = None
+    min_count: int = 2
+    lambdas: Sequence[float] | None = None
+
+    def __post_init__(self):
+        if self.targets not in TARGETS:
+            raise InputError(f"targets must be one of {TARGETS}, got {self.targets!r}")
+        if self.residual not in RESIDUALS:
+            raise InputError(f"residual must be one of {RESIDUALS}, got {self.residual!r}")
+        if not _is_int(self.top_r) or not 1 <= self.top_r <= MAX_TOP_R:
+            raise InputError(f"top_r must be an integer in 1..{MAX_TOP_R}, got {self.top_r!r}")
+        if self.max_k is not None and (not _is_int(self.max_k) or self.max_k < 1):
+            raise InputError(f"max_k must be a positive integer or None, got {self.max_k!r}")
+        if self.mixing not in MIXINGS:
+            raise InputError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
+        if not _is_int(self.min_count) or self.min_count < 1:
+            raise InputError(f"min_count must be a positive integer, got {self.min_count!r}")
+        if self.orders is not None:
+            orders = list(self.orders) if not _is_int(self.orders) else [self.orders]
+            if not orders or not all(_is_int(o) for o in orders):
+                raise InputError(f"orders must be a list of integers, got {self.orders!r}")
+            if len(set(orders)) != len(orders):
+                raise InputError(f"orders must be distinct, got {orders}")
+            object.__setattr__(self, "orders", tuple(int(o) for o in orders))
+
+    @property
+    def mode(self) -> int:
+        """The kernels' mode constant."""
+        return K.MODES[f"coconts-{self.residual}" if self.targets == "coconts" else self.targets]
+
+    def resolve(self, f) -> "Plan":
+        """The configuration made concrete for file ``f``: orders, mixing, weights, widths."""
+        given = list(f.orders) if self.orders is None else list(self.orders)
+        missing = [o for o in given if o not in f.tables]
+        if missing:
+            raise InputError(f"orders {missing} are not stored in {f.path} (stored: "
+                             f"{', '.join(map(str, f.orders))}); build with --orders")
+        orders = sorted(given)
+        mixing = self.mixing
+        if mixing == "auto":  # the best of docs/RESULTS.md when the file allows it
+            mixing = "witten-bell" if len(orders) > 1 else "none"
+        if mixing == "none":
+            orders = orders[-1:]
+        weights = np.ones(len(orders))
+        if mixing == "fixed":
+            if self.lambdas is None or len(self.lambdas) != len(given):
+                raise InputError(f"mixing='fixed' needs one lambda per order {orders}, got "
+                                 f"{self.lambdas!r}")
+            try:
+                weights = np.asarray(self.lambdas, dtype=np.float64)[np.argsort(given)]
+            except (TypeError, ValueError):
+                raise InputError(f"lambdas must be numbers, got {self.lambdas!r}") from None
+            if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+                raise InputError(f"lambdas must be non-negative with a positive sum, got "
+                                 f"{list(self.lambdas)}")
+            weights = weights / weights.sum()
+        mode = self.mode
+        if self.targets == "coconts":
+            for order in orders:
+                top_k = f.table(order).top_k
+                if top_k is not None and self.top_r > top_k:
+                    raise InputError(f"top_r={self.top_r} exceeds the file's --top-k {top_k}; "
+                                     "rebuild with a larger --top-k or lower top_r")
+        max_k = 0
+        if self.targets == "allnts":
+            widest = max(widest_distribution(f.table(o)) for o in orders)
+            if not 1 <= widest <= f.vocab_size:
+                raise FormatError("entry offsets are inconsistent; the file is damaged "
+                                  "(run `ngramds verify`)")
+            max_k = widest if self.max_k is None else min(int(self.max_k), widest)
+        width = {K.ONEHOT: 0, K.ALLNTS: max_k}.get(mode, self.top_r + 1)
+        blocks = 1 if mixing in ("none", "backoff") else len(orders)
+        return Plan(mode, tuple(orders), mixing, weights, self.min_count, self.top_r, max_k,
+                    width, blocks)
+
+
+class Plan(NamedTuple):
+    """A :class:`TargetConfig` resolved against a file."""
+
+    mode: int
+    orders: tuple          # ascending
+    mixing: str            # "none", "backoff", "witten-bell" or "fixed"
+    lambdas: np.ndarray    # per order, ascending (normalised; "fixed" only)
+    min_count: int
+    top_r: int
+    max_k: int
+    width: int             # slots per order block
+    blocks: int            # blocks per position
+
+    @property
+    def slots(self) -> int:
+        """K: slots per position of target_ids / target_probs."""
+        return self.width * self.blocks
+
+
+def widest_distribution(table) -> int:
+    """Entries of the table's largest stored distribution."""
+    return int(np.diff(table.entry_offsets.astype(np.int64)).max(initial=0))

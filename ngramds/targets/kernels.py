@@ -1,0 +1,268 @@
+"""The compiled kernels of the targets (spec/TARGETS.md): windows, the context gather, the
+target of one position, mixture weights. Torch-free, serial, GIL-free.
+
+Every kernel returns ``OK`` or one of the named error codes below: every index read from the
+file is checked (as a signed 64-bit value, so unsigned 64-bit values >= 2^63 are refused too)
+before it is followed, so a damaged file gives an error, never a crash or a wrong target.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..errors import FormatError
+from ..hashing import splitmix64
+
+ONEHOT, ALLNTS, TAIL, RENORM = 0, 1, 2, 3
+MODES = {"onehot": ONEHOT, "allnts": ALLNTS, "coconts-tail": TAIL, "coconts-renorm": RENORM}
+BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
+MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
+
+OK = 0
+BAD_CONTEXT = 1      # a position refers to a context id past the table
+BAD_OFFSETS = 2      # entry offsets out of range or unsorted
+BAD_ENTRIES = 3      # a distribution empty or larger than its context total
+BAD_SAMPLE = 4       # a sample runs past the end of the token stream
+BAD_TOKEN = 5        # a token id >= the vocabulary size
+ERRORS = {BAD_CONTEXT: "a position refers to a context id past the table",
+          BAD_OFFSETS: "entry offsets are out of range or unsorted",
+          BAD_ENTRIES: "a distribution is empty or larger than its context total",
+          BAD_SAMPLE: "a sample runs past the end of the token stream",
+          BAD_TOKEN: "a token id is >= the vocabulary size"}
+
+PREFIX_BLOCK = 64
+NO_PREFIX = np.zeros(0, np.int64)
+
+
+def check(code: int) -> None:
+    """Raise FormatError for a kernel's error code."""
+    if code != OK:
+        raise FormatError(f"{ERRORS.get(code, 'inconsistent file')}; the file is damaged "
+                          "(run `ngramds verify`)")
+
+
+@njit(cache=True, nogil=True)
+def position_key(seed, epoch, position):
+    """The random 64-bit word of (seed, epoch, position) used by the tail draw."""
+    return splitmix64(np.uint64(seed) ^ splitmix64(np.uint64(epoch) ^
+                                                  splitmix64(np.uint64(position))))
+
+
+@njit(cache=True, nogil=True)
+def fill_windows(tokens, sample_starts, seq_len, vocab_size, input_ids, labels):
+    """input_ids[b] <- tokens[s : s + L], labels[b] <- tokens[s + 1 : s + L + 1] for the start
+    s of each sample b."""
+    n = tokens.shape[0]
+    for b in range(sample_starts.shape[0]):
+        s = sample_starts[b]
+        if s < 0 or s + seq_len >= n:
+            return BAD_SAMPLE
+        for i in range(seq_len):
+            t = np.int64(tokens[s + i])
+            if t >= vocab_size:
+                return BAD_TOKEN
+            input_ids[b, i] = t
+        for i in range(seq_len - 1):
+            labels[b, i] = input_ids[b, i + 1]
+        last = np.int64(tokens[s + seq_len])
+        if last >= vocab_size:
+            return BAD_TOKEN
+        labels[b, seq_len - 1] = last
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
+    """los/his/tots[i] <- entry range and total of the context of ``positions[i]``."""
+    num_contexts = totals.shape[0]
+    for i in range(positions.shape[0]):
+        c = np.int64(position_contexts[positions[i]])
+        if c < 0 or c >= num_contexts:
+            return BAD_CONTEXT
+        lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
+        if lo < 0 or lo > hi or hi > num_entries:
+            return BAD_OFFSETS
+        if lo == hi or t <= 0:
+            return BAD_ENTRIES
+        los[i], his[i], tots[i] = lo, hi, t
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode, r, seed,
+                   epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
+                   prefix):
+    """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
+    every row i (rows of weight 0 are left as they are). Serial (Numba's thread pool does not
+    survive the fork of DataLoader workers); callers run tiles in Python threads instead."""
+    n = positions.shape[0]
+    span = width if mode == ALLNTS else r
+    # validate every entry a target will read first: independent loads of many positions
+    # overlap in the memory system, and the second loop finds them in the cache
+    for i in range(n):
+        if w[i] == 0.0:
+            continue
+        for k in range(los[i], min(his[i], los[i] + span)):
+            if np.int64(next_ids[k]) >= vocab_size:
+                return BAD_TOKEN
+            if np.int64(counts[k]) <= 0:
+                return BAD_ENTRIES
+    for i in range(n):
+        if w[i] == 0.0:
+            continue
+        code = position_target(next_ids, counts, los[i], his[i], tots[i], labels[i],
+                               positions[i], seed, epoch, salt, mode, r, label_free,
+                               complete, vocab_size, w[i], ids, probs, i, off, width, prefix)
+        if code != OK:
+            return code
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def count_prefix(counts):
+    """P[b] = sum(counts[:b * PREFIX_BLOCK]) for b = 0 .. E // PREFIX_BLOCK: lets a tail draw
+    skip whole blocks of a long distribution (E / 8 bytes)."""
+    n = counts.shape[0]
+    out = np.empty(n // PREFIX_BLOCK + 1, np.int64)
+    s = 0
+    for i in range(n):
+        if i % PREFIX_BLOCK == 0:
+            out[i // PREFIX_BLOCK] = s
+        s += np.int64(counts[i])
+    if n % PREFIX_BLOCK == 0:
+        out[n // PREFIX_BLOCK] = s
+    return out
+
+
+@njit(cache=True, nogil=True)
+def tail_entry(counts, prefix, start, hi, u):
+    """The first entry k in [start, hi) with counts[start] + ... + counts[k] > u (else hi - 1);
+    with ``prefix`` (:func:`count_prefix`, may be empty) in O(log + PREFIX_BLOCK) steps."""
+    j = start
+    acc = 0
+    if prefix.shape[0] and hi - start > 2 * PREFIX_BLOCK:
+        base = prefix[start // PREFIX_BLOCK]
+        for i in range((start // PREFIX_BLOCK) * PREFIX_BLOCK, start):
+            base += np.int64(counts[i])
+        target = base + u  # find the first k with prefix(k + 1) > target
+        b_lo, b_hi = start // PREFIX_BLOCK + 1, (hi - 1) // PREFIX_BLOCK
+        found = -1
+        while b_lo <= b_hi:  # the last block starting inside (start, hi) with P[b] <= target
+            mid = (b_lo + b_hi) // 2
+            if prefix[mid] <= target:
+                found = mid
+                b_lo = mid + 1
+            else:
+                b_hi = mid - 1
+        if found >= 0:
+            j = found * PREFIX_BLOCK
+            acc = prefix[found] - base
+    while j < hi - 1 and acc + np.int64(counts[j]) <= u:
+        acc += np.int64(counts[j])
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True)
+def _mass(counts, a, b, limit):
+    """counts[a] + ... + counts[b - 1], or -1 if a count is not positive or the sum exceeds
+    ``limit`` (checked before each addition: no overflow whatever the file holds)."""
+    mass = np.int64(0)
+    for k in range(a, b):
+        c = np.int64(counts[k])
+        if c <= 0 or c > limit - mass:
+            return -1
+        mass += c
+    return mass
+
+
+@njit(cache=True, nogil=True)
+def position_target(next_ids, counts, lo, hi, total, label, p, seed, epoch, salt, mode, r,
+                    label_free, complete, vocab_size, weight, ids, probs, row, off, width,
+                    prefix):
+    """Target of one position whose context's entries are [lo, hi), scaled by ``weight``, into
+    slots [off, off + width) of row ``row`` of the flattened outputs (spec/TARGETS.md).
+
+    A tail draw uses the word of (``seed``, ``epoch``, ``p``), mixed with ``salt`` when
+    ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
+    label is, and ``renorm`` is ignored); it is hashed only when a draw is made."""
+    for k in range(off, off + width):
+        ids[row, k] = label
+        probs[row, k] = 0.0
+    if mode == ALLNTS:
+        kept = min(hi - lo, width)
+        mass = _mass(counts, lo, lo + kept, total)
+        if mass <= 0:
+            return BAD_ENTRIES
+        inv = weight / mass
+        for k in range(kept):
+            ids[row, off + k] = next_ids[lo + k]
+            probs[row, off + k] = counts[lo + k] * inv
+        return OK
+    top = min(hi - lo, r)
+    top_mass = _mass(counts, lo, lo + top, total)
+    if top_mass <= 0:
+        return BAD_ENTRIES
+    label_in_top = False
+    for k in range(top):
+        if np.int64(next_ids[lo + k]) == label:
+            label_in_top = True
+    if mode == RENORM and not label_free:
+        if label_in_top:
+            inv = weight / top_mass
+            for k in range(top):
+                ids[row, off + k] = next_ids[lo + k]
+                probs[row, off + k] = counts[lo + k] * inv
+        else:
+            probs[row, off + r] = weight
+        return OK
+    # TAIL: top r intact, residual mass to one token outside the top r
+    inv = weight / total
+    for k in range(top):
+        ids[row, off + k] = next_ids[lo + k]
+        probs[row, off + k] = counts[lo + k] * inv
+    residual = total - top_mass
+    if residual == 0:
+        return OK
+    probs[row, off + r] = residual * inv
+    if label_in_top or label_free:
+        tail_mass = residual
+        if not complete:
+            tail_mass = _mass(counts, lo + top, hi, residual) if hi > lo + top else 0
+            if tail_mass < 0:
+                return BAD_ENTRIES
+        if tail_mass > 0:
+            h = position_key(seed, epoch, p)
+            if label_free:
+                h = splitmix64(h ^ np.uint64(salt))
+            k = tail_entry(counts, prefix, lo + top, hi, np.int64(h % np.uint64(tail_mass)))
+            if np.int64(next_ids[k]) >= np.int64(vocab_size):
+                return BAD_TOKEN
+            ids[row, off + r] = next_ids[k]
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
+    """w[j, i] <- weight of order j (ascending) at position i. ``his_minus_los`` is the number
+    of stored next tokens of each context (Witten-Bell's distinct count)."""
+    k, n = tots.shape
+    for i in range(n):
+        if method == BACKOFF:
+            chosen = 0
+            for j in range(k - 1, -1, -1):
+                if tots[j, i] >= min_count:
+                    chosen = j
+                    break
+            for j in range(k):
+                w[j, i] = 1.0 if j == chosen else 0.0
+        elif method == WITTEN_BELL:
+            rest = 1.0
+            for j in range(k - 1, 0, -1):
+                lam = tots[j, i] / (tots[j, i] + his_minus_los[j, i])
+                w[j, i] = rest * lam
+                rest *= 1.0 - lam
+            w[0, i] = rest
+        else:
+            for j in range(k):
+                w[j, i] = lambdas[j]
