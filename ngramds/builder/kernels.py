@@ -253,7 +253,7 @@ def fill_entries(nxt, starts, distinct, entry_offsets, ids, counts):
         tid = np.empty(nd, nxt.dtype)
         tc = np.empty(nd, np.int64)
         _run_lengths(nxt, lo, hi, tid, tc)
-        order = np.argsort(-tc, kind="mergesort")
+        order = entry_order(tc)
         for r in range(keep):
             ids[out + r] = tid[order[r]]
             counts[out + r] = tc[order[r]]
@@ -273,8 +273,15 @@ def _run_lengths(nxt, lo, hi, ids, counts):
 
 
 @njit(cache=True)
+def entry_order(counts):
+    """The file's entry order of one context whose entries arrive by id ascending: count
+    descending, then id ascending (a stable sort by count)."""
+    return np.argsort(-counts.astype(np.int64), kind="mergesort")
+
+
+@njit(cache=True)
 def _sort_pairs_by_count(ids, counts):
-    """Stable insertion sort of (ids, counts) by count descending."""
+    """:func:`entry_order` applied in place, by a stable insertion sort (short contexts)."""
     for i in range(1, ids.shape[0]):
         vi, vc = ids[i], counts[i]
         j = i - 1

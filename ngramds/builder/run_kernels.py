@@ -6,6 +6,8 @@ the next-token field, so two keys share a context when their masked words are eq
 import numpy as np
 from numba import njit, prange
 
+from .kernels import entry_order
+
 
 @njit(cache=True)
 def _differs(keys, i, j, ctx_mask):
@@ -141,7 +143,7 @@ def order_entries(ctx_starts, ids, counts, out_offsets, out_ids, out_counts, tot
         for i in range(lo, hi):
             s += counts[i]
         totals[g] = s
-        order = np.argsort(-counts[lo:hi], kind="mergesort")
+        order = entry_order(counts[lo:hi])
         out = out_offsets[g]
         for r in range(out_offsets[g + 1] - out):
             out_ids[out + r] = ids[lo + order[r]]
