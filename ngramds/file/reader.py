@@ -35,6 +35,7 @@ class NgramFile:
         self._map = _map_file(self.path)
         size = len(self._map)
         header_len, header_crc = fmt.read_preamble(self._map[:fmt.PREAMBLE_SIZE], size)
+        self.header_crc: int = header_crc  # names the content: it covers every section CRC
         raw = self._map[fmt.PREAMBLE_SIZE:fmt.PREAMBLE_SIZE + header_len]
         self.header = fmt.decode_header(raw, header_crc)
         self.sections = fmt.parse_sections(self.header, size, fmt.PREAMBLE_SIZE + header_len)
