@@ -7,11 +7,19 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..errors import InputError
+from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.kernels import ONEHOT
+from .partition import Partition, resolve_partition
+
+STATE_VERSION = 1
+MAX_WORKERS = 64            # DataLoader workers per loader this dataset keeps pass counts for
+MAX_EPOCH = (1 << 63) - 1
+# the shared state: what every copy of the dataset (workers of any start method, persistent or
+# not) reads when it starts a pass
+_BASE, _RESUME_EPOCH, _RESUME_START, _SLOTS = 0, 1, 2, 3
 
 
 class NgramDataset(IterableDataset):
@@ -19,30 +27,32 @@ class NgramDataset(IterableDataset):
 
     Sample k covers tokens [k*L, k*L+L]: ``input_ids`` = tokens[k*L : k*L+L], ``labels`` =
     tokens[k*L+1 : k*L+L+1]; there are floor((N-1)/L) samples. Each item is a dict of
-    ``input_ids`` and ``labels`` (int64 [L]), ``index`` (the sample number k) and, unless
-    ``targets="onehot"``, ``target_ids`` (int64 [L, K]) and ``target_probs`` (float32 [L, K]).
+    ``input_ids`` and ``labels`` (int64 [L]), ``index`` (the sample number k), ``target_ids``
+    (int64 [L, K]) and ``target_probs`` (float32 [L, K]); K is 0 for ``targets="onehot"``.
 
-    targets: "onehot" (no soft targets), "allnts" (full stored distribution; ``max_k`` keeps
-    the first max_k entries, renormalised) or "coconts" (top ``top_r`` plus one residual slot,
-    ``residual`` "tail" or "renorm"); see spec/TARGETS.md.
+    Target options (checked by :class:`ngramds.TargetConfig`): ``targets`` "onehot", "allnts"
+    (full stored distribution; ``max_k`` keeps the first max_k entries, renormalised) or
+    "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm");
+    ``mixing`` of several stored orders: "auto" (Witten-Bell over several orders, else the
+    one), "none", "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``); ``orders``
+    defaults to every stored order. See spec/TARGETS.md.
 
-    Order: a permutation of the samples keyed by (seed, epoch) when ``shuffle``; call
-    :meth:`set_epoch` every epoch. Ranks take every world_size-th sample of that order; with
-    ``drop_last`` each rank gets floor(S / world_size) samples, else ranks differ by at most one
-    and every sample is delivered exactly once. Within a rank, consecutive blocks of
-    ``batch_size`` samples go to DataLoader workers round-robin, so the order a DataLoader
-    delivers is the same for any number of workers when ``batch_size`` equals the loader's.
+    Order: one global order of the samples per epoch, a permutation keyed by (seed, epoch) when
+    ``shuffle``. Rank r of W takes global positions r, r+W, r+2W, ... of it; with ``drop_last``
+    each rank gets floor(S / W) samples, else ceil(S / W), the last positions wrapping around
+    to the start of the order (as ``DistributedSampler`` pads), so every rank has as many
+    batches. Rank and world size come from the arguments, else ``torch.distributed``, else the
+    ``RANK``/``WORLD_SIZE`` environment, fixed when the dataset (or :class:`NgramLoader`'s
+    iteration) starts and carried to workers of any start method. Within a rank, blocks of
+    ``batch_size`` samples go to DataLoader workers round-robin, so the delivery order is the
+    same for any worker count when ``batch_size`` equals the loader's.
 
-    Several orders (files store orders 2-4 by default): ``mixing="backoff"`` takes each
-    position's target from the highest of ``orders`` whose context was seen at least
-    ``min_count`` times; ``"witten-bell"`` and ``"fixed"`` (one weight per order in ``lambdas``)
-    interpolate the orders, and the target has one block of K slots per order. ``orders``
-    defaults to every stored order; with ``mixing="none"`` the highest of ``orders`` alone is
-    used. The default ``"auto"`` is ``"witten-bell"`` when several orders take part, else
-    ``"none"``.
+    Epochs: every new pass over the data is the next epoch (``set_epoch`` sets it; a loop that
+    never calls it still gets a new order each pass, also with persistent workers).
+    :meth:`state_dict` / :meth:`load_state_dict` resume exactly, also with another world size.
 
-    ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``):
-    one compiled call per batch and no per-sample collation; the fastest mode.
+    ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``,
+    or :class:`NgramLoader`): one compiled call per batch and no per-sample collation.
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
@@ -52,97 +62,184 @@ class NgramDataset(IterableDataset):
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool = False,
                  verify: bool = False):
+        for name, value, lo, hi in (("seq_len", seq_len, 1, 1 << 40),
+                                    ("batch_size", batch_size, 1, 1 << 40),
+                                    ("seed", seed, 0, (1 << 64) - 1)):
+            if not _is_int(value) or not lo <= value <= hi:
+                raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
+                                   mixing=mixing, orders=orders, min_count=min_count,
+                                   lambdas=lambdas)
         self.path = source.path if isinstance(source, NgramFile) else source
         self._file = source if isinstance(source, NgramFile) else open_file(source, verify)
         self._pid = os.getpid()
         f = self._file
-        if not isinstance(seq_len, int) or seq_len < 1:
-            raise InputError(f"seq_len must be a positive integer, got {seq_len!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
-                                   mixing=mixing, orders=orders, min_count=min_count,
-                                   lambdas=lambdas)
+        self._identity = _identity(f)
         self._targets = Targets(f, self.config)
         plan = self._targets.plan
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
-        self.mode, self.orders, self.mixing = plan.mode, list(plan.orders), plan.mixing
-        self.max_k = plan.max_k
+        self.mode, self.orders, self.mixing, self.max_k = (plan.mode, list(plan.orders),
+                                                           plan.mixing, plan.max_k)
         self.num_samples = (f.num_tokens - 1) // seq_len
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
                              f"seq_len {seq_len} (needs seq_len + 1)")
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
         self.batch_size, self.batched = batch_size, batched
-        self._rank, self._world = rank, world_size
-        self.epoch = 0
-        self._base = 0          # rank-local samples consumed before this pass
-        self._resume = None     # per-worker position restored from a worker's state
-        self._next_block = None
-        self._in_block = 0
+        self._given = (rank, world_size)
+        self.partition: Partition = resolve_partition(rank, world_size)
+        self._shared = torch.zeros(_SLOTS + (MAX_WORKERS + 1) * MAX_WORKERS,
+                                   dtype=torch.int64).share_memory_()
+        self._shared[_RESUME_EPOCH] = -1
+        self._slot: int | None = None   # this copy's pass counter (set by its first pass)
+        self._pass = None               # (epoch, start) of this copy's pass in progress
+        self._local_resume = None       # a worker's own state (torchdata), for its next pass
+        self._next_block, self._in_block, self._base = None, 0, 0
 
     # -- partition ----------------------------------------------------------------------
-    def _rank_world(self) -> tuple[int, int]:
-        rank, world = self._rank, self._world
-        if rank is None or world is None:
-            dist = torch.distributed
-            if dist.is_available() and dist.is_initialized():
-                rank = dist.get_rank() if rank is None else rank
-                world = dist.get_world_size() if world is None else world
-        rank, world = rank or 0, world or 1
-        if not 0 <= rank < world:
-            raise InputError(f"rank {rank} is outside world_size {world}")
-        return rank, world
+    def refresh_partition(self) -> Partition:
+        """Re-read rank and world size from ``torch.distributed`` / the environment (unless
+        given as arguments); :class:`NgramLoader` does it when an iteration starts."""
+        self.partition = resolve_partition(*self._given)
+        return self.partition
+
+    def _rank_count(self, start: int = 0) -> int:
+        """Samples this rank delivers in a pass starting at global position ``start``."""
+        world = self.partition.world_size
+        remaining = self.num_samples - start
+        return remaining // world if self.drop_last else -(-remaining // world)
 
     def rank_samples(self) -> int:
         """Samples this rank delivers per epoch."""
-        rank, world = self._rank_world()
-        if self.drop_last:
-            return self.num_samples // world
-        return (self.num_samples - rank + world - 1) // world
+        return self._rank_count(0)
 
     def __len__(self) -> int:
         n = self.rank_samples()
         return -(-n // self.batch_size) if self.batched else n
 
-    # -- state --------------------------------------------------------------------------
+    # -- epochs and state -----------------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        """The epoch of the next pass (of the pass in progress, in the copy that runs it)."""
+        if self._pass is not None:
+            return self._pass[0]
+        s = self._shared
+        return int(s[_BASE]) + (int(s[self._slot]) if self._slot is not None else 0)
+
     def set_epoch(self, epoch: int) -> None:
-        """Start epoch ``epoch`` (a new order when shuffling) from its beginning."""
-        self.epoch, self._base, self._resume = int(epoch), 0, None
-        self._next_block, self._in_block = None, 0
+        """Make ``epoch`` the next pass's epoch, from its beginning; right after
+        :meth:`load_state_dict` of the same epoch it keeps the resumed position."""
+        _check_int("epoch", epoch, 0, MAX_EPOCH)
+        s = self._shared
+        keep = int(s[_RESUME_EPOCH]) == epoch and not bool(s[_SLOTS:].any())
+        if not keep:
+            s[_RESUME_EPOCH] = -1
+            self._local_resume = None
+        s[_BASE] = int(epoch)
+        s[_SLOTS:] = 0
+        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
 
     def state_dict(self) -> dict:
-        """Position in the epoch: ``consumed`` = this rank's samples delivered so far.
+        """Where the epoch stands, in terms of the global sample order: ``consumed`` samples of
+        ``epoch`` are delivered (by all ranks together: they consume in lockstep), plus what
+        the position depends on (checked by :meth:`load_state_dict`).
 
         Called in a DataLoader worker (as torchdata's StatefulDataLoader does), it also records
         that worker's own position, so restoring each worker's state continues it exactly.
         """
+        if self._pass is None:
+            s = self._shared
+            epoch = self.epoch
+            start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
+            return self._state(epoch, start)
         info = get_worker_info()
         workers = info.num_workers if info else 1
+        epoch, start = self._pass
         bs, block = self.batch_size, self._next_block
         if block is None:
-            consumed = self._base
+            local = self._base
         elif self._in_block:
-            consumed = self._base + block * bs + self._in_block
+            local = self._base + block * bs + self._in_block
         else:
-            consumed = self._base + (block - workers + 1) * bs
-        return {"epoch": self.epoch, "consumed": min(consumed, self.rank_samples()),
-                "base": self._base, "next_block": block, "in_block": self._in_block,
-                "num_workers": workers, "batch_size": bs}
+            local = self._base + (block - workers + 1) * bs
+        local = min(local, self._rank_count(start))
+        state = self._state(epoch, start + local * self.partition.world_size)
+        state["worker"] = {"start": start, "base": self._base, "next_block": block,
+                           "in_block": self._in_block, "num_workers": workers,
+                           "rank": self.partition.rank}
+        return state
+
+    def _state(self, epoch: int, consumed: int) -> dict:
+        return {"version": STATE_VERSION, "epoch": int(epoch),
+                "consumed": int(min(consumed, self.num_samples)),
+                "num_samples": self.num_samples, "seq_len": self.seq_len, "seed": self.seed,
+                "shuffle": self.shuffle, "file_crc": self._identity[3],
+                "world_size": self.partition.world_size, "drop_last": self.drop_last,
+                "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume after ``state['consumed']`` samples of ``state['epoch']``, with any number
-        of workers; a worker's own state (same worker count) resumes that worker exactly."""
-        self.epoch = int(state["epoch"])
-        self._base = int(state["consumed"])
-        self._resume = state if state.get("next_block") is not None else None
-        self._next_block, self._in_block = None, 0
+        """Resume after ``state['consumed']`` samples of the global order of
+        ``state['epoch']``: with any number of workers and any world size, every remaining
+        sample is delivered once. A state of another file or sample layout is refused."""
+        epoch, consumed = self.check_state(state)
+        s = self._shared
+        s[_BASE] = epoch
+        worker = state.get("worker")
+        info = get_worker_info()
+        if info is not None:  # a worker restoring its own state: its own counter only
+            if self._slot is not None:
+                s[self._slot] = 0
+            self._local_resume = (epoch, consumed, worker, state.get("batch_size"))
+        else:
+            s[_RESUME_EPOCH], s[_RESUME_START] = epoch, consumed
+            s[_SLOTS:] = 0
+            self._local_resume = None
+        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+
+    def check_state(self, state) -> tuple[int, int]:
+        """(epoch, consumed) of a state of this dataset's file and sample layout; InputError
+        naming the difference otherwise."""
+        if not isinstance(state, dict):
+            raise InputError(f"a dataset state is a dict from state_dict(), got "
+                             f"{type(state).__name__}")
+        missing = [k for k in ("version", "epoch", "consumed", "num_samples", "seq_len", "seed",
+                               "shuffle", "file_crc") if k not in state]
+        if missing:
+            raise InputError(f"not an ngramds dataset state (missing {', '.join(missing)}); "
+                             "save it with state_dict() of this ngramds version")
+        if state["version"] != STATE_VERSION:
+            raise InputError(f"dataset state version {state['version']!r} is not supported "
+                             f"(this ngramds writes {STATE_VERSION})")
+        mine = self._state(0, 0)
+        for key, what in (("file_crc", "another file (or a rebuilt one)"),
+                          ("seq_len", "another seq_len"), ("num_samples", "another file"),
+                          ("seed", "another seed"), ("shuffle", "another shuffle setting")):
+            if state[key] != mine[key]:
+                raise InputError(f"the state is of {what}: its {key} is {state[key]!r}, this "
+                                 f"dataset's is {mine[key]!r}; resume with the same file and "
+                                 "sample layout")
+        epoch = _check_int("state epoch", state["epoch"], 0, MAX_EPOCH)
+        consumed = _check_int("state consumed", state["consumed"], 0, self.num_samples)
+        return epoch, consumed
 
     # -- iteration ----------------------------------------------------------------------
     def _open(self) -> Targets:
+        """This process's targets over its own map of the file, which must be the file the
+        dataset was made with (same identity, same size)."""
         if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = open_file(self.path), os.getpid()
-            self._targets = Targets(self._file, self.config)
+            f = open_file(self.path)
+            if _identity(f)[1:] != self._identity[1:]:
+                raise FormatError(f"{self.path} changed since the dataset opened it (rebuilt, "
+                                  "replaced or truncated); make a new dataset for the new file")
+            self._file, self._pid = f, os.getpid()
+            self._targets = Targets(f, self.config)
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None  # removed or renamed: the map stays valid
+        if st is not None and st.st_ino == self._identity[1] and st.st_size < self._identity[2]:
+            raise FormatError(f"{self.path} was truncated to {st.st_size} bytes while in use "
+                              f"({self._identity[2]} expected); reading it would crash")
         return self._targets
 
     def __getstate__(self):
@@ -150,44 +247,59 @@ class NgramDataset(IterableDataset):
         state["_file"] = state["_targets"] = None  # each process maps the file itself
         return state
 
-    def _batch(self, targets: Targets, local: np.ndarray, rank: int, world: int) -> dict:
-        samples = sample_order(local * world + rank, self.num_samples, self.seed, self.epoch,
+    def _batch(self, targets: Targets, epoch: int, globals_: np.ndarray) -> dict:
+        samples = sample_order(globals_ % self.num_samples, self.num_samples, self.seed, epoch,
                                self.shuffle)
-        shapes = batch_shapes(targets.plan, local.size, self.seq_len)
+        shapes = batch_shapes(targets.plan, globals_.size, self.seq_len)
         if self.batched and get_worker_info() is not None:
             tensors = _shared_tensors(shapes)
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
         # in the training process, tiles of the batch run on every core
         threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
-        targets.compute(samples * self.seq_len, self.seq_len, self.seed, self.epoch,
+        targets.compute(samples * self.seq_len, self.seq_len, self.seed, epoch,
                         [t.numpy() for t in tensors], threads)
-        out = {"input_ids": tensors[0], "labels": tensors[1], "index": torch.from_numpy(samples)}
-        if self.mode != ONEHOT:
-            out["target_ids"], out["target_probs"] = tensors[2], tensors[3]
-        return out
+        return {"input_ids": tensors[0], "labels": tensors[1],
+                "index": torch.from_numpy(samples), "target_ids": tensors[2],
+                "target_probs": tensors[3]}
 
-    def _start(self, wid: int, workers: int) -> tuple[int, int, int]:
-        """(base, first block, samples to skip in it) for this worker."""
-        r = self._resume
-        self._resume = None
-        if r is not None and r.get("num_workers") == workers and \
-                r.get("batch_size") == self.batch_size:
-            return int(r["base"]), int(r["next_block"]), int(r["in_block"])
-        return self._base, wid, 0
+    def _begin(self, wid: int, workers: int, n: int) -> tuple[int, int, int, int, int]:
+        """Start this copy's pass: (epoch, start, base, first block, samples to skip in it)."""
+        if n > MAX_WORKERS:
+            raise InputError(f"num_workers={n} is more than the {MAX_WORKERS} workers "
+                             "NgramDataset supports")
+        s = self._shared
+        self._slot = _SLOTS + n * MAX_WORKERS + wid
+        s[self._slot] += 1
+        started = int(s[self._slot])
+        epoch = int(s[_BASE]) + started - 1
+        start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch and started == 1 else 0
+        base, block, skip = 0, wid, 0
+        local, self._local_resume = self._local_resume, None
+        if local is not None and local[0] == epoch and started == 1:
+            start, w = local[1], local[2]
+            if isinstance(w, dict) and w.get("num_workers") == workers and \
+                    w.get("rank") == self.partition.rank and local[3] == self.batch_size \
+                    and w.get("next_block") is not None:
+                start, base = int(w["start"]), int(w["base"])
+                block, skip = int(w["next_block"]), int(w["in_block"])
+        return epoch, start, base, block, skip
 
     def __iter__(self):
-        f = self._open()
-        rank, world = self._rank_world()
         info = get_worker_info()
+        if info is None:
+            self.refresh_partition()
         wid, workers = (info.id, info.num_workers) if info else (0, 1)
-        total, bs = self.rank_samples(), self.batch_size
-        base, block, skip = self._start(wid, workers)
-        self._base, self._next_block, self._in_block = base, None, 0
+        targets = self._open()
+        rank, world = self.partition
+        epoch, start, base, block, skip = self._begin(wid, workers, info.num_workers if info
+                                                      else 0)
+        total, bs = self._rank_count(start), self.batch_size
+        self._pass, self._base, self._next_block, self._in_block = (epoch, start), base, None, 0
         while base + block * bs < total:
             lo = base + block * bs
             local = np.arange(lo, min(lo + bs, total), dtype=np.int64)
-            batch = self._batch(f, local, rank, world)
+            batch = self._batch(targets, epoch, start + local * world + rank)
             if self.batched:
                 self._next_block, self._in_block = block + workers, 0
                 yield batch
@@ -199,7 +311,23 @@ class NgramDataset(IterableDataset):
                     yield {k: v[j] for k, v in batch.items()}
             skip = 0
             block += workers
-        self.set_epoch(self.epoch)  # a finished pass restarts the same epoch
+        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+
+
+def _identity(f: NgramFile) -> tuple:
+    """(device, inode, size, header CRC) of an open file."""
+    st = os.stat(f.path)
+    return (st.st_dev, st.st_ino, st.st_size, f.header_crc)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _check_int(name: str, value, lo: int, hi: int) -> int:
+    if not _is_int(value) or not lo <= value <= hi:
+        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    return int(value)
 
 
 def _shared_tensors(shapes: list) -> list[torch.Tensor]:

@@ -1,40 +1,65 @@
-"""NgramLoader: a DataLoader that remembers how far training got, for exact resumption."""
+"""NgramLoader: a DataLoader that owns the epoch and remembers how far training got."""
 from __future__ import annotations
 
 from torch.utils.data import DataLoader
 
-from .dataset import NgramDataset
+from .dataset import _BASE, _RESUME_EPOCH, _RESUME_START, _SLOTS, NgramDataset
 
 
 class NgramLoader(DataLoader):
-    """``DataLoader`` over an :class:`NgramDataset` with ``state_dict``/``load_state_dict``.
+    """``DataLoader`` over an :class:`NgramDataset`, with ``set_epoch``, ``state_dict`` and
+    ``load_state_dict``.
 
-    Counts the samples the training loop has received (in the main process), so a run resumed
-    from its state continues with the next sample whatever ``num_workers`` it now uses.
-    ``batch_size`` is the number of samples per batch; the dataset's is set to match, and in
-    batched mode the dataset builds whole batches.
+    Each iteration is one epoch: a complete pass advances to the next epoch by itself (so
+    Lightning, HF Trainer and plain loops get a new order each epoch; ``set_epoch`` sets it
+    explicitly). Rank and world size are read from ``torch.distributed`` when an iteration
+    starts. The loader counts the samples the training loop has received (in the main
+    process), so a run resumed from its state continues with the next sample whatever
+    ``num_workers`` and world size it now uses. ``batch_size`` is the number of samples per
+    batch; the dataset's is set to match, and in batched mode the dataset builds whole batches.
     """
 
     def __init__(self, dataset: NgramDataset, batch_size: int = 1, **kwargs):
+        if not isinstance(dataset, NgramDataset):
+            raise TypeError(f"NgramLoader loads an NgramDataset, got {type(dataset).__name__}")
         dataset.batch_size = batch_size
         super().__init__(dataset, batch_size=None if dataset.batched else batch_size, **kwargs)
-        self._consumed = 0
-        self._base = dataset._base
+        self._pass = None     # (epoch, start) of the iteration in progress
+        self._consumed = 0    # samples of it the loop has received
 
     def __iter__(self):
         ds = self.dataset
-        self._base, self._consumed = ds._base, 0
-        epoch = ds.epoch
+        ds.refresh_partition()
+        s = ds._shared
+        s[_SLOTS:] = 0  # every worker's pass is the loader's epoch
+        epoch = int(s[_BASE])
+        start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
+        self._pass, self._consumed = (epoch, start), 0
         for batch in super().__iter__():
             self._consumed += int(batch["labels"].shape[0])
             yield batch
-        if ds.epoch == epoch:
-            self._base, self._consumed = 0, 0
+        # a complete pass: the next iteration is the next epoch
+        s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
+        self._pass = None
+
+    def __len__(self) -> int:
+        return len(self.dataset) if self.dataset.batched else -(-len(self.dataset) //
+                                                                 self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make ``epoch`` the next iteration's epoch (see :meth:`NgramDataset.set_epoch`)."""
+        self.dataset.set_epoch(epoch)
 
     def state_dict(self) -> dict:
-        """{"epoch", "consumed"}: enough to resume with any number of workers."""
-        return {"epoch": self.dataset.epoch, "consumed": self._base + self._consumed}
+        """The dataset's state at the last batch the loop received: enough to resume with any
+        number of workers and any world size."""
+        ds = self.dataset
+        if self._pass is None:
+            return ds.state_dict()
+        epoch, start = self._pass
+        return ds._state(epoch, start + self._consumed * ds.partition.world_size)
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue after ``state['consumed']`` samples of ``state['epoch']``."""
-        self.dataset.load_state_dict({"epoch": state["epoch"], "consumed": state["consumed"]})
+        """Continue after the state's position (see :meth:`NgramDataset.load_state_dict`)."""
+        self.dataset.load_state_dict(state)
+        self._pass, self._consumed = None, 0

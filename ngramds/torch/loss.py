@@ -61,24 +61,61 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
 
 
 def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
-               reduction: str = "mean") -> torch.Tensor:
+               reduction: str = "mean", num_items_in_batch: int | torch.Tensor | None = None
+               ) -> torch.Tensor:
     """(1 - alpha) * cross_entropy(logits, labels) + alpha * soft_cross_entropy(...).
 
-    ``batch`` is what :class:`NgramDataset` yields (tensors may be on any device). Positions
-    whose label is -100 are ignored by both terms. Without soft targets in the batch (targets
-    "onehot") this is plain cross-entropy. Both terms share one log-normaliser and one
-    gradient pass.
+    ``logits`` [B, L, V] for every position of the batch :class:`NgramDataset` yields
+    (``labels`` [B, L], ``target_ids`` / ``target_probs`` [B, L, K]; tensors may be on any
+    device). Positions whose label is -100 are ignored by both terms. A one-hot dataset
+    (``targets="onehot"``, K = 0) gives plain cross-entropy; so does ``alpha=0`` with any
+    batch. A batch without ``target_ids``/``target_probs`` is an error: a framework or
+    collator dropped them. ``reduction``: "mean" over counted positions, "sum", "none", or
+    the sum divided by ``num_items_in_batch`` when given (gradient accumulation: the number of
+    counted positions of all micro-batches of the step). Both terms share one log-normaliser
+    and one gradient pass.
     """
+    labels = _check_batch(logits, batch, alpha)
     device = logits.device
-    labels = batch["labels"].to(device)
+    labels = labels.to(device)
     mask = labels != IGNORE_INDEX
     ids = labels.clamp_min(0).unsqueeze(-1)
     weights = mask.unsqueeze(-1).float()
-    if "target_ids" in batch and alpha != 0:
+    if alpha != 0 and batch["target_ids"].shape[-1]:
         ids = torch.cat([ids, batch["target_ids"].to(device)], -1)
         probs = batch["target_probs"].to(device).float() * mask.unsqueeze(-1)
         weights = torch.cat([(1 - alpha) * weights, alpha * probs], -1)
-    return _reduce(_sparse_ce(logits, ids, weights), mask, reduction)
+    loss = _sparse_ce(logits, ids, weights)
+    if num_items_in_batch is not None:
+        return loss.sum() / num_items_in_batch
+    return _reduce(loss, mask, reduction)
+
+
+def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
+    """The batch's labels, once logits and targets have the shapes ngram_loss needs; a
+    one-line error naming them otherwise."""
+    if not isinstance(batch, dict) or "labels" not in batch:
+        raise ValueError("ngram_loss needs the batch dict NgramDataset yields (input_ids, "
+                         "labels, target_ids, target_probs)")
+    labels = batch["labels"]
+    if alpha != 0 and ("target_ids" not in batch or "target_probs" not in batch):
+        raise ValueError("the batch has no target_ids/target_probs: a framework or collator "
+                         "removed them (HF Trainer: use ngramds.hf.NgramTrainer, or "
+                         "remove_unused_columns=False); for plain cross-entropy pass alpha=0 "
+                         "or build the dataset with targets='onehot'")
+    if logits.dim() < 2 or logits.shape[:-1] != labels.shape:
+        last = " (only the last position: nanoGPT's model(idx) returns that unless given " \
+               "targets; call model(idx, batch['labels']))" \
+            if logits.dim() == 3 and logits.shape[1] == 1 and labels.dim() == 2 \
+            and labels.shape[1] != 1 else ""
+        raise ValueError(f"logits have shape {tuple(logits.shape)}, expected "
+                         f"{(*labels.shape, 'V')}: one row of V logits per label{last}")
+    if alpha != 0:
+        ids, probs = batch["target_ids"], batch["target_probs"]
+        if ids.shape[:-1] != labels.shape or probs.shape != ids.shape:
+            raise ValueError(f"target_ids {tuple(ids.shape)} and target_probs "
+                             f"{tuple(probs.shape)} must both be {(*labels.shape, 'K')}")
+    return labels
 
 
 def _upcast(logits: torch.Tensor) -> torch.Tensor:

@@ -43,8 +43,47 @@ def test_ngram_loss_combines_terms_and_masks():
     torch.testing.assert_close(ngram_loss(logits, batch, alpha=alpha),
                                (1 - alpha) * ce + alpha * soft)
     assert torch.autograd.gradcheck(lambda z: ngram_loss(z, batch, alpha=alpha), (logits,))
-    onehot = {"labels": labels}
-    torch.testing.assert_close(ngram_loss(logits, onehot), ce)
+    onehot = {"labels": labels, "target_ids": ids[..., :0], "target_probs": probs[..., :0]}
+    torch.testing.assert_close(ngram_loss(logits, onehot), ce)  # targets="onehot": K = 0
+    torch.testing.assert_close(ngram_loss(logits, {"labels": labels}, alpha=0), ce)
+
+
+def test_a_batch_that_lost_its_targets_is_an_error():
+    """Issue 12 #7: a collator or framework that drops keys must not turn the loss into plain
+    cross-entropy without a word."""
+    logits = torch.randn(2, 5, 11)
+    labels = torch.randint(0, 11, (2, 5))
+    with pytest.raises(ValueError, match="collator removed them"):
+        ngram_loss(logits, {"labels": labels, "input_ids": labels})
+
+
+def test_shape_errors_name_the_shapes():
+    """Issue 12 #10: nanoGPT's model(idx) returns last-position logits only."""
+    labels = torch.randint(0, 11, (2, 5))
+    ids, probs = random_targets((2, 5), 11, 3, torch.Generator().manual_seed(4))
+    batch = {"labels": labels, "target_ids": ids, "target_probs": probs.float()}
+    with pytest.raises(ValueError, match=r"\(2, 1, 11\), expected \(2, 5, 'V'\).*nanoGPT"):
+        ngram_loss(torch.randn(2, 1, 11), batch)
+    with pytest.raises(ValueError, match="expected"):
+        ngram_loss(torch.randn(10, 11), batch)
+    with pytest.raises(ValueError, match="target_ids"):
+        ngram_loss(torch.randn(2, 5, 11), dict(batch, target_ids=ids[:, :4]))
+
+
+def test_sum_over_items_for_gradient_accumulation():
+    """ngram_loss(..., num_items_in_batch=N) summed over micro-batches equals the mean of the
+    whole batch (issue 12 #6)."""
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(4, 5, 11, dtype=torch.float64, generator=gen)
+    labels = torch.randint(0, 11, (4, 5), generator=gen)
+    labels[1, 2] = -100
+    ids, probs = random_targets((4, 5), 11, 3, gen)
+    batch = {"labels": labels, "target_ids": ids, "target_probs": probs}
+    whole = ngram_loss(logits, batch)
+    n = int((labels != -100).sum())
+    parts = sum(ngram_loss(logits[i:i + 1], {k: v[i:i + 1] for k, v in batch.items()},
+                           num_items_in_batch=n) for i in range(4))
+    torch.testing.assert_close(parts, whole)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

@@ -1,0 +1,163 @@
+"""Epochs that cannot go stale and resume states that are checked and elastic (issue 12)."""
+import numpy as np
+import pytest
+from torch.utils.data import DataLoader
+
+import ngramds
+from ngramds.torch import NgramDataset, NgramLoader
+
+SEQ, BS = 8, 4
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory):
+    tokens = (np.random.default_rng(7).zipf(1.4, SEQ * 61 + 3) % 40).astype(np.uint16)
+    p = tmp_path_factory.mktemp("ep") / "e.ngds"
+    ngramds.build(tokens, p, order=3, progress=False)
+    return p
+
+
+def indices(loader, limit=None):
+    out = []
+    for step, batch in enumerate(loader, 1):
+        out += batch["index"].tolist()
+        if step == limit:
+            break
+    return out
+
+
+def epoch_order(path, epoch, **kw):
+    ds = NgramDataset(path, SEQ, seed=1, batch_size=BS, **kw)
+    ds.set_epoch(epoch)
+    return indices(DataLoader(ds, batch_size=BS))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_persistent_workers_see_set_epoch(path, workers):
+    """#2: with persistent workers, set_epoch in the main process reaches the live workers."""
+    ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
+    loader = DataLoader(ds, batch_size=BS, num_workers=workers,
+                        persistent_workers=workers > 0)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        assert indices(loader) == epoch_order(path, epoch), f"epoch {epoch}"
+
+
+@pytest.mark.parametrize("kind", ["DataLoader", "NgramLoader"])
+@pytest.mark.parametrize("workers,persistent", [(0, False), (2, False), (2, True)])
+def test_a_new_pass_is_a_new_epoch_without_set_epoch(path, kind, workers, persistent):
+    """#3: loops that never call set_epoch (Lightning, plain for loops) get a new order."""
+    ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
+    cls = NgramLoader if kind == "NgramLoader" else DataLoader
+    loader = cls(ds, batch_size=BS, num_workers=workers, persistent_workers=persistent)
+    got = [indices(loader) for _ in range(3)]
+    assert got == [epoch_order(path, e) for e in range(3)]
+
+
+def test_loader_epoch_follows_complete_passes_only(path):
+    ds = NgramDataset(path, SEQ, seed=1)
+    loader = NgramLoader(ds, batch_size=BS, num_workers=2)
+    indices(loader, limit=3)  # broken off: the same epoch again
+    assert loader.state_dict()["epoch"] == 0
+    assert indices(loader) == epoch_order(path, 0)
+    assert loader.state_dict()["epoch"] == 1 and loader.state_dict()["consumed"] == 0
+    loader.set_epoch(5)
+    assert indices(loader) == epoch_order(path, 5)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_set_epoch_after_load_state_dict_keeps_the_resume(path, workers):
+    """#4: the README's loop calls set_epoch(epoch) after load_state_dict."""
+    full = epoch_order(path, 2)
+    first = NgramLoader(NgramDataset(path, SEQ, seed=1), batch_size=BS, num_workers=workers)
+    first.set_epoch(2)
+    seen = indices(first, limit=5)
+    state = first.state_dict()
+    second = NgramLoader(NgramDataset(path, SEQ, seed=1), batch_size=BS, num_workers=workers)
+    second.load_state_dict(state)
+    second.set_epoch(2)  # same epoch: keep the position
+    assert seen + indices(second) == full
+    second.set_epoch(2)  # after a pass, set_epoch starts the epoch again
+    assert indices(second) == full
+
+
+def run_ranks(path, world, steps, state=None, workers=0):
+    """Each of ``world`` ranks (simulated in this process) takes ``steps`` batches, or all
+    when None; returns (samples per rank, rank 0's state)."""
+    out, states = [], []
+    for rank in range(world):
+        ds = NgramDataset(path, SEQ, seed=1, rank=rank, world_size=world)
+        loader = NgramLoader(ds, batch_size=BS, num_workers=workers)
+        if state is not None:
+            loader.load_state_dict(state)
+        out.append(indices(loader, limit=steps))
+        states.append(loader.state_dict())
+    assert all(s == dict(states[0]) for s in states), "ranks disagree on the state"
+    return out, states[0]
+
+
+@pytest.mark.parametrize("before,after", [(2, 1), (1, 2), (2, 3), (2, 2)])
+def test_resume_with_another_world_size_is_exactly_once(path, before, after):
+    """#9: the consumed prefix of the global order is known, whatever the world size."""
+    num_samples = NgramDataset(path, SEQ).num_samples
+    seen, state = run_ranks(path, before, steps=3)
+    assert state["world_size"] == before
+    assert state["consumed"] == 3 * BS * before
+    rest, _ = run_ranks(path, after, steps=None, state=state, workers=2)
+    delivered = [i for r in seen + rest for i in r]
+    assert len(delivered) == len(set(delivered)), "a sample was delivered twice"
+    tail = num_samples - 3 * BS * before
+    assert len(delivered) == 3 * BS * before + after * (tail // after)  # drop_last per rank
+    assert set(delivered) <= set(range(num_samples))
+
+
+def test_states_of_another_layout_are_refused(path, tmp_path):
+    state = NgramLoader(NgramDataset(path, SEQ, seed=1), batch_size=BS).state_dict()
+    other = tmp_path / "o.ngds"
+    ngramds.build((np.arange(SEQ * 61 + 3) % 40).astype(np.uint16), other, order=3,
+                  progress=False)
+    for ds, what in ((NgramDataset(other, SEQ, seed=1), "another file"),
+                     (NgramDataset(path, SEQ + 1, seed=1), "seq_len"),
+                     (NgramDataset(path, SEQ, seed=2), "another seed"),
+                     (NgramDataset(path, SEQ, seed=1, shuffle=False), "shuffle")):
+        with pytest.raises(ngramds.InputError, match=what):
+            ds.load_state_dict(state)
+    ds = NgramDataset(path, SEQ, seed=1)
+    for bad, what in (({"epoch": 0, "consumed": -1}, "missing"), (None, "dict"), ({}, "missing"),
+                      (dict(state, consumed=-1), "consumed"),
+                      (dict(state, consumed=10**9), "consumed"),
+                      (dict(state, epoch=2**64), "epoch"), (dict(state, epoch=1.5), "epoch")):
+        with pytest.raises(ngramds.InputError, match=what):
+            ds.load_state_dict(bad)
+
+
+def test_bad_partition_and_epoch_arguments(path, monkeypatch):
+    with pytest.raises(ngramds.InputError, match="world_size"):
+        NgramDataset(path, SEQ, rank=0, world_size=0)
+    with pytest.raises(ngramds.InputError, match="rank"):
+        NgramDataset(path, SEQ, rank=2, world_size=2)
+    ds = NgramDataset(path, SEQ)
+    for bad in (-1, 2**64, 1.5):
+        with pytest.raises(ngramds.InputError, match="epoch"):
+            ds.set_epoch(bad)
+    for kw in (dict(seed=2**64), dict(seed=-1), dict(top_r=2.5), dict(max_k=-1), dict(max_k=0),
+               dict(top_r=10**6)):
+        with pytest.raises(ngramds.InputError):
+            NgramDataset(path, SEQ, **kw)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert tuple(NgramDataset(path, SEQ).partition) == (1, 2)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_rank_reaches_workers_of_any_start_method(path, method, monkeypatch):
+    """#1 (in one process): the partition travels with the dataset to spawned workers."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
+    monkeypatch.delenv("RANK")
+    monkeypatch.delenv("WORLD_SIZE")
+    got = indices(DataLoader(ds, batch_size=BS, num_workers=2, multiprocessing_context=method))
+    expect = NgramDataset(path, SEQ, seed=1, rank=1, world_size=2, batch_size=BS)
+    assert got == indices(DataLoader(expect, batch_size=BS))
+    assert len(got) == len(ds)
