@@ -35,16 +35,24 @@ class NgramLoader(DataLoader):
         epoch = int(s[_BASE])
         start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
         self._pass, self._consumed = (epoch, start), 0
+        remaining = self._batches(ds._rank_count(start))
         for batch in super().__iter__():
             self._consumed += int(batch["labels"].shape[0])
+            remaining -= 1
+            if remaining == 0:  # the pass is complete once the last batch is handed over:
+                # frameworks that stop at len(loader) never ask for the end of the iteration
+                s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
+                self._pass = None
             yield batch
-        # a complete pass: the next iteration is the next epoch
-        s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
-        self._pass = None
+
+    def _batches(self, samples: int) -> int:
+        """Batches that ``samples`` samples of this rank make."""
+        if self.dataset.batched or not self.drop_last:
+            return -(-samples // self.dataset.batch_size)
+        return samples // self.dataset.batch_size
 
     def __len__(self) -> int:
-        return len(self.dataset) if self.dataset.batched else -(-len(self.dataset) //
-                                                                 self.batch_size)
+        return self._batches(self.dataset.rank_samples())
 
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` the next iteration's epoch (see :meth:`NgramDataset.set_epoch`)."""
