@@ -2,6 +2,8 @@
 assemble the CSR distributions (spec/SEMANTICS.md says what is counted)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..file import format as fmt
@@ -12,9 +14,22 @@ from .keys import key_bits, key_layout, radix_sort
 __all__ = ["build_tables", "TABLE_STAGES"]
 
 
-def _group_by_context(tokens, doc_offsets, positions, m, bits):
-    """Sort ``positions`` by context (any length, generic key layout); return
-    (pos, starts, rows, lengths, nxt, distinct) of that group of positions."""
+class Groups(NamedTuple):
+    """Positions grouped by context: ``pos`` sorted by context, group g spanning
+    pos[starts[g]:starts[g + 1]] with context ``rows[g]`` of ``lengths[g]`` tokens, ``nxt`` the
+    next token of each sorted position (ascending within a group), ``distinct`` next tokens per
+    group."""
+
+    pos: np.ndarray
+    starts: np.ndarray
+    rows: np.ndarray
+    lengths: np.ndarray
+    nxt: np.ndarray
+    distinct: np.ndarray
+
+
+def _group_by_context(tokens, doc_offsets, positions, m, bits) -> Groups:
+    """Sort ``positions`` by context (any length, generic key layout)."""
     words, shifts, used_bits = key_layout(m, bits)
     keys = np.empty((positions.size, len(used_bits)), np.uint64)
     K.pack_contexts(tokens, doc_offsets, positions, m, words, shifts, keys)
@@ -28,13 +43,13 @@ def _group_by_context(tokens, doc_offsets, positions, m, bits):
     nxt = np.empty(pos.size, tokens.dtype)
     distinct = np.empty(starts.size - 1, np.int64)
     K.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
-    return pos, starts, rows, lengths, nxt, distinct
+    return Groups(pos, starts, rows, lengths, nxt, distinct)
 
 
-def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype):
+def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype) -> list[Groups]:
     """Fast path when an (m+1)-gram fits in 64 bits: sort whole n-grams, so next tokens come
-    out sorted within each context. Returns the parts of positions with short contexts
-    (document starts) and with full ones, each as in :func:`_group_by_context`."""
+    out sorted within each context. Returns the groups of positions with short contexts
+    (document starts), then those with full ones."""
     n = tokens.size
     short = int(np.minimum(np.diff(doc_offsets), m).sum())
     keys = np.empty((n - short, 1), np.uint64)
@@ -50,7 +65,7 @@ def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype):
     distinct = np.empty(starts.size - 1, np.int64)
     K.ngram_next_tokens(keys, starts, bits, nxt, distinct)
     lengths = np.full(starts.size - 1, m, np.uint8)
-    return [short_part, (pos, starts, rows, lengths, nxt, distinct)]
+    return [short_part, Groups(pos, starts, rows, lengths, nxt, distinct)]
 
 
 TABLE_STAGES = ("sorting contexts", "counting next tokens", "assembling distributions")
@@ -105,11 +120,12 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
     }
 
 
-def _concatenate(parts):
-    """Join per-part (pos, starts, rows, lengths, nxt, distinct), offsetting ``starts``."""
+def _concatenate(parts: list[Groups]) -> Groups:
+    """Join groups of disjoint positions, offsetting ``starts``."""
     if len(parts) == 1:
         return parts[0]
-    base = np.cumsum([0] + [p[0].size for p in parts])
-    starts = np.concatenate([p[1][:-1] + b for p, b in zip(parts, base)] + [base[-1:]])
-    return (np.concatenate([p[0] for p in parts]), starts,
-            *(np.concatenate([p[i] for p in parts]) for i in (2, 3, 4, 5)))
+    base = np.cumsum([0] + [p.pos.size for p in parts])
+    starts = np.concatenate([p.starts[:-1] + b for p, b in zip(parts, base)] + [base[-1:]])
+    return Groups(np.concatenate([p.pos for p in parts]), starts,
+                  *(np.concatenate([getattr(p, f) for p in parts])
+                    for f in ("rows", "lengths", "nxt", "distinct")))
