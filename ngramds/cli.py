@@ -3,16 +3,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 
 from .builder.bounded import RunSizes
-from .errors import NgramdsError
+from .errors import InputError, NgramdsError
+from .file.format import MAX_ORDER
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in one line, like every other error (exit 2)."""
+
+    def error(self, message):
+        self.exit(2, f"ngramds: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ngramds", description=__doc__)
+    p = _Parser(prog="ngramds", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -72,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="context token ids, oldest first (fewer than order-1: document start)")
     q.add_argument("--tokenizer", metavar="JSON", help="decode ids (and encode --text)")
     q.add_argument("--text", help="context as text (its last order-1 tokens)")
-    q.add_argument("--top", type=int, default=10, help="entries to show (default 10)")
+    q.add_argument("--top", type=_count, default=10, help="entries to show (default 10)")
     q.add_argument("--order", type=int, help="table to ask (default: the order whose full "
                    "context has this many tokens if stored, else the highest)")
     return p
@@ -102,31 +112,70 @@ def _run_sizes(text: str) -> RunSizes:
 
 
 def _orders(text: str) -> list[int]:
-    """'1-4' or '2,3,4' -> [1, 2, 3, 4] / [2, 3, 4]."""
+    """'1-4' or '2,3,4' -> [1, 2, 3, 4] / [2, 3, 4] (each in 1..MAX_ORDER)."""
     try:
         out = []
         for part in text.split(","):
             lo, _, hi = part.partition("-")
-            out += range(int(lo), int(hi or lo) + 1)
+            lo, hi = int(lo), int(hi or lo)
+            if not 1 <= lo <= hi <= MAX_ORDER:
+                raise argparse.ArgumentTypeError(
+                    f"orders are integers in 1..{MAX_ORDER}, ranges ascending; got {text!r}")
+            out += range(lo, hi + 1)
         return out
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected orders like 1-4 or 2,3,4, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected orders like 1-4 or 2,3,4, got {text!r}") from None
+
+
+def _count(text: str) -> int:
+    """A non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
 
 
 def _cmd_build(a) -> int:
     from .builder import build
     from .corpus import load_corpus
-    if a.threads:
-        import numba
-        numba.set_num_threads(a.threads)
+    from .corpus.readers import input_files
+    from .file.paths import check_distinct, check_output_path
+    _check_threads(a.threads)
+    _check_workers(a.workers)
     if (a.val_fraction is None) != (a.val_output is None):
         raise NgramdsError("--val-fraction and --val-output go together")
     if a.order is not None and a.orders is not None:
         raise NgramdsError("give --order (one table) or --orders (several), not both")
+    if a.default_corpus and a.inputs:
+        raise NgramdsError("give either INPUT files or --default-corpus, not both")
+    if a.partial and (a.val_fraction is not None or a.default_corpus or not a.inputs):
+        raise NgramdsError("--partial builds a shard of INPUT files; it takes no "
+                           "--val-fraction or --default-corpus")
+    if not a.inputs and not a.default_corpus:
+        raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
+    tmp_dir = _used_tmp_dir(a, spills=a.memory_limit is not None and not a.partial)
+    # every output checked before any work: usable, and none of them an input or another
+    outputs = [("output", check_output_path(a.output, directory=a.partial))]
+    if a.val_output is not None:
+        outputs.append(("--val-output", check_output_path(a.val_output, what="--val-output")))
+    tok_path = Path(a.output).with_suffix(".tokenizer.json") if a.default_corpus else None
+    if tok_path is not None:
+        from .corpus.stdlib import saved_tokenizer
+        saved_tokenizer(tok_path)  # a file there must be a tokenizer: it is reused
+        outputs.append(("tokenizer", tok_path))
+    check_distinct(outputs, input_files(a.inputs, boundaries=a.doc_lengths,
+                                        tokenizer=a.tokenizer))
     options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
-                   progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=a.tmp_dir,
+                   progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
                    sizes=a.run_sizes)
+    if a.threads:
+        import numba
+        numba.set_num_threads(a.threads)
     inputs = dict(dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"
@@ -136,21 +185,13 @@ def _cmd_build(a) -> int:
         if not a.partial and not a.quiet:  # the summary reads the whole file: not here
             print(f"ngramds: `ngramds info {a.output}` summarises the file", file=sys.stderr)
         return 0
-    if a.partial:
-        raise NgramdsError("--partial builds a shard of INPUT files; it takes no "
-                           "--val-fraction or --default-corpus")
     if a.default_corpus:
-        if a.inputs:
-            raise NgramdsError("give either INPUT files or --default-corpus, not both")
         from .corpus.stdlib import stdlib_corpus
-        tok_path = Path(a.output).with_suffix(".tokenizer.json")
         if not a.quiet:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
                   file=sys.stderr)
         corpus = stdlib_corpus(tok_path)
     else:
-        if not a.inputs:
-            raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
         corpus = load_corpus(a.inputs, **inputs)
     if a.val_fraction is not None:
         from .corpus import split_documents
@@ -164,6 +205,36 @@ def _cmd_build(a) -> int:
     return 0
 
 
+def _check_threads(threads) -> None:
+    if threads is not None:
+        import numba
+        most = numba.config.NUMBA_NUM_THREADS
+        if not 1 <= threads <= most:
+            raise InputError(f"--threads must be in 1..{most} (this machine's cores), got "
+                             f"{threads}")
+
+
+def _check_workers(workers) -> None:
+    if workers is not None and not 1 <= workers <= 4096:
+        raise InputError(f"--workers must be in 1..4096, got {workers}")
+
+
+def _used_tmp_dir(a, spills: bool):
+    """--tmp-dir when the command spills runs there; else None, with a warning that it is
+    ignored. A missing directory is refused before any work."""
+    if a.tmp_dir is None:
+        return None
+    if not (spills or a.engine == "dask"):
+        warnings.warn("--tmp-dir is ignored: only --memory-limit (or --engine dask) builds "
+                      "spill runs there" + (" (a --partial build keeps its runs in OUTPUT)"
+                                            if getattr(a, "partial", False) else ""))
+        return None
+    if not Path(a.tmp_dir).is_dir():
+        raise NgramdsError(f"temporary directory {a.tmp_dir} does not exist; create it or "
+                           "choose another --tmp-dir")
+    return a.tmp_dir
+
+
 def _print_summary(path, quiet: bool) -> None:
     if not quiet:
         from .file.reader import open_file
@@ -173,8 +244,10 @@ def _print_summary(path, quiet: bool) -> None:
 
 def _cmd_merge(a) -> int:
     from .builder import merge_partials
+    _check_workers(a.workers)
     limit = {} if a.memory_limit is None else {"memory_limit": a.memory_limit}
-    merge_partials(a.partials, a.output, vocab_size=a.vocab_size, tmp_dir=a.tmp_dir,
+    merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
+                   tmp_dir=_used_tmp_dir(a, spills=True),
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
                    progress=not a.quiet, sizes=a.run_sizes, **limit)
     return 0
@@ -184,8 +257,17 @@ def _cmd_info(a) -> int:
     from .file.reader import open_file
     from .file.summary import format_summary, summary
     s = summary(open_file(a.file))
-    print(json.dumps(s, indent=2) if a.json else format_summary(s))
+    print(json.dumps(s, indent=2, default=_json_value) if a.json else format_summary(s))
     return 0
+
+
+def _json_value(value):
+    """JSON for what a header may hold besides JSON types (msgpack bin, ext): bytes as hex."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if hasattr(value, "data") and hasattr(value, "code"):  # msgpack ExtType
+        return {"ext": value.code, "data": bytes(value.data).hex()}
+    return repr(value)
 
 
 def _cmd_verify(a) -> int:
@@ -201,6 +283,10 @@ def _cmd_query(a) -> int:
     f = open_file(a.file)
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     context = list(a.context)
+    for t in context:
+        if not 0 <= t < f.vocab_size:
+            raise InputError(f"token id {t} is outside the vocabulary of {a.file} "
+                             f"(0..{f.vocab_size - 1})")
     if a.text is not None:
         if tok is None:
             raise NgramdsError("--text needs --tokenizer to encode it")
@@ -223,19 +309,39 @@ def _cmd_query(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (2), --help (0)
+        return exc.code if isinstance(exc.code, int) else 2
     handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info,
                "verify": _cmd_verify, "query": _cmd_query}[args.command]
-    try:
-        return handler(args)
-    except NgramdsError as exc:
-        if args.debug:
-            raise
-        print(f"ngramds: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ngramds: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            code = handler(args)
+            sys.stdout.flush()
+            return code
+        except NgramdsError as exc:
+            if args.debug:
+                raise
+            print(f"ngramds: error: {exc}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            # the reader of the output went away (e.g. `| head`): stop quietly, and keep the
+            # interpreter's final flush from reporting it again
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            return 141
+        except KeyboardInterrupt:
+            print("ngramds: interrupted", file=sys.stderr)
+            return 130
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"ngramds: warning: {text}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Exception types. Every user-facing failure is an :class:`NgramdsError`."""
 import errno
+import re
 from contextlib import contextmanager
+
+# numpy's short-write error (``ndarray.tofile`` / ``np.save`` on a full disk): no errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 class NgramdsError(Exception):
@@ -24,8 +28,10 @@ class FileAccessError(NgramdsError, OSError):
 
 
 def is_disk_full(exc: OSError) -> bool:
-    """True for ENOSPC/EDQUOT, also when raised without an errno (as ``np.save`` does)."""
-    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+    """True for ENOSPC/EDQUOT, also when raised without an errno (as ``np.save`` does: "N
+    requested and M written", a short write, which only a full disk or quota gives)."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or \
+        (exc.errno is None and _SHORT_WRITE.search(str(exc)) is not None)
 
 
 @contextmanager

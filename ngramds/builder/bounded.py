@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from ..corpus.stream import TokenStream
+from ..corpus.stream import M64, TokenStream, changed_input
 from ..corpus.types import check_doc_offsets, check_vocab
 from ..errors import FileAccessError, InputError, os_errors_as
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
+from ..file.paths import check_distinct, check_output_path
 from ..file.temporaries import remove_stale, temporary_dir
-from ..file.writer import check_output_dir, write_atomic
+from ..file.writer import write_atomic
 from ..progress import Progress
 from . import runs as X
 from .keys import KeyLayout, key_bits
 from .options import DEFAULT_MEMORY_LIMIT, check_orders, parse_size
+from .partials import load_partial, write_partial
 
 ENGINES = ("local", "dask")
 
@@ -62,7 +65,13 @@ class Executor:
                 raise InputError("--engine dask needs dask.distributed: "
                                  "pip install 'ngramds[dask]'") from None
             if scheduler:
-                self.client = Client(scheduler)
+                try:
+                    self.client = Client(scheduler)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise FileAccessError(
+                        f"cannot reach the Dask scheduler at {scheduler} "
+                        f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
+                        "); check --scheduler and that the scheduler runs") from None
             else:
                 self._cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1,
                                              processes=True, dashboard_address=None,
@@ -98,8 +107,10 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     With ``partial`` the runs are kept in the directory ``output`` for `ngramds merge`."""
     t0 = time.perf_counter()
     orders = check_orders(orders)
-    output = Path(output)
-    check_output_dir(output)
+    output = check_output_path(output, directory=partial)
+    if tmp_dir is not None and partial:
+        warnings.warn("tmp_dir is not used by a partial build: its runs go to the partial "
+                      "result itself", stacklevel=3)
     lo, hi = stream.min_max()
     given_vocab = vocab_size if vocab_size is not None else stream.vocab_size
     vocab_size = check_vocab(lo, hi, given_vocab)
@@ -112,8 +123,6 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     token_dtype = fmt.token_dtype(vocab_size)
     if partial:
-        if os.path.lexists(output):
-            raise InputError(f"{output} exists; a partial result goes to a new directory")
         parent = output.parent
     else:
         parent = Path(tmp_dir) if tmp_dir is not None else output.parent
@@ -132,9 +141,11 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
             runs[n] = ex.map(X.map_run, [stream] * len(starts), [offsets] * len(starts),
                              starts, [min(stream.size, s + size) for s in starts],
                              [layout] * len(starts), paths)
+            if sum(r.digest for r in runs[n]) & M64 != stream.checksum:
+                raise changed_input(", ".join(stream.sources) or "tokens")
         if partial:
             bar.step("writing partial")
-            _write_partial(root, stream, offsets, runs, orders, top_k, given_vocab, bits, hi)
+            write_partial(root, stream, offsets, runs, orders, top_k, given_vocab, bits, hi)
             os.replace(root, output)
             bar.finish(f"ngramds: partial result {output}: {stream.size:,} tokens, orders "
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
@@ -154,42 +165,46 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     memory_limit = parse_size(memory_limit)
     if not partials:
         raise InputError("no partial results given")
-    output = Path(output)
-    check_output_dir(output)
-    infos = [X.load_partial(Path(p)) for p in partials]
+    output = check_output_path(output)
+    check_distinct([("output", output)], [("partial result", p) for p in partials])
+    loaded = [load_partial(Path(p)) for p in partials]
+    check_distinct([("output", output)], [("partial result file", f) for part in loaded
+                                          for f in part.files()])
+    infos = [part.manifest for part in loaded]
     first = infos[0]
     for p, info in zip(partials, infos):
         for key in ("orders", "top_k", "bits"):
-            if info[key] != first[key]:
+            if getattr(info, key) != getattr(first, key):
                 hint = " (build every shard with the same --vocab-size)" if key == "bits" else ""
-                raise InputError(f"{p} has {key} {info[key]}, {partials[0]} has {first[key]}; "
-                                 f"partials must agree{hint}")
-    max_id = max(info["max_id"] for info in infos)
-    given = {info["vocab_size"] for info in infos} - {None}
+                raise InputError(f"{p} has {key} {getattr(info, key)}, {partials[0]} has "
+                                 f"{getattr(first, key)}; partials must agree{hint}")
+    max_id = max(info.max_id for info in infos)
+    given = {info.vocab_size for info in infos} - {None}
     if vocab_size is None and len(given) > 1:
         raise InputError(f"the partials were built with vocab sizes {sorted(given)}; give "
                          "--vocab-size")
     vocab_size = check_vocab(0, max_id, vocab_size if vocab_size is not None else
                              (given.pop() if given else None))
-    if key_bits(vocab_size) > first["bits"]:
+    if key_bits(vocab_size) > first.bits:
         raise InputError(f"vocab size {vocab_size} needs wider keys than the partials were "
                          "built with; rebuild them with --vocab-size")
-    bases = np.cumsum([0] + [info["num_tokens"] for info in infos])
-    offsets = np.concatenate([[0]] + [np.asarray(info["doc_offsets"][1:], np.int64) + b
+    bases = np.cumsum([0] + [info.num_tokens for info in infos])
+    offsets = np.concatenate([[0]] + [np.asarray(info.doc_offsets[1:], np.int64) + b
                                       for info, b in zip(infos, bases)])
-    tokenizers = {info["tokenizer"] for info in infos}
-    stream = TokenStream([info["tokens"] for info in infos], offsets,
-                         [s for info in infos for s in info["sources"]],
+    tokenizers = {info.tokenizer for info in infos}
+    stream = TokenStream([part.tokens for part in loaded], offsets,
+                         [s for info in infos for s in info.sources],
                          tokenizers.pop() if len(tokenizers) == 1 else None)
-    runs = {n: [r for info in infos for r in info["runs"][n]] for n in first["orders"]}
+    stream.min_max()  # the checksum the write compares with
+    runs = {n: [r for part in loaded for r in part.runs[n]] for n in first.orders}
     offsets = check_doc_offsets(offsets, stream.size)
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["merging", "writing file"], enabled=progress)
     with _spilling(parent, output.name) as root, Executor(engine, scheduler, workers,
                                                           memory_limit) as ex:
-        return _merge_and_write(ex, stream, offsets, runs, first["orders"], first["top_k"],
-                                vocab_size, first["bits"], work, root, output, bar, t0, sizes)
+        return _merge_and_write(ex, stream, offsets, runs, first.orders, first.top_k,
+                                vocab_size, first.bits, work, root, output, bar, t0, sizes)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,
@@ -219,23 +234,3 @@ def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, v
                f"({stream.size / dt / 1e6:.2f}M tokens/s); temporary disk "
                f"{temp_bytes / 2**20:.1f} MiB ({temp_bytes / stream.size:.1f} bytes/token)")
     return output
-
-
-def _write_partial(root: Path, stream, offsets, runs, orders, top_k, given_vocab, bits,
-                   max_id) -> None:
-    """Tokens, document offsets and runs of a shard, with a manifest written last."""
-    root.mkdir(parents=True, exist_ok=True)
-    dtype = fmt.token_dtype(given_vocab or max_id + 1)
-    with open(root / "tokens.npy", "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": dtype.str, "fortran_order": False,
-                                                 "shape": (stream.size,)})
-        for _, t in stream.chunks(X.OUTPUT_CHUNK, dtype):
-            f.write(memoryview(np.ascontiguousarray(t)).cast("B"))
-    X.save_manifest(root, {
-        "format": X.PARTIAL_FORMAT, "version": 1, "num_tokens": stream.size,
-        "doc_offsets": offsets.tolist(), "orders": orders, "top_k": top_k, "bits": bits,
-        "vocab_size": given_vocab, "max_id": int(max_id), "dtype": dtype.str,
-        "sources": [str(s) for s in stream.sources], "tokenizer": stream.tokenizer,
-        "runs": {str(n): [dict(X.run_record(r), path=Path(r.path).relative_to(root).as_posix())
-                          for r in rs] for n, rs in runs.items()},
-    })

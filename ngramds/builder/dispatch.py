@@ -3,14 +3,16 @@ distributed); picks the path and reads the corpus."""
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
-from ..corpus.readers import load_corpus, load_stream
+from ..corpus.readers import input_files, load_corpus, load_stream
 from ..corpus.types import check_corpus
 from ..errors import InputError
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
-from ..file.writer import check_output_dir, write_atomic
+from ..file.paths import check_distinct, check_output_path
+from ..file.writer import write_atomic
 from ..progress import Progress
 from .bounded import RunSizes, build_bounded
 from .options import (DEFAULT_MEMORY_LIMIT, DEFAULT_ORDERS, check_orders, check_top_k,
@@ -46,8 +48,14 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     orders = check_orders(orders if orders is not None else
                           DEFAULT_ORDERS if order is None else [order])
     top_k = check_top_k(top_k)
-    check_output_dir(output)  # fail before the work, not after it
-    if memory_limit is not None or engine != "local" or partial:
+    # fail before the work, not after it; never write over an input
+    output = check_output_path(output, directory=partial)
+    check_distinct([("output", output)], input_files(source, **input_options))
+    bounded = memory_limit is not None or engine != "local" or partial
+    if tmp_dir is not None and not bounded:
+        warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
+                      "--memory-limit) or a Dask build spills runs there", stacklevel=2)
+    if bounded:
         stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                              **input_options)
         limit = parse_size(memory_limit if memory_limit is not None else DEFAULT_MEMORY_LIMIT)

@@ -148,3 +148,86 @@ def order_entries(ctx_starts, ids, counts, out_offsets, out_ids, out_counts, tot
         for r in range(out_offsets[g + 1] - out):
             out_ids[out + r] = ids[lo + order[r]]
             out_counts[out + r] = counts[lo + order[r]]
+
+
+# -- validation of runs read back from disk (partial results) ---------------------------------
+RUN_OK, RUN_BAD_FIELD, RUN_BAD_TOKEN, RUN_UNSORTED, RUN_BAD_COUNT, RUN_BAD_CTX, RUN_BAD_LOCAL = \
+    range(7)
+RUN_ERRORS = {
+    RUN_BAD_FIELD: "a key has a context length past the order, bits outside its fields or "
+                   "tokens past its context",
+    RUN_BAD_TOKEN: "a key holds a token id past the partial's largest",
+    RUN_UNSORTED: "keys are not strictly sorted",
+    RUN_BAD_COUNT: "a count is zero or the counts do not add up to the run's positions",
+    RUN_BAD_CTX: "context numbers do not follow the keys",
+    RUN_BAD_LOCAL: "positions refer to contexts past the run or disagree with the counts",
+}
+
+
+@njit(cache=True)
+def check_run(keys, counts, ctx, local, ctx_mask, words, shifts, len_mask, tok_mask, m, max_id,
+              num_contexts):
+    """RUN_OK when a run is what :func:`summarize_run` writes: every key's fields in range
+    (length <= m, tokens <= max_id, zero past the length, no bit outside a field), keys
+    strictly sorted, ``ctx`` numbering their contexts 0, 1, ... in order, counts positive,
+    and ``local`` holding, per context, as many positions as its keys' counts; else the code
+    of the first problem found."""
+    n, nw = keys.shape
+    nf = words.shape[0]
+    rebuilt = np.zeros(nw, np.uint64)
+    for i in range(n):
+        for w in range(nw):
+            rebuilt[w] = 0
+        length = (keys[i, words[0]] >> np.uint64(shifts[0])) & np.uint64(len_mask)
+        if length > m:
+            return RUN_BAD_FIELD
+        rebuilt[words[0]] |= length << np.uint64(shifts[0])
+        for t in range(1, nf):
+            v = (keys[i, words[t]] >> np.uint64(shifts[t])) & np.uint64(tok_mask)
+            if v > max_id:
+                return RUN_BAD_TOKEN
+            if t <= m and t > length and v != 0:
+                return RUN_BAD_FIELD
+            rebuilt[words[t]] |= v << np.uint64(shifts[t])
+        for w in range(nw):
+            if rebuilt[w] != keys[i, w]:
+                return RUN_BAD_FIELD
+    per_ctx = np.zeros(num_contexts, np.int64)
+    total = 0
+    for i in range(n):
+        if counts[i] == 0:
+            return RUN_BAD_COUNT
+        if i == 0:
+            if ctx[0] != 0:
+                return RUN_BAD_CTX
+        else:
+            less, new_ctx = False, False
+            for w in range(nw):
+                a, b = keys[i - 1, w], keys[i, w]
+                if a != b:
+                    less = a < b
+                    break
+            if not less:
+                return RUN_UNSORTED
+            for w in range(nw):
+                if (keys[i - 1, w] & ctx_mask[w]) != (keys[i, w] & ctx_mask[w]):
+                    new_ctx = True
+            if np.int64(ctx[i]) != np.int64(ctx[i - 1]) + (1 if new_ctx else 0):
+                return RUN_BAD_CTX
+        if np.int64(ctx[i]) >= num_contexts:
+            return RUN_BAD_CTX
+        per_ctx[ctx[i]] += np.int64(counts[i])
+        total += np.int64(counts[i])
+    if (n and np.int64(ctx[n - 1]) != num_contexts - 1) or (n == 0 and num_contexts != 0):
+        return RUN_BAD_CTX
+    if total != local.shape[0]:
+        return RUN_BAD_COUNT
+    for j in range(local.shape[0]):
+        c = np.int64(local[j])
+        if c >= num_contexts:
+            return RUN_BAD_LOCAL
+        per_ctx[c] -= 1
+    for c in range(num_contexts):
+        if per_ctx[c] != 0:
+            return RUN_BAD_LOCAL
+    return RUN_OK

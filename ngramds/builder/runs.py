@@ -9,14 +9,13 @@ file as the in-memory build, byte for byte. Memory use: see docs/SCALE.md.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..corpus.stream import MappedPiece
+from ..corpus.stream import digest
 from ..errors import InputError
 from ..file import format as fmt
 from ..file.writer import SectionSource
@@ -71,6 +70,10 @@ class Run:
     path: str
     num_keys: int
     num_contexts: int
+    num_positions: int = 0
+    digest: int = 0  # :func:`ngramds.corpus.stream.digest` of the run's tokens
+
+    FILES = ("keys", "counts", "ctx", "local")
 
     def array(self, name: str) -> np.ndarray:
         return np.load(Path(self.path) / f"{name}.npy", mmap_mode="r")
@@ -91,6 +94,7 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
                     layout.shifts, keys)
     keys[:, layout.words[-1]] |= tokens[lo - buf_lo:].astype(np.uint64) << np.uint64(
         layout.shifts[-1])
+    run_digest = digest(tokens[lo - buf_lo:], lo)
     del tokens
     keys, positions = radix_sort(keys, positions, layout.used_bits, lsb=False)
     local = np.empty(hi - lo, np.uint32)
@@ -108,7 +112,7 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     np.save(out / "counts.npy", ucounts[:nkeys])
     np.save(out / "ctx.npy", uctx[:nkeys])
     np.save(out / "local.npy", local)
-    return Run(str(out), int(nkeys), int(nctx))
+    return Run(str(out), int(nkeys), int(nctx), hi - lo, run_digest)
 
 
 # -- reduce ---------------------------------------------------------------------------------
@@ -148,8 +152,24 @@ def plan_buckets(runs: list[Run], layout: KeyLayout, cap: int) -> list[list[tupl
             for a, b in zip(cuts[:-1], cuts[1:])]
 
 
+@dataclass
+class Bucket:
+    """A merged bucket on disk (rows, kept, ids, counts, totals, map<i>.npy) and its figures."""
+
+    path: str
+    num_contexts: int
+    num_entries: int
+    max_count: int
+    max_total: int
+    length_counts: list    # contexts of each length 0..m
+    map_first: dict        # run i -> its first local context id in this bucket
+
+    def file(self, name: str) -> Path:
+        return Path(self.path) / f"{name}.npy"
+
+
 def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLayout,
-                  top_k: int | None, token_dtype: str, path: str) -> dict:
+                  top_k: int | None, token_dtype: str, path: str) -> Bucket:
     """Merge one bucket (slice ``slices[i]`` of run i): write its contexts, entries and the
     bucket-local context id of each run context it holds; return its figures."""
     parts = [(i, a, b) for i, (a, b) in enumerate(slices) if b > a]
@@ -211,11 +231,9 @@ def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLay
         np.save(out / f"map{i}.npy", table)
         map_first[i] = first
         at += b - a
-    return {"path": str(out), "num_contexts": int(num_ctx),
-            "num_entries": int(out_offsets[-1]),
-            "max_count": int(out_counts.max(initial=0)), "max_total": int(totals.max(initial=0)),
-            "length_counts": np.bincount(lengths, minlength=m + 1).tolist(),
-            "map_first": map_first}
+    return Bucket(str(out), int(num_ctx), int(out_offsets[-1]), int(out_counts.max(initial=0)),
+                  int(totals.max(initial=0)), np.bincount(lengths, minlength=m + 1).tolist(),
+                  map_first)
 
 
 # -- assembly -------------------------------------------------------------------------------
@@ -226,28 +244,28 @@ def _load(path: Path) -> np.ndarray:
     return out
 
 
-def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens: int,
+def table_sections(runs: list[Run], buckets: list[Bucket], order: int, num_tokens: int,
                    token_dtype) -> tuple[dict, int, int]:
     """The sections of one order's table streamed from its runs and buckets, and (C, E)."""
     m = order - 1
-    C = sum(b["num_contexts"] for b in buckets)
-    E = sum(b["num_entries"] for b in buckets)
+    C = sum(b.num_contexts for b in buckets)
+    E = sum(b.num_entries for b in buckets)
     if C == 0:
         raise InputError("the corpus is empty (no tokens)")
-    bases = np.cumsum([0] + [b["num_contexts"] for b in buckets])
+    bases = np.cumsum([0] + [b.num_contexts for b in buckets])
     length_offsets = np.zeros(m + 2, np.uint64)
-    np.cumsum(np.sum([b["length_counts"] for b in buckets], axis=0), out=length_offsets[1:])
-    max_count = max(b["max_count"] for b in buckets)
-    max_total = max(b["max_total"] for b in buckets)
+    np.cumsum(np.sum([b.length_counts for b in buckets], axis=0), out=length_offsets[1:])
+    max_count = max(b.max_count for b in buckets)
+    max_total = max(b.max_total for b in buckets)
 
     def per_bucket(name):
-        return lambda: (_load(Path(b["path"]) / f"{name}.npy") for b in buckets)
+        return lambda: (_load(b.file(name)) for b in buckets)
 
     def entry_offsets():
         yield np.zeros(1, np.int64)
         base = 0
         for b in buckets:
-            off = np.cumsum(_load(Path(b["path"]) / "kept.npy"), dtype=np.int64) + base
+            off = np.cumsum(_load(b.file("kept")), dtype=np.int64) + base
             base = int(off[-1]) if off.size else base
             yield off
 
@@ -257,9 +275,9 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
         for i, run in enumerate(runs):
             table = np.empty(run.num_contexts, pc_dtype)
             for b, base in zip(buckets, bases):
-                first = b["map_first"].get(i)
+                first = b.map_first.get(i)
                 if first is not None:
-                    part = _load(Path(b["path"]) / f"map{i}.npy")
+                    part = _load(b.file(f"map{i}"))
                     table[first:first + part.size] = part.astype(np.int64) + base
             local = _load(Path(run.path) / "local.npy")
             for lo in range(0, local.size, OUTPUT_CHUNK):
@@ -282,50 +300,14 @@ def table_sections(runs: list[Run], buckets: list[dict], order: int, num_tokens:
 
 
 def token_sections(stream, doc_offsets: np.ndarray, token_dtype) -> dict:
-    """The shared ``tokens`` and ``doc_offsets`` sections."""
+    """The shared ``tokens`` and ``doc_offsets`` sections (the tokens read again: an input
+    changed since the first pass stops the write)."""
     n = stream.size
-    return {"tokens": SectionSource(token_dtype, (n,),
-                              lambda: (t for _, t in stream.chunks(OUTPUT_CHUNK, token_dtype))),
+    return {"tokens": SectionSource(token_dtype, (n,), lambda: (
+                t for _, t in stream.checked_chunks(OUTPUT_CHUNK, token_dtype))),
             "doc_offsets": SectionSource.of_array(doc_offsets.astype(fmt.uint_dtype(n)))}
 
 
 def directory_bytes(path: Path) -> int:
     """Bytes of the files under ``path``."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-
-
-# -- partial results (shards) ---------------------------------------------------------------
-PARTIAL_FORMAT = "ngramds-partial"
-
-
-def save_manifest(path: Path, info: dict) -> None:
-    tmp = path / "manifest.json.tmp"
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, path / "manifest.json")  # a partial without a manifest is incomplete
-
-
-def load_partial(path: Path) -> dict:
-    """The manifest of a partial result directory, its runs as :class:`Run`s."""
-    try:
-        info = json.loads((Path(path) / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path} is not a complete partial result (no manifest.json); "
-                         "rebuild it with `ngramds build --partial`") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable partial manifest ({exc})") from None
-    if info.get("format") != PARTIAL_FORMAT or info.get("version") != 1:
-        raise InputError(f"{path} is not an ngramds partial result")
-    info["runs"] = {int(n): [Run(**dict(r, path=str(Path(path) / r["path"]))) for r in runs]
-                    for n, runs in info["runs"].items()}
-    tokens = np.load(Path(path) / "tokens.npy", mmap_mode="r")
-    if tokens.shape != (info["num_tokens"],):
-        raise InputError(f"{path}/tokens.npy does not hold the manifest's "
-                         f"{info['num_tokens']} tokens; the partial is damaged")
-    info["tokens"] = MappedPiece(str(Path(path) / "tokens.npy"), int(tokens.offset),
-                                 tokens.dtype, info["num_tokens"])
-    del tokens
-    return info
-
-
-def run_record(run: Run) -> dict:
-    return asdict(run)

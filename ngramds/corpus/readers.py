@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,15 @@ from ..errors import FileAccessError, InputError
 from .stream import READ_CHUNK, ArrayPiece, TokenStream, piece_of
 from .types import Corpus
 
-__all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text"]
+__all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text",
+           "input_files"]
 
 RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 MEGATRON_DTYPES = {1: "u1", 2: "i1", 3: "<i2", 4: "<i4", 5: "<i8", 8: "<u2"}
 TEXT_BATCH = 1024
+DTYPE_SAMPLE = 1 << 20   # ids of a headerless file looked at to warn about a wrong --dtype
+HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as uint32
 
 
 def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
@@ -48,6 +52,9 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 text_unit: str = "line") -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
     (the memory-bounded build reads them in chunks). Text is tokenised in memory."""
+    if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
+                               isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
+        raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
     if isinstance(source, Corpus):
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),
@@ -74,14 +81,20 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     if doc_offsets is not None or doc_lengths is not None or boundaries is not None:
         offsets = _given_offsets(num_tokens, doc_offsets, doc_lengths, boundaries)
     else:
-        offsets, base = [np.zeros(1, np.int64)], 0
+        offsets, base, scanned, found = [np.zeros(1, np.int64)], 0, False, False
         for piece, (_, file_offsets) in zip(pieces, parts):
             if file_offsets is None:
-                file_offsets = _eos_offsets(piece, eos_id) if eos_id is not None else \
-                    np.array([0, piece.size], np.int64)
+                if eos_id is not None:
+                    file_offsets, seen = _eos_offsets(piece, eos_id)
+                    scanned, found = True, found or seen
+                else:
+                    file_offsets = np.array([0, piece.size], np.int64)
             offsets.append(file_offsets[1:] + base)
             base += piece.size
         offsets = np.concatenate(offsets)
+        if scanned and not found and num_tokens:
+            warnings.warn(f"EOS id {eos_id} never occurs in the tokens, so each input is one "
+                          "document; is --eos-id right?", stacklevel=3)
     vocab = load_tokenizer(tokenizer).get_vocab_size() if tokenizer is not None else None
     return TokenStream(pieces, offsets, sources, tok_name, vocab)
 
@@ -108,23 +121,33 @@ def _given_offsets(num_tokens: int, doc_offsets, doc_lengths, boundaries) -> np.
     return np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
 
 
-def _eos_offsets(piece, eos_id: int) -> np.ndarray:
-    """Document offsets of a piece whose documents end with ``eos_id`` (bounded reads)."""
+def _eos_offsets(piece, eos_id: int) -> tuple[np.ndarray, bool]:
+    """Document offsets of a piece whose documents end with ``eos_id`` (bounded reads), and
+    whether ``eos_id`` occurs at all."""
     ends = [np.zeros(1, np.int64)]
     for lo in range(0, piece.size, READ_CHUNK):
         chunk = piece.read(lo, min(piece.size, lo + READ_CHUNK))
         ends.append(np.flatnonzero(chunk == eos_id).astype(np.int64) + lo + 1)
+    seen = sum(e.size for e in ends) > 1
     ends.append(np.array([piece.size], np.int64))
-    return np.unique(np.concatenate(ends))
+    return np.unique(np.concatenate(ends)), seen
 
 
 def _read_integers(path: Path) -> np.ndarray:
     _check_readable(path)
     if path.suffix == ".npy":
-        return np.load(path)
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{path} is not a .npy file of integers ({exc})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu" or arr.ndim != 1:
+            raise InputError(f"{path} holds {getattr(arr, 'dtype', type(arr).__name__)} "
+                             f"values of {getattr(arr, 'ndim', '?')} dimensions; document "
+                             "lengths are a 1-D array of integers")
+        return np.array(arr)
     try:
         return np.loadtxt(path, dtype=np.int64, ndmin=1)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InputError(f"{path}: expected one integer per line ({exc})") from None
 
 
@@ -135,10 +158,34 @@ def _check_readable(path: Path) -> None:
         raise FileAccessError(f"input file {path} is not a readable file")
 
 
+def _is_megatron(path: Path) -> bool:
+    """A Megatron dataset named by its .idx, its .bin (beside an .idx) or its prefix."""
+    return path.suffix == ".idx" or (not path.exists() and path.with_suffix(".idx").exists()) \
+        or (path.suffix == ".bin" and path.with_suffix(".idx").exists())
+
+
+def input_files(source, *, boundaries=None, tokenizer=None, **_) -> list[tuple[str, Path]]:
+    """(what, path) of every file a build of ``source`` reads: input files (both files of a
+    Megatron dataset), the tokenizer and the document-lengths file."""
+    files = []
+    if isinstance(source, (str, os.PathLike)):
+        source = [source]
+    if _is_path_list(source):
+        for p in map(Path, source):
+            if _is_megatron(p):
+                files += [("input", p.with_suffix(".bin")), ("input", p.with_suffix(".idx"))]
+            else:
+                files.append(("input", p))
+    if boundaries is not None:
+        files.append(("document-lengths file", Path(boundaries)))
+    if tokenizer is not None:
+        files.append(("tokenizer", Path(tokenizer)))
+    return files
+
+
 def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
     """(tokens, document offsets or None) of one input file."""
-    if path.suffix == ".idx" or (not path.exists() and path.with_suffix(".idx").exists()) or (
-            path.suffix == ".bin" and path.with_suffix(".idx").exists()):
+    if _is_megatron(path):
         return read_megatron(path.with_suffix(""))
     _check_readable(path)
     if path.suffix in (".txt", ".jsonl"):
@@ -163,7 +210,22 @@ def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
                          f"{RAW_DTYPES[dtype].itemsize}; is --dtype right?")
     if size == 0:
         return np.empty(0, RAW_DTYPES[dtype]), None
-    return np.memmap(path, dtype=RAW_DTYPES[dtype], mode="r"), None
+    tokens = np.memmap(path, dtype=RAW_DTYPES[dtype], mode="r")
+    _warn_if_other_dtype(path, tokens, dtype)
+    return tokens, None
+
+
+def _warn_if_other_dtype(path: Path, tokens: np.ndarray, dtype: str) -> None:
+    """Warn when a headerless file's first ids look like the other dtype's: every second
+    uint16 zero (uint32 ids read as uint16), or uint32 ids past 2^21 (pairs of uint16 ids)."""
+    sample = np.asarray(tokens[:DTYPE_SAMPLE])
+    if dtype == "uint16" and sample.size >= 16 and sample.size % 2 == 0 \
+            and not sample[1::2].any() and sample[0::2].any():
+        warnings.warn(f"{path}: every second uint16 value is zero, as in uint32 ids; is "
+                      "--dtype uint16 right?", stacklevel=4)
+    elif dtype == "uint32" and sample.size and int(sample.max()) >= HUGE_VOCAB:
+        warnings.warn(f"{path}: uint32 ids reach {int(sample.max()):,}, as two uint16 ids read "
+                      "as one would; is --dtype uint32 right?", stacklevel=4)
 
 
 def read_megatron(prefix: Path):
@@ -190,18 +252,21 @@ def read_megatron(prefix: Path):
             or np.any(np.diff(doc_idx) < 0)):
         raise InputError(f"{idx}: inconsistent sequence sizes or document index")
     dtype = np.dtype(MEGATRON_DTYPES[code])
-    data = np.memmap(bin_, dtype=np.uint8, mode="r")
+    bin_size = bin_.stat().st_size
     ends = pointers + sizes * dtype.itemsize
-    if num_seq and (np.any(pointers < 0) or ends.max() > data.size):
+    if num_seq and (np.any(pointers < 0) or ends.max() > bin_size):
         raise InputError(f"{bin_} is shorter than its index says; the dataset is truncated")
+    count = int(sizes.sum())
     contiguous = num_seq == 0 or np.array_equal(pointers[1:], ends[:-1])
-    if contiguous:
-        start = int(pointers[0]) if num_seq else 0
-        count = int(sizes.sum())
-        tokens = np.memmap(bin_, dtype, "r", start, (count,)) if count else np.empty(0, dtype)
+    if count == 0:
+        tokens = np.empty(0, dtype)  # no tokens (an empty .bin cannot be mapped)
+    elif contiguous:
+        tokens = np.memmap(bin_, dtype, "r", int(pointers[0]), (count,))
     else:
+        data = np.memmap(bin_, dtype=np.uint8, mode="r")
         tokens = np.concatenate([np.frombuffer(data, dtype, int(s), int(p))
                                  for p, s in zip(pointers, sizes)])
+        del data
     seq_offsets = np.concatenate([[0], np.cumsum(sizes)])
     return tokens, seq_offsets[doc_idx].astype(np.int64)
 
@@ -247,6 +312,10 @@ def _text_documents(path: Path, text_field: str, text_unit: str):
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InputError(f"{path}:{lineno}: JSON nested too deeply to read") from None
+            except ValueError as exc:  # e.g. an integer of more than 4300 digits
+                raise InputError(f"{path}:{lineno}: unreadable JSON ({exc})") from None
             if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
                 raise InputError(f"{path}:{lineno}: no string field {text_field!r}; "
                                  "choose the field with --text-field")
@@ -267,6 +336,9 @@ def read_text(path: Path, tokenizer, text_field: str = "text", text_unit: str = 
               eos_id: int | None = None):
     """(tokens, document offsets) of a text file tokenised in parallel batches."""
     tok = load_tokenizer(tokenizer)
+    if eos_id is not None and eos_id >= tok.get_vocab_size():
+        raise InputError(f"--eos-id {eos_id} is outside the tokenizer's vocabulary of "
+                         f"{tok.get_vocab_size()} ids; give the id of its end-of-text token")
     pieces, lengths, batch = [], [], []
 
     def flush():

@@ -2,12 +2,13 @@
 tokenised with a byte-level BPE trained offline on the same text (needs `tokenizers`)."""
 from __future__ import annotations
 
+import os
 import sysconfig
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import FileAccessError, InputError
 from .types import Corpus
 
 DEFAULT_VOCAB = 8192
@@ -41,21 +42,44 @@ def train_tokenizer(texts: list[str], vocab_size: int = DEFAULT_VOCAB):
     return tok
 
 
+def saved_tokenizer(path: Path):
+    """The tokenizer an earlier default-corpus build saved at ``path``; None when there is no
+    such file; InputError for a file that is not one (it is never overwritten)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(str(path))
+    except ImportError:
+        raise InputError("the default corpus needs `tokenizers`: pip install tokenizers") \
+            from None
+    except Exception as exc:  # tokenizers raises its own types
+        raise InputError(f"{path} exists and is not a tokenizer.json "
+                         f"({str(exc).splitlines()[0][:80] if str(exc) else 'unreadable'}); "
+                         "move it away or choose another output name") from None
+    if tok.token_to_id(EOS_TOKEN) is None:
+        raise InputError(f"{path} exists but is not the default corpus's tokenizer (no "
+                         f"{EOS_TOKEN} token); move it away or choose another output name")
+    return tok
+
+
 def stdlib_corpus(tokenizer_path: str | Path, vocab_size: int = DEFAULT_VOCAB,
                   files: list[Path] | None = None) -> Corpus:
     """Tokenise the standard library (each file a document ending with EOS).
 
     The tokenizer is trained and saved to ``tokenizer_path`` unless that file exists.
     """
+    tokenizer_path = Path(tokenizer_path)
+    tok = saved_tokenizer(tokenizer_path)  # checked before the work
     files = stdlib_files() if files is None else files
     texts = [_read(p) for p in files]
-    tokenizer_path = Path(tokenizer_path)
-    if tokenizer_path.exists():
-        from tokenizers import Tokenizer
-        tok = Tokenizer.from_file(str(tokenizer_path))
-    else:
+    if tok is None:
         tok = train_tokenizer(texts, vocab_size)
-        tok.save(str(tokenizer_path))
+        try:
+            tok.save(str(tokenizer_path))
+        except Exception as exc:  # tokenizers raises its own types
+            raise FileAccessError(f"cannot save the tokenizer to {tokenizer_path}: "
+                                  f"{str(exc)[:120]}") from None
     eos = tok.token_to_id(EOS_TOKEN)
     docs = [np.append(np.asarray(e.ids, np.uint32), np.uint32(eos))
             for e in tok.encode_batch(texts, add_special_tokens=False)]

@@ -17,6 +17,7 @@ ALIGNMENT = 64
 PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, flags, header_len, header_crc32, reserved
 PREAMBLE_SIZE = PREAMBLE.size  # 32
 MAX_HEADER_BYTES = 1 << 26
+MAX_HEADER_OBJECTS = 1 << 18  # msgpack values a header may hold (a real one holds hundreds)
 MAX_ORDER = 16
 MAX_VOCAB = (1 << 32) - 1
 
@@ -150,6 +151,7 @@ def read_preamble(buf: bytes, file_size: int) -> tuple[int, int]:
 def decode_header(header_bytes: bytes, header_crc: int) -> dict:
     if crc32(header_bytes) != header_crc:
         raise FormatError("header checksum mismatch; the file is damaged, rebuild it")
+    count_objects(header_bytes, MAX_HEADER_OBJECTS)  # bounds the decoded header's memory
     try:
         header = msgpack.unpackb(header_bytes, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several types
@@ -157,6 +159,53 @@ def decode_header(header_bytes: bytes, header_crc: int) -> dict:
     if not isinstance(header, dict):
         raise FormatError("header is not a map; the file is damaged")
     return header
+
+
+# msgpack type bytes -> (bytes of a length field, fixed payload bytes) of scalars, and the
+# bytes of the element count of arrays (elements) and maps (pairs)
+_SCALARS = {0xc4: (1, 0), 0xc5: (2, 0), 0xc6: (4, 0), 0xc7: (1, 1), 0xc8: (2, 1),
+            0xc9: (4, 1), 0xca: (0, 4), 0xcb: (0, 8), 0xcc: (0, 1), 0xcd: (0, 2),
+            0xce: (0, 4), 0xcf: (0, 8), 0xd0: (0, 1), 0xd1: (0, 2), 0xd2: (0, 4),
+            0xd3: (0, 8), 0xd4: (0, 2), 0xd5: (0, 3), 0xd6: (0, 5), 0xd7: (0, 9),
+            0xd8: (0, 17), 0xd9: (1, 0), 0xda: (2, 0), 0xdb: (4, 0)}
+_ARRAYS = {0xdc: 2, 0xdd: 4}
+_MAPS = {0xde: 2, 0xdf: 4}
+
+
+def count_objects(buf: bytes, limit: int) -> int:
+    """Number of msgpack values (containers and scalars) in the value ``buf`` starts with,
+    counted without decoding; FormatError as soon as it exceeds ``limit`` (a few megabytes of
+    one-byte empty maps would otherwise decode to gigabytes). Malformed input is left to the
+    decoder to report."""
+    pos, pending, count, n = 0, 1, 0, len(buf)
+    while pending and pos < n:
+        b = buf[pos]
+        pos += 1
+        pending -= 1
+        count += 1
+        if count > limit:
+            raise FormatError(f"header holds more than {limit:,} msgpack values; the file is "
+                              "damaged or hostile")
+        if b <= 0x7f or b >= 0xe0 or b in (0xc0, 0xc2, 0xc3):
+            continue
+        if b <= 0x8f:
+            pending += 2 * (b & 0x0F)
+        elif b <= 0x9f:
+            pending += b & 0x0F
+        elif b <= 0xbf:
+            pos += b & 0x1F
+        elif b in _SCALARS:
+            size, fixed = _SCALARS[b]
+            pos += size + fixed + int.from_bytes(buf[pos:pos + size], "big")
+        elif b in _ARRAYS:
+            pending += int.from_bytes(buf[pos:pos + _ARRAYS[b]], "big")
+            pos += _ARRAYS[b]
+        elif b in _MAPS:
+            pending += 2 * int.from_bytes(buf[pos:pos + _MAPS[b]], "big")
+            pos += _MAPS[b]
+        else:
+            break  # 0xc1: never used; the decoder reports it
+    return count
 
 
 def parse_sections(header: dict, file_size: int, data_start: int) -> dict[str, Section]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -53,11 +54,13 @@ class NgramFile:
         self._specs = fields.tables
 
     def _view(self, s: fmt.Section) -> np.ndarray:
-        if s.length == 0:
-            arr = np.empty(s.shape, s.dtype)
-        else:
-            count = s.length // s.dtype.itemsize
-            arr = np.frombuffer(self._map, s.dtype, count, s.offset).reshape(s.shape)
+        count = s.length // s.dtype.itemsize
+        flat = np.frombuffer(self._map, s.dtype, count, s.offset) if count else \
+            np.empty(0, s.dtype)
+        try:
+            arr = flat.reshape(s.shape)
+        except ValueError:  # a shape numpy cannot hold, e.g. [0, 2^62]: kept flat (a known
+            arr = flat      # section then fails the shape check, an unknown one is ignored)
         arr.flags.writeable = False
         return arr
 
@@ -255,14 +258,15 @@ class Table:
         self.position_contexts: np.ndarray = f.section(p + "position_contexts")
 
     def context_id(self, context) -> int:
-        """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen."""
-        query = np.asarray(context, dtype=np.int64).reshape(-1)
+        """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen (also
+        for ids outside the vocabulary); InputError for ids that are not integers."""
+        query = _token_ids(context, self.vocab_size)
         m = self.order - 1
-        if query.size > m:
-            raise ValueError(f"context has {query.size} tokens; order {self.order} contexts "
-                             f"have at most {m}")
-        if query.size and (query.min() < 0 or query.max() >= self.vocab_size):
+        if query is None:
             return -1
+        if query.size > m:
+            raise InputError(f"context has {query.size} tokens; order {self.order} contexts "
+                             f"have at most {m}")
         lo = int(self.context_length_offsets[query.size])
         hi = int(self.context_length_offsets[query.size + 1])
         padded = np.zeros(m, np.int64)
@@ -289,12 +293,31 @@ class Table:
                 f"num_entries={self.num_entries}, top_k={self.top_k})")
 
 
+def _token_ids(context, vocab_size: int) -> np.ndarray | None:
+    """``context`` as int64 ids; None when one is outside [0, vocab_size) (unseen)."""
+    items = np.asarray(context, dtype=object).reshape(-1)
+    for t in items:
+        if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)):
+            raise InputError(f"context token ids must be integers, got {t!r}")
+    if any(not 0 <= t < vocab_size for t in items):
+        return None
+    return items.astype(np.int64)
+
+
 def _map_file(path: Path) -> mmap.mmap:
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        # non-blocking: opening a FIFO must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(st.st_mode):
+                raise FileAccessError(f"{path} is not a regular file (a pipe, device or "
+                                      "socket); give an ngramds file")
+            size = st.st_size
             if size < fmt.PREAMBLE_SIZE:
-                raise FormatError(f"{path} is {size} bytes, too short for an ngramds file")
+                raise FormatError(f"file is {size} bytes, too short for an ngramds file")
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except FileNotFoundError:
         raise FileAccessError(f"{path} does not exist") from None
@@ -302,6 +325,8 @@ def _map_file(path: Path) -> mmap.mmap:
         raise FileAccessError(f"{path} is a directory, not an ngramds file") from None
     except PermissionError:
         raise FileAccessError(f"{path} is not readable (permission denied)") from None
+    except (FileAccessError, FormatError):
+        raise
     except (OSError, ValueError) as exc:
         raise FileAccessError(f"cannot map {path}: {exc}") from None
 
