@@ -45,5 +45,5 @@ def sample_order(indices: np.ndarray, n: int, seed: int, epoch: int, shuffle: bo
     if not shuffle:
         return indices.copy()
     out = np.empty_like(indices)
-    permute(indices, n, seed, epoch, out)
+    permute(indices, n, np.uint64(seed), np.uint64(epoch), out)
     return out

@@ -2,6 +2,8 @@
 import numpy as np
 from hypothesis import strategies as st
 
+import ngramds
+
 
 @st.composite
 def corpora(draw, max_docs=6, max_len=40):
@@ -15,3 +17,16 @@ def corpora(draw, max_docs=6, max_len=40):
     if sum(map(len, docs)) == 0:
         docs[0] = [alphabet[0]]
     return [np.array(d, dtype=np.int64) for d in docs], vocab
+
+
+@st.composite
+def multi_order_files(draw, tmp_path_factory, max_vocab=8, max_len=50):
+    """An open file of 1-3 random documents with 1-4 random orders, sometimes --top-k 3."""
+    vocab = draw(st.integers(2, max_vocab))
+    docs = [np.array(draw(st.lists(st.integers(0, vocab - 1), min_size=1, max_size=max_len)))
+            for _ in range(draw(st.integers(1, 3)))]
+    orders = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4, unique=True))
+    top_k = draw(st.sampled_from([None, None, 3]))
+    path = tmp_path_factory.mktemp("m") / "f.ngds"
+    ngramds.build(docs, path, orders=orders, top_k=top_k, vocab_size=vocab, progress=False)
+    return ngramds.open(path)

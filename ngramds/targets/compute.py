@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import InputError
 from . import kernels as K
 from .config import Plan, TargetConfig, widest_distribution
 
@@ -58,7 +59,7 @@ class Targets:
         positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
         job = _Tiles(self, batch.labels.reshape(n), positions,
                      batch.target_ids.reshape(n, -1), batch.target_probs.reshape(n, -1),
-                     seed, epoch)
+                     _word(seed, "seed"), _word(epoch, "epoch"))
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
         if threads > 1 and len(tiles) > 1:
             list(_pool(threads).map(job, tiles))
@@ -66,6 +67,25 @@ class Targets:
             for z in tiles:
                 job(z)
         return batch
+
+
+    def context_ids(self, sample_starts, seq_len: int, out: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(windows [B, L+1] of tokens, context ids [B, L, orders]) of the samples starting at
+        ``sample_starts``: what the device path ships instead of targets (no compute). Ids
+        are int32 when every table has fewer than 2^31 contexts (tokens when the vocabulary
+        allows), else int64."""
+        starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
+        b, f = starts.size, self.file
+        narrow = max(t.num_contexts for t in self.tables) < 1 << 31
+        windows = np.empty((b, seq_len + 1), np.int32 if f.vocab_size <= 1 << 31 else np.int64)
+        K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
+                              windows[:, :, None], 0))
+        ids = np.empty((b, seq_len, len(self.tables)), np.int32 if narrow else np.int64)
+        for j, t in enumerate(self.tables):
+            K.check(K.copy_slices(t.position_contexts, starts, 1, t.num_contexts,
+                                  K.BAD_CONTEXT, ids, j))
+        return windows, ids
 
 
 class _Tiles:
@@ -97,6 +117,13 @@ class _Tiles:
                                      self.epoch, order, order != top, table.top_k is None,
                                      t.file.vocab_size, off, plan.width, ids, probs,
                                      t.prefixes[j]))
+
+
+def _word(x: int, name: str) -> np.uint64:
+    """A seed or epoch as the kernels' unsigned 64-bit word."""
+    if not 0 <= int(x) < 1 << 64:
+        raise InputError(f"{name} must be in 0..2^64-1, got {x!r}")
+    return np.uint64(int(x))
 
 
 def table_prefix(table) -> np.ndarray:

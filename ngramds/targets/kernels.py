@@ -72,6 +72,23 @@ def fill_windows(tokens, sample_starts, seq_len, vocab_size, input_ids, labels):
 
 
 @njit(cache=True, nogil=True)
+def copy_slices(src, sample_starts, offset, limit, bad, out, column):
+    """out[b, :, column] <- src[s + offset : s + offset + n] for the start s of each sample b,
+    n = out.shape[1]: what the device path ships. A value outside [0, limit) returns ``bad``."""
+    n = out.shape[1]
+    for b in range(sample_starts.shape[0]):
+        s = sample_starts[b] + offset
+        if s < 0 or s + n > src.shape[0]:
+            return BAD_SAMPLE
+        for i in range(n):
+            v = np.int64(src[s + i])
+            if v < 0 or v >= limit:
+                return bad
+            out[b, i, column] = v
+    return OK
+
+
+@njit(cache=True, nogil=True)
 def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
     """los/his/tots[i] <- entry range and total of the context of ``positions[i]``."""
     num_contexts = totals.shape[0]

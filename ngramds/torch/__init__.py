@@ -3,8 +3,9 @@
 Needs ``torch`` (install the build for your hardware first; see the README).
 """
 from .dataset import NgramDataset
+from .device import NgramTargets
 from .loader import NgramLoader
 from .loss import DEFAULT_ALPHA, IGNORE_INDEX, ngram_loss, soft_cross_entropy
 
-__all__ = ["NgramDataset", "NgramLoader", "soft_cross_entropy", "ngram_loss", "DEFAULT_ALPHA",
-           "IGNORE_INDEX"]
+__all__ = ["NgramDataset", "NgramLoader", "NgramTargets", "soft_cross_entropy", "ngram_loss",
+           "DEFAULT_ALPHA", "IGNORE_INDEX"]

@@ -15,6 +15,7 @@ from ..targets.kernels import ONEHOT
 from .partition import Partition, resolve_partition
 
 STATE_VERSION = 1
+TARGETS_ON = ("loader", "device")
 MAX_WORKERS = 64            # DataLoader workers per loader this dataset keeps pass counts for
 MAX_EPOCH = (1 << 63) - 1
 # the shared state: what every copy of the dataset (workers of any start method, persistent or
@@ -53,6 +54,11 @@ class NgramDataset(IterableDataset):
 
     ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``,
     or :class:`NgramLoader`): one compiled call per batch and no per-sample collation.
+
+    ``targets_on="device"``: items carry no targets but what computes them, a slice of the
+    file: ``window`` (the L+1 tokens, int32), ``context_ids`` ([L, orders], int32 when the
+    tables allow), ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
+    of them into the same targets on the training device.
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
@@ -61,12 +67,15 @@ class NgramDataset(IterableDataset):
                  min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool = False,
-                 verify: bool = False):
+                 targets_on: str = "loader", verify: bool = False):
         for name, value, lo, hi in (("seq_len", seq_len, 1, 1 << 40),
                                     ("batch_size", batch_size, 1, 1 << 40),
                                     ("seed", seed, 0, (1 << 64) - 1)):
             if not _is_int(value) or not lo <= value <= hi:
                 raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        if targets_on not in TARGETS_ON:
+            raise InputError(f"targets_on must be one of {TARGETS_ON}, got {targets_on!r}")
+        self.targets_on = targets_on
         self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
                                    mixing=mixing, orders=orders, min_count=min_count,
                                    lambdas=lambdas)
@@ -250,6 +259,12 @@ class NgramDataset(IterableDataset):
     def _batch(self, targets: Targets, epoch: int, globals_: np.ndarray) -> dict:
         samples = sample_order(globals_ % self.num_samples, self.num_samples, self.seed, epoch,
                                self.shuffle)
+        if self.targets_on == "device":
+            windows, ids = targets.context_ids(samples * self.seq_len, self.seq_len)
+            return {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ids),
+                    "start": torch.from_numpy(samples * self.seq_len),
+                    "epoch": torch.full((samples.size,), epoch, dtype=torch.int64),
+                    "index": torch.from_numpy(samples)}
         shapes = batch_shapes(targets.plan, globals_.size, self.seq_len)
         if self.batched and get_worker_info() is not None:
             tensors = _shared_tensors(shapes)

@@ -37,7 +37,7 @@ class NgramLoader(DataLoader):
         self._pass, self._consumed = (epoch, start), 0
         remaining = self._batches(ds._rank_count(start))
         for batch in super().__iter__():
-            self._consumed += int(batch["labels"].shape[0])
+            self._consumed += int(batch["index"].shape[0])
             remaining -= 1
             if remaining == 0:  # the pass is complete once the last batch is handed over:
                 # frameworks that stop at len(loader) never ask for the end of the iteration

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import ngramds
 from ngramds.targets import TargetConfig, Targets
+from strategies import multi_order_files
 from target_reference import context_at, mixture_weights, reference_mixture
 
 
@@ -24,18 +25,6 @@ def dense_targets(f, mode, orders, mixing, r=4, max_k=4, seed=0, epoch=0, min_co
     rows = np.repeat(np.arange(starts.size), ids.shape[2])
     np.add.at(dense, (rows, ids[:, 0].reshape(-1)), probs[:, 0].reshape(-1))
     return dense
-
-
-@st.composite
-def multi_order_files(draw, tmp_path_factory):
-    vocab = draw(st.integers(2, 8))
-    docs = [np.array(draw(st.lists(st.integers(0, vocab - 1), min_size=1, max_size=50)))
-            for _ in range(draw(st.integers(1, 3)))]
-    orders = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4, unique=True))
-    top_k = draw(st.sampled_from([None, None, 3]))
-    path = tmp_path_factory.mktemp("m") / "f.ngds"
-    ngramds.build(docs, path, orders=orders, top_k=top_k, vocab_size=vocab, progress=False)
-    return ngramds.open(path)
 
 
 @given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm"]),

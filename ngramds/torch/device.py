@@ -1,0 +1,245 @@
+"""Targets on the training device: the loader ships token windows and context ids (a slice of
+the file, no compute); :class:`NgramTargets` holds the tables once per device and turns a batch
+of context ids into exactly the targets of spec/TARGETS.md with batched gathers, in 64-bit
+integer arithmetic (the tail draws are bit for bit those of the compiled CPU kernels)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import FormatError, InputError
+from ..file.reader import NgramFile, open_file
+from ..targets import TargetConfig
+from ..targets import kernels as K
+from .dataset import NgramDataset
+
+__all__ = ["NgramTargets"]
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_MUL1, _MUL2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _signed(x: int) -> int:
+    """The int64 whose bits are the uint64 ``x``."""
+    x &= (1 << 64) - 1
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+def _srl(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 bits."""
+    return (x >> s) & ((1 << (64 - s)) - 1)
+
+
+def splitmix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser on int64 tensors holding uint64 bits (wrapping arithmetic)."""
+    x = x + _signed(_GOLDEN)
+    x = (x ^ _srl(x, 30)) * _signed(_MUL1)
+    x = (x ^ _srl(x, 27)) * _signed(_MUL2)
+    return x ^ _srl(x, 31)
+
+
+def _umod(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """uint64(h) mod m for 0 < m < 2^62, without unsigned types."""
+    return ((_srl(h, 1) % m) * 2 + (h & 1)) % m
+
+
+class _Table:
+    """One order's arrays on the device: what the targets read, nothing per position."""
+
+    def __init__(self, table, device):
+        eo = np.asarray(table.entry_offsets, np.int64)
+        counts = np.asarray(table.counts).astype(np.int64)
+        totals = np.asarray(table.totals).astype(np.int64)
+        ids = np.asarray(table.next_ids)
+        _check_table(table, eo, counts, totals, ids)
+        cum = np.zeros(counts.size + 1, np.int64)
+        np.cumsum(counts, out=cum[1:])
+        id_dtype = torch.int32 if table.vocab_size <= 1 << 31 else torch.int64
+        self.order, self.complete = table.order, table.top_k is None
+        self.num_contexts = int(totals.size)
+        self.entry_offsets = torch.from_numpy(eo).to(device)
+        self.totals = torch.from_numpy(totals).to(device)
+        self.cum = torch.from_numpy(cum).to(device)  # cum[i] = counts[0] + ... + counts[i-1]
+        self.next_ids = torch.from_numpy(ids.astype(np.int64)).to(device, id_dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in
+                   (self.entry_offsets, self.totals, self.cum, self.next_ids))
+
+
+def _check_table(table, eo, counts, totals, ids) -> None:
+    """The invariants the device gathers rely on (they do not bound-check): once per table."""
+    E = counts.size
+    ok = (eo[0] == 0 and eo[-1] == E and bool(np.all(np.diff(eo) > 0))
+          and bool(np.all(totals > 0)) and (E == 0 or int(counts.min()) > 0)
+          and (ids.size == 0 or int(ids.max()) < table.vocab_size))
+    if ok and E:
+        sums = np.add.reduceat(counts, eo[:-1])
+        ok = bool(np.all(sums <= totals)) and (table.top_k is not None or
+                                                bool(np.all(sums == totals)))
+    if not ok or int(totals.max(initial=0)) >= 1 << 62:
+        raise FormatError(f"order {table.order}: the table is inconsistent; the file is "
+                          "damaged (run `ngramds verify`)")
+
+
+class NgramTargets(torch.nn.Module):
+    """Computes the targets of a batch of a device-mode :class:`NgramDataset`
+    (``targets_on="device"``) on ``device``: ``NgramTargets(ds, device="cuda")(batch)``
+    returns the batch with ``input_ids``, ``labels``, ``target_ids`` and ``target_probs``
+    on the device, equal to what the dataset computes in its workers otherwise.
+
+    Device memory: per stored context of each order used 16 bytes (entry offset, total), per
+    stored entry 12 bytes (next id, cumulative count); nothing per position.
+    """
+
+    def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
+                 *, seed: int | None = None, device: str | torch.device | None = None):
+        super().__init__()
+        if isinstance(source, NgramDataset):
+            f, config = source._file or open_file(source.path), config or source.config
+            seed = source.seed if seed is None else seed
+        else:
+            f = source if isinstance(source, NgramFile) else open_file(source)
+            config = config or TargetConfig()
+        self.file, self.config, self.seed = f, config, int(seed or 0)
+        self.plan = config.resolve(f)
+        self.device = torch.device(device or "cpu")
+        self.tables = [_Table(f.table(o), self.device) for o in self.plan.orders]
+        self.vocab_size = f.vocab_size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tables on the device."""
+        return sum(t.nbytes for t in self.tables)
+
+    def forward(self, batch: dict) -> dict:
+        """The batch (device mode) with its targets, every tensor on the device."""
+        dev = self.device
+        window = batch["window"].to(dev, non_blocking=True).long()
+        ctx = batch["context_ids"].to(dev, non_blocking=True).long()
+        starts = batch["start"].to(dev, non_blocking=True).long()
+        epoch = batch["epoch"].to(dev, non_blocking=True).long()
+        B, L = window.shape[0], window.shape[1] - 1
+        labels = window[:, 1:]
+        positions = starts[:, None] + torch.arange(1, L + 1, device=dev)
+        ids, probs = self.targets(ctx.reshape(B * L, -1), labels.reshape(-1),
+                                  positions.reshape(-1),
+                                  epoch[:, None].expand(B, L).reshape(-1))
+        out = {k: v for k, v in batch.items()
+               if k not in ("window", "context_ids", "start", "epoch")}
+        out.update(input_ids=window[:, :-1], labels=labels,
+                   target_ids=ids.view(B, L, -1), target_probs=probs.view(B, L, -1))
+        return out
+
+    def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
+                epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N, orders] their
+        context ids (orders ascending), ``labels`` [N], ``positions`` [N] in the token stream,
+        ``epochs`` [N]."""
+        plan, n = self.plan, labels.shape[0]
+        if plan.mode == K.ONEHOT:
+            return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
+                    torch.empty(n, 0, dtype=torch.float32, device=labels.device))
+        gathered = []
+        for j, t in enumerate(self.tables):
+            c = ctx[:, j]
+            bad = (c < 0) | (c >= t.num_contexts)
+            if labels.device.type == "cpu":
+                if bool(bad.any()):
+                    raise FormatError(K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged")
+            else:
+                torch._assert_async(~bad.any(), K.ERRORS[K.BAD_CONTEXT])
+            lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
+            gathered.append((lo, hi, t.totals[c]))
+        w = self._weights(gathered, labels.device)
+        width, blocks = plan.width, plan.blocks
+        ids = labels[:, None].expand(n, width * blocks).clone()
+        probs = torch.zeros(n, width * blocks, dtype=torch.float64, device=labels.device)
+        top = len(self.tables) - 1
+        for j, (t, (lo, hi, tot)) in enumerate(zip(self.tables, gathered)):
+            off = 0 if blocks == 1 else j * width
+            cid, cprob = self._component(t, lo, hi, tot, labels, positions, epochs, w[j],
+                                         label_free=j != top)
+            live = w[j] != 0
+            if blocks == 1 and len(self.tables) > 1:  # backoff: the chosen order's block
+                ids[live, off:off + width] = cid[live]
+                probs[live, off:off + width] = cprob[live]
+            else:
+                ids[:, off:off + width] = torch.where(live[:, None], cid,
+                                                      ids[:, off:off + width])
+                probs[:, off:off + width] += torch.where(live[:, None], cprob, 0.0)
+        return ids, probs.float()
+
+    def _weights(self, gathered, device) -> list[torch.Tensor]:
+        """Per order (ascending), the mixture weight of each position (float64)."""
+        plan = self.plan
+        k = len(gathered)
+        tots = [g[2] for g in gathered]
+        if plan.mixing == "backoff":
+            chosen = torch.zeros_like(tots[0])
+            for j in range(k - 1, -1, -1):
+                ok = (tots[j] >= plan.min_count) & (chosen == 0)
+                chosen = torch.where(ok & (chosen == 0), j + 1, chosen)
+            chosen = (chosen - 1).clamp_min(0)
+            return [(chosen == j).double() for j in range(k)]
+        if plan.mixing == "witten-bell":
+            w = [None] * k
+            rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
+            for j in range(k - 1, 0, -1):
+                lo, hi, tot = gathered[j]
+                lam = tot.double() / (tot + (hi - lo)).double()
+                w[j] = rest * lam
+                rest = rest * (1.0 - lam)
+            w[0] = rest
+            return w
+        return [torch.full(tots[0].shape, float(x), dtype=torch.float64, device=device)
+                for x in plan.lambdas]
+
+    def _component(self, t: _Table, lo, hi, tot, labels, positions, epochs, weight,
+                   label_free: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One order's (ids, probs) [N, width] scaled by ``weight`` (spec/TARGETS.md)."""
+        plan = self.plan
+        width, r = plan.width, plan.top_r
+        span = width if plan.mode == K.ALLNTS else r
+        k = torch.arange(span, device=lo.device)
+        idx = lo[:, None] + k
+        inside = idx < hi[:, None]
+        idx = torch.minimum(idx, hi[:, None] - 1)
+        nid = t.next_ids[idx].long()
+        cnt = (t.cum[idx + 1] - t.cum[idx]) * inside
+        kept_mass = t.cum[torch.minimum(lo + span, hi)] - t.cum[lo]
+        ids = labels[:, None].expand(-1, width).clone()
+        probs = torch.zeros(labels.shape[0], width, dtype=torch.float64, device=lo.device)
+        if plan.mode == K.ALLNTS:
+            inv = weight / kept_mass.double()
+            ids[:, :span] = torch.where(inside, nid, ids[:, :span])
+            probs[:, :span] = cnt.double() * inv[:, None]
+            return ids, probs
+        label_in_top = ((nid == labels[:, None]) & inside).any(1)
+        if plan.mode == K.RENORM and not label_free:
+            inv = weight / kept_mass.double()
+            probs[:, :r] = torch.where(label_in_top[:, None], cnt.double() * inv[:, None], 0.0)
+            ids[:, :r] = torch.where(label_in_top[:, None] & inside, nid, ids[:, :r])
+            probs[:, r] = torch.where(label_in_top, 0.0, weight)
+            return ids, probs
+        inv = weight / tot.double()
+        ids[:, :r] = torch.where(inside, nid, ids[:, :r])
+        probs[:, :r] = cnt.double() * inv[:, None]
+        residual = tot - kept_mass
+        probs[:, r] = residual.double() * inv
+        start = torch.minimum(lo + r, hi)
+        tail_mass = residual if t.complete else t.cum[hi] - t.cum[start]
+        draw = (residual > 0) & (tail_mass > 0) & (label_in_top | label_free)
+        h = self._keys(positions, epochs)
+        if label_free:
+            h = splitmix64(h ^ t.order)
+        u = _umod(h, tail_mass.clamp_min(1))
+        at = torch.searchsorted(t.cum, t.cum[start] + u, right=True) - 1
+        at = torch.minimum(torch.maximum(at, start), hi - 1)
+        ids[:, r] = torch.where(draw, t.next_ids[at].long(), ids[:, r])
+        return ids, probs
+
+    def _keys(self, positions: torch.Tensor, epochs: torch.Tensor) -> torch.Tensor:
+        """The tail-draw word of (seed, epoch, position) per position (spec/TARGETS.md)."""
+        return splitmix64(_signed(self.seed) ^ splitmix64(epochs ^ splitmix64(positions)))

@@ -1,0 +1,106 @@
+"""Device targets (NgramTargets, here on the CPU) equal the compiled CPU kernels: ids identical,
+probabilities within float32 rounding, for every mode and mixing, on random files (issue 14)."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ngramds
+from ngramds.targets import TargetConfig, Targets
+from ngramds.torch import NgramDataset, NgramLoader, NgramTargets, ngram_loss
+from ngramds.torch.device import splitmix64
+from strategies import multi_order_files
+
+
+def compare(f, cfg, seed, epoch, seq_len=3):
+    cpu = Targets(f, cfg)
+    starts = np.arange(0, f.num_tokens - seq_len, max(1, seq_len // 2))
+    if starts.size == 0:
+        return
+    expect = cpu.compute(starts, seq_len, seed, epoch)
+    windows, ctx = cpu.context_ids(starts, seq_len)
+    dev = NgramTargets(f, cfg, seed=seed)
+    b = starts.size
+    batch = {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ctx),
+             "start": torch.from_numpy(starts), "epoch": torch.full((b,), epoch)}
+    got = dev(batch)
+    assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
+    assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
+    assert torch.equal(got["target_ids"], torch.from_numpy(expect.target_ids))
+    np.testing.assert_allclose(got["target_probs"].numpy(), expect.target_probs, rtol=1e-6,
+                               atol=1e-7)
+
+
+@given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm", "onehot"]),
+       mixing=st.sampled_from(["none", "backoff", "witten-bell", "fixed"]),
+       r=st.integers(1, 3), max_k=st.sampled_from([None, 1, 2]),
+       seed=st.sampled_from([0, 1, 2**64 - 1]), epoch=st.integers(0, 3),
+       min_count=st.integers(1, 3))
+@settings(max_examples=60)
+def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, data, mode, mixing, r,
+                                                   max_k, seed, epoch, min_count):
+    f = data.draw(multi_order_files(tmp_path_factory))
+    orders = data.draw(st.lists(st.sampled_from(f.orders), min_size=1, unique=True))
+    lambdas = data.draw(st.lists(st.integers(0, 3), min_size=len(orders),
+                                 max_size=len(orders)).filter(any)) if mixing == "fixed" else None
+    targets, residual = {"allnts": ("allnts", "tail"), "onehot": ("onehot", "tail")}.get(
+        mode, ("coconts", mode))
+    if targets == "coconts" and any(f.table(o).top_k and r > f.table(o).top_k for o in orders):
+        return
+    cfg = TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas)
+    compare(f, cfg, seed, epoch)
+
+
+def test_real_corpus_every_mixing(tmp_path):
+    rng = np.random.default_rng(4)
+    tokens = (rng.zipf(1.2, 60_000) % 3000).astype(np.uint16)  # long tails: block searches
+    ngramds.build(tokens, tmp_path / "z.ngds", orders=[1, 2, 3, 4], eos_id=0, progress=False)
+    ngramds.build(tokens, tmp_path / "k.ngds", orders=[2, 4], top_k=5, eos_id=0, progress=False)
+    for name in ("z.ngds", "k.ngds"):
+        f = ngramds.open(tmp_path / name)
+        for cfg in (TargetConfig(top_r=4), TargetConfig(residual="renorm", top_r=4),
+                    TargetConfig("allnts", max_k=8),
+                    TargetConfig(mixing="backoff", top_r=3), TargetConfig(mixing="none", top_r=2)):
+            compare(f, cfg, seed=7, epoch=3, seq_len=256)
+
+
+def test_hash_equals_the_kernels():
+    from ngramds.hashing import splitmix64 as compiled
+    xs = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1, 123456789], np.uint64)
+    got = splitmix64(torch.from_numpy(xs.view(np.int64))).numpy().view(np.uint64)
+    assert got.tolist() == [int(compiled(x)) for x in xs]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_device_mode_through_the_loader(tmp_path, workers):
+    tokens = (np.random.default_rng(5).zipf(1.3, 30_000) % 400).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "d.ngds", progress=False)
+    host = NgramLoader(NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True),
+                       batch_size=4)
+    ds = NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True, targets_on="device")
+    device = NgramLoader(ds, batch_size=4, num_workers=workers)
+    targets = NgramTargets(ds)
+    assert targets.nbytes < 16 * sum(ds._file.table(o).num_contexts for o in ds.orders) + \
+        12 * sum(ds._file.table(o).num_entries for o in ds.orders) + 4096
+    for epoch in range(2):
+        n = 0
+        for a, b in zip(host, device):
+            assert b["window"].dtype == torch.int32 and b["context_ids"].dtype == torch.int32
+            b = targets(b)
+            for key in ("input_ids", "labels", "target_ids", "index"):
+                assert torch.equal(a[key], b[key]), key
+            torch.testing.assert_close(a["target_probs"], b["target_probs"])
+            logits = torch.randn(*b["labels"].shape, 400)
+            torch.testing.assert_close(ngram_loss(logits, a), ngram_loss(logits, b))
+            n += 1
+        assert n == len(device)
+
+
+def test_hostile_context_ids_are_refused(tmp_path):
+    ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False)
+    ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
+    batch = next(iter(NgramLoader(ds, batch_size=2)))
+    batch["context_ids"][0, 3, 1] = 10**6
+    with pytest.raises(ngramds.FormatError, match="context id"):
+        NgramTargets(ds)(batch)
