@@ -53,7 +53,8 @@ class NgramDataset(IterableDataset):
     :meth:`state_dict` / :meth:`load_state_dict` resume exactly, also with another world size.
 
     ``batched=True`` yields whole batches of ``batch_size`` (use ``DataLoader(batch_size=None)``,
-    or :class:`NgramLoader`): one compiled call per batch and no per-sample collation.
+    or :class:`NgramLoader`, which does so unless ``batched=False`` was given): one compiled
+    call per batch and no per-sample collation; the delivery order is the same.
 
     ``targets_on="device"``: items carry no targets but what computes them, a slice of the
     file: ``window`` (the L+1 tokens, int32), ``context_ids`` ([L, orders], int32 when the
@@ -66,7 +67,7 @@ class NgramDataset(IterableDataset):
                  max_k: int | None = None, mixing: str = "auto", orders=None,
                  min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
-                 drop_last: bool = True, batch_size: int = 1, batched: bool = False,
+                 drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False):
         for name, value, lo, hi in (("seq_len", seq_len, 1, 1 << 40),
                                     ("batch_size", batch_size, 1, 1 << 40),
@@ -94,7 +95,8 @@ class NgramDataset(IterableDataset):
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
                              f"seq_len {seq_len} (needs seq_len + 1)")
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
-        self.batch_size, self.batched = batch_size, batched
+        self.batch_size, self.batched = batch_size, bool(batched)
+        self._batched_given = batched
         self._given = (rank, world_size)
         self.partition: Partition = resolve_partition(rank, world_size)
         self._shared = torch.zeros(_SLOTS + (MAX_WORKERS + 1) * MAX_WORKERS,

@@ -1,0 +1,201 @@
+"""Device-targets benchmark (issue 14): what a DataLoader worker hands over per position, loader
+throughput against a plain memmap token loader of the same script, device targets on this
+machine's CPU (and a GPU when present), the compiled CPU mixture path per thread, the file's
+bytes per token, and the step time of a small GPT with device targets vs plain cross-entropy.
+Default configuration: orders 2-4, Witten-Bell, r = 8, seq_len 1024, batch 16. Prints markdown.
+
+    ngramds build --default-corpus -o out/stdlib.ngds     # once (tokeniser trained offline)
+    python tools/bench_device.py out/stdlib.ngds [--batches 20] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+sys.path.insert(0, str(Path(__file__).parent))
+import ngramds  # noqa: E402
+from ngramds.targets import Targets  # noqa: E402
+from ngramds.torch import NgramDataset, NgramLoader, NgramTargets, ngram_loss  # noqa: E402
+
+SEQ, BATCH = 1024, 16
+
+
+class PlainWindows(IterableDataset):
+    """nanoGPT-style: random windows of a token memmap, no targets (batched, per worker)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        f = ngramds.open(self.path)
+        info = get_worker_info()
+        rng = np.random.default_rng(info.id if info else 0)
+        while True:
+            ix = rng.integers(0, f.num_tokens - SEQ - 1, BATCH)
+            w = np.stack([f.tokens[i:i + SEQ + 1] for i in ix]).astype(np.int64)
+            yield {"input_ids": torch.from_numpy(w[:, :-1]), "labels": torch.from_numpy(w[:, 1:])}
+
+
+def positions(batch) -> int:
+    return batch["index"].numel() * SEQ if "index" in batch else batch["labels"].numel()
+
+
+def handed_bytes(batch) -> float:
+    """Bytes of the batch's tensors per label position."""
+    return sum(v.numel() * v.element_size() for v in batch.values()) / positions(batch)
+
+
+def rate(make_iter, batches: int, windows: int = 3, warmup: int = 2) -> tuple[float, float]:
+    """(median positions/s over ``windows`` windows of ``batches`` batches, bytes/position)."""
+    it = make_iter()
+    for _ in range(warmup):
+        batch = next(it)
+    rates = []
+    for _ in range(windows):
+        t0, n = time.perf_counter(), 0
+        for _ in range(batches):
+            batch = next(it)
+            n += positions(batch)
+        rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates), handed_bytes(batch)
+
+
+def forever(loader):
+    while True:
+        yield from loader
+
+
+def loader_rows(path, batches):
+    rows = []
+    for workers in (1, 2):
+        plain = rate(lambda: iter(DataLoader(PlainWindows(path), batch_size=None,
+                                             num_workers=workers)), batches)
+        rows.append(("plain memmap token loader", workers, *plain, plain[0]))
+        for where in ("loader", "device"):
+            ds = NgramDataset(path, SEQ, batched=True, targets_on=where)
+            got = rate(lambda: forever(NgramLoader(ds, batch_size=BATCH, num_workers=workers)),
+                       batches)
+            rows.append((f"ngramds, targets on the {where}", workers, *got, plain[0]))
+    return rows
+
+
+def compute_rows(path, batches, device):
+    """Positions/s of the targets alone: device targets on this CPU (all threads) or GPU, and
+    the compiled CPU mixture kernels on 1 thread."""
+    ds = NgramDataset(path, SEQ, batched=True, targets_on="device")
+    it = iter(NgramLoader(ds, batch_size=BATCH))
+    held = [next(it) for _ in range(batches)]
+    rows = []
+    for dev in ["cpu"] + ([device] if device != "cpu" else []):
+        targets = NgramTargets(ds, device=dev)
+        moved = [{k: v.to(dev) for k, v in b.items()} for b in held]
+        rates = []
+        for _ in range(3):
+            if dev != "cpu":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for b in moved:
+                out = targets(b)
+            if dev != "cpu":
+                torch.cuda.synchronize()
+            rates.append(len(moved) * BATCH * SEQ / (time.perf_counter() - t0))
+        rows.append((f"device targets (NgramTargets) on {dev}, {torch.get_num_threads()} "
+                     "threads" if dev == "cpu" else f"device targets on {dev}",
+                     statistics.median(rates), targets.nbytes))
+        del out
+    cpu = Targets(ds._file, ds.config)
+    starts = [b["start"].numpy() for b in held]
+    rates = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for s in starts:
+            cpu.compute(s, SEQ, 0, 0, threads=1)
+        rates.append(len(starts) * BATCH * SEQ / (time.perf_counter() - t0))
+    rows.append(("compiled CPU mixture kernels, 1 thread", statistics.median(rates), 0))
+    return rows
+
+
+class TinyGPT(torch.nn.Module):
+    def __init__(self, vocab, d=128, layers=2, heads=4, seq_len=SEQ):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, d)
+        self.pos = torch.nn.Parameter(torch.zeros(seq_len, d))
+        layer = torch.nn.TransformerEncoderLayer(d, heads, 4 * d, 0.0, batch_first=True,
+                                                 norm_first=True)
+        self.blocks = torch.nn.TransformerEncoder(layer, layers)
+        self.head = torch.nn.Linear(d, vocab, bias=False)
+        self.register_buffer("causal", torch.nn.Transformer.generate_square_subsequent_mask(
+            seq_len), persistent=False)
+
+    def forward(self, x):
+        h = self.emb(x) + self.pos[:x.shape[1]]
+        return self.head(self.blocks(h, mask=self.causal, is_causal=True))
+
+
+def step_rows(path, steps=6, batch=4):
+    """Median step time of the README loop: device targets + ngram_loss vs cross-entropy on
+    the same batches (loading excluded, the targets included)."""
+    ds = NgramDataset(path, SEQ, batched=True, targets_on="device")
+    targets = NgramTargets(ds)
+    it = forever(NgramLoader(ds, batch_size=batch, num_workers=1))
+    model = TinyGPT(ds._file.vocab_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = {"plain cross-entropy": [], "device targets + ngram_loss": []}
+    for i in range(2 * steps + 2):
+        raw = next(it)
+        kind = list(times)[i % 2]
+        t0 = time.perf_counter()
+        if kind == "plain cross-entropy":
+            w = raw["window"].long()
+            logits = model(w[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), w[:, 1:].flatten())
+        else:
+            b = targets(raw)
+            logits = model(b["input_ids"])
+            loss = ngram_loss(logits, b)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if i >= 2:
+            times[kind].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("file")
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args()
+    f = ngramds.open(a.file)
+    print(f"file {a.file}: {f.num_tokens:,} tokens, orders {f.orders}; torch threads "
+          f"{torch.get_num_threads()}, {os.cpu_count()} cores\n")
+    size = max(s.offset + s.length for s in f.sections.values())
+    print(f"file size: {size / f.num_tokens:.2f} bytes per token\n")
+    print("| loader | workers | M positions/s | bytes handed over per position | vs plain |")
+    print("|---|---:|---:|---:|---:|")
+    for name, w, r, b, plain in loader_rows(a.file, a.batches):
+        print(f"| {name} | {w} | {r / 1e6:.2f} | {b:.1f} | {r / plain:.2f}x |")
+    print("\n| targets alone | M positions/s | table bytes on the device |")
+    print("|---|---:|---:|")
+    for name, r, nbytes in compute_rows(a.file, a.batches, a.device):
+        print(f"| {name} | {r / 1e6:.2f} | {nbytes / 2**20:.1f} MiB |" if nbytes else
+              f"| {name} | {r / 1e6:.2f} | - |")
+    steps = step_rows(a.file)
+    base = steps["plain cross-entropy"]
+    print("\n| step of a small GPT (CPU, batch 4 x 1024) | median s | ratio |")
+    print("|---|---:|---:|")
+    for k, v in steps.items():
+        print(f"| {k} | {v:.3f} | {v / base:.3f}x |")
+
+
+if __name__ == "__main__":
+    main()
