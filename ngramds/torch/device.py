@@ -153,23 +153,21 @@ class NgramTargets(torch.nn.Module):
             lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
             gathered.append((lo, hi, t.totals[c]))
         w = self._weights(gathered, labels.device)
-        width, blocks = plan.width, plan.blocks
-        ids = labels[:, None].expand(n, width * blocks).clone()
-        probs = torch.zeros(n, width * blocks, dtype=torch.float64, device=labels.device)
-        top = len(self.tables) - 1
+        top, blocks = len(self.tables) - 1, []
         for j, (t, (lo, hi, tot)) in enumerate(zip(self.tables, gathered)):
-            off = 0 if blocks == 1 else j * width
             cid, cprob = self._component(t, lo, hi, tot, labels, positions, epochs, w[j],
                                          label_free=j != top)
-            live = w[j] != 0
-            if blocks == 1 and len(self.tables) > 1:  # backoff: the chosen order's block
-                ids[live, off:off + width] = cid[live]
-                probs[live, off:off + width] = cprob[live]
-            else:
-                ids[:, off:off + width] = torch.where(live[:, None], cid,
-                                                      ids[:, off:off + width])
-                probs[:, off:off + width] += torch.where(live[:, None], cprob, 0.0)
-        return ids, probs.float()
+            live = (w[j] != 0)[:, None]  # a row of weight 0 keeps (label, 0)
+            blocks.append((torch.where(live, cid, labels[:, None]),
+                           torch.where(live, cprob, 0.0)))
+        if plan.blocks == 1 and len(blocks) > 1:  # backoff: the chosen order's block
+            ids, probs = blocks[0]
+            for cid, cprob in blocks[1:]:
+                chosen = cprob.sum(1, keepdim=True) > 0
+                ids, probs = torch.where(chosen, cid, ids), torch.where(chosen, cprob, probs)
+            return ids, probs.float()
+        return (torch.cat([b[0] for b in blocks], 1),
+                torch.cat([b[1] for b in blocks], 1).float())
 
     def _weights(self, gathered, device) -> list[torch.Tensor]:
         """Per order (ascending), the mixture weight of each position (float64)."""
@@ -198,47 +196,42 @@ class NgramTargets(torch.nn.Module):
 
     def _component(self, t: _Table, lo, hi, tot, labels, positions, epochs, weight,
                    label_free: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """One order's (ids, probs) [N, width] scaled by ``weight`` (spec/TARGETS.md)."""
+        """One order's (ids, probs float64) [N, width] scaled by ``weight`` (spec/TARGETS.md)."""
         plan = self.plan
-        width, r = plan.width, plan.top_r
-        span = width if plan.mode == K.ALLNTS else r
-        k = torch.arange(span, device=lo.device)
-        idx = lo[:, None] + k
-        inside = idx < hi[:, None]
-        idx = torch.minimum(idx, hi[:, None] - 1)
-        nid = t.next_ids[idx].long()
-        cnt = (t.cum[idx + 1] - t.cum[idx]) * inside
-        kept_mass = t.cum[torch.minimum(lo + span, hi)] - t.cum[lo]
-        ids = labels[:, None].expand(-1, width).clone()
-        probs = torch.zeros(labels.shape[0], width, dtype=torch.float64, device=lo.device)
+        n, r = labels.shape[0], plan.top_r
+        span = plan.width if plan.mode == K.ALLNTS else r
+        # one gather of the cumulative counts around each context's first span entries
+        at = torch.minimum(lo[:, None] + torch.arange(span + 1, device=lo.device), hi[:, None])
+        cum = t.cum.index_select(0, at.reshape(-1)).view(n, span + 1)
+        cnt = cum[:, 1:] - cum[:, :-1]  # 0 past the context's last entry
+        inside = cnt > 0
+        entry = torch.minimum(at[:, :-1], (hi - 1)[:, None])
+        nid = t.next_ids.index_select(0, entry.reshape(-1)).view(n, span).long()
+        nid = torch.where(inside, nid, labels[:, None])
+        kept_mass = cum[:, -1] - cum[:, 0]
         if plan.mode == K.ALLNTS:
-            inv = weight / kept_mass.double()
-            ids[:, :span] = torch.where(inside, nid, ids[:, :span])
-            probs[:, :span] = cnt.double() * inv[:, None]
-            return ids, probs
-        label_in_top = ((nid == labels[:, None]) & inside).any(1)
+            return nid, cnt * (weight / kept_mass)[:, None]
+        label_in_top = (inside & (nid == labels[:, None])).any(1)
         if plan.mode == K.RENORM and not label_free:
-            inv = weight / kept_mass.double()
-            probs[:, :r] = torch.where(label_in_top[:, None], cnt.double() * inv[:, None], 0.0)
-            ids[:, :r] = torch.where(label_in_top[:, None] & inside, nid, ids[:, :r])
-            probs[:, r] = torch.where(label_in_top, 0.0, weight)
-            return ids, probs
-        inv = weight / tot.double()
-        ids[:, :r] = torch.where(inside, nid, ids[:, :r])
-        probs[:, :r] = cnt.double() * inv[:, None]
+            probs = torch.where(label_in_top[:, None], cnt * (weight / kept_mass)[:, None], 0.0)
+            residual = torch.where(label_in_top, 0.0, weight)
+            ids = torch.where(label_in_top[:, None], nid, labels[:, None])
+            return (torch.cat([ids, labels[:, None]], 1),
+                    torch.cat([probs, residual[:, None]], 1))
+        inv = weight / tot
         residual = tot - kept_mass
-        probs[:, r] = residual.double() * inv
-        start = torch.minimum(lo + r, hi)
+        start = at[:, -1]
         tail_mass = residual if t.complete else t.cum[hi] - t.cum[start]
         draw = (residual > 0) & (tail_mass > 0) & (label_in_top | label_free)
         h = self._keys(positions, epochs)
         if label_free:
             h = splitmix64(h ^ t.order)
         u = _umod(h, tail_mass.clamp_min(1))
-        at = torch.searchsorted(t.cum, t.cum[start] + u, right=True) - 1
-        at = torch.minimum(torch.maximum(at, start), hi - 1)
-        ids[:, r] = torch.where(draw, t.next_ids[at].long(), ids[:, r])
-        return ids, probs
+        k = torch.searchsorted(t.cum, cum[:, -1] + u, right=True) - 1
+        k = torch.minimum(torch.maximum(k, start), hi - 1)
+        tail_id = torch.where(draw, t.next_ids[k].long(), labels)
+        return (torch.cat([nid, tail_id[:, None]], 1),
+                torch.cat([cnt * inv[:, None], (residual * inv)[:, None]], 1))
 
     def _keys(self, positions: torch.Tensor, epochs: torch.Tensor) -> torch.Tensor:
         """The tail-draw word of (seed, epoch, position) per position (spec/TARGETS.md)."""
