@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 sys.path.insert(0, str(Path(__file__).parent))
 import ngramds  # noqa: E402
 from ngramds.targets import Targets  # noqa: E402
+from bench_load import TinyGPT  # noqa: E402
 from ngramds.torch import NgramDataset, NgramLoader, NgramTargets, ngram_loss  # noqa: E402
 
 SEQ, BATCH = 1024, 16
@@ -123,30 +124,13 @@ def compute_rows(path, batches, device):
     return rows
 
 
-class TinyGPT(torch.nn.Module):
-    def __init__(self, vocab, d=128, layers=2, heads=4, seq_len=SEQ):
-        super().__init__()
-        self.emb = torch.nn.Embedding(vocab, d)
-        self.pos = torch.nn.Parameter(torch.zeros(seq_len, d))
-        layer = torch.nn.TransformerEncoderLayer(d, heads, 4 * d, 0.0, batch_first=True,
-                                                 norm_first=True)
-        self.blocks = torch.nn.TransformerEncoder(layer, layers)
-        self.head = torch.nn.Linear(d, vocab, bias=False)
-        self.register_buffer("causal", torch.nn.Transformer.generate_square_subsequent_mask(
-            seq_len), persistent=False)
-
-    def forward(self, x):
-        h = self.emb(x) + self.pos[:x.shape[1]]
-        return self.head(self.blocks(h, mask=self.causal, is_causal=True))
-
-
 def step_rows(path, steps=6, batch=4):
     """Median step time of the README loop: device targets + ngram_loss vs cross-entropy on
     the same batches (loading excluded, the targets included)."""
     ds = NgramDataset(path, SEQ, batched=True, targets_on="device")
     targets = NgramTargets(ds)
     it = forever(NgramLoader(ds, batch_size=batch, num_workers=1))
-    model = TinyGPT(ds._file.vocab_size)
+    model = TinyGPT(ds._file.vocab_size, seq_len=SEQ)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = {"plain cross-entropy": [], "device targets + ngram_loss": []}
     for i in range(2 * steps + 2):
