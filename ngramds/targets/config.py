@@ -16,8 +16,16 @@ MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
 
 
-def _is_int(x) -> bool:
+def is_int(x) -> bool:
+    """An integer (Python or numpy), not a bool."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def check_int(name: str, value, lo: int, hi: int) -> int:
+    """``value`` as an int once it is an integer in [lo, hi]; InputError naming it otherwise."""
+    if not is_int(value) or not lo <= value <= hi:
+        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -45,17 +53,15 @@ class TargetConfig:
             raise InputError(f"targets must be one of {TARGETS}, got {self.targets!r}")
         if self.residual not in RESIDUALS:
             raise InputError(f"residual must be one of {RESIDUALS}, got {self.residual!r}")
-        if not _is_int(self.top_r) or not 1 <= self.top_r <= MAX_TOP_R:
-            raise InputError(f"top_r must be an integer in 1..{MAX_TOP_R}, got {self.top_r!r}")
-        if self.max_k is not None and (not _is_int(self.max_k) or self.max_k < 1):
+        check_int("top_r", self.top_r, 1, MAX_TOP_R)
+        if self.max_k is not None and (not is_int(self.max_k) or self.max_k < 1):
             raise InputError(f"max_k must be a positive integer or None, got {self.max_k!r}")
         if self.mixing not in MIXINGS:
             raise InputError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
-        if not _is_int(self.min_count) or self.min_count < 1:
-            raise InputError(f"min_count must be a positive integer, got {self.min_count!r}")
+        check_int("min_count", self.min_count, 1, 1 << 62)
         if self.orders is not None:
-            orders = list(self.orders) if not _is_int(self.orders) else [self.orders]
-            if not orders or not all(_is_int(o) for o in orders):
+            orders = list(self.orders) if not is_int(self.orders) else [self.orders]
+            if not orders or not all(is_int(o) for o in orders):
                 raise InputError(f"orders must be a list of integers, got {self.orders!r}")
             if len(set(orders)) != len(orders):
                 raise InputError(f"orders must be distinct, got {orders}")

@@ -11,6 +11,7 @@ from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
+from ..targets.config import check_int
 from ..targets.kernels import ONEHOT
 from .partition import Partition, resolve_partition
 
@@ -69,11 +70,9 @@ class NgramDataset(IterableDataset):
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False):
-        for name, value, lo, hi in (("seq_len", seq_len, 1, 1 << 40),
-                                    ("batch_size", batch_size, 1, 1 << 40),
-                                    ("seed", seed, 0, (1 << 64) - 1)):
-            if not _is_int(value) or not lo <= value <= hi:
-                raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
+        check_int("seq_len", seq_len, 1, 1 << 40)
+        check_int("batch_size", batch_size, 1, 1 << 40)
+        check_int("seed", seed, 0, (1 << 64) - 1)
         if targets_on not in TARGETS_ON:
             raise InputError(f"targets_on must be one of {TARGETS_ON}, got {targets_on!r}")
         self.targets_on = targets_on
@@ -140,7 +139,7 @@ class NgramDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` the next pass's epoch, from its beginning; right after
         :meth:`load_state_dict` of the same epoch it keeps the resumed position."""
-        _check_int("epoch", epoch, 0, MAX_EPOCH)
+        check_int("epoch", epoch, 0, MAX_EPOCH)
         s = self._shared
         keep = int(s[_RESUME_EPOCH]) == epoch and not bool(s[_SLOTS:].any())
         if not keep:
@@ -229,8 +228,8 @@ class NgramDataset(IterableDataset):
                 raise InputError(f"the state is of {what}: its {key} is {state[key]!r}, this "
                                  f"dataset's is {mine[key]!r}; resume with the same file and "
                                  "sample layout")
-        epoch = _check_int("state epoch", state["epoch"], 0, MAX_EPOCH)
-        consumed = _check_int("state consumed", state["consumed"], 0, self.num_samples)
+        epoch = check_int("state epoch", state["epoch"], 0, MAX_EPOCH)
+        consumed = check_int("state consumed", state["consumed"], 0, self.num_samples)
         return epoch, consumed
 
     # -- iteration ----------------------------------------------------------------------
@@ -335,16 +334,6 @@ def _identity(f: NgramFile) -> tuple:
     """(device, inode, size, header CRC) of an open file."""
     st = os.stat(f.path)
     return (st.st_dev, st.st_ino, st.st_size, f.header_crc)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if not _is_int(value) or not lo <= value <= hi:
-        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
-    return int(value)
 
 
 def _shared_tensors(shapes: list) -> list[torch.Tensor]:
