@@ -7,16 +7,24 @@ What it fixes against a plain ``Trainer``: the train loader is an
 not shard a second time, no collator strips the soft targets (``remove_unused_columns`` does
 not matter), epochs follow the Trainer's; the loss is the micro-batch mean, which the Trainer
 divides by the gradient-accumulation steps (all micro-batches are the same size), so the
-loss and gradients of ``gradient_accumulation_steps=k`` equal those of one k-times larger batch.
+loss and gradients of ``gradient_accumulation_steps=k`` equal those of one k-times larger batch;
+checkpoints hold the loader's state (``ngramds_loader.json``), and
+``train(resume_from_checkpoint=...)`` continues the epoch from it exactly instead of replaying
+and skipping the batches already trained.
 """
 from __future__ import annotations
 
+import json
+import os
+
 try:
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("ngramds.hf needs transformers: pip install 'ngramds[hf]'") from exc
 
 from .torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
+
+STATE_FILE = "ngramds_loader.json"  # in each checkpoint directory
 
 __all__ = ["NgramTrainer"]
 
@@ -37,6 +45,19 @@ class NgramTrainer(Trainer):
         # the loss is ours, not the model's: no num_items_in_batch (older transformers divide
         # by the accumulation steps only when the model takes no loss kwargs)
         self.model_accepts_loss_kwargs = False
+        self._loader: NgramLoader | None = None
+        self._resume_state: dict | None = None
+        self.add_callback(_SaveLoaderState(self))
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        checkpoint = resume_from_checkpoint
+        if isinstance(checkpoint, str) and isinstance(self.train_dataset, NgramDataset):
+            state_file = os.path.join(checkpoint, STATE_FILE)
+            if os.path.isfile(state_file):
+                with open(state_file) as f:
+                    self._resume_state = json.load(f)
+                self.args.ignore_data_skip = True  # the loader resumes; no replay and skip
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def get_train_dataloader(self):
         ds = self.train_dataset
@@ -48,10 +69,30 @@ class NgramTrainer(Trainer):
             kwargs.update(persistent_workers=a.dataloader_persistent_workers,
                           prefetch_factor=a.dataloader_prefetch_factor,
                           multiprocessing_context=a.dataloader_multiprocessing_context)
-        return NgramLoader(ds, batch_size=self._train_batch_size, **kwargs)
+        self._loader = NgramLoader(ds, batch_size=self._train_batch_size, **kwargs)
+        if self._resume_state is not None:
+            self._loader.load_state_dict(self._resume_state)
+            self._resume_state = None
+        return self._loader
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(input_ids=inputs["input_ids"])
         logits = outputs.logits if hasattr(outputs, "logits") else outputs[0]
         loss = ngram_loss(logits, inputs, alpha=self.alpha)
         return (loss, outputs) if return_outputs else loss
+
+
+class _SaveLoaderState(TrainerCallback):
+    """Writes the train loader's state into each checkpoint (on the main process)."""
+
+    def __init__(self, trainer: NgramTrainer):
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        loader = self.trainer._loader
+        if loader is not None and state.is_world_process_zero:
+            folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            if os.path.isdir(folder):
+                with open(os.path.join(folder, STATE_FILE), "w") as f:
+                    json.dump(loader.state_dict(), f)
+        return control

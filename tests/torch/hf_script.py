@@ -1,7 +1,8 @@
 """Train a tiny GPT-2 with ngramds.hf.NgramTrainer (alone or under torchrun); used by
-test_hf.py. python hf_script.py FILE OUT NAME BATCH ACCUMULATION WORKERS
+test_hf.py. python hf_script.py FILE OUT NAME BATCH ACCUMULATION WORKERS [RESUME]
 Writes OUT/NAME.rank<r>.json: the sample indices of every micro-batch with its epoch, the
-logged losses and the final parameters' sum of squares.
+logged losses and the final parameters' sum of squares. Checkpoints every 3 steps into
+OUT/NAME; RESUME names a checkpoint directory to resume from.
 """
 import json
 import os
@@ -24,7 +25,7 @@ class Recording(NgramTrainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
-def main(path, out, name, batch, accumulation, workers):
+def main(path, out, name, batch, accumulation, workers, resume=None):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     torch.manual_seed(0)
     ds = NgramDataset(path, SEQ, seed=5)
@@ -35,11 +36,12 @@ def main(path, out, name, batch, accumulation, workers):
         output_dir=f"{out}/{name}", per_device_train_batch_size=int(batch),
         gradient_accumulation_steps=int(accumulation), num_train_epochs=2, learning_rate=0.5,
         optim="sgd", lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
-        max_grad_norm=0.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+        max_grad_norm=0.0, logging_steps=1, save_strategy="steps", save_steps=3,
+        save_only_model=False, report_to=[], use_cpu=True,
         seed=0, dataloader_num_workers=int(workers), disable_tqdm=True,
         ddp_backend="gloo" if world > 1 else None, remove_unused_columns=True)
     trainer = Recording(model=model, args=args, train_dataset=ds)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     params = float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
     rank = int(os.environ.get("RANK", "0"))

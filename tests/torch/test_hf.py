@@ -26,12 +26,13 @@ def run(tmp_path_factory):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         env.pop(k, None)
 
-    def go(name, batch, accumulation, workers, nproc=1):
+    def go(name, batch, accumulation, workers, nproc=1, resume=None):
         launch = [sys.executable] if nproc == 1 else [
             sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc_per_node={nproc}"]
         r = subprocess.run([*launch, str(SCRIPT), str(out / "t.ngds"), str(out), name,
-                            str(batch), str(accumulation), str(workers)],
+                            str(batch), str(accumulation), str(workers),
+                            *([str(out / resume)] if resume else [])],
                            capture_output=True, text=True, env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         return [json.loads((out / f"{name}.rank{i}.json").read_text()) for i in range(nproc)]
@@ -62,3 +63,12 @@ def test_trainer_alone_and_under_ddp_with_accumulation(run):
     for other in (accumulated, ddp):
         np.testing.assert_allclose(other[0]["losses"], plain[0]["losses"], rtol=2e-3)
         np.testing.assert_allclose(other[0]["params"], plain[0]["params"], rtol=1e-4)
+
+
+def test_resume_from_a_checkpoint_continues_exactly(run):
+    """Checkpoints hold the loader state: a resumed run trains exactly the remaining samples
+    in the same order, in the first epoch and the second (no replay of trained batches)."""
+    full = run("full", 8, 1, 2)[0]["seen"]
+    for step in (3, 9, 12):  # 8 steps per epoch
+        rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]["seen"]
+        assert [idx for _, idx in rest] == [idx for _, idx in full[step:]], step
