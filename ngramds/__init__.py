@@ -21,6 +21,52 @@ Code map (data flows left to right; each package imports only from the ones it n
 - Below them all: ``errors``, ``progress``, ``hashing``, ``shuffle`` (keyed sample order),
   ``version``. On top: ``cli`` and the framework glue (``ngramds.hf``, ``ngramds.lightning``).
 """
+
+
+def _numba_cache_fallback() -> None:
+    """numba caches compiled kernels beside this package, else in the user's cache directory,
+    and fails at import where it can write neither (read-only install, no usable $HOME): then
+    point it at a private temporary directory instead."""
+    import os
+    import stat
+    import sys
+    import tempfile
+
+    def writable(path: str) -> bool:  # numba's own test
+        try:
+            os.makedirs(path, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+            return True
+        except OSError:
+            return False
+
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    here = os.path.dirname(os.path.abspath(__file__))
+    packages = [here] + [os.path.join(here, d) for d in sorted(os.listdir(here))
+                         if os.path.isfile(os.path.join(here, d, "__init__.py"))]
+    if all(writable(os.path.join(p, "__pycache__")) for p in packages):
+        return
+    user = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    if writable(os.path.join(user, "numba")):
+        return
+    uid = getattr(os, "getuid", lambda: 0)()
+    cache = os.path.join(tempfile.gettempdir(), f"ngramds-numba-cache-{uid}")
+    try:
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        st = os.lstat(cache)
+        private = stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
+    except OSError:
+        private = False
+    if not private:  # never load compiled code from a directory others can write
+        cache = tempfile.mkdtemp(prefix="ngramds-numba-cache-")
+    os.environ["NUMBA_CACHE_DIR"] = cache
+    if "numba" in sys.modules:
+        sys.modules["numba"].config.CACHE_DIR = cache
+
+
+_numba_cache_fallback()
+
 from .builder import build, merge_partials as merge
 from .corpus import Corpus, split_documents
 from .errors import ChecksumError, FileAccessError, FormatError, InputError, NgramdsError

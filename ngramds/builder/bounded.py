@@ -17,7 +17,7 @@ from ..errors import FileAccessError, InputError, os_errors_as
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
-from ..file.temporaries import remove_stale, temporary_dir
+from ..file.temporaries import LOCK_NAME, remove_stale, temporary_dir
 from ..file.writer import write_atomic
 from ..progress import Progress
 from . import runs as X
@@ -147,6 +147,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
             bar.step("writing partial")
             write_partial(root, stream, offsets, runs, orders, top_k, given_vocab, bits, hi)
             os.replace(root, output)
+            (output / LOCK_NAME).unlink(missing_ok=True)  # still held until the build ends
             bar.finish(f"ngramds: partial result {output}: {stream.size:,} tokens, orders "
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
