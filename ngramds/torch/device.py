@@ -83,7 +83,7 @@ def _check_table(table, eo, counts, totals, ids) -> None:
                           "damaged (run `ngramds verify`)")
 
 
-class NgramTargets(torch.nn.Module):
+class NgramTargets:
     """Computes the targets of a batch of a device-mode :class:`NgramDataset`
     (``targets_on="device"``) on ``device``: ``NgramTargets(ds, device="cuda")(batch)``
     returns the batch with ``input_ids``, ``labels``, ``target_ids`` and ``target_probs``
@@ -95,7 +95,6 @@ class NgramTargets(torch.nn.Module):
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
                  *, seed: int | None = None, device: str | torch.device | None = None):
-        super().__init__()
         if isinstance(source, NgramDataset):
             f, config = source._file or open_file(source.path), config or source.config
             seed = source.seed if seed is None else seed
@@ -113,7 +112,7 @@ class NgramTargets(torch.nn.Module):
         """Bytes of the tables on the device."""
         return sum(t.nbytes for t in self.tables)
 
-    def forward(self, batch: dict) -> dict:
+    def __call__(self, batch: dict) -> dict:
         """The batch (device mode) with its targets, every tensor on the device."""
         dev = self.device
         window = batch["window"].to(dev, non_blocking=True).long()
@@ -148,8 +147,9 @@ class NgramTargets(torch.nn.Module):
             if labels.device.type == "cpu":
                 if bool(bad.any()):
                     raise FormatError(K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged")
-            else:
+            else:  # no host round trip: fails the stream; no out-of-bounds read meanwhile
                 torch._assert_async(~bad.any(), K.ERRORS[K.BAD_CONTEXT])
+                c = c.clamp(0, t.num_contexts - 1)
             lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
             gathered.append((lo, hi, t.totals[c]))
         w = self._weights(gathered, labels.device)
