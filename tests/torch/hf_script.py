@@ -48,6 +48,9 @@ def main(path, out, name, batch, accumulation, workers, resume=None):
     with open(f"{out}/{name}.rank{rank}.json", "w") as f:
         json.dump({"seen": trainer.seen, "losses": losses, "params": params,
                    "steps": trainer.state.global_step}, f)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
