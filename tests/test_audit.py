@@ -6,7 +6,6 @@ The tests use only the CLI and the public API, so that they also run against old
 (tools/robustness_table.py lists which item each test covers)."""
 import json
 import os
-import resource
 import shutil
 import signal
 import struct
@@ -424,49 +423,31 @@ def test_tb_unknown_zero_length_section_of_a_huge_shape_is_ignored(built, capsys
     assert ngramds.open(built).distribution([5]) is not None
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A mount point of a 192 KiB tmpfs (skips where mounting is not allowed)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mnt
-    subprocess.run(["umount", str(mnt)])
-
-
 def test_tb_disk_full_during_a_bounded_build_and_a_merge(tmp_path, tmpfs, capsys):
+    small = tmpfs("size=192k")
     rng = np.random.default_rng(1)
     np.save(tmp_path / "c.npy", rng.integers(0, 3000, 120_000).astype(np.uint16))
     code, _, err = cli(capsys, "build", tmp_path / "c.npy", "-o", tmp_path / "o.ngds",
-                       "--memory-limit", "2G", "--tmp-dir", tmpfs, "-q")
+                       "--memory-limit", "2G", "--tmp-dir", small, "-q")
     assert code == 2
     one_error_line(err, "disk full")
-    assert list(tmpfs.iterdir()) == [] and not (tmp_path / "o.ngds").exists()
+    assert list(small.iterdir()) == [] and not (tmp_path / "o.ngds").exists()
     assert cli(capsys, "build", tmp_path / "c.npy", "--partial", "-o", tmp_path / "p",
                "-q")[0] == 0
-    for where in (["-o", tmpfs / "m.ngds"], ["-o", tmp_path / "m.ngds", "--tmp-dir", tmpfs]):
+    for where in (["-o", small / "m.ngds"], ["-o", tmp_path / "m.ngds", "--tmp-dir", small]):
         code, _, err = cli(capsys, "merge", tmp_path / "p", *where, "-q")
         assert code == 2
         one_error_line(err, "disk full")
-        assert list(tmpfs.iterdir()) == [] and not (tmp_path / "m.ngds").exists()
+        assert list(small.iterdir()) == [] and not (tmp_path / "m.ngds").exists()
 
 
-def test_tb_unwritable_tmp_dir(d, capsys):
-    ro = d / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
-                      capture_output=True).returncode:
-        pytest.skip("cannot mount a read-only tmpfs here")
-    try:
-        code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--memory-limit",
-                           "1G", "--tmp-dir", ro, "-q")
-        assert code == 2
-        one_error_line(err, str(ro))
-        assert not (d / "o.ngds").exists()
-    finally:
-        subprocess.run(["umount", str(ro)])
+def test_tb_unwritable_tmp_dir(d, tmpfs, capsys):
+    ro = tmpfs("ro,size=64k")
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--memory-limit",
+                       "1G", "--tmp-dir", ro, "-q")
+    assert code == 2
+    one_error_line(err, str(ro))
+    assert not (d / "o.ngds").exists()
 
 
 def test_tb_default_corpus_foreign_tokenizer_or_missing_directory(tmp_path, capsys,

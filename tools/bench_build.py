@@ -11,7 +11,8 @@ Variants
   ngramds          ngramds.build(corpus, path, order=ORDER, progress=False): the complete build
                    (checks, counting, CSR assembly, file written and fsynced). Numba kernels are
                    warmed up on a tiny corpus first. Stage times come from a recording stand-in
-                   for ngramds.builder.dispatch.Progress (patched at run time; ngramds is not modified).
+                   for ngramds.builder.dispatch.Progress (patched at run time; ngramds is not
+                   modified).
   numpy-unique     A pure numpy reference of the same table: pack (context length, context
                    tokens, next token) of every position into one uint64 key (shifted
                    slices; the first ORDER-1 positions of each document redone), then

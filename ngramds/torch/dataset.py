@@ -12,7 +12,6 @@ from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.config import check_int
-from ..targets.kernels import ONEHOT
 from .partition import Partition, resolve_partition
 
 STATE_VERSION = 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError
 from ..file.reader import NgramFile, open_file
 from ..targets import TargetConfig
 from ..targets import kernels as K

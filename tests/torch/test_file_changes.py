@@ -1,7 +1,6 @@
 """A dataset keeps the file it was made with: a rebuilt file is refused by workers instead of
 silently mixing two files, and a file truncated in place is refused at the next pass instead of
 killing the process with SIGBUS (issue 13 #6, #7)."""
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 import ngramds
-from ngramds.torch import NgramDataset, NgramLoader
+from ngramds.torch import NgramDataset
 
 SEQ = 8
 
