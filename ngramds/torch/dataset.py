@@ -229,6 +229,16 @@ class NgramDataset(IterableDataset):
                                  "sample layout")
         epoch = check_int("state epoch", state["epoch"], 0, MAX_EPOCH)
         consumed = check_int("state consumed", state["consumed"], 0, self.num_samples)
+        worker = state.get("worker")
+        if worker is not None:  # a worker's own position (torchdata)
+            if not isinstance(worker, dict):
+                raise InputError("the state's worker position is not a dict")
+            s = self.num_samples
+            for key, lo, hi in (("start", 0, s), ("base", 0, s), ("in_block", 0, s),
+                                ("num_workers", 1, MAX_WORKERS), ("rank", 0, 1 << 20)):
+                check_int(f"state worker {key}", worker.get(key), lo, hi)
+            if worker.get("next_block") is not None:
+                check_int("state worker next_block", worker["next_block"], 0, s)
         return epoch, consumed
 
     # -- iteration ----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Epochs that cannot go stale and resume states that are checked and elastic (issue 12)."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 import ngramds
@@ -161,3 +163,43 @@ def test_rank_reaches_workers_of_any_start_method(path, method, monkeypatch):
     expect = NgramDataset(path, SEQ, seed=1, rank=1, world_size=2, batch_size=BS)
     assert got == indices(DataLoader(expect, batch_size=BS))
     assert len(got) == len(ds)
+
+
+FIELD_VALUES = {
+    "version": st.sampled_from([2, "1", None]),
+    "epoch": st.one_of(st.integers(-2, 3), st.just(2**63), st.just(2**64), st.floats()),
+    "consumed": st.one_of(st.integers(-2, 70), st.just(2**63), st.floats()),
+    "num_samples": st.sampled_from([60, 0, "61"]),
+    "seq_len": st.sampled_from([SEQ + 1, None]),
+    "seed": st.sampled_from([2, 2**64]),
+    "shuffle": st.sampled_from([False, None]),
+    "file_crc": st.integers(0, 2**32),
+    "world_size": st.integers(-1, 4),
+    "drop_last": st.booleans(),
+    "worker": st.one_of(st.just({"num_workers": 2, "next_block": -5, "in_block": 99,
+                                 "start": -1, "base": 10**9, "rank": 0}), st.just([])),
+}
+
+
+@given(changes=st.dictionaries(st.sampled_from(sorted(FIELD_VALUES)), st.none(), max_size=3),
+       data=st.data(), drop=st.sampled_from([None, "epoch", "consumed", "file_crc"]))
+@settings(max_examples=80)
+def test_fuzzed_states_are_refused_or_resume_exactly_once(path, changes, data, drop):
+    """Issue 13: any state is refused with a one-line InputError, or resumes the epoch with
+    every remaining sample once; never a hang, a crash or an empty epoch by mistake."""
+    ds = NgramDataset(path, SEQ, seed=1)
+    loader = NgramLoader(ds, batch_size=BS)
+    state = dict(ds.state_dict(), epoch=1, consumed=13)
+    for key in changes:
+        state[key] = data.draw(FIELD_VALUES[key], label=key)
+    if drop:
+        state.pop(drop)
+    try:
+        loader.load_state_dict(state)
+    except ngramds.InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert "worker" not in changes, "a bogus worker position was accepted"
+    epoch, consumed = state["epoch"], state["consumed"]
+    order = epoch_order(path, epoch)
+    assert indices(loader) == order[consumed:]
