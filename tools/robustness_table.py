@@ -79,8 +79,10 @@ ITEMS = [
       P + "test_partials_carry_checksums_of_every_file",
       P + "test_a_random_byte_changed_in_a_partial_is_refused_or_harmless"]),
     ("9. `load_state_dict` with `consumed: -1` spun forever; other bad states",
-     "every state field validated: one-line error",
-     [T + "test_epochs.py::test_states_of_another_layout_are_refused"]),
+     "every state field validated: one-line error; fuzzed states are refused or resume "
+     "with every remaining sample once",
+     [T + "test_epochs.py::test_states_of_another_layout_are_refused",
+      T + "test_epochs.py::test_fuzzed_states_are_refused_or_resume_exactly_once"]),
     ("10. an input changed during a --memory-limit build",
      "identity (device, inode, size, mtime) checked at every read and a checksum of the "
      "tokens compared across passes: `input X changed while the build was reading it`, "
