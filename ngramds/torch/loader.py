@@ -35,8 +35,7 @@ class NgramLoader(DataLoader):
         ds.refresh_partition()
         s = ds._shared
         s[_SLOTS:] = 0  # every worker's pass is the loader's epoch
-        epoch = int(s[_BASE])
-        start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
+        epoch, start = self._next_pass()
         self._pass, self._consumed = (epoch, start), 0
         remaining = self._batches(ds._rank_count(start))
         for batch in super().__iter__():
@@ -47,6 +46,12 @@ class NgramLoader(DataLoader):
                 s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
                 self._pass = None
             yield batch
+
+    def _next_pass(self) -> tuple[int, int]:
+        """(epoch, start position) of the loader's next iteration."""
+        s = self.dataset._shared
+        epoch = int(s[_BASE])
+        return epoch, int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
 
     def _batches(self, samples: int) -> int:
         """Batches that ``samples`` samples of this rank make."""
@@ -66,7 +71,7 @@ class NgramLoader(DataLoader):
         number of workers and any world size."""
         ds = self.dataset
         if self._pass is None:
-            return ds.state_dict()
+            return ds._state(*self._next_pass())
         epoch, start = self._pass
         return ds._state(epoch, start + self._consumed * ds.partition.world_size)
 

@@ -203,3 +203,15 @@ def test_fuzzed_states_are_refused_or_resume_exactly_once(path, changes, data, d
     epoch, consumed = state["epoch"], state["consumed"]
     order = epoch_order(path, epoch)
     assert indices(loader) == order[consumed:]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_loop_that_stops_at_len_gets_the_next_epoch(path, workers):
+    """Frameworks (Lightning) take len(loader) batches and never ask for the end."""
+    loader = NgramLoader(NgramDataset(path, SEQ, seed=1), batch_size=BS, num_workers=workers)
+    for epoch in range(2):
+        it = iter(loader)
+        got = [i for _ in range(len(loader)) for i in next(it)["index"].tolist()]
+        assert got == epoch_order(path, epoch)
+        assert loader.state_dict()["epoch"] == epoch + 1
+        assert loader.state_dict()["consumed"] == 0
