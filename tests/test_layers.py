@@ -117,3 +117,9 @@ def test_the_check_sees_a_planted_cycle_or_upward_import(tmp_path, plant):
     (root / "targets" / "kernels.py").write_text("import numpy\n")
     found = problems(root)
     assert len(found) == 1 and ("cycle" in found[0]) == (plant == "cycle"), found
+
+
+def test_every_package_directory_is_a_regular_package():
+    """A directory without __init__.py is left out of a built wheel (setuptools' find)."""
+    dirs = [d for d in PACKAGE.rglob("*") if d.is_dir() and d.name != "__pycache__"]
+    assert [d for d in dirs if not (d / "__init__.py").exists()] == []
