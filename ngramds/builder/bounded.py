@@ -37,15 +37,16 @@ class RunSizes(NamedTuple):
 
 
 @contextmanager
-def _spilling(parent: Path, name: str):
-    """A locked temporary directory under ``parent`` for the runs of output ``name``, removed
-    whatever happens (and stale ones of dead builds before); a full disk reported clearly."""
+def _spilling(parent: Path, name: str, what: str = "spilling sorted runs"):
+    """A locked temporary directory under ``parent`` for the runs (or tokenised text) of
+    output ``name``, removed whatever happens (and stale ones of dead builds before); a full
+    disk reported clearly."""
     if not parent.is_dir():
         raise FileAccessError(f"temporary directory {parent} does not exist; create it or "
                               "choose another --tmp-dir")
     remove_stale(parent, name)
-    with os_errors_as(f"disk full while spilling sorted runs under {parent}; free space or "
-                      "choose another --tmp-dir", f"cannot write temporary runs under {parent}"):
+    with os_errors_as(f"disk full while {what} under {parent}; free space or choose another "
+                      "--tmp-dir", f"cannot write temporaries under {parent}"):
         with temporary_dir(parent, name) as root:
             yield root
 

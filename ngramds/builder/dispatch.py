@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
-from ..corpus.readers import input_files, load_corpus, load_stream
+from ..corpus.readers import input_files, is_text_input, load_corpus, load_stream
 from ..corpus.types import check_corpus
 from ..errors import InputError
 from ..file import format as fmt
@@ -14,7 +15,7 @@ from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
-from .bounded import RunSizes, build_bounded
+from .bounded import RunSizes, _spilling, build_bounded
 from .options import (DEFAULT_MEMORY_LIMIT, DEFAULT_ORDERS, check_orders, check_top_k,
                       parse_size)
 from .tables import TABLE_STAGES, build_tables
@@ -56,13 +57,19 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
                       "--memory-limit) or a Dask build spills runs there", stacklevel=2)
     if bounded:
-        stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                             **input_options)
         limit = parse_size(memory_limit if memory_limit is not None else DEFAULT_MEMORY_LIMIT)
-        return build_bounded(stream, output, orders=orders, top_k=top_k,
-                             vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
-                             engine=engine, scheduler=scheduler, workers=workers,
-                             partial=partial, progress=progress, sizes=sizes)
+        # text is tokenised batch by batch into token files in a locked temporary directory
+        # (beside the output or under tmp_dir), removed when the build ends, whatever happens
+        parent = output.parent if partial or tmp_dir is None else Path(tmp_dir)
+        spool = _spilling(parent, output.name, "tokenising text") \
+            if is_text_input(source, **input_options) else nullcontext()
+        with spool as text_spool:
+            stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                                 text_spool=text_spool, **input_options)
+            return build_bounded(stream, output, orders=orders, top_k=top_k,
+                                 vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
+                                 engine=engine, scheduler=scheduler, workers=workers,
+                                 partial=partial, progress=progress, sizes=sizes)
     t0 = time.perf_counter()
     stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)

@@ -3,23 +3,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FileAccessError, InputError
-from .stream import READ_CHUNK, ArrayPiece, TokenStream, piece_of
+from .stream import READ_CHUNK, ArrayPiece, MappedPiece, TokenStream, piece_of
 from .types import Corpus
 
 __all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text",
-           "input_files"]
+           "input_files", "is_text_input", "split_text"]
 
 RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
 MEGATRON_DTYPES = {1: "u1", 2: "i1", 3: "<i2", 4: "<i4", 5: "<i8", 8: "<u2"}
-TEXT_BATCH = 1024
+TEXT_BATCH = 1024           # documents (or pieces of one) per tokenizer call, at most
+TEXT_BATCH_CHARS = 1 << 18  # characters per tokenizer call, about (it needs ~150 B a char)
+TEXT_PIECE_CHARS = 1 << 18  # a longer document is encoded in pieces of this many characters
+TEXT_SUFFIX = ".text-tokens"  # a text input's token file among a build's temporaries
 DTYPE_SAMPLE = 1 << 20   # ids of a headerless file looked at to warn about a wrong --dtype
 HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as uint32
 
@@ -49,9 +54,11 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str = "text",
-                text_unit: str = "line") -> TokenStream:
+                text_unit: str = "line", text_spool: Path | None = None) -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
-    (the memory-bounded build reads them in chunks). Text is tokenised in memory."""
+    (the memory-bounded build reads them in chunks). Text is tokenised batch by batch into
+    token files under ``text_spool`` (a temporary directory the caller removes), else in
+    memory (:func:`read_text`)."""
     if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
                                isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
         raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
@@ -68,7 +75,8 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         paths = [Path(p) for p in source]
         if not paths:
             raise InputError("no input files given")
-        parts = [_read_file(p, dtype, tokenizer, text_field, text_unit, eos_id) for p in paths]
+        parts = [_read_file(p, dtype, tokenizer, text_field, text_unit, eos_id, text_spool)
+                 for p in paths]
         sources, tok_name = [p.name for p in paths], (Path(tokenizer).name if tokenizer else None)
     else:
         corpus = Corpus.from_documents(source)
@@ -164,6 +172,14 @@ def _is_megatron(path: Path) -> bool:
         or (path.suffix == ".bin" and path.with_suffix(".idx").exists())
 
 
+def is_text_input(source, tokenizer=None, **_) -> bool:
+    """Whether a build of ``source`` tokenises text (.txt or .jsonl input with a tokenizer)."""
+    if isinstance(source, (str, os.PathLike)):
+        source = [source]
+    return tokenizer is not None and _is_path_list(source) and any(
+        Path(p).suffix in (".txt", ".jsonl") for p in source)
+
+
 def input_files(source, *, boundaries=None, tokenizer=None, **_) -> list[tuple[str, Path]]:
     """(what, path) of every file a build of ``source`` reads: input files (both files of a
     Megatron dataset), the tokenizer and the document-lengths file."""
@@ -183,7 +199,7 @@ def input_files(source, *, boundaries=None, tokenizer=None, **_) -> list[tuple[s
     return files
 
 
-def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
+def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id, spool=None):
     """(tokens, document offsets or None) of one input file."""
     if _is_megatron(path):
         return read_megatron(path.with_suffix(""))
@@ -191,7 +207,7 @@ def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id):
     if path.suffix in (".txt", ".jsonl"):
         if tokenizer is None:
             raise InputError(f"{path} is text: give --tokenizer tokenizer.json to tokenise it")
-        return read_text(path, tokenizer, text_field, text_unit, eos_id)
+        return read_text(path, tokenizer, text_field, text_unit, eos_id, spool)
     if path.suffix == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
@@ -332,29 +348,111 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
                          f"{exc.start}); convert the file to UTF-8") from None
 
 
+def split_text(text: str, limit: int | None = None) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters (default :data:`TEXT_PIECE_CHARS`),
+    each cut where the last run of whitespace within the limit begins (at the limit where
+    there is none, or where the piece would be all whitespace), so that no tokenizer call sees
+    one huge string.
+
+    The pieces are encoded separately and their ids concatenated. With a byte-level BPE whose
+    pre-tokeniser splits at whitespace (GPT-2 style regex, no prefix space added) this equals
+    encoding the whole text, since a pre-token never joins a non-space character to the
+    whitespace after it, so none crosses such a cut (a cut at the limit, or a run of
+    whitespace longer than the limit, may still split one); with other tokenizers
+    (a prefix space, SentencePiece-style normalisation, merges across whitespace) the tokens at
+    a cut may differ from whole-document encoding. Texts within the limit are never cut.
+    """
+    limit = TEXT_PIECE_CHARS if limit is None else limit
+    if len(text) <= limit:
+        return [text]
+    pieces, start = [], 0
+    while len(text) - start > limit:
+        m = _LAST_SPACE_RUN.search(text, start, start + limit)
+        cut = m.start() - start if m and m.start() > start else limit
+        pieces.append(text[start:start + cut])
+        start += cut
+    pieces.append(text[start:])
+    return pieces
+
+
+_LAST_SPACE_RUN = re.compile(r"\s+\S*\Z")
+
+
+def text_dtype(tokenizer) -> np.dtype:
+    """Token dtype of text tokenised with ``tokenizer``: uint16 up to 65536 ids, else uint32."""
+    return np.dtype("<u2") if load_tokenizer(tokenizer).get_vocab_size() <= 1 << 16 \
+        else np.dtype("<u4")
+
+
+def _encoded_batches(path: Path, tok, text_field: str, text_unit: str, eos_id, dtype):
+    """Yield (ids of ``dtype``, per-document token counts) batch by batch: at most
+    :data:`TEXT_BATCH` documents or pieces and about :data:`TEXT_BATCH_CHARS` characters per
+    ``encode_batch`` call; a long document's pieces (:func:`split_text`) may span batches, and
+    its count is yielded with the batch holding its last piece."""
+    batch, last, pending, chars = [], [], 0, 0  # texts, "ends a document", tokens so far
+
+    def flush():
+        nonlocal pending
+        encodings = tok.encode_batch(batch, add_special_tokens=False)
+        parts, counts = [], []
+        for enc, ends in zip(encodings, last):
+            ids = enc.ids
+            if ends and eos_id is not None:
+                ids = ids + [eos_id]
+            parts.append(np.asarray(ids, dtype=dtype))
+            pending += len(ids)
+            if ends:
+                counts.append(pending)
+                pending = 0
+        del encodings
+        batch.clear()
+        last.clear()
+        ids = np.concatenate(parts) if parts else np.empty(0, dtype)
+        return ids, counts
+
+    for doc in _text_documents(path, text_field, text_unit):
+        pieces = split_text(doc)
+        del doc
+        for i, piece in enumerate(pieces):
+            batch.append(piece)
+            last.append(i == len(pieces) - 1)
+            chars += len(piece)
+            if len(batch) >= TEXT_BATCH or chars >= TEXT_BATCH_CHARS:
+                yield flush()
+                chars = 0
+        del pieces
+    if batch:
+        yield flush()
+
+
 def read_text(path: Path, tokenizer, text_field: str = "text", text_unit: str = "line",
-              eos_id: int | None = None):
-    """(tokens, document offsets) of a text file tokenised in parallel batches."""
+              eos_id: int | None = None, spool: Path | None = None):
+    """(tokens, document offsets) of a text file tokenised in parallel batches, tokens as
+    :func:`text_dtype`. Never more than one batch's ids are held as Python ints: with
+    ``spool`` (a directory of this build's temporaries) each batch is appended to a new token
+    file there and the tokens come back as a :class:`MappedPiece` of it (memory: 8 bytes per
+    document); without, they are gathered in memory."""
     tok = load_tokenizer(tokenizer)
     if eos_id is not None and eos_id >= tok.get_vocab_size():
         raise InputError(f"--eos-id {eos_id} is outside the tokenizer's vocabulary of "
                          f"{tok.get_vocab_size()} ids; give the id of its end-of-text token")
-    pieces, lengths, batch = [], [], []
-
-    def flush():
-        for enc in tok.encode_batch(batch, add_special_tokens=False):
-            ids = np.asarray(enc.ids, dtype=np.int64)
-            if eos_id is not None:
-                ids = np.append(ids, eos_id)
-            pieces.append(ids)
-            lengths.append(ids.size)
-        batch.clear()
-
-    for doc in _text_documents(path, text_field, text_unit):
-        batch.append(doc)
-        if len(batch) >= TEXT_BATCH:
-            flush()
-    if batch:
-        flush()
-    tokens = np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+    dtype = text_dtype(tokenizer)
+    lengths = []
+    batches = _encoded_batches(path, tok, text_field, text_unit, eos_id, dtype)
+    if spool is None:
+        parts = []
+        for ids, counts in batches:
+            parts.append(ids)
+            lengths += counts
+        tokens = np.concatenate(parts) if parts else np.empty(0, dtype)
+    else:
+        fd, name = tempfile.mkstemp(prefix=f"{path.stem[:40]}.", suffix=TEXT_SUFFIX,
+                                    dir=spool)
+        count = 0
+        with os.fdopen(fd, "wb") as f:
+            for ids, counts in batches:
+                ids.tofile(f)
+                count += ids.size
+                lengths += counts
+        tokens = MappedPiece(name, 0, dtype, count) if count else np.empty(0, dtype)
     return tokens, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])

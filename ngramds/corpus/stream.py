@@ -80,7 +80,10 @@ class ArrayPiece:
 
 
 def piece_of(arr: np.ndarray):
-    """A file-backed piece for a memory-mapped array, else an in-memory one."""
+    """A file-backed piece for a memory-mapped array, else an in-memory one (a piece is
+    returned as it is)."""
+    if isinstance(arr, (MappedPiece, ArrayPiece)):
+        return arr
     if isinstance(arr, np.memmap) and arr.filename is not None and arr.ndim == 1 \
             and arr.flags.c_contiguous and arr.base is not None:
         return MappedPiece(str(arr.filename), int(arr.offset), arr.dtype, int(arr.size))
