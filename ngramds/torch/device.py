@@ -176,9 +176,8 @@ class NgramTargets:
         tots = [g[2] for g in gathered]
         if plan.mixing == "backoff":
             chosen = torch.zeros_like(tots[0])
-            for j in range(k - 1, -1, -1):
-                ok = (tots[j] >= plan.min_count) & (chosen == 0)
-                chosen = torch.where(ok & (chosen == 0), j + 1, chosen)
+            for j in range(k - 1, -1, -1):  # the highest order seen min_count times, else 0
+                chosen = torch.where((tots[j] >= plan.min_count) & (chosen == 0), j + 1, chosen)
             chosen = (chosen - 1).clamp_min(0)
             return [(chosen == j).double() for j in range(k)]
         if plan.mixing == "witten-bell":
