@@ -1,6 +1,8 @@
 """Losses against sparse soft targets, without a dense [..., vocab] target tensor."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 IGNORE_INDEX = -100
@@ -94,7 +96,7 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
 def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
     """The batch's labels, once logits and targets have the shapes ngram_loss needs; a
     one-line error naming them otherwise."""
-    if not isinstance(batch, dict) or "labels" not in batch:
+    if not isinstance(batch, Mapping) or "labels" not in batch:
         raise ValueError("ngram_loss needs the batch dict NgramDataset yields (input_ids, "
                          "labels, target_ids, target_probs)")
     labels = batch["labels"]
