@@ -37,7 +37,7 @@ class RunSizes(NamedTuple):
 
 
 @contextmanager
-def _spilling(parent: Path, name: str, what: str = "spilling sorted runs"):
+def spill_dir(parent: Path, name: str, what: str = "spilling sorted runs"):
     """A locked temporary directory under ``parent`` for the runs (or tokenised text) of
     output ``name``, removed whatever happens (and stale ones of dead builds before); a full
     disk reported clearly."""
@@ -129,8 +129,8 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
         parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["sorting runs", "merging", "writing file"] if not partial
                    else ["sorting runs", "writing partial"], enabled=progress)
-    with _spilling(parent, output.name) as root, Executor(engine, scheduler, workers,
-                                                          memory_limit) as ex:
+    with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
+                                                         memory_limit) as ex:
         bar.step("sorting runs")
         runs = {}
         for n in orders:
@@ -203,8 +203,8 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
     parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["merging", "writing file"], enabled=progress)
-    with _spilling(parent, output.name) as root, Executor(engine, scheduler, workers,
-                                                          memory_limit) as ex:
+    with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
+                                                         memory_limit) as ex:
         return _merge_and_write(ex, stream, offsets, runs, first.orders, first.top_k,
                                 vocab_size, first.bits, work, root, output, bar, t0, sizes)
 

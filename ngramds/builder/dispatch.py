@@ -15,7 +15,7 @@ from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
-from .bounded import RunSizes, _spilling, build_bounded
+from .bounded import RunSizes, build_bounded, spill_dir
 from .options import (DEFAULT_MEMORY_LIMIT, DEFAULT_ORDERS, check_orders, check_top_k,
                       parse_size)
 from .tables import TABLE_STAGES, build_tables
@@ -61,7 +61,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
         # text is tokenised batch by batch into token files in a locked temporary directory
         # (beside the output or under tmp_dir), removed when the build ends, whatever happens
         parent = output.parent if partial or tmp_dir is None else Path(tmp_dir)
-        spool = _spilling(parent, output.name, "tokenising text") \
+        spool = spill_dir(parent, output.name, "tokenising text") \
             if is_text_input(source, **input_options) else nullcontext()
         with spool as text_spool:
             stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
