@@ -9,9 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
 from . import kernels as K
-from .config import Plan, TargetConfig, widest_distribution
+from .config import Plan, TargetConfig, check_int, widest_distribution
 
 TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache across orders
 
@@ -68,9 +67,7 @@ class Targets:
                 job(z)
         return batch
 
-
-    def context_ids(self, sample_starts, seq_len: int, out: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def context_ids(self, sample_starts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """(windows [B, L+1] of tokens, context ids [B, L, orders]) of the samples starting at
         ``sample_starts``: what the device path ships instead of targets (no compute). Ids
         are int32 when every table has fewer than 2^31 contexts (tokens when the vocabulary
@@ -121,9 +118,7 @@ class _Tiles:
 
 def _word(x: int, name: str) -> np.uint64:
     """A seed or epoch as the kernels' unsigned 64-bit word."""
-    if not 0 <= int(x) < 1 << 64:
-        raise InputError(f"{name} must be in 0..2^64-1, got {x!r}")
-    return np.uint64(int(x))
+    return np.uint64(check_int(name, x, 0, (1 << 64) - 1))
 
 
 def table_prefix(table) -> np.ndarray:

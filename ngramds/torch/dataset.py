@@ -148,6 +148,29 @@ class NgramDataset(IterableDataset):
         s[_SLOTS:] = 0
         self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
 
+    def _resume_start(self, epoch: int) -> int:
+        """Where a pass of ``epoch`` starts: the loaded state's position if it is of ``epoch``,
+        else 0."""
+        s = self._shared
+        return int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
+
+    # -- passes run by NgramLoader (one per iteration; it owns the epoch) -----------------
+    def _loader_pass(self) -> tuple[int, int]:
+        """(epoch, start) of a loader's next pass."""
+        epoch = int(self._shared[_BASE])
+        return epoch, self._resume_start(epoch)
+
+    def _begin_loader_pass(self) -> tuple[int, int]:
+        """Start a loader's pass: every copy's pass counter restarts, so every worker's next
+        pass is the loader's epoch. Returns (epoch, start)."""
+        self._shared[_SLOTS:] = 0
+        return self._loader_pass()
+
+    def _end_loader_pass(self, epoch: int) -> None:
+        """A loader's pass of ``epoch`` is complete: the next one is the next epoch."""
+        s = self._shared
+        s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
+
     def state_dict(self) -> dict:
         """Where the epoch stands, in terms of the global sample order: ``consumed`` samples of
         ``epoch`` are delivered (by all ranks together: they consume in lockstep), plus what
@@ -157,10 +180,7 @@ class NgramDataset(IterableDataset):
         that worker's own position, so restoring each worker's state continues it exactly.
         """
         if self._pass is None:
-            s = self._shared
-            epoch = self.epoch
-            start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
-            return self._state(epoch, start)
+            return self._state(self.epoch, self._resume_start(self.epoch))
         info = get_worker_info()
         workers = info.num_workers if info else 1
         epoch, start = self._pass
@@ -298,7 +318,7 @@ class NgramDataset(IterableDataset):
         s[self._slot] += 1
         started = int(s[self._slot])
         epoch = int(s[_BASE]) + started - 1
-        start = int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch and started == 1 else 0
+        start = self._resume_start(epoch) if started == 1 else 0
         base, block, skip = 0, wid, 0
         local, self._local_resume = self._local_resume, None
         if local is not None and local[0] == epoch and started == 1:

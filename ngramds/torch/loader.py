@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch.utils.data import DataLoader
 
-from .dataset import _BASE, _RESUME_EPOCH, _RESUME_START, _SLOTS, NgramDataset
+from .dataset import NgramDataset
 
 
 class NgramLoader(DataLoader):
@@ -33,9 +33,7 @@ class NgramLoader(DataLoader):
     def __iter__(self):
         ds = self.dataset
         ds.refresh_partition()
-        s = ds._shared
-        s[_SLOTS:] = 0  # every worker's pass is the loader's epoch
-        epoch, start = self._next_pass()
+        epoch, start = ds._begin_loader_pass()
         self._pass, self._consumed = (epoch, start), 0
         remaining = self._batches(ds._rank_count(start))
         for batch in super().__iter__():
@@ -43,15 +41,9 @@ class NgramLoader(DataLoader):
             remaining -= 1
             if remaining == 0:  # the pass is complete once the last batch is handed over:
                 # frameworks that stop at len(loader) never ask for the end of the iteration
-                s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
+                ds._end_loader_pass(epoch)
                 self._pass = None
             yield batch
-
-    def _next_pass(self) -> tuple[int, int]:
-        """(epoch, start position) of the loader's next iteration."""
-        s = self.dataset._shared
-        epoch = int(s[_BASE])
-        return epoch, int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
 
     def _batches(self, samples: int) -> int:
         """Batches that ``samples`` samples of this rank make."""
@@ -71,7 +63,7 @@ class NgramLoader(DataLoader):
         number of workers and any world size."""
         ds = self.dataset
         if self._pass is None:
-            return ds._state(*self._next_pass())
+            return ds._state(*ds._loader_pass())
         epoch, start = self._pass
         return ds._state(epoch, start + self._consumed * ds.partition.world_size)
 

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import torch
 
 from ..errors import InputError
+from ..targets.config import check_int, is_int
 
 
 class Partition(NamedTuple):
@@ -31,11 +32,7 @@ def resolve_partition(rank: int | None = None, world_size: int | None = None) ->
             found = 0, 1
         rank = found[0] if rank is None else rank
         world_size = found[1] if world_size is None else world_size
-    for name, value in (("rank", rank), ("world_size", world_size)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InputError(f"{name} must be an integer, got {value!r}")
-    if world_size < 1:
-        raise InputError(f"world_size must be at least 1, got {world_size}")
-    if not 0 <= rank < world_size:
-        raise InputError(f"rank {rank} is outside world_size {world_size}")
-    return Partition(rank, world_size)
+    world_size = check_int("world_size", world_size, 1, 1 << 31)
+    if not is_int(rank) or not 0 <= rank < world_size:
+        raise InputError(f"rank {rank!r} is outside world_size {world_size}")
+    return Partition(int(rank), world_size)
