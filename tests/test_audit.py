@@ -98,7 +98,7 @@ SAME = {
     "megatron .idx": ["mega.bin", "-o", "mega.idx"],
     "tokenizer": ["t.jsonl", "--tokenizer", "tok.json", "-o", "tok.json"],
     "doc lengths": ["a.npy", "--doc-lengths", "lengths.npy", "-o", "lengths.npy"],
-    "memory limit": ["a.npy", "--memory-limit", "1G", "-o", "a.npy"],
+    "memory limit": ["a.npy", "--memory-limit", "4G", "-o", "a.npy"],
     "partial": ["a.npy", "--partial", "-o", "a.npy"],
     "symlink": ["a.npy", "-o", "link.npy"],
     "hard link": ["a.npy", "-o", "hard.npy"],
@@ -107,7 +107,7 @@ SAME = {
     "val output = output": ["a.npy", "--eos-id", "0", "--val-fraction", "0.2",
                             "--val-output", "o.ngds", "-o", "o.ngds"],
     "val output = output (bounded)": ["a.npy", "--eos-id", "0", "--val-fraction", "0.2",
-                                      "--memory-limit", "1G", "--val-output", "./o.ngds",
+                                      "--memory-limit", "4G", "--val-output", "./o.ngds",
                                       "-o", "o.ngds"],
 }
 
@@ -126,7 +126,7 @@ def test_i1_output_that_is_an_input_or_another_output_is_refused(d, capsys, monk
 def test_i1_library_refuses_output_that_is_an_input(d):
     _inputs(d)
     before = snapshot(d)
-    for kwargs in ({}, {"memory_limit": "1G"}):
+    for kwargs in ({}, {"memory_limit": "4G"}):
         with pytest.raises(ngramds.InputError, match="input"):
             ngramds.build([str(d / "a.npy")], d / "hard.npy", progress=False, **kwargs)
         with pytest.raises(ngramds.InputError, match="input"):
@@ -172,7 +172,7 @@ def test_i2_cleanup_touches_only_its_own_exact_names(d, capsys, monkeypatch):
     (d / ".xdata.abcd1234.ngds-parts" / "ngramds.lock").touch()
     decoys = snapshot(d)
     monkeypatch.chdir(d)
-    for extra in ([], ["--memory-limit", "1G"]):
+    for extra in ([], ["--memory-limit", "4G"]):
         assert cli(capsys, "build", "a.npy", "-o", "x*", "-q", *extra)[0] == 0
         assert ngramds.open(d / "x*").num_tokens == 3000
         now = snapshot(d)
@@ -200,7 +200,7 @@ def test_i3_temporaries_of_a_running_build_are_never_removed(d, capsys, monkeypa
     try:
         keep = snapshot(d)
         monkeypatch.chdir(d)
-        for extra in ([], ["--memory-limit", "1G"]):
+        for extra in ([], ["--memory-limit", "4G"]):
             assert cli(capsys, "build", "a.npy", "-o", "o.ngds", "-q", *extra)[0] == 0
             now = snapshot(d)
             assert {k: now[k] for k in keep} == keep
@@ -219,7 +219,7 @@ def test_i4_a_planted_symlink_at_a_temporary_name_is_never_followed(d):
         os.symlink(victim, d / name)
     os.symlink(outside, d / f"o.ngds.parts-{pid}")
     os.symlink(outside, d / ".o.ngds.s1mlink1.ngds-parts")
-    for kwargs in ({}, {"memory_limit": "1G"}):
+    for kwargs in ({}, {"memory_limit": "4G"}):
         ngramds.build([str(d / "a.npy")], d / "o.ngds", progress=False, **kwargs)
         assert victim.read_text() == "precious" and list(outside.iterdir()) == []
         assert not (d / "o.ngds").is_symlink() and (d / "o.ngds").is_file()
@@ -253,7 +253,7 @@ def test_i10_input_changed_during_a_bounded_build_is_refused(d, monkeypatch, how
 
     monkeypatch.setattr(ngramds.progress.Progress, "step", change)
     with pytest.raises(ngramds.NgramdsError, match="changed"):
-        ngramds.build([str(src)], d / "o.ngds", order=3, memory_limit="1G", progress=True)
+        ngramds.build([str(src)], d / "o.ngds", order=3, memory_limit="4G", progress=True)
     assert not (d / "o.ngds").exists()
     assert sorted(p.name for p in d.iterdir()) == ["a.npy"]
 
@@ -444,7 +444,7 @@ def test_tb_disk_full_during_a_bounded_build_and_a_merge(tmp_path, tmpfs, capsys
 def test_tb_unwritable_tmp_dir(d, tmpfs, capsys):
     ro = tmpfs("ro,size=64k")
     code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--memory-limit",
-                       "1G", "--tmp-dir", ro, "-q")
+                       "4G", "--tmp-dir", ro, "-q")
     assert code == 2
     one_error_line(err, str(ro))
     assert not (d / "o.ngds").exists()

@@ -84,7 +84,7 @@ def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatc
     import ngramds.builder.runs as runs
     monkeypatch.setattr(runs, "reduce_bucket", boom)
     with pytest.raises(OSError):
-        ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="1G", progress=False)
+        ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="4G", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s0.npy"]
 
 
@@ -94,7 +94,7 @@ def test_runs_of_a_killed_build_are_removed_by_the_next(tmp_path):
     (dead / "order4").mkdir(parents=True)
     (dead / "ngramds.lock").touch()
     with pytest.warns(UserWarning, match="interrupted build"):
-        ngramds.build([str(shards[0])], tmp_path / "x.ngds", order=4, memory_limit="1G",
+        ngramds.build([str(shards[0])], tmp_path / "x.ngds", order=4, memory_limit="4G",
                       progress=False)
     assert not dead.exists() and ngramds.open(tmp_path / "x.ngds").num_tokens == 600
 
