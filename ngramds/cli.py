@@ -12,6 +12,7 @@ from pathlib import Path
 from .builder.bounded import RunSizes
 from .errors import InputError, NgramdsError
 from .file.format import MAX_ORDER
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ngramds", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build a file of next-token distributions from a corpus")
