@@ -1,0 +1,6 @@
+"""``python -m ngramds.train``: the ``ngramds-train`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

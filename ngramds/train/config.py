@@ -1,0 +1,71 @@
+"""The options of one training run, their defaults and checks (torch-free)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..errors import InputError
+from ..targets.config import MIXINGS
+
+TARGET_KINDS = ("onehot", "allnts", "coconts")
+
+
+@dataclass
+class RunConfig:
+    """One run of :func:`ngramds.train.loop.train_run` (the defaults are those of
+    docs/RESULTS.md, except ``steps``: the experiment pins 900)."""
+
+    train: str
+    val: str
+    out: str
+    targets: str = "coconts"
+    top_r: int = 8
+    residual: str = "tail"
+    max_k: int = 64
+    mixing: str = "auto"
+    orders: list[int] | None = None
+    min_count: int = 2
+    lambdas: list[float] | None = None
+    alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
+    steps: int = 800
+    batch_size: int = 8
+    seq_len: int = 128
+    d_model: int = 128
+    layers: int = 3
+    heads: int = 4
+    lr: float = 2e-3
+    warmup: int = 100
+    eval_every: int = 100
+    eval_batches: int = 32
+    seed: int = 0
+    workers: int = 0
+    threads: int = 0
+    device: str | None = None  # None: cuda when available, else cpu
+
+    def check(self) -> None:
+        """InputError naming the first unusable option (the target options are checked by
+        the dataset)."""
+        for name in ("steps", "batch_size", "seq_len", "d_model", "layers", "heads", "warmup",
+                     "eval_every", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name.replace('_', '-')} must be at least 1, got "
+                                 f"{getattr(self, name)}")
+        for name in ("seed", "workers", "threads"):
+            if getattr(self, name) < 0:
+                raise InputError(f"{name} must be at least 0, got {getattr(self, name)}")
+        if self.targets not in TARGET_KINDS:
+            raise InputError(f"targets must be one of {', '.join(TARGET_KINDS)}, got "
+                             f"{self.targets!r}")
+        if self.mixing not in MIXINGS:
+            raise InputError(f"mixing must be one of {', '.join(MIXINGS)}, got {self.mixing!r}")
+        if self.d_model % self.heads:
+            raise InputError(f"d-model ({self.d_model}) must be a multiple of heads "
+                             f"({self.heads})")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"lr must be a positive number, got {self.lr}")
+        if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
+            raise InputError(f"alpha must be a non-negative number, got {self.alpha}")
+
+    def record(self) -> dict:
+        """The configuration as the log's ``config`` field."""
+        return asdict(self)

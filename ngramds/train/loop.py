@@ -1,0 +1,120 @@
+"""One training run: the README's integration (NgramDataset, NgramLoader, ngram_loss) around
+the small GPT, with held-out evaluation by plain next-token cross-entropy."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FileAccessError, InputError
+from ..file.reader import open_file
+from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
+from .config import RunConfig
+from .model import GPT
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: list[dict], device: str) -> float:
+    """Mean next-token cross-entropy (nats per token) over the fixed held-out batches."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        logits = model(batch["input_ids"].to(device))
+        labels = batch["labels"].to(device)
+        total += F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum").item()
+        count += labels.numel()
+    model.train()
+    return total / count
+
+
+def resolve_device(device: str | None) -> str:
+    """``device``, or cuda when available else cpu; InputError for a device torch lacks."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as exc:
+        first = (str(exc).splitlines() or ["unavailable"])[0]
+        raise InputError(f"device {device!r} is not usable here ({first})") from None
+    return device
+
+
+def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
+    """Train one model as ``cfg`` says; append one JSON record per evaluation (config, step,
+    train objective and plain cross-entropy, held-out loss and perplexity, tokens/s, wall
+    time) to ``cfg.out`` and return the records. ``echo`` prints one line per evaluation."""
+    cfg.check()
+    device = resolve_device(cfg.device)
+    vocab = open_file(cfg.train).vocab_size
+    if open_file(cfg.val).vocab_size > vocab:
+        raise InputError(f"{cfg.val} has a larger vocabulary than {cfg.train} "
+                         f"({open_file(cfg.val).vocab_size} > {vocab}): build both with the "
+                         "same tokenizer (ngramds build --val-fraction/--val-output)")
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    train = NgramDataset(cfg.train, cfg.seq_len, targets=cfg.targets, top_r=cfg.top_r,
+                         residual=cfg.residual, max_k=cfg.max_k, mixing=cfg.mixing,
+                         orders=cfg.orders, min_count=cfg.min_count, lambdas=cfg.lambdas,
+                         seed=cfg.seed, batched=True)
+    loader = NgramLoader(train, batch_size=cfg.batch_size, num_workers=cfg.workers)
+    val = NgramDataset(cfg.val, cfg.seq_len, targets="onehot", shuffle=False, batched=True,
+                       batch_size=cfg.batch_size)
+    val_batches = [b for _, b in zip(range(cfg.eval_batches), val)]  # same positions each run
+    model = GPT(vocab, cfg.seq_len, cfg.d_model, cfg.layers, cfg.heads).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))))
+    alpha = 0.0 if cfg.targets == "onehot" else (DEFAULT_ALPHA if cfg.alpha is None
+                                                 else cfg.alpha)
+    config = {**cfg.record(), "alpha": alpha, "device": device,
+              "params": sum(p.numel() for p in model.parameters())}
+    out = Path(cfg.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        log = out.open("a")
+    except OSError as exc:
+        raise FileAccessError(f"cannot write the log {out}: {exc.strerror or exc}") from None
+    records: list[dict] = []
+    step, start = 0, time.perf_counter()
+    tokens, objective, plain_ce, interval_start = 0, 0.0, 0.0, start
+    with log:
+        while step < cfg.steps:
+            for batch in loader:  # each pass over the loader is the next epoch
+                logits = model(batch["input_ids"].to(device))
+                loss = ngram_loss(logits, batch, alpha=alpha)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                tokens += batch["labels"].numel()
+                objective += loss.item()
+                with torch.no_grad():
+                    plain_ce += F.cross_entropy(logits.flatten(0, 1),
+                                                batch["labels"].to(device).flatten()).item()
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    now = time.perf_counter()
+                    n = step % cfg.eval_every or cfg.eval_every
+                    val_loss = evaluate(model, val_batches, device)
+                    record = {"config": config, "step": step, "train_objective": objective / n,
+                              "train_ce": plain_ce / n, "val_loss": val_loss,
+                              "val_ppl": math.exp(val_loss),
+                              "tokens_per_s": tokens / (now - interval_start),
+                              "wall_s": now - start}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    records.append(record)
+                    if echo:
+                        print(f"step {step:5d}  train {objective / n:.4f} (ce {plain_ce / n:.4f})"
+                              f"  val {val_loss:.4f} ppl {math.exp(val_loss):.2f}  "
+                              f"{tokens / (now - interval_start):,.0f} tok/s", flush=True)
+                    tokens, objective, plain_ce, interval_start = 0, 0.0, 0.0, time.perf_counter()
+                if step >= cfg.steps:
+                    break
+    return records

@@ -1,0 +1,142 @@
+"""The training tool shipped in the package (`ngramds-train`): tiny runs on tiny files."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ngramds
+from ngramds.train.cli import main
+
+TINY = ["--steps", "3", "--eval-every", "2", "--eval-batches", "1", "--batch-size", "2",
+        "--seq-len", "16", "--d-model", "16", "--layers", "1", "--heads", "2", "--warmup", "1",
+        "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Train and held-out files of a repetitive 40-token corpus (orders 2-4)."""
+    d = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    docs = [(np.cumsum(rng.integers(1, 4, size=120)) % 40).tolist() for _ in range(12)]
+    ngramds.build(docs[:10], d / "t.ngds", vocab_size=40, progress=False)
+    ngramds.build(docs[10:], d / "v.ngds", vocab_size=40, progress=False)
+    return d / "t.ngds", d / "v.ngds"
+
+
+def read_log(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("targets", ["onehot", "coconts", "allnts"])
+def test_run_trains_and_logs(files, tmp_path, capsys, targets):
+    train, val = files
+    log = tmp_path / "runs" / "r.jsonl"
+    assert main(["run", "--train", str(train), "--val", str(val), "--targets", targets,
+                 "--out", str(log), *TINY]) == 0
+    records = read_log(log)
+    assert [r["step"] for r in records] == [2, 3]
+    assert all(math.isfinite(r["val_loss"]) and r["val_ppl"] > 1 for r in records)
+    cfg = records[0]["config"]
+    assert cfg["targets"] == targets and cfg["seq_len"] == 16 and cfg["params"] > 0
+    assert cfg["alpha"] == (0.0 if targets == "onehot" else 1.0)
+    assert capsys.readouterr().out.count("val ") == 2
+
+
+def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the plot is optional
+    train, val = files
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(tmp_path), *TINY]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coconts.jsonl", "onehot.jsonl"]
+    out, err = capsys.readouterr()
+    assert "steps to onehot's final loss" in out and "\ncoconts " in out
+    assert err.strip() == ("ngramds-train: note: plotting needs matplotlib: pip install "
+                           f"'ngramds[plot]'; then `ngramds-train plot {tmp_path}/*.jsonl`")
+    # a second compare replaces the logs instead of appending to them
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(tmp_path), "--targets", "onehot", *TINY]) == 0
+    assert len(read_log(tmp_path / "onehot.jsonl")) == 2
+
+
+def test_plot_writes_a_png(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    train, val = files
+    logs = []
+    for kind in ("onehot", "coconts"):
+        logs.append(str(tmp_path / f"{kind}.jsonl"))
+        assert main(["run", "--train", str(train), "--val", str(val), "--targets", kind,
+                     "--out", logs[-1], *TINY]) == 0
+    assert main(["plot", *logs, "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def one_error_line(capsys, *words):
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("ngramds-train: error:"), err
+    for w in words:
+        assert w in err, err
+
+
+def test_plot_without_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    log = tmp_path / "r.jsonl"
+    log.write_text(json.dumps({"step": 1, "val_loss": 2.0, "wall_s": 1.0}) + "\n")
+    assert main(["plot", str(log)]) == 2
+    one_error_line(capsys, "pip install 'ngramds[plot]'")
+    assert main(["compare", "--train", "t", "--val", "v", "--out-dir", str(tmp_path),
+                 "--plot", "p.png"]) == 2
+    one_error_line(capsys, "matplotlib")
+
+
+def test_training_without_torch_is_one_line(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    train, val = files
+    assert main(["run", "--train", str(train), "--val", str(val), "--out",
+                 str(tmp_path / "r.jsonl")]) == 2
+    one_error_line(capsys, "pip install 'ngramds[torch]'")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--heads", "3"], ["d-model (16) must be a multiple of heads (3)"]),
+    (["--steps", "0"], ["steps must be at least 1"]),
+    (["--lr", "nan"], ["lr must be a positive number"]),
+    (["--top-r", "0"], ["top_r"]),
+    (["--device", "nosuchdevice"], ["device 'nosuchdevice' is not usable"]),
+    (["--orders", "5"], ["order"]),
+])
+def test_bad_options_are_one_line(files, tmp_path, capsys, args, words):
+    train, val = files
+    assert main(["run", "--train", str(train), "--val", str(val), "--out",
+                 str(tmp_path / "r.jsonl"), *TINY, *args]) == 2
+    one_error_line(capsys, *words)
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_bad_files_are_one_line(files, tmp_path, capsys):
+    train, val = files
+    args = ["--out", str(tmp_path / "r.jsonl"), *TINY]
+    assert main(["run", "--train", str(tmp_path / "missing.ngds"), "--val", str(val),
+                 *args]) == 2
+    one_error_line(capsys, "missing.ngds")
+    ngramds.build([list(range(50))] * 3, tmp_path / "big.ngds", progress=False)  # vocab 50
+    assert main(["run", "--train", str(train), "--val", str(tmp_path / "big.ngds"),
+                 *args]) == 2
+    one_error_line(capsys, "larger vocabulary")
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    assert main(["plot", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "p.png")]) in (2,)
+    err = capsys.readouterr().err
+    assert "bad.jsonl:1" in err or "matplotlib" in err
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(tmp_path), "--targets", "onehot,bogus"]) == 2
+    one_error_line(capsys, "target kinds")
+
+
+def test_module_entry_and_version():
+    r = subprocess.run([sys.executable, "-m", "ngramds.train", "--version"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"ngramds-train {ngramds.__version__}"
+    r = subprocess.run([sys.executable, "-m", "ngramds.train"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("ngramds-train: error:")
