@@ -5,7 +5,7 @@ backoff vs interpolated targets on two corpora (the stdlib, and package docs: to
     python tools/experiment.py            # runs what is missing, then prints the tables
     python tools/experiment.py --report   # only the tables, from runs/*.jsonl
 
-Each run is `tools/train.py` with its defaults but 900 steps (about 5 minutes on 2 CPU cores)
+Each run is `ngramds-train run` (ngramds/train) with its defaults but 900 steps (about 5 minutes on 2 CPU cores)
 plus the options listed in RUNS; logs go to runs/NAME.seedS.jsonl, files to out/. Each corpus's
 runs are compared with its own onehot run.
 """
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS_DIR = ROOT / "out", ROOT / "runs"
 CORPORA = ("stdlib", "docs")
 COCO = ["--targets", "coconts", "--top-r", "8"]
-# name: (train.py options, n-gram file (corpus-orders), seeds)
+# name: (`ngramds-train run` options, n-gram file (corpus-orders), seeds)
 RUNS = {
     "onehot": (["--targets", "onehot"], "stdlib-n4", (0, 1)),
     "coconts-r8": (COCO + ["--alpha", "0.5"], "stdlib-n4", (0, 1)),
@@ -92,7 +92,7 @@ def run_all() -> None:
                 continue
             tmp = log.with_suffix(".partial")
             tmp.unlink(missing_ok=True)
-            cmd = [sys.executable, str(ROOT / "tools" / "train.py"),
+            cmd = [sys.executable, "-m", "ngramds.train", "run",
                    "--train", str(OUT / f"{files}.ngds"),
                    "--val", str(OUT / f"{files}.val.ngds"),
                    "--seed", str(seed), "--steps", "900", "--out", str(tmp), *options]
