@@ -33,8 +33,10 @@ class NgramTrainer(Trainer):
     """``Trainer(model, args, train_dataset=NgramDataset(...), alpha=1.0, ...)``.
 
     ``alpha`` weighs the soft targets (see :func:`ngram_loss`). The model is called as
-    ``model(input_ids=...)`` and must return logits for every position (``.logits`` or the
-    first output). Evaluation datasets are handled by ``Trainer`` as usual.
+    ``model(input_ids=...)`` (plus ``position_ids`` when the dataset has ``doc_info=True``) and
+    must return logits for every position (``.logits`` or the first output); the loss follows
+    the dataset's label layout (``layout="hf"`` included). Evaluation datasets are handled by
+    ``Trainer`` as usual.
     """
 
     loss_is_scaled_for_ga = False  # a per-micro-batch mean: the Trainer divides it
@@ -76,7 +78,8 @@ class NgramTrainer(Trainer):
         return self._loader
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(input_ids=inputs["input_ids"])
+        extra = {"position_ids": inputs["position_ids"]} if "position_ids" in inputs else {}
+        outputs = model(input_ids=inputs["input_ids"], **extra)
         logits = outputs.logits if hasattr(outputs, "logits") else outputs[0]
         loss = ngram_loss(logits, inputs, alpha=self.alpha)
         return (loss, outputs) if return_outputs else loss

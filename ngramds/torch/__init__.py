@@ -4,8 +4,9 @@ Needs ``torch`` (install the build for your hardware first; see the README).
 """
 from .dataset import NgramDataset
 from .device import NgramTargets
+from .documents import cu_seqlens
 from .loader import NgramLoader
 from .loss import DEFAULT_ALPHA, IGNORE_INDEX, ngram_loss, soft_cross_entropy
 
-__all__ = ["NgramDataset", "NgramLoader", "NgramTargets", "soft_cross_entropy", "ngram_loss",
-           "DEFAULT_ALPHA", "IGNORE_INDEX"]
+__all__ = ["NgramDataset", "NgramLoader", "NgramTargets", "cu_seqlens", "soft_cross_entropy",
+           "ngram_loss", "DEFAULT_ALPHA", "IGNORE_INDEX"]

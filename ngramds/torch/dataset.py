@@ -12,10 +12,12 @@ from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.config import check_int
+from .documents import window_position_ids
 from .partition import Partition, resolve_partition
 
 STATE_VERSION = 1
 TARGETS_ON = ("loader", "device")
+LAYOUTS = ("shifted", "hf")
 MAX_WORKERS = 64            # DataLoader workers per loader this dataset keeps pass counts for
 MAX_EPOCH = (1 << 63) - 1
 # the shared state: what every copy of the dataset (workers of any start method, persistent or
@@ -60,6 +62,18 @@ class NgramDataset(IterableDataset):
     file: ``window`` (the L+1 tokens, int32), ``context_ids`` ([L, orders], int32 when the
     tables allow), ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
     of them into the same targets on the training device.
+
+    ``doc_info=True`` adds ``position_ids`` (int64 [L]): 0 at the window's first token and at
+    every token that starts a document, else one more than the previous position (for
+    intra-document attention; :func:`ngramds.torch.cu_seqlens` gives a batch's boundaries).
+
+    ``layout="hf"``: ``labels`` equal ``input_ids`` (HF models shift them), row t of the soft
+    targets is the target of token t (row 0: probability 0), and items carry ``label_shift``
+    (1); :func:`ngram_loss` then shifts by itself. The default ``"shifted"``: ``labels[t]``
+    follows ``input_ids[t]``.
+
+    ``ds[k]`` is the item of sample number k (not the k-th of the epoch's order) with the
+    targets of the current epoch (:attr:`epoch`): what a pass of that epoch yields for it.
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
@@ -68,13 +82,16 @@ class NgramDataset(IterableDataset):
                  min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
-                 targets_on: str = "loader", verify: bool = False):
+                 targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
+                 layout: str = "shifted"):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
         check_int("seed", seed, 0, (1 << 64) - 1)
         if targets_on not in TARGETS_ON:
             raise InputError(f"targets_on must be one of {TARGETS_ON}, got {targets_on!r}")
-        self.targets_on = targets_on
+        if layout not in LAYOUTS:
+            raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.targets_on, self.layout, self.doc_info = targets_on, layout, bool(doc_info)
         self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
                                    mixing=mixing, orders=orders, min_count=min_count,
                                    lambdas=lambdas)
@@ -287,26 +304,51 @@ class NgramDataset(IterableDataset):
         return state
 
     def _batch(self, targets: Targets, epoch: int, globals_: np.ndarray) -> dict:
+        """The batch at order positions ``globals_`` of ``epoch``."""
         samples = sample_order(globals_ % self.num_samples, self.num_samples, self.seed, epoch,
                                self.shuffle)
+        return self._items(targets, epoch, samples)
+
+    def _items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
+        """The batch of sample numbers ``samples`` with the targets of ``epoch``."""
+        starts = samples * self.seq_len
         if self.targets_on == "device":
-            windows, ids = targets.context_ids(samples * self.seq_len, self.seq_len)
-            return {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ids),
-                    "start": torch.from_numpy(samples * self.seq_len),
-                    "epoch": torch.full((samples.size,), epoch, dtype=torch.int64),
-                    "index": torch.from_numpy(samples)}
-        shapes = batch_shapes(targets.plan, globals_.size, self.seq_len)
-        if self.batched and get_worker_info() is not None:
-            tensors = _shared_tensors(shapes)
+            windows, ids = targets.context_ids(starts, self.seq_len)
+            batch = {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ids),
+                     "start": torch.from_numpy(starts),
+                     "epoch": torch.full((samples.size,), epoch, dtype=torch.int64),
+                     "index": torch.from_numpy(samples)}
         else:
-            tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
-        # in the training process, tiles of the batch run on every core
-        threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
-        targets.compute(samples * self.seq_len, self.seq_len, self.seed, epoch,
-                        [t.numpy() for t in tensors], threads)
-        return {"input_ids": tensors[0], "labels": tensors[1],
-                "index": torch.from_numpy(samples), "target_ids": tensors[2],
-                "target_probs": tensors[3]}
+            shapes = batch_shapes(targets.plan, samples.size, self.seq_len)
+            if self.batched and get_worker_info() is not None:
+                tensors = _shared_tensors(shapes)
+            else:
+                tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
+            # in the training process, tiles of the batch run on every core
+            threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
+            arrays = [t.numpy() for t in tensors]
+            targets.compute(starts, self.seq_len, self.seed, epoch, arrays, threads)
+            if self.layout == "hf":
+                to_hf_layout(*arrays)
+            batch = {"input_ids": tensors[0], "labels": tensors[1],
+                     "index": torch.from_numpy(samples), "target_ids": tensors[2],
+                     "target_probs": tensors[3]}
+        if self.layout == "hf":
+            batch["label_shift"] = torch.ones(samples.size, dtype=torch.int64)
+        if self.doc_info:
+            batch["position_ids"] = torch.from_numpy(
+                window_position_ids(targets.file.doc_offsets, starts, self.seq_len))
+        return batch
+
+    def __getitem__(self, k: int) -> dict:
+        """The item of sample number ``k`` (negative counts from the end) with the targets of
+        the current :attr:`epoch`; IndexError outside the samples."""
+        check_int("sample number", k, -(1 << 62), 1 << 62)
+        n = self.num_samples
+        if not -n <= k < n:
+            raise IndexError(f"sample {k} is outside the {n} samples")
+        batch = self._items(self._open(), self.epoch, np.array([k % n], dtype=np.int64))
+        return {key: v[0] for key, v in batch.items()}
 
     def _begin(self, wid: int, workers: int, n: int) -> tuple[int, int, int, int, int]:
         """Start this copy's pass: (epoch, start, base, first block, samples to skip in it)."""
@@ -357,6 +399,18 @@ class NgramDataset(IterableDataset):
             skip = 0
             block += workers
         self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+
+
+def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,
+                 target_probs: np.ndarray) -> None:
+    """Turn shifted arrays ([B, L], [B, L, K]) into the HF layout in place: labels = input_ids,
+    target rows moved one position later, row 0 (label input_ids[:, 0]) of probability 0."""
+    if target_ids.shape[-1]:
+        target_ids[:, 1:] = target_ids[:, :-1]  # numpy buffers overlapping copies
+        target_probs[:, 1:] = target_probs[:, :-1]
+        target_ids[:, 0] = input_ids[:, :1]
+        target_probs[:, 0] = 0.0
+    labels[:] = input_ids
 
 
 def _identity(f: NgramFile) -> tuple:

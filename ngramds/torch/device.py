@@ -127,8 +127,14 @@ class NgramTargets:
                                   epoch[:, None].expand(B, L).reshape(-1))
         out = {k: v for k, v in batch.items()
                if k not in ("window", "context_ids", "start", "epoch")}
-        out.update(input_ids=window[:, :-1], labels=labels,
-                   target_ids=ids.view(B, L, -1), target_probs=probs.view(B, L, -1))
+        ids, probs, inputs = ids.view(B, L, -1), probs.view(B, L, -1), window[:, :-1]
+        if "label_shift" in batch:  # the dataset's HF layout (see NgramDataset's layout)
+            labels = inputs
+            if ids.shape[-1]:
+                ids = torch.cat([inputs[:, :1, None].expand(B, 1, ids.shape[-1]),
+                                 ids[:, :-1]], 1)
+                probs = torch.cat([torch.zeros_like(probs[:, :1]), probs[:, :-1]], 1)
+        out.update(input_ids=inputs, labels=labels, target_ids=ids, target_probs=probs)
         return out
 
     def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,

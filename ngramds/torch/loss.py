@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import torch
 
 IGNORE_INDEX = -100
+LABEL_SHIFT = "label_shift"  # the key that marks a batch of NgramDataset(layout="hf")
 # Best held-out loss in docs/RESULTS.md's sweep (alpha 0.25 / 0.5 / 1.0 at order 4, r = 8).
 DEFAULT_ALPHA = 1.0
 
@@ -63,8 +64,8 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
 
 
 def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
-               reduction: str = "mean", num_items_in_batch: int | torch.Tensor | None = None
-               ) -> torch.Tensor:
+               reduction: str = "mean", num_items_in_batch: int | torch.Tensor | None = None,
+               shift: bool | None = None) -> torch.Tensor:
     """(1 - alpha) * cross_entropy(logits, labels) + alpha * soft_cross_entropy(...).
 
     ``logits`` [B, L, V] for every position of the batch :class:`NgramDataset` yields
@@ -76,8 +77,24 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     the sum divided by ``num_items_in_batch`` when given (gradient accumulation: the number of
     counted positions of all micro-batches of the step). Both terms share one log-normaliser
     and one gradient pass.
+
+    Layout: a batch with ``label_shift`` (``NgramDataset(layout="hf")``: labels equal
+    input_ids) is shifted here, logits at t against the label and target of t + 1 (the last
+    position counts for nothing); a batch without it is already shifted. ``shift`` (default:
+    from the batch) states which you expect; a batch of the other layout is an error.
     """
+    marked = isinstance(batch, Mapping) and LABEL_SHIFT in batch
+    if shift is not None and bool(shift) != marked:
+        raise ValueError(
+            "shift=True, but the batch's labels are already shifted (no label_shift key: "
+            "labels[t] follows input_ids[t]); shifting again would misalign them"
+            if shift else
+            "shift=False, but the batch is in HF layout (label_shift: labels equal input_ids); "
+            "ngram_loss shifts it itself: give it the logits of every position")
     labels = _check_batch(logits, batch, alpha)
+    if marked:
+        batch = _shifted(batch, alpha)
+        labels = batch["labels"]
     device = logits.device
     labels = labels.to(device)
     mask = labels != IGNORE_INDEX
@@ -91,6 +108,19 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     if num_items_in_batch is not None:
         return loss.sum() / num_items_in_batch
     return _reduce(loss, mask, reduction)
+
+
+def _shifted(batch, alpha: float) -> dict:
+    """An HF-layout batch as an already-shifted one of the same length: labels and targets move
+    one position earlier, the last position is ignored (the logits are not copied)."""
+    labels = batch["labels"]
+    out = {"labels": torch.cat([labels[..., 1:], torch.full_like(labels[..., :1],
+                                                                 IGNORE_INDEX)], -1)}
+    if alpha != 0:
+        for key in ("target_ids", "target_probs"):
+            t = batch[key]
+            out[key] = torch.cat([t[..., 1:, :], torch.zeros_like(t[..., :1, :])], -2)
+    return out
 
 
 def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
@@ -110,6 +140,9 @@ def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
                "targets; call model(idx, batch['labels']))" \
             if logits.dim() == 3 and logits.shape[1] == 1 and labels.dim() == 2 \
             and labels.shape[1] != 1 else ""
+        if LABEL_SHIFT in batch:
+            last += " (the batch is in HF layout, label_shift: ngram_loss shifts the labels " \
+                    "itself; pass the logits of every position, unshifted)"
         raise ValueError(f"logits have shape {tuple(logits.shape)}, expected "
                          f"{(*labels.shape, 'V')}: one row of V logits per label{last}")
     if alpha != 0:
