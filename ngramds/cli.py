@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a file of next-token distributions from a corpus")
     b.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="token files (.bin with --dtype, .npy), Megatron prefix.bin/.idx, "
-                        ".txt/.jsonl with --tokenizer; several form one corpus in order")
+                        ".parquet/.arrow (a text or token-id column), .txt/.jsonl (also "
+                        ".gz/.bz2/.xz/.zst) with --tokenizer, directories of these; several "
+                        "form one corpus in order")
     b.add_argument("-o", "--output", required=True, help="output file (written atomically)")
     b.add_argument("--orders", type=_orders, metavar="LIST",
                    help="orders n of the n-grams stored, e.g. 1-4 or 2,3,5 (default 2-4: "
@@ -45,9 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--doc-lengths", metavar="FILE",
                    help="document lengths (.npy or one integer per line) for all tokens")
     b.add_argument("--tokenizer", metavar="JSON", help="HuggingFace tokenizer.json for text")
-    b.add_argument("--text-field", default="text", help="JSONL field holding the text")
-    b.add_argument("--text-unit", choices=["line", "file"], default="line",
-                   help=".txt documents: one per line (default) or one per file")
+    b.add_argument("--field", "--text-field", dest="text_field", metavar="NAME",
+                   help="JSONL field or parquet/Arrow column holding the text or token ids "
+                        "(default: text, else a token-id list column such as input_ids)")
+    b.add_argument("--text-unit", choices=["line", "file"],
+                   help=".txt documents: one per line (default for files named) or one per "
+                        "file (default for files found in a directory)")
+    b.add_argument("--include", action="append", metavar="GLOB",
+                   help="in directories, read only files whose path inside matches GLOB "
+                        "(repeatable; default: every known input kind)")
+    b.add_argument("--strict", action="store_true",
+                   help="input warnings (EOS id never seen, dtype looks wrong, tiny line "
+                        "documents) are errors")
     b.add_argument("--default-corpus", action="store_true",
                    help="build this Python's standard library source (no download); the "
                         "trained tokenizer is saved beside the output")
@@ -142,6 +153,12 @@ def _count(text: str) -> int:
 
 
 def _cmd_build(a) -> int:
+    from .errors import strict_inputs
+    with strict_inputs(a.strict):
+        return _build(a)
+
+
+def _build(a) -> int:
     from .builder import build
     from .corpus import load_corpus
     from .corpus.readers import input_files
@@ -170,7 +187,7 @@ def _cmd_build(a) -> int:
         saved_tokenizer(tok_path)  # a file there must be a tokenizer: it is reused
         outputs.append(("tokenizer", tok_path))
     check_distinct(outputs, input_files(a.inputs, boundaries=a.doc_lengths,
-                                        tokenizer=a.tokenizer))
+                                        tokenizer=a.tokenizer, include=a.include))
     options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
                    progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
@@ -179,7 +196,8 @@ def _cmd_build(a) -> int:
         import numba
         numba.set_num_threads(a.threads)
     inputs = dict(dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
-                  tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit)
+                  tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit,
+                  include=a.include)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"
     if streamed and a.inputs and a.val_fraction is None:
         # token files stay on disk and are read in bounded chunks
@@ -194,7 +212,7 @@ def _cmd_build(a) -> int:
                   file=sys.stderr)
         corpus = stdlib_corpus(tok_path)
     else:
-        corpus = load_corpus(a.inputs, **inputs)
+        corpus = load_corpus(a.inputs, progress=not a.quiet, **inputs)
     if a.val_fraction is not None:
         from .corpus import split_documents
         corpus, val = split_documents(corpus, a.val_fraction, a.seed)

@@ -27,6 +27,27 @@ class FileAccessError(NgramdsError, OSError):
     """A file or directory cannot be read or written."""
 
 
+class InputWarning(UserWarning):
+    """The input looks wrong (an EOS id that never occurs, ids that look like the other
+    dtype, suspiciously short documents) but may be meant; ``strict`` makes it an error."""
+
+
+@contextmanager
+def strict_inputs(strict: bool):
+    """Inside, with ``strict``, an :class:`InputWarning` raises :class:`InputError` (same
+    message) instead of being shown."""
+    if not strict:
+        yield
+        return
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        try:
+            yield
+        except InputWarning as exc:
+            raise InputError(f"{exc} (an error under --strict / strict=True)") from None
+
+
 def is_disk_full(exc: OSError) -> bool:
     """True for ENOSPC/EDQUOT, also when raised without an errno (as ``np.save`` does: "N
     requested and M written", a short write, which only a full disk or quota gives)."""

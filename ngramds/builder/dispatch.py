@@ -7,9 +7,9 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..corpus.readers import input_files, is_text_input, load_corpus, load_stream
+from ..corpus.readers import input_files, load_corpus, load_stream, needs_spool
 from ..corpus.types import check_corpus
-from ..errors import InputError
+from ..errors import InputError, InputWarning, strict_inputs
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
@@ -27,7 +27,8 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
           progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
           engine: str = "local", scheduler: str | None = None, workers: int | None = None,
-          partial: bool = False, sizes: RunSizes = RunSizes(), **input_options) -> Path:
+          partial: bool = False, sizes: RunSizes = RunSizes(), strict: bool = False,
+          **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
 
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
@@ -43,7 +44,21 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     ``partial`` writes a shard's runs to the directory ``output`` for
     :func:`ngramds.merge`. All give the same file as the in-memory build (docs/SCALE.md).
     ``sizes`` overrides the run and bucket sizes derived from the memory limit (tests, tuning).
+    Input that looks wrong (an EOS id that never occurs, ids that look like the other dtype,
+    tiny line documents) warns with :class:`ngramds.errors.InputWarning`; ``strict`` makes it
+    an InputError, before anything is written.
     """
+    with strict_inputs(strict):
+        return _build(source, output, order=order, orders=orders, top_k=top_k,
+                      vocab_size=vocab_size, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                      progress=progress, memory_limit=memory_limit, tmp_dir=tmp_dir,
+                      engine=engine, scheduler=scheduler, workers=workers, partial=partial,
+                      sizes=sizes, **input_options)
+
+
+def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc_lengths,
+           progress, memory_limit, tmp_dir, engine, scheduler, workers, partial, sizes,
+           **input_options) -> Path:
     if order is not None and orders is not None:
         raise InputError("give order (one table) or orders (several), not both")
     orders = check_orders(orders if orders is not None else
@@ -52,6 +67,10 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     # fail before the work, not after it; never write over an input
     output = check_output_path(output, directory=partial)
     check_distinct([("output", output)], input_files(source, **input_options))
+    eos_id = input_options.get("eos_id")
+    if eos_id is not None and vocab_size is not None and eos_id >= vocab_size:
+        warnings.warn(f"--eos-id {eos_id} is outside the vocabulary (--vocab-size "
+                      f"{vocab_size}); is it right?", InputWarning, stacklevel=3)
     bounded = memory_limit is not None or engine != "local" or partial
     if tmp_dir is not None and not bounded:
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
@@ -62,10 +81,10 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
         # (beside the output or under tmp_dir), removed when the build ends, whatever happens
         parent = output.parent if partial or tmp_dir is None else Path(tmp_dir)
         spool = spill_dir(parent, output.name, "tokenising text") \
-            if is_text_input(source, **input_options) else nullcontext()
+            if needs_spool(source, **input_options) else nullcontext()
         with spool as text_spool:
             stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                                 text_spool=text_spool, **input_options)
+                                 text_spool=text_spool, progress=progress, **input_options)
             return build_bounded(stream, output, orders=orders, top_k=top_k,
                                  vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
                                  engine=engine, scheduler=scheduler, workers=workers,
@@ -75,7 +94,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     bar = Progress(stages, enabled=progress)
     bar.step("reading input")
     corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                         **input_options)
+                         progress=progress, **input_options)
     tokens, offsets, vocab_size = check_corpus(corpus, vocab_size)
     num_docs = offsets.size - 1
     arrays = {"tokens": tokens,

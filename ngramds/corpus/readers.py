@@ -1,6 +1,8 @@
-"""Read corpora: token arrays, headerless token files, .npy, Megatron indexed datasets, text."""
+"""Read corpora: token arrays, headerless token files, .npy, Megatron indexed datasets, text
+(plain or compressed), parquet/Arrow files and HuggingFace datasets, directories of these."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -11,12 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileAccessError, InputError
+from ..errors import FileAccessError, InputError, InputWarning
+from ..progress import Meter
+from .columnar import COLUMNAR, Column, is_columnar, is_hf_dataset, open_columnar, open_hf
+from .compressed import COMPRESSED, inner_suffix, open_input, read_errors
 from .stream import READ_CHUNK, ArrayPiece, MappedPiece, TokenStream, piece_of
 from .types import Corpus
 
 __all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text",
-           "input_files", "is_text_input", "split_text"]
+           "input_files", "needs_spool", "expand_inputs", "split_text"]
+
+TEXT_INPUTS = (".txt", ".jsonl")
+TOKEN_INPUTS = (".npy", ".bin", ".idx")
+SHORT_DOCUMENT = 16    # mean tokens per line-document below which .txt input warns ...
+SHORT_DOCUMENTS = 100  # ... once it gave this many documents
 
 RAW_DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
@@ -31,8 +41,8 @@ HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as u
 
 def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
-                tokenizer: str | os.PathLike | None = None, text_field: str = "text",
-                text_unit: str = "line") -> Corpus:
+                tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
+                text_unit: str | None = None, include=None, progress: bool = False) -> Corpus:
     """Turn any supported ``source`` into a :class:`Corpus`.
 
     Documents come from, in this order of precedence: ``doc_offsets``/``doc_lengths`` (arrays)
@@ -44,7 +54,8 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         return source
     stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                          eos_id=eos_id, dtype=dtype, boundaries=boundaries, tokenizer=tokenizer,
-                         text_field=text_field, text_unit=text_unit)
+                         text_field=text_field, text_unit=text_unit, include=include,
+                         progress=progress)
     parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
     tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return Corpus(tokens, stream.doc_offsets, stream.sources, stream.tokenizer,
@@ -53,12 +64,13 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
 
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
-                tokenizer: str | os.PathLike | None = None, text_field: str = "text",
-                text_unit: str = "line", text_spool: Path | None = None) -> TokenStream:
+                tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
+                text_unit: str | None = None, include=None, progress: bool = False,
+                text_spool: Path | None = None) -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
     (the memory-bounded build reads them in chunks). Text is tokenised batch by batch into
     token files under ``text_spool`` (a temporary directory the caller removes), else in
-    memory (:func:`read_text`)."""
+    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets."""
     if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
                                isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
         raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
@@ -66,43 +78,67 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),
                            source.tokenizer, source.vocab_size)
+    if text_unit not in (None, "line", "file"):
+        raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
     if isinstance(source, (str, os.PathLike)):
         source = [source]
+    meter = Meter("tokenising", enabled=progress)
+    tok_name = Path(tokenizer).name if tokenizer else None
     if isinstance(source, np.ndarray):
         parts = [(source.reshape(-1), None)]
         sources, tok_name = ["<array>"], None
     elif _is_path_list(source):
-        paths = [Path(p) for p in source]
-        if not paths:
-            raise InputError("no input files given")
-        parts = [_read_file(p, dtype, tokenizer, text_field, text_unit, eos_id, text_spool)
-                 for p in paths]
-        sources, tok_name = [p.name for p in paths], (Path(tokenizer).name if tokenizer else None)
+        files = expand_inputs(source, include)
+        if not files:
+            raise InputError(f"no input files given (none found in {', '.join(map(str, source))}"
+                             f"{' matching ' + ' '.join(include) if include else ''})"
+                             if source else "no input files given")
+        total = sum(_size(p) for p, _ in files)
+        reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, total)
+        parts = [reader.read(p, text_unit or ("file" if in_dir else "line"))
+                 for p, in_dir in files]
+        sources = [p.name for p, _ in files]
+        if reader.line_docs >= SHORT_DOCUMENTS and text_unit is None and \
+                reader.line_tokens < SHORT_DOCUMENT * reader.line_docs:
+            warnings.warn(
+                f"{reader.line_files} .txt file(s) gave {reader.line_docs:,} documents of "
+                f"{reader.line_tokens / reader.line_docs:.1f} tokens on average: each line is a "
+                "document; give --text-unit file (text_unit='file') for one document per "
+                "file, or --text-unit line to keep this", InputWarning, stacklevel=3)
+    elif is_hf_dataset(source):
+        column = open_hf(source, text_field)
+        reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, 0)
+        parts = [reader.column(column, "dataset")]
+        sources = [column.where.removeprefix("dataset ")]
     else:
         corpus = Corpus.from_documents(source)
         parts = [(corpus.tokens, corpus.doc_offsets)]
         sources, tok_name = [], None
         if doc_offsets is None and doc_lengths is None and boundaries is None:
             doc_offsets = corpus.doc_offsets
+    if meter.docs:
+        meter.finish()
     pieces = [piece_of(arr) for arr, _ in parts]
     num_tokens = sum(p.size for p in pieces)
     if doc_offsets is not None or doc_lengths is not None or boundaries is not None:
         offsets = _given_offsets(num_tokens, doc_offsets, doc_lengths, boundaries)
     else:
-        offsets, base, scanned, found = [np.zeros(1, np.int64)], 0, False, False
+        offsets, base, scanned, found, largest = [np.zeros(1, np.int64)], 0, False, False, -1
         for piece, (_, file_offsets) in zip(pieces, parts):
             if file_offsets is None:
                 if eos_id is not None:
-                    file_offsets, seen = _eos_offsets(piece, eos_id)
-                    scanned, found = True, found or seen
+                    file_offsets, seen, top = _eos_offsets(piece, eos_id)
+                    scanned, found, largest = True, found or seen, max(largest, top)
                 else:
                     file_offsets = np.array([0, piece.size], np.int64)
             offsets.append(file_offsets[1:] + base)
             base += piece.size
         offsets = np.concatenate(offsets)
         if scanned and not found and num_tokens:
-            warnings.warn(f"EOS id {eos_id} never occurs in the tokens, so each input is one "
-                          "document; is --eos-id right?", stacklevel=3)
+            above = f", and it is above the largest token id ({largest})" \
+                if eos_id > largest else ""
+            warnings.warn(f"EOS id {eos_id} never occurs in the tokens{above}, so each input "
+                          "is one document; is --eos-id right?", InputWarning, stacklevel=3)
     vocab = load_tokenizer(tokenizer).get_vocab_size() if tokenizer is not None else None
     return TokenStream(pieces, offsets, sources, tok_name, vocab)
 
@@ -129,16 +165,18 @@ def _given_offsets(num_tokens: int, doc_offsets, doc_lengths, boundaries) -> np.
     return np.asarray(doc_offsets, dtype=np.int64).reshape(-1)
 
 
-def _eos_offsets(piece, eos_id: int) -> tuple[np.ndarray, bool]:
-    """Document offsets of a piece whose documents end with ``eos_id`` (bounded reads), and
-    whether ``eos_id`` occurs at all."""
-    ends = [np.zeros(1, np.int64)]
+def _eos_offsets(piece, eos_id: int) -> tuple[np.ndarray, bool, int]:
+    """Document offsets of a piece whose documents end with ``eos_id`` (bounded reads),
+    whether ``eos_id`` occurs at all, and the largest id (-1 when empty)."""
+    ends, top = [np.zeros(1, np.int64)], -1
     for lo in range(0, piece.size, READ_CHUNK):
         chunk = piece.read(lo, min(piece.size, lo + READ_CHUNK))
         ends.append(np.flatnonzero(chunk == eos_id).astype(np.int64) + lo + 1)
+        if chunk.size:
+            top = max(top, int(chunk.max()))
     seen = sum(e.size for e in ends) > 1
     ends.append(np.array([piece.size], np.int64))
-    return np.unique(np.concatenate(ends)), seen
+    return np.unique(np.concatenate(ends)), seen, top
 
 
 def _read_integers(path: Path) -> np.ndarray:
@@ -172,22 +210,76 @@ def _is_megatron(path: Path) -> bool:
         or (path.suffix == ".bin" and path.with_suffix(".idx").exists())
 
 
-def is_text_input(source, tokenizer=None, **_) -> bool:
-    """Whether a build of ``source`` tokenises text (.txt or .jsonl input with a tokenizer)."""
+def needs_spool(source, tokenizer=None, **options) -> bool:
+    """Whether a memory-bounded build of ``source`` writes tokens to temporary token files
+    first: text to tokenise, parquet/Arrow rows, a HuggingFace dataset."""
+    if is_hf_dataset(source):
+        return True
     if isinstance(source, (str, os.PathLike)):
         source = [source]
-    return tokenizer is not None and _is_path_list(source) and any(
-        Path(p).suffix in (".txt", ".jsonl") for p in source)
+    if not _is_path_list(source):
+        return False
+    return any(inner_suffix(p) in TEXT_INPUTS or is_columnar(p)
+               for p, _ in expand_inputs(source, options.get("include")))
 
 
-def input_files(source, *, boundaries=None, tokenizer=None, **_) -> list[tuple[str, Path]]:
-    """(what, path) of every file a build of ``source`` reads: input files (both files of a
-    Megatron dataset), the tokenizer and the document-lengths file."""
+def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
+    """(file, found in a directory) for each input: a file as given, a directory's files
+    recursively in sorted order. In a directory, hidden names and symbolic links are skipped
+    and a file is kept if its path inside the directory matches one of ``include`` (glob
+    patterns), by default if it is a known input (text, token, columnar file; a Megatron
+    dataset by its .idx)."""
+    if isinstance(include, str):
+        include = [include]
+    out = []
+    for p in map(Path, paths):
+        if not p.is_dir() or p.is_symlink():
+            out.append((p, False))
+            continue
+        found = []
+        for top, dirs, names in os.walk(p):  # links to directories are listed, not entered
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and not os.path.islink(os.path.join(top, d))]
+            for name in names:
+                path = Path(top, name)
+                if name.startswith(".") or path.is_symlink():
+                    continue
+                rel = path.relative_to(p)
+                if include:
+                    keep = any(fnmatch.fnmatch(rel.as_posix(), pat) for pat in include)
+                else:
+                    keep = _known_input(path)
+                if keep:
+                    found.append((rel.parts, path))
+        out += [(path, True) for _, path in sorted(found)]
+    return out
+
+
+def _known_input(path: Path) -> bool:
+    suffix = inner_suffix(path)
+    if suffix == ".bin" and path.with_suffix(".idx").exists():
+        return False  # read with its .idx
+    return suffix in TEXT_INPUTS or (path.suffix not in COMPRESSED and (
+        suffix in TOKEN_INPUTS or is_columnar(path)))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def input_files(source, *, boundaries=None, tokenizer=None, include=None,
+                **_) -> list[tuple[str, Path]]:
+    """(what, path) of every file a build of ``source`` reads: input files (those found in
+    directories, both files of a Megatron dataset), the tokenizer and the document-lengths
+    file."""
     files = []
     if isinstance(source, (str, os.PathLike)):
         source = [source]
     if _is_path_list(source):
-        for p in map(Path, source):
+        for p, _ in expand_inputs(source, include):
             if _is_megatron(p):
                 files += [("input", p.with_suffix(".bin")), ("input", p.with_suffix(".idx"))]
             else:
@@ -199,15 +291,113 @@ def input_files(source, *, boundaries=None, tokenizer=None, **_) -> list[tuple[s
     return files
 
 
-def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id, spool=None):
-    """(tokens, document offsets or None) of one input file."""
-    if _is_megatron(path):
-        return read_megatron(path.with_suffix(""))
-    _check_readable(path)
-    if path.suffix in (".txt", ".jsonl"):
-        if tokenizer is None:
-            raise InputError(f"{path} is text: give --tokenizer tokenizer.json to tokenise it")
-        return read_text(path, tokenizer, text_field, text_unit, eos_id, spool)
+class _FileReader:
+    """Reads input files one by one into (tokens, document offsets or None), counting what
+    line-per-document text gave (for the short-document warning)."""
+
+    def __init__(self, dtype, tokenizer, field, eos_id, spool, meter: Meter, total: int):
+        self.dtype, self.tokenizer, self.field, self.eos_id = dtype, tokenizer, field, eos_id
+        self.spool, self.meter, self.total, self.base = spool, meter, max(total, 1), 0
+        self.line_files = self.line_docs = self.line_tokens = 0
+
+    def read(self, path: Path, unit: str):
+        try:
+            return self._read(path, unit)
+        finally:
+            self.base += _size(path)
+
+    def _read(self, path: Path, unit: str):
+        if _is_megatron(path):
+            return read_megatron(path.with_suffix(""))
+        _check_readable(path)
+        suffix = inner_suffix(path)
+        if suffix in TEXT_INPUTS:
+            self._need_tokenizer(path)
+            stream, counter = open_input(path)
+            docs = _text_documents(path, stream, suffix, self.field or "text", unit)
+            tokens, offsets = self._encode(docs, path.name, lambda: counter.count)
+            if suffix == ".txt" and unit == "line":
+                self.line_files += 1
+                self.line_docs += offsets.size - 1
+                self.line_tokens += int(offsets[-1])
+            return tokens, offsets
+        if path.suffix in COMPRESSED:
+            raise InputError(f"{path}: only .txt and .jsonl inputs may be compressed; "
+                             f"decompress {suffix or 'it'} first")
+        if is_columnar(path):
+            return self.column(open_columnar(path, self.field), path.stem)
+        return _read_token_file(path, self.dtype)
+
+    def column(self, column: Column, stem: str):
+        """(tokens, document offsets) of a columnar corpus: one row, one document."""
+        if column.kind == "text":
+            self._need_tokenizer(column.where)
+            fractions = [0.0]
+
+            def texts():
+                for chunk, frac in column.texts():
+                    yield from chunk
+                    fractions[0] = frac or 0.0
+            size = self.total if column.rows is not None else 0
+            return self._encode(texts(), stem, lambda: fractions[0] * size)
+        batches = ((ids, lengths) for ids, lengths, _ in column.ids())
+        return _collect(batches, None, self.spool, stem)
+
+    def _need_tokenizer(self, what) -> None:
+        if self.tokenizer is None:
+            raise InputError(f"{what} is text: give --tokenizer tokenizer.json to tokenise it")
+
+    def _encode(self, documents, stem: str, consumed):
+        """Tokenise ``documents`` (strings) batch by batch, counting progress by the bytes
+        ``consumed()`` so far of this input."""
+        tok = load_tokenizer(self.tokenizer)
+        eos_id = self.eos_id
+        if eos_id is not None and eos_id >= tok.get_vocab_size():
+            raise InputError(f"--eos-id {eos_id} is outside the tokenizer's vocabulary of "
+                             f"{tok.get_vocab_size()} ids; give the id of its end-of-text token")
+
+        def counted():
+            for ids, counts in _encoded_batches(documents, tok, eos_id, text_dtype(self.tokenizer)):
+                self.meter.add(ids.size, len(counts), (self.base + consumed()) / self.total)
+                yield ids, counts
+        return _collect(counted(), text_dtype(self.tokenizer), self.spool, stem)
+
+
+def _collect(batches, dtype, spool: Path | None, stem: str):
+    """(tokens, document offsets) of (ids, per-document token counts) batches: in memory, or
+    appended to a new token file in ``spool`` and returned as a :class:`MappedPiece` of it
+    (memory: 8 bytes per document). ``dtype`` None: the first batch's."""
+    lengths, parts, count = [], [], 0
+    f = name = None
+    try:
+        for ids, counts in batches:
+            if dtype is None:
+                dtype = ids.dtype
+            ids = np.asarray(ids, dtype)
+            lengths.append(np.asarray(counts, np.int64))
+            if spool is None:
+                parts.append(ids)
+            else:
+                if f is None:
+                    fd, name = tempfile.mkstemp(prefix=f"{stem[:40]}.", suffix=TEXT_SUFFIX,
+                                                dir=spool)
+                    f = os.fdopen(fd, "wb")
+                ids.tofile(f)
+            count += ids.size
+    finally:
+        if f is not None:
+            f.close()
+    dtype = np.dtype(dtype if dtype is not None else np.uint16)
+    if spool is None or not count:
+        tokens = np.concatenate(parts) if parts else np.empty(0, dtype)
+    else:
+        tokens = MappedPiece(name, 0, dtype, count)
+    lengths = np.concatenate(lengths) if lengths else np.empty(0, np.int64)
+    return tokens, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+
+def _read_token_file(path: Path, dtype):
+    """(tokens, None) of a .npy or headerless token file."""
     if path.suffix == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
@@ -217,7 +407,9 @@ def _read_file(path: Path, dtype, tokenizer, text_field, text_unit, eos_id, spoo
             raise InputError(f"{path} holds {arr.dtype} values; token ids must be integers")
         return (arr if arr.ndim == 1 else np.asarray(arr).reshape(-1)), None
     if dtype is None:
-        raise InputError(f"{path} is a headerless token file: give --dtype uint16 or uint32")
+        known = ", ".join(TEXT_INPUTS + (".npy",) + COLUMNAR)
+        raise InputError(f"{path} is a headerless token file: give --dtype uint16 or uint32 "
+                         f"(other inputs are named by suffix: {known}, a Megatron .bin/.idx)")
     if dtype not in RAW_DTYPES:
         raise InputError(f"unknown --dtype {dtype!r}; use uint16 or uint32")
     size = path.stat().st_size
@@ -238,10 +430,10 @@ def _warn_if_other_dtype(path: Path, tokens: np.ndarray, dtype: str) -> None:
     if dtype == "uint16" and sample.size >= 16 and sample.size % 2 == 0 \
             and not sample[1::2].any() and sample[0::2].any():
         warnings.warn(f"{path}: every second uint16 value is zero, as in uint32 ids; is "
-                      "--dtype uint16 right?", stacklevel=4)
+                      "--dtype uint16 right?", InputWarning, stacklevel=5)
     elif dtype == "uint32" and sample.size and int(sample.max()) >= HUGE_VOCAB:
         warnings.warn(f"{path}: uint32 ids reach {int(sample.max()):,}, as two uint16 ids read "
-                      "as one would; is --dtype uint32 right?", stacklevel=4)
+                      "as one would; is --dtype uint32 right?", InputWarning, stacklevel=5)
 
 
 def read_megatron(prefix: Path):
@@ -308,34 +500,44 @@ def load_tokenizer(path):
     return _TOKENIZERS[path]
 
 
-def _text_documents(path: Path, text_field: str, text_unit: str):
-    """Yield the documents of a .txt (per line or whole file) or .jsonl file."""
-    if text_unit not in ("line", "file"):
-        raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
-    with open(path, "rb") as f:
-        if path.suffix == ".txt" and text_unit == "file":
-            yield _decode(f.read(), path, 1)
-            return
-        for lineno, raw in enumerate(f, 1):
-            line = _decode(raw, path, lineno)
-            if path.suffix == ".txt":
-                if line.strip():
-                    yield line.rstrip("\r\n")
-                continue
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            except RecursionError:
-                raise InputError(f"{path}:{lineno}: JSON nested too deeply to read") from None
-            except ValueError as exc:  # e.g. an integer of more than 4300 digits
-                raise InputError(f"{path}:{lineno}: unreadable JSON ({exc})") from None
-            if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                raise InputError(f"{path}:{lineno}: no string field {text_field!r}; "
-                                 "choose the field with --text-field")
-            yield record[text_field]
+def _text_documents(path: Path, stream, suffix: str, text_field: str, text_unit: str):
+    """Yield the documents of a .txt (per line or whole file) or .jsonl file read from
+    ``stream`` (decompressed); a damaged compressed stream is an InputError."""
+    try:
+        with stream:
+            if suffix == ".txt" and text_unit == "file":
+                yield _decode(stream.read(), path, 1)
+                return
+            for lineno, raw in enumerate(stream, 1):
+                line = _decode(raw, path, lineno)
+                if suffix == ".txt":
+                    if line.strip():
+                        yield line.rstrip("\r\n")
+                    continue
+                if not line.strip():
+                    continue
+                yield _json_text(line, path, lineno, text_field)
+    except read_errors() as exc:
+        if isinstance(exc, FileAccessError):
+            raise
+        raise InputError(f"{path}: cannot read it to the end ({exc}); is the file damaged or "
+                         "truncated?") from None
+
+
+def _json_text(line: str, path: Path, lineno: int, text_field: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}:{lineno}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{path}:{lineno}: unreadable JSON ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        fields = ", ".join(map(repr, record)) if isinstance(record, dict) else "none"
+        raise InputError(f"{path}:{lineno}: no string field {text_field!r} (fields: "
+                         f"{fields[:200]}); choose the field with --field")
+    return record[text_field]
 
 
 def _decode(raw: bytes, path: Path, lineno: int) -> str:
@@ -384,11 +586,12 @@ def text_dtype(tokenizer) -> np.dtype:
         else np.dtype("<u4")
 
 
-def _encoded_batches(path: Path, tok, text_field: str, text_unit: str, eos_id, dtype):
+def _encoded_batches(documents, tok, eos_id, dtype):
     """Yield (ids of ``dtype``, per-document token counts) batch by batch: at most
     :data:`TEXT_BATCH` documents or pieces and about :data:`TEXT_BATCH_CHARS` characters per
-    ``encode_batch`` call; a long document's pieces (:func:`split_text`) may span batches, and
-    its count is yielded with the batch holding its last piece."""
+    ``encode_batch`` call (the tokenizer's threads run in parallel); a long document's pieces
+    (:func:`split_text`) may span batches, and its count is yielded with the batch holding its
+    last piece."""
     batch, last, pending, chars = [], [], 0, 0  # texts, "ends a document", tokens so far
 
     def flush():
@@ -410,7 +613,7 @@ def _encoded_batches(path: Path, tok, text_field: str, text_unit: str, eos_id, d
         ids = np.concatenate(parts) if parts else np.empty(0, dtype)
         return ids, counts
 
-    for doc in _text_documents(path, text_field, text_unit):
+    for doc in documents:
         pieces = split_text(doc)
         del doc
         for i, piece in enumerate(pieces):
@@ -427,32 +630,12 @@ def _encoded_batches(path: Path, tok, text_field: str, text_unit: str, eos_id, d
 
 def read_text(path: Path, tokenizer, text_field: str = "text", text_unit: str = "line",
               eos_id: int | None = None, spool: Path | None = None):
-    """(tokens, document offsets) of a text file tokenised in parallel batches, tokens as
-    :func:`text_dtype`. Never more than one batch's ids are held as Python ints: with
-    ``spool`` (a directory of this build's temporaries) each batch is appended to a new token
-    file there and the tokens come back as a :class:`MappedPiece` of it (memory: 8 bytes per
-    document); without, they are gathered in memory."""
-    tok = load_tokenizer(tokenizer)
-    if eos_id is not None and eos_id >= tok.get_vocab_size():
-        raise InputError(f"--eos-id {eos_id} is outside the tokenizer's vocabulary of "
-                         f"{tok.get_vocab_size()} ids; give the id of its end-of-text token")
-    dtype = text_dtype(tokenizer)
-    lengths = []
-    batches = _encoded_batches(path, tok, text_field, text_unit, eos_id, dtype)
-    if spool is None:
-        parts = []
-        for ids, counts in batches:
-            parts.append(ids)
-            lengths += counts
-        tokens = np.concatenate(parts) if parts else np.empty(0, dtype)
-    else:
-        fd, name = tempfile.mkstemp(prefix=f"{path.stem[:40]}.", suffix=TEXT_SUFFIX,
-                                    dir=spool)
-        count = 0
-        with os.fdopen(fd, "wb") as f:
-            for ids, counts in batches:
-                ids.tofile(f)
-                count += ids.size
-                lengths += counts
-        tokens = MappedPiece(name, 0, dtype, count) if count else np.empty(0, dtype)
-    return tokens, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    """(tokens, document offsets) of a text file (.txt/.jsonl, plain or compressed)
+    tokenised in parallel batches, tokens as :func:`text_dtype`. Never more than one batch's
+    ids are held as Python ints: with ``spool`` (a directory of this build's temporaries)
+    each batch is appended to a new token file there and the tokens come back as a
+    :class:`MappedPiece` of it (memory: 8 bytes per document); without, they are gathered in
+    memory."""
+    reader = _FileReader(None, tokenizer, text_field, eos_id, spool,
+                         Meter("tokenising", enabled=False), 0)
+    return reader.read(Path(path), text_unit)

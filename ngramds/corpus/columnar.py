@@ -1,0 +1,201 @@
+"""Columnar corpora: parquet and Arrow IPC files, HuggingFace ``datasets`` objects. One row is
+one document; one column holds its text (to tokenise) or its token ids (a list of integers).
+Read batch by batch; token ids come as numpy views of the Arrow buffers (no copy)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["COLUMNAR", "Column", "is_columnar", "is_hf_dataset", "open_columnar", "open_hf"]
+
+COLUMNAR = (".parquet", ".arrow", ".feather", ".ipc")
+BATCH_ROWS = 1024
+ID_NAMES = ("input_ids", "token_ids", "ids", "tokens")  # guessed in this order
+
+
+@dataclass
+class Column:
+    """The chosen column of a columnar corpus: ``kind`` "text" or "ids", its ``name``, a
+    callable yielding its chunks (Arrow arrays, in row order) with the fraction of the input
+    read after each, and the number of rows when known."""
+
+    kind: str
+    name: str
+    chunks: Callable[[], Iterator[tuple]]
+    rows: int | None
+    where: str
+
+    def texts(self) -> Iterator[tuple[list[str], float | None]]:
+        """(the texts of a chunk, fraction read)."""
+        for chunk, frac in self.chunks():
+            if chunk.null_count:
+                raise InputError(f"{self.where}: column {self.name!r} has null rows; fill or "
+                                 "drop them first")
+            yield chunk.to_pylist(), frac
+
+    def ids(self) -> Iterator[tuple[np.ndarray, np.ndarray, float | None]]:
+        """(token ids of a chunk, one document length per row, fraction read)."""
+        import pyarrow.compute as pc
+        for chunk, frac in self.chunks():
+            if chunk.null_count:
+                raise InputError(f"{self.where}: column {self.name!r} has null rows; fill or "
+                                 "drop them first")
+            flat = chunk.flatten()
+            if flat.null_count:
+                raise InputError(f"{self.where}: column {self.name!r} holds null token ids")
+            lengths = pc.list_value_length(chunk).to_numpy(zero_copy_only=False)
+            yield flat.to_numpy(zero_copy_only=False), lengths.astype(np.int64), frac
+
+
+def is_columnar(path: Path) -> bool:
+    return path.suffix in COLUMNAR
+
+
+def is_hf_dataset(obj) -> bool:
+    """A HuggingFace ``datasets.Dataset`` or ``IterableDataset`` (checked without importing
+    `datasets`)."""
+    return type(obj).__module__.startswith("datasets.") and hasattr(obj, "with_format")
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.compute  # noqa: F401  (used by Column.ids)
+        return pyarrow
+    except ImportError:
+        raise InputError("parquet and Arrow inputs need pyarrow: pip install pyarrow (or "
+                         "'ngramds[formats]')") from None
+
+
+def _kind(pa, type_) -> str | None:
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return "text"
+    if (pa.types.is_list(type_) or pa.types.is_large_list(type_)
+            or pa.types.is_fixed_size_list(type_)) and pa.types.is_integer(type_.value_type):
+        return "ids"
+    return None
+
+
+def choose_column(schema, field: str | None, where: str) -> tuple[str, str]:
+    """(name, kind) of the column holding text or token ids: ``field`` if given, else "text",
+    else a list-of-integers column (``input_ids``, ``token_ids``, ``ids``, ``tokens`` or the
+    only one); InputError listing the columns otherwise."""
+    pa = _pyarrow()
+    kinds = {f.name: _kind(pa, f.type) for f in schema}
+    listing = ", ".join(f"{f.name} ({f.type})" for f in schema) or "none"
+    if field is not None:
+        if field not in kinds:
+            raise InputError(f"{where} has no column {field!r}; its columns: {listing}")
+        if kinds[field] is None:
+            raise InputError(f"{where}: column {field!r} holds {schema.field(field).type}; "
+                             "give a column of text (string) or token ids (list of integers)")
+        return field, kinds[field]
+    if kinds.get("text") == "text":
+        return "text", "text"
+    ids = [n for n, k in kinds.items() if k == "ids"]
+    for name in ID_NAMES:
+        if name in ids:
+            return name, "ids"
+    if len(ids) == 1:
+        return ids[0], "ids"
+    raise InputError(f"{where}: which column holds the corpus? give --field NAME (text_field=); "
+                     f"its columns: {listing}")
+
+
+def open_columnar(path: Path, field: str | None) -> Column:
+    """The corpus column of a parquet or Arrow IPC (file or stream format) file."""
+    pa = _pyarrow()
+    where = str(path)
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+            pf = pq.ParquetFile(path, memory_map=True)
+            name, kind = choose_column(pf.schema_arrow, field, where)
+            rows = pf.metadata.num_rows
+
+            def chunks():
+                done = 0
+                with _arrow_errors(where):
+                    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=[name]):
+                        done += batch.num_rows
+                        yield batch.column(0), done / max(rows, 1)
+            return Column(kind, name, chunks, rows, where)
+        import pyarrow.ipc as ipc
+        source = pa.memory_map(str(path))
+        try:
+            reader = ipc.open_file(source)
+            name, kind = choose_column(reader.schema, field, where)
+            count = reader.num_record_batches
+
+            def chunks():
+                with _arrow_errors(where):
+                    for i in range(count):
+                        yield reader.get_batch(i).column(name), (i + 1) / count
+            return Column(kind, name, chunks, None, where)
+        except pa.ArrowInvalid:
+            source.seek(0)
+            stream = ipc.open_stream(source)
+            name, kind = choose_column(stream.schema, field, where)
+
+            def chunks():
+                with _arrow_errors(where):
+                    for batch in stream:
+                        yield batch.column(name), None
+            return Column(kind, name, chunks, None, where)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path} is not a readable {path.suffix[1:]} file "
+                         f"({_first_line(exc)})") from None
+
+
+def open_hf(ds, field: str | None) -> Column:
+    """The corpus column of a HuggingFace ``Dataset`` or ``IterableDataset``, read in its own
+    row order (a selection or shuffle view included)."""
+    _pyarrow()
+    where = f"dataset {getattr(ds, 'info', None) and ds.info.dataset_name or type(ds).__name__}"
+    arrow = ds.with_format("arrow")
+    rows = getattr(ds, "num_rows", None)
+    features = getattr(ds, "features", None)
+    if features is not None:
+        schema = features.arrow_schema
+    else:  # an iterable dataset that does not know its features: look at the first batch
+        first = next(iter(arrow.iter(batch_size=1)), None)
+        if first is None:
+            raise InputError(f"{where} is empty (no rows)")
+        schema = first.schema
+    name, kind = choose_column(schema, field, where)
+
+    def chunks():
+        done = 0
+        for table in arrow.iter(batch_size=BATCH_ROWS):
+            done += table.num_rows
+            column = table.column(name)
+            for chunk in column.chunks:
+                yield chunk, (done / rows if rows else None)
+    return Column(kind, name, chunks, rows, where)
+
+
+class _arrow_errors:
+    """Arrow's read errors (a damaged file) as one-line InputErrors."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        import pyarrow as pa
+        if exc is not None and isinstance(exc, (pa.ArrowException, OSError)) \
+                and not isinstance(exc, InputError):
+            raise InputError(f"{self.where} cannot be read ({_first_line(exc)})") from None
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

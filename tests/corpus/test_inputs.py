@@ -1,0 +1,343 @@
+"""Every corpus a trainer already has (issue 15): parquet and Arrow files, HuggingFace
+datasets, compressed text, directories; each gives the same file as the same corpus as .npy
+(or as plain text), in memory and under a memory limit, and the input guards warn (or, with
+strict, refuse) instead of building a valid-looking file of the wrong corpus."""
+import bz2
+import gzip
+import lzma
+import os
+import random
+
+import numpy as np
+import pytest
+
+import ngramds
+from ngramds.cli import main
+from ngramds.errors import InputError, InputWarning
+
+from helpers import train_small_tokenizer, write_jsonl
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "1234", "!?"]
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+def _docs(n: int = 300, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 500, rng.integers(0, 60)) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    texts = _texts(400)
+    tok = train_small_tokenizer(d / "tok.json", texts[:200])
+    write_jsonl(d / "a.jsonl", texts)
+    return d, tok, texts
+
+
+def _same_tables(a, b) -> None:
+    """Two files hold the same corpus and tables, byte for byte (their headers may name
+    different sources)."""
+    with ngramds.open(a) as fa, ngramds.open(b) as fb:
+        assert fa.vocab_size == fb.vocab_size and fa.token_dtype == fb.token_dtype
+        assert np.array_equal(fa.tokens, fb.tokens)
+        assert np.array_equal(fa.doc_offsets, fb.doc_offsets)
+        names = sorted(fa.sections)
+        assert names == sorted(fb.sections)
+        for name in names:
+            assert np.asarray(fa.section(name)).tobytes() == \
+                np.asarray(fb.section(name)).tobytes(), name
+
+
+def _npy_reference(d, docs):
+    tokens = np.concatenate(docs).astype(np.int64)
+    lengths = np.array([len(x) for x in docs])
+    np.save(d / "ref.npy", tokens)
+    return ngramds.build([d / "ref.npy"], d / "ref.ngds", doc_lengths=lengths, progress=False)
+
+
+# -- parquet and Arrow ---------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["parquet", "arrow", "arrow-stream"])
+@pytest.mark.parametrize("limit", [None, "4G"])
+def test_token_id_column_gives_the_npy_file(tmp_path, kind, limit):
+    pa = pytest.importorskip("pyarrow")
+    docs = _docs()
+    ref = _npy_reference(tmp_path, docs)
+    table = pa.table({"id": list(range(len(docs))),
+                      "input_ids": pa.array([x.tolist() for x in docs], pa.list_(pa.int64()))})
+    path = tmp_path / ("c.parquet" if kind == "parquet" else "c.arrow")
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+        pq.write_table(table, path, row_group_size=70)
+    else:
+        import pyarrow.ipc as ipc
+        writer = ipc.new_file if kind == "arrow" else ipc.new_stream
+        with writer(str(path), table.schema) as w:
+            for batch in table.to_batches(max_chunksize=70):
+                w.write_batch(batch)
+    out = ngramds.build([path], tmp_path / "c.ngds", progress=False, memory_limit=limit)
+    _same_tables(out, ref)
+
+
+def test_text_column_gives_the_jsonl_file(text, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    d, _, texts = text
+    ref = ngramds.build([d / "a.jsonl"], tmp_path / "ref.ngds", tokenizer=d / "tok.json",
+                        eos_id=0, progress=False)
+    pq.write_table(pa.table({"text": texts, "n": list(range(len(texts)))}), tmp_path / "a.parquet",
+                   row_group_size=64)
+    for limit in (None, "4G"):
+        out = ngramds.build([tmp_path / "a.parquet"], tmp_path / f"p{limit}.ngds",
+                            tokenizer=d / "tok.json", eos_id=0, progress=False,
+                            memory_limit=limit)
+        _same_tables(out, ref)
+
+
+def test_a_missing_column_is_refused_listing_the_columns(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"body": ["a b"], "score": [1.0]}), tmp_path / "a.parquet")
+    assert main(["build", str(tmp_path / "a.parquet"), "-o", str(tmp_path / "o.ngds"),
+                 "--field", "content", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "content" in err and "body" in err and "score" in err and len(err.splitlines()) == 1
+    # no field named and no text or token-id column to guess
+    assert main(["build", str(tmp_path / "a.parquet"), "-o", str(tmp_path / "o.ngds"),
+                 "-q"]) == 2
+    assert "body" in capsys.readouterr().err
+    assert not (tmp_path / "o.ngds").exists()
+
+
+def test_a_parquet_text_column_without_a_tokenizer_is_refused(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"text": ["a b"]}), tmp_path / "a.parquet")
+    assert main(["build", str(tmp_path / "a.parquet"), "-o", str(tmp_path / "o.ngds"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--tokenizer" in err and "headerless" not in err
+
+
+def test_not_a_parquet_file_is_one_line(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    (tmp_path / "a.parquet").write_bytes(b"PAR1 not really")
+    assert main(["build", str(tmp_path / "a.parquet"), "-o", str(tmp_path / "o.ngds"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "a.parquet" in err and len(err.splitlines()) == 1
+
+
+def test_null_or_negative_ids_are_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"input_ids": [[1, 2], None]}), tmp_path / "n.parquet")
+    with pytest.raises(InputError, match="null"):
+        ngramds.build([tmp_path / "n.parquet"], tmp_path / "o.ngds", progress=False)
+    pq.write_table(pa.table({"input_ids": [[1, None]]}), tmp_path / "m.parquet")
+    with pytest.raises(InputError, match="null"):
+        ngramds.build([tmp_path / "m.parquet"], tmp_path / "o.ngds", progress=False)
+    pq.write_table(pa.table({"input_ids": [[1, -2]]}), tmp_path / "g.parquet")
+    with pytest.raises(InputError, match="negative"):
+        ngramds.build([tmp_path / "g.parquet"], tmp_path / "o.ngds", progress=False)
+
+
+# -- HuggingFace datasets ------------------------------------------------------------------
+@pytest.mark.parametrize("iterable", [False, True])
+def test_hf_dataset_of_ids_gives_the_npy_file(tmp_path, iterable):
+    datasets = pytest.importorskip("datasets")
+    docs = _docs(seed=3)
+    ref = _npy_reference(tmp_path, docs)
+    ds = datasets.Dataset.from_dict({"input_ids": [x.tolist() for x in docs]})
+    if iterable:
+        ds = ds.to_iterable_dataset(num_shards=3)
+    for limit in (None, "4G"):
+        out = ngramds.build(ds, tmp_path / f"h{limit}.ngds", progress=False, memory_limit=limit)
+        _same_tables(out, ref)
+
+
+def test_hf_dataset_of_text_gives_the_jsonl_file(text, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    d, _, texts = text
+    ref = ngramds.build([d / "a.jsonl"], tmp_path / "ref.ngds", tokenizer=d / "tok.json",
+                        eos_id=0, progress=False)
+    ds = datasets.Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
+    for limit in (None, "4G"):
+        out = ngramds.build(ds, tmp_path / f"t{limit}.ngds", tokenizer=d / "tok.json",
+                            eos_id=0, progress=False, memory_limit=limit)
+        _same_tables(out, ref)
+
+
+def test_hf_dataset_view_is_read_in_its_own_order(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    docs = _docs(seed=4)
+    order = np.random.default_rng(0).permutation(len(docs))
+    ref = _npy_reference(tmp_path, [docs[i] for i in order])
+    ds = datasets.Dataset.from_dict({"input_ids": [x.tolist() for x in docs]}).select(order)
+    _same_tables(ngramds.build(ds, tmp_path / "v.ngds", progress=False), ref)
+
+
+def test_hf_dataset_missing_column_lists_the_columns(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"content": ["x"], "meta": [1]})
+    with pytest.raises(InputError, match="content.*meta|meta.*content"):
+        ngramds.build(ds, tmp_path / "o.ngds", text_field="text", progress=False)
+
+
+# -- compressed text and directories -------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_compressed_jsonl_and_txt_give_the_plain_file(text, tmp_path, suffix):
+    d, _, texts = text
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}.get(suffix)
+    if suffix == ".zst":
+        zstandard = pytest.importorskip("zstandard")
+        compress = zstandard.ZstdCompressor().compress
+    (tmp_path / "a.txt").write_text("\n".join(texts) + "\n")
+    for name in ("a.jsonl", "a.txt"):
+        plain = d / name if name == "a.jsonl" else tmp_path / name
+        (tmp_path / (name + suffix)).write_bytes(compress(plain.read_bytes()))
+        ref = ngramds.build([plain], tmp_path / "ref.ngds", tokenizer=d / "tok.json",
+                            eos_id=0, progress=False)
+        for limit in (None, "4G"):
+            out = ngramds.build([tmp_path / (name + suffix)], tmp_path / f"z{limit}.ngds",
+                                tokenizer=d / "tok.json", eos_id=0, progress=False,
+                                memory_limit=limit)
+            _same_tables(out, ref)
+
+
+def test_corrupt_compressed_input_is_one_line(text, tmp_path, capsys):
+    d, _, _ = text
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"text": "a"}\n')[:-6] + b"xx")
+    assert main(["build", str(tmp_path / "a.jsonl.gz"), "-o", str(tmp_path / "o.ngds"),
+                 "--tokenizer", str(d / "tok.json"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "a.jsonl.gz" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o.ngds").exists()
+
+
+def _tree(root, texts):
+    """A directory of .txt files (one text each, nested), plus files to leave out."""
+    (root / "sub" / "deeper").mkdir(parents=True)
+    names = []
+    for i, t in enumerate(texts):
+        where = ["", "sub/", "sub/deeper/"][i % 3]
+        path = root / f"{where}f{i:03d}.txt"
+        path.write_text(t.replace(" ", "\n", 2) + "\n")
+        names.append(path)
+    (root / "notes.md").write_text("not a corpus file\n")
+    (root / ".hidden.txt").write_text("hidden\n")
+    return sorted(names, key=lambda p: p.relative_to(root).parts)
+
+
+def test_directory_reads_every_file_sorted_one_document_each(text, tmp_path):
+    d, tok, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = _tree(root, texts[:30])
+    out = ngramds.build([root], tmp_path / "dir.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        progress=False)
+    docs = [tok.encode(p.read_text(), add_special_tokens=False).ids + [0] for p in files]
+    with ngramds.open(out) as f:
+        assert f.num_documents == len(files)
+        assert np.array_equal(f.tokens, np.concatenate(docs))
+    # an include pattern selects files (matched against the path inside the directory)
+    out = ngramds.build([root], tmp_path / "sub.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        include=["sub/*"], progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == sum(1 for p in files if p.parent != root)
+
+
+def test_directory_via_cli_and_empty_directory(text, tmp_path, capsys):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = _tree(root, texts[:12])
+    assert main(["build", str(root), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 str(d / "tok.json"), "--eos-id", "0", "--include", "*.txt", "-q"]) == 0
+    with ngramds.open(tmp_path / "o.ngds") as f:
+        assert f.num_documents == len(files)
+    (tmp_path / "empty").mkdir()
+    assert main(["build", str(tmp_path / "empty"), "-o", str(tmp_path / "e.ngds"), "-q"]) == 2
+    assert "no input files" in capsys.readouterr().err
+
+
+def test_directory_never_follows_a_planted_link(text, tmp_path):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    _tree(root, texts[:6])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the tree\n")
+    os.symlink(outside, root / "link")
+    os.symlink(outside / "secret.txt", root / "file-link.txt")
+    out = ngramds.build([root], tmp_path / "o.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == 6
+
+
+# -- guards --------------------------------------------------------------------------------
+def test_eos_above_every_token_warns_and_strict_refuses(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.arange(100, dtype=np.uint16) % 50)
+    args = ["build", str(tmp_path / "a.npy"), "-o", str(tmp_path / "o.ngds"), "--eos-id",
+            "50256", "-q"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "50256" in err and "largest" in err and len(err.splitlines()) == 1
+    os.unlink(tmp_path / "o.ngds")
+    assert main(args + ["--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ngramds: error:") and "50256" in err
+    assert not (tmp_path / "o.ngds").exists()
+    with pytest.raises(InputError, match="50256"):
+        ngramds.build([tmp_path / "a.npy"], tmp_path / "o.ngds", eos_id=50256, strict=True,
+                      progress=False)
+
+
+def test_eos_outside_given_vocabulary_warns(tmp_path):
+    np.save(tmp_path / "a.npy", np.arange(100, dtype=np.uint16) % 50)
+    with pytest.warns(InputWarning, match="vocabulary"):
+        ngramds.build([tmp_path / "a.npy"], tmp_path / "o.ngds", eos_id=70, vocab_size=60,
+                      progress=False)
+
+
+def test_wrong_dtype_warns_and_strict_refuses(tmp_path):
+    (tmp_path / "a.bin").write_bytes(np.arange(1000, dtype=np.uint32).tobytes())
+    with pytest.warns(InputWarning, match="dtype"):
+        ngramds.build([tmp_path / "a.bin"], tmp_path / "o.ngds", dtype="uint16",
+                      progress=False)
+    os.unlink(tmp_path / "o.ngds")
+    with pytest.raises(InputError, match="dtype"):
+        ngramds.build([tmp_path / "a.bin"], tmp_path / "o.ngds", dtype="uint16", strict=True,
+                      progress=False)
+
+
+def test_many_txt_files_line_per_document_warns(text, tmp_path):
+    """The glob case: many .txt files with the default line unit give many tiny documents."""
+    d, _, texts = text
+    paths = []
+    for i in range(20):
+        p = tmp_path / f"f{i}.txt"
+        p.write_text("\n".join(texts[i * 10:(i + 1) * 10][j].split()[0] for j in range(10)))
+        paths.append(p)
+    with pytest.warns(InputWarning, match="text-unit file"):
+        ngramds.build(paths, tmp_path / "o.ngds", tokenizer=d / "tok.json", progress=False)
+    # said explicitly: no warning
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        ngramds.build(paths, tmp_path / "p.ngds", tokenizer=d / "tok.json", text_unit="line",
+                      progress=False)
+
+
+def test_tokenising_shows_progress_and_counts_it(text, tmp_path, capsys):
+    d, _, _ = text
+    assert main(["build", str(d / "a.jsonl"), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 str(d / "tok.json"), "--eos-id", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "tokenis" in err and "tokens/s" in err and "400 documents" in err
