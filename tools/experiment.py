@@ -5,9 +5,9 @@ backoff vs interpolated targets on two corpora (the stdlib, and package docs: to
     python tools/experiment.py            # runs what is missing, then prints the tables
     python tools/experiment.py --report   # only the tables, from runs/*.jsonl
 
-Each run is `ngramds-train run` (ngramds/train) with its defaults but 900 steps (about 5 minutes on 2 CPU cores)
-plus the options listed in RUNS; logs go to runs/NAME.seedS.jsonl, files to out/. Each corpus's
-runs are compared with its own onehot run.
+Each run is `ngramds-train run` (ngramds/train) with its defaults but 900 steps (about 5
+minutes on 2 CPU cores) plus the options listed in RUNS; logs go to runs/NAME.seedS.jsonl,
+files to out/. Each corpus's runs are compared with its own onehot run.
 """
 from __future__ import annotations
 

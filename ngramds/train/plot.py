@@ -49,13 +49,13 @@ def load_runs(paths: list[str | Path]) -> dict[str, list[dict]]:
 
 def plot_runs(paths: list[str | Path], output: str | Path) -> Path:
     """Write the plot of the logs ``paths`` to ``output`` (PNG) and return its path."""
+    runs = load_runs(paths)
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         raise NgramdsError(PLOT_HINT) from None
-    runs = load_runs(paths)
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, records in sorted(runs.items()):
         loss = [r["val_loss"] for r in records]
