@@ -1,4 +1,4 @@
-"""The `ngramds` command line: build, merge, info, verify, query."""
+"""The `ngramds` command line: build, merge, info, verify, query, show."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--top", type=_count, default=10, help="entries to show (default 10)")
     q.add_argument("--order", type=int, help="table to ask (default: the order whose full "
                    "context has this many tokens if stored, else the highest)")
+
+    s = sub.add_parser("show", help="show a training sample: each position's token and its "
+                       "top targets, with the targets' entropy")
+    s.add_argument("file")
+    s.add_argument("--sample", type=_count, required=True, metavar="K",
+                   help="sample number k: tokens k*L .. k*L+L (as NgramDataset's ds[k])")
+    s.add_argument("--seq-len", type=_count, default=64, metavar="L",
+                   help="sample length (default 64)")
+    s.add_argument("--tokenizer", metavar="JSON", help="decode ids")
+    s.add_argument("--top", type=_count, default=5, help="targets per position (default 5)")
+    s.add_argument("--targets", choices=["coconts", "allnts", "onehot"], default="coconts")
+    s.add_argument("--top-r", type=_count, default=8, help="CoCoNTs r (default 8)")
+    s.add_argument("--residual", choices=["tail", "renorm"], default="tail")
+    s.add_argument("--mixing", default="auto",
+                   choices=["auto", "none", "backoff", "witten-bell"])
+    s.add_argument("--seed", type=_count, default=0, help="dataset seed (tail draws)")
+    s.add_argument("--epoch", type=_count, default=0, help="epoch (tail draws)")
     return p
 
 
@@ -276,9 +293,40 @@ def _cmd_merge(a) -> int:
 def _cmd_info(a) -> int:
     from .file.reader import open_file
     from .file.summary import format_summary, summary
-    s = summary(open_file(a.file))
-    print(json.dumps(s, indent=2, default=_json_value) if a.json else format_summary(s))
+    f = open_file(a.file)
+    s = summary(f)
+    s["target_entropy"] = _target_entropies(f)
+    if a.json:
+        print(json.dumps(s, indent=2, default=_json_value))
+    else:
+        print(format_summary(s))
+        print(_format_entropies(s["target_entropy"]))
     return 0
+
+
+ENTROPY_MODES = {"allnts": dict(targets="allnts"), "coconts": dict(targets="coconts"),
+                 "coconts-renorm": dict(targets="coconts", residual="renorm")}
+
+
+def _target_entropies(f) -> dict:
+    """Mean entropy (nats) of the default targets of each mode (mixing "auto", r = 8) over
+    label positions (all, or DEFAULT_POSITIONS evenly spaced): the soft loss's floor. None for
+    a mode the file cannot give (r above its --top-k)."""
+    from .targets import TargetConfig
+    from .targets.entropy import mean_entropy
+    out: dict = {"positions": {}}
+    for name, options in ENTROPY_MODES.items():
+        try:
+            out[name], out["positions"][name] = mean_entropy(f, TargetConfig(**options))
+        except InputError:
+            out[name] = out["positions"][name] = None
+    return out
+
+
+def _format_entropies(e: dict) -> str:
+    shown = "  ".join(f"{name} {value:.3f} ({e['positions'][name]:,} positions)"
+                      for name, value in e.items() if name != "positions" and value is not None)
+    return f"target entropy, nats (the soft loss's floor; one-hot's is 0): {shown}"
 
 
 def _json_value(value):
@@ -327,6 +375,51 @@ def _cmd_query(a) -> int:
     return 0
 
 
+def _cmd_show(a) -> int:
+    import numpy as np
+
+    from .corpus.readers import load_tokenizer
+    from .file.reader import open_file
+    from .targets import TargetConfig, Targets
+    from .targets.entropy import mean_entropy, target_entropy
+    f = open_file(a.file)
+    if a.seq_len < 1:
+        raise InputError("--seq-len must be at least 1")
+    config = TargetConfig(targets=a.targets, top_r=a.top_r, residual=a.residual,
+                          mixing=a.mixing)
+    L, k = a.seq_len, a.sample
+    n = (f.num_tokens - 1) // L
+    if k >= n:
+        raise InputError(f"--sample {k} is outside the {n:,} samples of seq_len {L} "
+                         f"(0..{n - 1})" if n else f"the file has no sample of seq_len {L}")
+    tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
+    t = Targets(f, config)
+    batch = t.compute(np.array([k * L], np.int64), L, a.seed, a.epoch)
+    ids, probs = batch.target_ids[0], batch.target_probs[0]
+    entropy = target_entropy(ids, probs)
+    floor, npos = mean_entropy(f, config, seed=a.seed, epoch=a.epoch)
+    text = (lambda i: f" {tok.decode([int(i)])!r}") if tok else (lambda i: "")
+    plan = t.plan
+    print(f"sample {k} of {n:,}: tokens {k * L}..{k * L + L}, seq_len {L}; targets "
+          f"{a.targets}{f' r={a.top_r} {a.residual}' if a.targets == 'coconts' else ''}, "
+          f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}, seed {a.seed}, "
+          f"epoch {a.epoch}")
+    print(f"{'t':>4} {'input':>8} {'label':>8} {'H nats':>8}  top targets (id:probability)")
+    for i in range(L):
+        merged: dict = {}
+        for j, p in zip(ids[i].tolist(), probs[i].tolist()):
+            if p > 0:
+                merged[j] = merged.get(j, 0.0) + p
+        top = sorted(merged.items(), key=lambda x: (-x[1], x[0]))[:a.top]
+        shown = "  ".join(f"{j}:{p:.3f}{text(j)}" for j, p in top)
+        inp, lab = int(batch.input_ids[0, i]), int(batch.labels[0, i])
+        words = f"   |{text(inp)} ->{text(lab)}" if tok else ""
+        print(f"{i:4d} {inp:8d} {lab:8d} {entropy[i]:8.3f}  {shown}{words}")
+    print(f"mean entropy: {entropy.mean():.3f} nats over this sample's targets, {floor:.3f} "
+          f"over {npos:,} positions of the file (the soft loss's floor)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
@@ -334,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors (2), --help (0)
         return exc.code if isinstance(exc.code, int) else 2
     handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info,
-               "verify": _cmd_verify, "query": _cmd_query}[args.command]
+               "verify": _cmd_verify, "query": _cmd_query, "show": _cmd_show}[args.command]
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning
         try:
