@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileAccessError, InputError
+from .readers import _encoded_batches
 from .types import Corpus
 
 DEFAULT_VOCAB = 8192
@@ -81,9 +82,14 @@ def stdlib_corpus(tokenizer_path: str | Path, vocab_size: int = DEFAULT_VOCAB,
             raise FileAccessError(f"cannot save the tokenizer to {tokenizer_path}: "
                                   f"{str(exc)[:120]}") from None
     eos = tok.token_to_id(EOS_TOKEN)
-    docs = [np.append(np.asarray(e.ids, np.uint32), np.uint32(eos))
-            for e in tok.encode_batch(texts, add_special_tokens=False)]
-    corpus = Corpus.from_documents(docs)
+    # encoded in bounded batches (the encodings of all the text at once would need ~1.5 GB)
+    dtype = np.dtype("<u2") if tok.get_vocab_size() <= 1 << 16 else np.dtype("<u4")
+    parts, lengths = [], []
+    for ids, counts in _encoded_batches(texts, tok, eos, dtype):
+        parts.append(ids)
+        lengths += counts
+    corpus = Corpus(np.concatenate(parts),
+                    np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]))
     corpus.sources = ["<python stdlib>"]
     corpus.tokenizer = tokenizer_path.name
     corpus.vocab_size = tok.get_vocab_size()
