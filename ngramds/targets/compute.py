@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import InputError
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
@@ -56,8 +57,22 @@ class Targets:
             return batch
         n = b * seq_len
         positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
-        job = _Tiles(self, batch.labels.reshape(n), positions,
-                     batch.target_ids.reshape(n, -1), batch.target_probs.reshape(n, -1),
+        self.compute_at(positions, batch.labels.reshape(n), seed, epoch,
+                        batch.target_ids.reshape(n, -1), batch.target_probs.reshape(n, -1),
+                        threads)
+        return batch
+
+    def compute_at(self, positions: np.ndarray, labels: np.ndarray, seed: int, epoch: int,
+                   target_ids: np.ndarray, target_probs: np.ndarray, threads: int = 1) -> None:
+        """Targets of the label tokens ``labels`` [n] at token positions ``positions`` [n]
+        (int64; positions in 0..N-1, labels the tokens there), written into ``target_ids`` /
+        ``target_probs`` [n, K]."""
+        n = positions.shape[0]
+        if self.plan.mode == K.ONEHOT or n == 0:
+            return
+        if int(positions.min()) < 0 or int(positions.max()) >= self.file.num_tokens:
+            raise InputError("target positions must lie in the token stream")
+        job = _Tiles(self, labels, positions, target_ids, target_probs,
                      _word(seed, "seed"), _word(epoch, "epoch"))
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
         if threads > 1 and len(tiles) > 1:
@@ -65,7 +80,6 @@ class Targets:
         else:
             for z in tiles:
                 job(z)
-        return batch
 
     def context_ids(self, sample_starts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """(windows [B, L+1] of tokens, context ids [B, L, orders]) of the samples starting at

@@ -11,13 +11,16 @@ from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
+from ..targets import kernels as K
 from ..targets.config import check_int
+from ..targets.packing import IGNORE_INDEX, fill_packed, pack_documents
 from .documents import window_position_ids
 from .partition import Partition, resolve_partition
 
 STATE_VERSION = 1
 TARGETS_ON = ("loader", "device")
 LAYOUTS = ("shifted", "hf")
+SAMPLINGS = ("windows", "documents")
 MAX_WORKERS = 64            # DataLoader workers per loader this dataset keeps pass counts for
 MAX_EPOCH = (1 << 63) - 1
 # the shared state: what every copy of the dataset (workers of any start method, persistent or
@@ -72,6 +75,13 @@ class NgramDataset(IterableDataset):
     (1); :func:`ngram_loss` then shifts by itself. The default ``"shifted"``: ``labels[t]``
     follows ``input_ids[t]``.
 
+    ``sampling="documents"`` (fine-tuning): samples start at document starts and hold whole
+    documents packed in corpus order up to ``seq_len`` tokens (a longer document is cut into
+    pieces of L tokens that share one token, so every label is predicted once), padded with id
+    0; a piece's last token and the padding have label -100 and soft targets of probability 0.
+    ``position_ids`` restart at every piece (and at the padding). The order, partition, epochs
+    and resume work on these samples as on windows. See spec/TARGETS.md.
+
     ``ds[k]`` is the item of sample number k (not the k-th of the epoch's order) with the
     targets of the current epoch (:attr:`epoch`): what a pass of that epoch yields for it.
     """
@@ -83,7 +93,7 @@ class NgramDataset(IterableDataset):
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
-                 layout: str = "shifted"):
+                 layout: str = "shifted", sampling: str = "windows"):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
         check_int("seed", seed, 0, (1 << 64) - 1)
@@ -91,7 +101,13 @@ class NgramDataset(IterableDataset):
             raise InputError(f"targets_on must be one of {TARGETS_ON}, got {targets_on!r}")
         if layout not in LAYOUTS:
             raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if sampling not in SAMPLINGS:
+            raise InputError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if sampling == "documents" and targets_on == "device":
+            raise InputError("sampling='documents' computes its targets in the loader; use "
+                             "targets_on='loader' (targets_on='device' is for windows)")
         self.targets_on, self.layout, self.doc_info = targets_on, layout, bool(doc_info)
+        self.sampling = sampling
         self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
                                    mixing=mixing, orders=orders, min_count=min_count,
                                    lambdas=lambdas)
@@ -105,7 +121,10 @@ class NgramDataset(IterableDataset):
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
         self.mode, self.orders, self.mixing, self.max_k = (plan.mode, list(plan.orders),
                                                            plan.mixing, plan.max_k)
-        self.num_samples = (f.num_tokens - 1) // seq_len
+        self._packing = pack_documents(f.doc_offsets, seq_len) if sampling == "documents" \
+            else None
+        self.num_samples = self._packing.num_samples if self._packing is not None else \
+            (f.num_tokens - 1) // seq_len
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
                              f"seq_len {seq_len} (needs seq_len + 1)")
@@ -221,7 +240,7 @@ class NgramDataset(IterableDataset):
                 "num_samples": self.num_samples, "seq_len": self.seq_len, "seed": self.seed,
                 "shuffle": self.shuffle, "file_crc": self._identity[3],
                 "world_size": self.partition.world_size, "drop_last": self.drop_last,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "sampling": self.sampling}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume after ``state['consumed']`` samples of the global order of
@@ -257,7 +276,9 @@ class NgramDataset(IterableDataset):
             raise InputError(f"dataset state version {state['version']!r} is not supported "
                              f"(this ngramds writes {STATE_VERSION})")
         mine = self._state(0, 0)
+        state = {"sampling": "windows", **state}  # states of older versions: windows
         for key, what in (("file_crc", "another file (or a rebuilt one)"),
+                          ("sampling", "another sampling"),
                           ("seq_len", "another seq_len"), ("num_samples", "another file"),
                           ("seed", "another seed"), ("shuffle", "another shuffle setting")):
             if state[key] != mine[key]:
@@ -311,6 +332,8 @@ class NgramDataset(IterableDataset):
 
     def _items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
         """The batch of sample numbers ``samples`` with the targets of ``epoch``."""
+        if self._packing is not None:
+            return self._packed_items(targets, epoch, samples)
         starts = samples * self.seq_len
         if self.targets_on == "device":
             windows, ids = targets.context_ids(starts, self.seq_len)
@@ -319,13 +342,7 @@ class NgramDataset(IterableDataset):
                      "epoch": torch.full((samples.size,), epoch, dtype=torch.int64),
                      "index": torch.from_numpy(samples)}
         else:
-            shapes = batch_shapes(targets.plan, samples.size, self.seq_len)
-            if self.batched and get_worker_info() is not None:
-                tensors = _shared_tensors(shapes)
-            else:
-                tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
-            # in the training process, tiles of the batch run on every core
-            threads = 1 if get_worker_info() is not None else os.cpu_count() or 1
+            tensors, threads = self._out_tensors(targets, samples.size)
             arrays = [t.numpy() for t in tensors]
             targets.compute(starts, self.seq_len, self.seed, epoch, arrays, threads)
             if self.layout == "hf":
@@ -338,6 +355,46 @@ class NgramDataset(IterableDataset):
         if self.doc_info:
             batch["position_ids"] = torch.from_numpy(
                 window_position_ids(targets.file.doc_offsets, starts, self.seq_len))
+        return batch
+
+    def _out_tensors(self, targets: Targets, size: int) -> tuple[list, int]:
+        """The batch's tensors (in shared memory when a worker builds whole batches) and the
+        threads to compute its targets with (every core in the training process)."""
+        shapes = batch_shapes(targets.plan, size, self.seq_len)
+        if self.batched and get_worker_info() is not None:
+            tensors = _shared_tensors(shapes)
+        else:
+            tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
+        return tensors, 1 if get_worker_info() is not None else os.cpu_count() or 1
+
+    def _packed_items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
+        """The batch of document-aligned samples ``samples`` (spec/TARGETS.md)."""
+        f, pk, (B, L) = targets.file, self._packing, (samples.size, self.seq_len)
+        tensors, threads = self._out_tensors(targets, B)
+        inputs, labels, ids, probs = (t.numpy() for t in tensors)
+        positions, position_ids = np.empty((B, L), np.int64), np.empty((B, L), np.int64)
+        K.check(fill_packed(f.tokens, f.vocab_size, pk.starts, pk.lengths, pk.first,
+                            np.ascontiguousarray(samples, np.int64), inputs, labels, positions,
+                            position_ids))
+        width = ids.shape[-1]
+        ids[:], probs[:] = 0, 0.0
+        live = np.flatnonzero(positions.reshape(-1) >= 0)
+        if width and live.size:
+            got_ids, got_probs = np.empty((live.size, width), np.int64), \
+                np.empty((live.size, width), np.float32)
+            targets.compute_at(positions.reshape(-1)[live], labels.reshape(-1)[live],
+                               self.seed, epoch, got_ids, got_probs, threads)
+            ids.reshape(-1, width)[live] = got_ids
+            probs.reshape(-1, width)[live] = got_probs
+        if self.layout == "hf":
+            to_hf_layout(inputs, labels, ids, probs, packed=True)
+        batch = {"input_ids": tensors[0], "labels": tensors[1],
+                 "index": torch.from_numpy(samples), "target_ids": tensors[2],
+                 "target_probs": tensors[3]}
+        if self.layout == "hf":
+            batch["label_shift"] = torch.ones(B, dtype=torch.int64)
+        if self.doc_info:
+            batch["position_ids"] = torch.from_numpy(position_ids)
         return batch
 
     def __getitem__(self, k: int) -> dict:
@@ -402,15 +459,20 @@ class NgramDataset(IterableDataset):
 
 
 def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,
-                 target_probs: np.ndarray) -> None:
-    """Turn shifted arrays ([B, L], [B, L, K]) into the HF layout in place: labels = input_ids,
-    target rows moved one position later, row 0 (label input_ids[:, 0]) of probability 0."""
+                 target_probs: np.ndarray, packed: bool = False) -> None:
+    """Turn shifted arrays ([B, L], [B, L, K]) into the HF layout in place: labels = input_ids
+    (``packed``: the shifted labels moved one position later, -100 at 0: so -100 at each piece
+    start and on padding), target rows moved one position later, row 0 of probability 0."""
     if target_ids.shape[-1]:
         target_ids[:, 1:] = target_ids[:, :-1]  # numpy buffers overlapping copies
         target_probs[:, 1:] = target_probs[:, :-1]
         target_ids[:, 0] = input_ids[:, :1]
         target_probs[:, 0] = 0.0
-    labels[:] = input_ids
+    if packed:
+        labels[:, 1:] = labels[:, :-1]
+        labels[:, 0] = IGNORE_INDEX
+    else:
+        labels[:] = input_ids
 
 
 def _identity(f: NgramFile) -> tuple:

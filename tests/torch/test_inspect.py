@@ -23,7 +23,8 @@ def path(tmp_path_factory):
     return p
 
 
-@pytest.mark.parametrize("kw", [{}, {"layout": "hf", "doc_info": True}, {"targets": "allnts"}])
+@pytest.mark.parametrize("kw", [{}, {"layout": "hf", "doc_info": True}, {"targets": "allnts"},
+                                {"sampling": "documents", "layout": "hf", "doc_info": True}])
 def test_getitem_is_the_item_of_that_sample_number(path, kw):
     ds = NgramDataset(path, SEQ, seed=5, **kw)
     for epoch in (0, 3):

@@ -1,0 +1,108 @@
+"""Document-aligned samples (spec/TARGETS.md, "Document-aligned samples"): documents cut into
+pieces of at most L tokens, packed whole into samples in corpus order, and the compiled fill
+of a batch of them. Torch-free."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ..errors import FormatError, InputError
+from .kernels import BAD_SAMPLE, BAD_TOKEN, OK
+
+IGNORE_INDEX = -100
+PAD_ID = 0  # input id of padding positions (never attended to by a causal model's tokens)
+
+
+class Packing(NamedTuple):
+    """Pieces (token stream start, length) and sample k = pieces [first[k], first[k+1])."""
+
+    starts: np.ndarray   # int64 [P]
+    lengths: np.ndarray  # int64 [P]
+    first: np.ndarray    # int64 [S+1]
+
+    @property
+    def num_samples(self) -> int:
+        return self.first.size - 1
+
+
+def pack_documents(doc_offsets: np.ndarray, seq_len: int) -> Packing:
+    """Pieces and samples of documents ``doc_offsets`` (the file's) for samples of ``seq_len``
+    tokens: a document of n >= 2 tokens gives ceil((n-1)/(L-1)) pieces, piece j its tokens
+    [j(L-1), min(n, j(L-1)+L)) (consecutive pieces share one token, so each label token is in
+    exactly one piece with a token before it); documents of fewer than 2 tokens give none.
+    Pieces go into samples in corpus order, next-fit: a piece that does not fit in the room
+    left in the current sample starts the next one."""
+    if seq_len < 2:
+        raise InputError(f"sampling='documents' needs seq_len >= 2 (a token and its label), "
+                         f"got {seq_len}")
+    off = np.asarray(doc_offsets, dtype=np.int64)
+    n = np.diff(off)
+    if n.size and int(n.min()) < 0:
+        raise FormatError("document offsets are not sorted; the file is damaged (run "
+                          "`ngramds verify`)")
+    step = seq_len - 1
+    m = np.where(n >= 2, (n - 2) // step + 1, 0)
+    total = int(m.sum())
+    if total == 0:
+        raise InputError("sampling='documents' needs a document of at least 2 tokens; the "
+                         "file has none")
+    doc = np.repeat(np.arange(n.size, dtype=np.int64), m)
+    j = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(m) - m, m)
+    starts = off[doc] + j * step
+    lengths = np.minimum(seq_len, n[doc] - j * step)
+    first = np.empty(total + 1, np.int64)
+    count = _next_fit(lengths, seq_len, first)
+    return Packing(starts, lengths, first[:count + 1].copy())
+
+
+@njit(cache=True)
+def _next_fit(lengths, capacity, first):
+    """first[s] <- the first piece of sample s; returns the number of samples."""
+    s, used = 0, capacity
+    for j in range(lengths.shape[0]):
+        if used + lengths[j] > capacity:
+            first[s] = j
+            s += 1
+            used = 0
+        used += lengths[j]
+    first[s] = lengths.shape[0]
+    return s
+
+
+@njit(cache=True, nogil=True)
+def fill_packed(tokens, vocab_size, starts, lengths, first, samples, input_ids, labels,
+                positions, position_ids):
+    """Row b of the [B, L] outputs <- sample samples[b]: its pieces back to back, then padding
+    (input PAD_ID, label IGNORE_INDEX, position -1, position ids counting from 0 again).
+    Labels follow their token within a piece (the last token of a piece has IGNORE_INDEX);
+    positions hold each label's token position (-1 where there is none)."""
+    n_tok, seq_len = tokens.shape[0], input_ids.shape[1]
+    for b in range(samples.shape[0]):
+        k = samples[b]
+        if k < 0 or k + 1 >= first.shape[0]:
+            return BAD_SAMPLE
+        o = 0
+        for j in range(first[k], first[k + 1]):
+            a, n = starts[j], lengths[j]
+            if a < 0 or n < 2 or a + n > n_tok or o + n > seq_len:
+                return BAD_SAMPLE
+            for i in range(n):
+                t = np.int64(tokens[a + i])
+                if t >= vocab_size:
+                    return BAD_TOKEN
+                input_ids[b, o + i] = t
+                position_ids[b, o + i] = i
+                if i > 0:
+                    labels[b, o + i - 1] = t
+                    positions[b, o + i - 1] = a + i
+            labels[b, o + n - 1] = IGNORE_INDEX
+            positions[b, o + n - 1] = -1
+            o += n
+        for i in range(o, seq_len):
+            input_ids[b, i] = PAD_ID
+            labels[b, i] = IGNORE_INDEX
+            positions[b, i] = -1
+            position_ids[b, i] = i - o
+    return OK
