@@ -593,10 +593,12 @@ def _encoded_batches(documents, tok, eos_id, dtype):
     (:func:`split_text`) may span batches, and its count is yielded with the batch holding its
     last piece."""
     batch, last, pending, chars = [], [], 0, 0  # texts, "ends a document", tokens so far
+    # the same ids; the fast variant (tokenizers >= 0.21) skips computing character offsets
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
 
     def flush():
         nonlocal pending
-        encodings = tok.encode_batch(batch, add_special_tokens=False)
+        encodings = encode(batch, add_special_tokens=False)
         parts, counts = [], []
         for enc, ends in zip(encodings, last):
             ids = enc.ids
