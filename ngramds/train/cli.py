@@ -88,6 +88,8 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
     opt(t, "--lambdas", _list(float, "weights like 0.2,0.3,0.5"),
         "fixed mixing: one weight per order", shown="none")
     opt(t, "--alpha", float, "weight of the soft-target term", shown="ngramds.torch.DEFAULT_ALPHA")
+    opt(t, "--alpha-hold", float, "alpha for this fraction of the steps, then linearly to 0 "
+        "(ngramds.torch.alpha_at)")
     m = p.add_argument_group("model and optimisation")
     for flag, text in [("--steps", "optimiser steps"), ("--batch-size", "sequences per step"),
                        ("--seq-len", "tokens per sequence"), ("--d-model", "model width"),

@@ -27,6 +27,7 @@ class RunConfig:
     min_count: int = 2
     lambdas: list[float] | None = None
     alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
+    alpha_hold: float = 1.0  # alpha for this fraction of the steps, then linearly to 0
     steps: int = 800
     batch_size: int = 8
     seq_len: int = 128
@@ -65,6 +66,8 @@ class RunConfig:
             raise InputError(f"lr must be a positive number, got {self.lr}")
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise InputError(f"alpha must be a non-negative number, got {self.alpha}")
+        if not 0 <= self.alpha_hold <= 1:
+            raise InputError(f"alpha-hold must be in [0, 1], got {self.alpha_hold}")
 
     def record(self) -> dict:
         """The configuration as the log's ``config`` field."""

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..errors import FileAccessError, InputError
 from ..file.reader import open_file
 from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
+from ..torch.schedule import alpha_at
 from .config import RunConfig
 from .model import GPT
 
@@ -86,7 +87,8 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
         while step < cfg.steps:
             for batch in loader:  # each pass over the loader is the next epoch
                 logits = model(batch["input_ids"].to(device))
-                loss = ngram_loss(logits, batch, alpha=alpha)
+                step_alpha = alpha_at(step, cfg.steps, alpha, cfg.alpha_hold)
+                loss = ngram_loss(logits, batch, alpha=step_alpha)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -104,7 +106,7 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
                     val_loss = evaluate(model, val_batches, device)
                     record = {"config": config, "step": step, "train_objective": objective / n,
                               "train_ce": plain_ce / n, "val_loss": val_loss,
-                              "val_ppl": math.exp(val_loss),
+                              "val_ppl": math.exp(val_loss), "alpha": step_alpha,
                               "tokens_per_s": tokens / (now - interval_start),
                               "wall_s": now - start}
                     log.write(json.dumps(record) + "\n")

@@ -45,6 +45,18 @@ def test_run_trains_and_logs(files, tmp_path, capsys, targets):
     assert capsys.readouterr().out.count("val ") == 2
 
 
+def test_alpha_hold_decays_the_soft_term(files, tmp_path):
+    """--alpha-hold 0.5: alpha 1 for the first half of the steps, then linearly towards 0 (the
+    log records the alpha of each evaluation's step)."""
+    train, val = files
+    log = tmp_path / "r.jsonl"
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log), *TINY,
+                 "--steps", "4", "--eval-every", "1", "--alpha-hold", "0.5"]) == 0
+    assert [r["alpha"] for r in read_log(log)] == [1.0, 1.0, 1.0, 0.5]  # steps 0..3 of 4
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log), *TINY,
+                 "--alpha-hold", "2"]) == 2
+
+
 def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # the plot is optional
     train, val = files

@@ -1,0 +1,35 @@
+"""The weight of the soft-target term over a training run."""
+from __future__ import annotations
+
+import math
+
+from .loss import DEFAULT_ALPHA
+
+__all__ = ["alpha_at", "DEFAULT_HOLD"]
+
+# Fraction of the run at full alpha before the linear decay to 0 (docs/RESULTS.md: budget-
+# matched runs; the soft term helps most early and costs a little at the end, when the model
+# fits the one-hot labels better than the corpus statistics do).
+DEFAULT_HOLD = 0.5
+
+
+def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
+             hold: float = DEFAULT_HOLD) -> float:
+    """``alpha`` for the first ``hold`` of ``total_steps``, then linearly down to 0 at the last
+    step; ``hold=1`` keeps it constant, ``hold=0`` decays from the first step.
+
+        loss = ngram_loss(logits, batch, alpha=alpha_at(step, total_steps))
+    """
+    if not (isinstance(total_steps, int) and total_steps >= 1):
+        raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+    if not (isinstance(step, int) and 0 <= step):
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    if not (math.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
+    if not 0 <= hold <= 1:
+        raise ValueError(f"hold must be in [0, 1], got {hold!r}")
+    start = hold * total_steps
+    if step < start or hold == 1:
+        return float(alpha)
+    span = total_steps - start
+    return float(alpha) * max(0.0, 1.0 - (step - start) / span) if span > 0 else 0.0
