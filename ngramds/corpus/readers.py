@@ -298,13 +298,15 @@ class _FileReader:
     def __init__(self, dtype, tokenizer, field, eos_id, spool, meter: Meter, total: int):
         self.dtype, self.tokenizer, self.field, self.eos_id = dtype, tokenizer, field, eos_id
         self.spool, self.meter, self.total, self.base = spool, meter, max(total, 1), 0
+        self.current = 1  # bytes of the input being read (progress)
         self.line_files = self.line_docs = self.line_tokens = 0
 
     def read(self, path: Path, unit: str):
+        self.current = _size(path)
         try:
             return self._read(path, unit)
         finally:
-            self.base += _size(path)
+            self.base += self.current
 
     def _read(self, path: Path, unit: str):
         if _is_megatron(path):
@@ -338,8 +340,7 @@ class _FileReader:
                 for chunk, frac in column.texts():
                     yield from chunk
                     fractions[0] = frac or 0.0
-            size = self.total if column.rows is not None else 0
-            return self._encode(texts(), stem, lambda: fractions[0] * size)
+            return self._encode(texts(), stem, lambda: fractions[0] * self.current)
         batches = ((ids, lengths) for ids, lengths, _ in column.ids())
         return _collect(batches, None, self.spool, stem)
 
