@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ..corpus.readers import input_files, load_corpus, load_stream, needs_spool
-from ..corpus.types import check_corpus
+from ..corpus.types import check_corpus, check_prompt_lengths
 from ..errors import InputError, InputWarning, strict_inputs
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
@@ -75,6 +75,9 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     if tmp_dir is not None and not bounded:
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
                       "--memory-limit) or a Dask build spills runs there", stacklevel=2)
+    if bounded and getattr(source, "prompt_lengths", None) is not None:
+        raise InputError("prompt lengths are written by in-memory builds only; build this "
+                         "corpus without memory_limit, engine or partial")
     if bounded:
         limit = parse_size(memory_limit if memory_limit is not None else DEFAULT_MEMORY_LIMIT)
         # text is tokenised batch by batch into token files in a locked temporary directory
@@ -99,6 +102,9 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     num_docs = offsets.size - 1
     arrays = {"tokens": tokens,
               "doc_offsets": offsets.astype(fmt.uint_dtype(tokens.size))}
+    if corpus.prompt_lengths is not None:  # spec/FORMAT.md: the optional prompt_lengths
+        prompts = check_prompt_lengths(corpus.prompt_lengths, offsets)
+        arrays["prompt_lengths"] = prompts.astype(fmt.uint_dtype(int(prompts.max())))
     tables = []
     for n in orders:
         bar.suffix = f" (order {n})" if len(orders) > 1 else ""

@@ -36,5 +36,7 @@ def _subset(corpus: Corpus, offsets: np.ndarray, keep: np.ndarray) -> Corpus:
     tokens = np.asarray(corpus.tokens)[token_mask]
     sub = Corpus(tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
                  sources=list(corpus.sources), tokenizer=corpus.tokenizer,
-                 vocab_size=corpus.vocab_size)
+                 vocab_size=corpus.vocab_size,
+                 prompt_lengths=None if corpus.prompt_lengths is None else
+                 np.asarray(corpus.prompt_lengths).reshape(-1)[keep])
     return sub

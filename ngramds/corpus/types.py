@@ -8,7 +8,8 @@ import numpy as np
 from ..errors import InputError
 from ..file import format as fmt
 
-__all__ = ["Corpus", "check_corpus", "check_vocab", "check_doc_offsets"]
+__all__ = ["Corpus", "check_corpus", "check_vocab", "check_doc_offsets",
+           "check_prompt_lengths"]
 
 
 @dataclass
@@ -16,7 +17,9 @@ class Corpus:
     """Token ids of all documents back to back, and document boundaries.
 
     ``doc_offsets`` has one entry per document plus one: document d is
-    ``tokens[doc_offsets[d]:doc_offsets[d + 1]]``.
+    ``tokens[doc_offsets[d]:doc_offsets[d + 1]]``. ``prompt_lengths`` (optional, one per
+    document): the first prompt_lengths[d] tokens of document d are its prompt, which training
+    items never use as labels (the file's ``prompt_lengths`` section).
     """
 
     tokens: np.ndarray
@@ -24,6 +27,7 @@ class Corpus:
     sources: list = field(default_factory=list)
     tokenizer: str | None = None
     vocab_size: int | None = None
+    prompt_lengths: np.ndarray | None = None
 
     @classmethod
     def from_documents(cls, documents) -> "Corpus":
@@ -75,3 +79,21 @@ def check_doc_offsets(doc_offsets, num_tokens: int) -> np.ndarray:
         raise InputError("document boundaries must rise from 0 to the number of tokens "
                          f"({num_tokens})")
     return doc_offsets
+
+
+def check_prompt_lengths(prompt_lengths, doc_offsets: np.ndarray) -> np.ndarray:
+    """Prompt lengths as int64, once there is one per document, each within its document."""
+    lengths = np.asarray(prompt_lengths).reshape(-1)
+    docs = np.diff(np.asarray(doc_offsets, dtype=np.int64))
+    if lengths.size and lengths.dtype.kind not in "iu":
+        raise InputError(f"prompt lengths must be integers, got dtype {lengths.dtype}")
+    lengths = lengths.astype(np.int64)
+    if lengths.size != docs.size:
+        raise InputError(f"{lengths.size} prompt lengths for {docs.size} documents; give one "
+                         "prompt length per document")
+    bad = np.flatnonzero((lengths < 0) | (lengths > docs))
+    if bad.size:
+        d = int(bad[0])
+        raise InputError(f"prompt length {int(lengths[d])} of document {d} is outside 0.."
+                         f"{int(docs[d])} (the document's length)")
+    return lengths

@@ -80,6 +80,8 @@ class NgramFile:
                 p + "position_contexts": ((n,), None),
             })
             ends += [(p + "entry_offsets", e), (p + "context_length_offsets", c)]
+        if "prompt_lengths" in self._arrays:  # optional
+            expect["prompt_lengths"] = ((d,), None)
         for name, (shape, dtypes) in expect.items():
             if name not in self._arrays:
                 raise FormatError(f"section {name!r} is missing; the file is damaged")
@@ -126,6 +128,12 @@ class NgramFile:
     def doc_offsets(self) -> np.ndarray:
         """Document d spans tokens[doc_offsets[d]:doc_offsets[d+1]]."""
         return self._arrays["doc_offsets"]
+
+    @property
+    def prompt_lengths(self) -> np.ndarray | None:
+        """Tokens of each document's prompt (never a label in training items), or None when
+        the file was built without them."""
+        return self._arrays.get("prompt_lengths")
 
     def section(self, name: str) -> np.ndarray:
         """The read-only array of section ``name`` (see spec/FORMAT.md), e.g. "order4/counts"."""

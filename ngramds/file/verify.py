@@ -38,6 +38,10 @@ def check_structure(f, table) -> None:
     t = table
     if not _monotonic(f.doc_offsets) or not _monotonic(t.entry_offsets):
         fail("offsets are not sorted")
+    prompts = f.prompt_lengths
+    if prompts is not None and bool(np.any(prompts.astype(np.int64) >
+                                           np.diff(f.doc_offsets.astype(np.int64)))):
+        fail("a prompt length exceeds its document's length")
     for arr, name in ((f.tokens, "tokens"), (t.next_ids, "next_ids")):
         if arr.size and int(arr.max()) >= f.vocab_size:
             fail(f"{name} holds an id >= vocab_size")

@@ -106,3 +106,14 @@ def fill_packed(tokens, vocab_size, starts, lengths, first, samples, input_ids, 
             positions[b, i] = -1
             position_ids[b, i] = i - o
     return OK
+
+
+def in_prompt(doc_offsets: np.ndarray, prompt_lengths: np.ndarray,
+              positions: np.ndarray) -> np.ndarray:
+    """bool, the shape of ``positions`` (token positions in 0..N-1): the token there is one of
+    its document's first prompt_lengths[d] tokens."""
+    flat = np.asarray(positions, dtype=np.int64).reshape(-1)
+    d = np.searchsorted(doc_offsets, flat.astype(doc_offsets.dtype), side="right") - 1
+    d = np.clip(d, 0, prompt_lengths.size - 1)
+    inside = flat - doc_offsets[d].astype(np.int64) < prompt_lengths[d].astype(np.int64)
+    return inside.reshape(np.shape(positions))

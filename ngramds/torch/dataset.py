@@ -13,7 +13,7 @@ from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets import kernels as K
 from ..targets.config import check_int
-from ..targets.packing import IGNORE_INDEX, fill_packed, pack_documents
+from ..targets.packing import IGNORE_INDEX, fill_packed, in_prompt, pack_documents
 from .documents import window_position_ids
 from .partition import Partition, resolve_partition
 
@@ -82,6 +82,10 @@ class NgramDataset(IterableDataset):
     ``position_ids`` restart at every piece (and at the padding). The order, partition, epochs
     and resume work on these samples as on windows. See spec/TARGETS.md.
 
+    Prompt masking (files built with prompt lengths, e.g. from
+    :func:`ngramds.corpus.pairs.read_pairs`): ``mask_prompt`` (default: when the file has
+    them) gives the labels that are prompt tokens -100 and soft targets of probability 0.
+
     ``ds[k]`` is the item of sample number k (not the k-th of the epoch's order) with the
     targets of the current epoch (:attr:`epoch`): what a pass of that epoch yields for it.
     """
@@ -93,7 +97,8 @@ class NgramDataset(IterableDataset):
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
-                 layout: str = "shifted", sampling: str = "windows"):
+                 layout: str = "shifted", sampling: str = "windows",
+                 mask_prompt: bool | None = None):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
         check_int("seed", seed, 0, (1 << 64) - 1)
@@ -121,6 +126,15 @@ class NgramDataset(IterableDataset):
         self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
         self.mode, self.orders, self.mixing, self.max_k = (plan.mode, list(plan.orders),
                                                            plan.mixing, plan.max_k)
+        if mask_prompt is None:
+            mask_prompt = f.prompt_lengths is not None
+        elif mask_prompt and f.prompt_lengths is None:
+            raise InputError(f"mask_prompt=True, but {self.path} has no prompt lengths (build "
+                             "it from prompt/response pairs: ngramds.corpus.pairs.read_pairs)")
+        if mask_prompt and targets_on == "device":
+            raise InputError("prompt masking happens in the loader: with targets_on='device' "
+                             "give mask_prompt=False (or use targets_on='loader')")
+        self.mask_prompt = bool(mask_prompt)
         self._packing = pack_documents(f.doc_offsets, seq_len) if sampling == "documents" \
             else None
         self.num_samples = self._packing.num_samples if self._packing is not None else \
@@ -345,8 +359,15 @@ class NgramDataset(IterableDataset):
             tensors, threads = self._out_tensors(targets, samples.size)
             arrays = [t.numpy() for t in tensors]
             targets.compute(starts, self.seq_len, self.seed, epoch, arrays, threads)
+            f = targets.file
+            if self.mask_prompt:
+                window = starts[:, None] + np.arange(self.seq_len + 1)
+                hidden = in_prompt(f.doc_offsets, f.prompt_lengths, window)
+                _hide(hidden[:, 1:], *arrays[1:])
             if self.layout == "hf":
                 to_hf_layout(*arrays)
+                if self.mask_prompt:
+                    arrays[1][hidden[:, :-1]] = IGNORE_INDEX
             batch = {"input_ids": tensors[0], "labels": tensors[1],
                      "index": torch.from_numpy(samples), "target_ids": tensors[2],
                      "target_probs": tensors[3]}
@@ -378,6 +399,10 @@ class NgramDataset(IterableDataset):
                             position_ids))
         width = ids.shape[-1]
         ids[:], probs[:] = 0, 0.0
+        if self.mask_prompt:
+            hidden = positions >= 0
+            hidden[hidden] = in_prompt(f.doc_offsets, f.prompt_lengths, positions[hidden])
+            labels[hidden], positions[hidden] = IGNORE_INDEX, -1
         live = np.flatnonzero(positions.reshape(-1) >= 0)
         if width and live.size:
             got_ids, got_probs = np.empty((live.size, width), np.int64), \
@@ -473,6 +498,14 @@ def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarr
         labels[:, 0] = IGNORE_INDEX
     else:
         labels[:] = input_ids
+
+
+def _hide(hidden: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,
+          target_probs: np.ndarray) -> None:
+    """Rows ``hidden`` ([B, L] bool) get label -100 and soft targets (id 0) of probability 0."""
+    labels[hidden] = IGNORE_INDEX
+    target_ids[hidden] = 0
+    target_probs[hidden] = 0.0
 
 
 def _identity(f: NgramFile) -> tuple:

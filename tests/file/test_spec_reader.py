@@ -168,6 +168,12 @@ def read_file(path) -> dict:
     out["doc_offsets"] = _expect(arrays, by_name, "doc_offsets", [D + 1], MIN_DTYPES)
     _check_offsets(out["doc_offsets"], N, "doc_offsets")                   # inv. 2
     _need(bool(np.all(out["tokens"] < V)), "tokens hold ids >= V")        # inv. 3
+    out["prompt_lengths"] = None                                            # optional section
+    if "prompt_lengths" in arrays:
+        pl = _expect(arrays, by_name, "prompt_lengths", [D], MIN_DTYPES)
+        _need(bool(np.all(pl <= np.diff(out["doc_offsets"]))),              # inv. 9
+              "a prompt length exceeds its document's length")
+        out["prompt_lengths"] = pl
 
     for t in header["tables"]:
         n = t["order"]
@@ -618,3 +624,20 @@ def test_unknown_keys_and_sections_ignored(tmp_path):
     bad.write_bytes(bytes(out))
     f = read_file(bad)
     check_against_recount(f, [[1, 2, 3, 1, 2], [], [3, 3]], 2, None, 4)
+
+
+def test_prompt_lengths_section(tmp_path):
+    """FORMAT.md 4: the optional `prompt_lengths` section, [D], min dtype (holds the largest
+    prompt length), each at most its document's length; absent when not built with it."""
+    docs = [[1, 2, 3, 1], [], [4, 4, 1], [2] * 300]
+    tokens = np.concatenate([np.asarray(d, np.int64) for d in docs])
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])])
+    lengths = np.array([2, 0, 3, 260])
+    path = tmp_path / "p.ngds"
+    ngramds.build(ngramds.Corpus(tokens, offsets, prompt_lengths=lengths), path, order=2,
+                  progress=False)
+    f = read_file(path)
+    assert f["prompt_lengths"].tolist() == lengths.tolist()
+    section = next(s for s in f["header"]["sections"] if s["name"] == "prompt_lengths")
+    assert section["dtype"] == min_dtype(260) == "<u2"                # writer conformance
+    assert read_file(build(tmp_path, docs, 2, name="q.ngds"))["prompt_lengths"] is None

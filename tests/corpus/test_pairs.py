@@ -1,0 +1,103 @@
+"""Prompt/response pairs from JSONL: one document per record (prompt tokens, then response
+tokens, then EOS), the prompt length recorded per document in the file's ``prompt_lengths``
+section."""
+import json
+
+import numpy as np
+import pytest
+
+import ngramds
+from ngramds.corpus import Corpus
+from ngramds.corpus.pairs import read_pairs
+from helpers import train_small_tokenizer
+
+RECORDS = [{"prompt": "the cat", "response": " sat on the mat"},
+           {"prompt": "", "response": "a dog"},
+           {"prompt": "the dog sat on", "response": ""},
+           {"prompt": "a cat and", "response": " a dog", "extra": 1}]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    texts = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 20
+    return path, train_small_tokenizer(path, texts)
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_documents_and_prompt_lengths(tmp_path, tokenizer):
+    tok_path, tok = tokenizer
+    src = write(tmp_path / "p.jsonl", RECORDS[:2])
+    write(tmp_path / "q.jsonl", RECORDS[2:])
+    eos = tok.token_to_id("<eos>")
+    corpus = read_pairs([src, tmp_path / "q.jsonl"], tok_path, eos_id=eos)
+    docs, lengths = [], []
+    for r in RECORDS:
+        p = tok.encode(r["prompt"], add_special_tokens=False).ids
+        q = tok.encode(r["response"], add_special_tokens=False).ids
+        docs.append(p + q + [eos])
+        lengths.append(len(p))
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])])
+    assert corpus.tokens.tolist() == [t for d in docs for t in d]
+    assert corpus.doc_offsets.tolist() == offsets.tolist()
+    assert corpus.prompt_lengths.tolist() == lengths
+    assert corpus.vocab_size == tok.get_vocab_size()
+    out = ngramds.build(corpus, tmp_path / "p.ngds", order=2, progress=False)
+    f = ngramds.open(out, verify=True)
+    assert f.prompt_lengths.tolist() == lengths
+    assert f.prompt_lengths.dtype == np.uint8  # the smallest that holds the longest prompt
+    # the n-gram statistics count prompt tokens too: the same tables as the plain documents
+    plain = ngramds.open(ngramds.build(docs, tmp_path / "d.ngds", order=2, progress=False,
+                                       vocab_size=tok.get_vocab_size()))
+    assert plain.prompt_lengths is None
+    np.testing.assert_array_equal(plain.counts, f.counts)
+
+
+def test_other_field_names(tmp_path, tokenizer):
+    tok_path, tok = tokenizer
+    src = write(tmp_path / "p.jsonl", [{"q": "the cat", "a": " sat"}])
+    corpus = read_pairs([src], tok_path, prompt_field="q", response_field="a")
+    prompt, response = (tok.encode(t, add_special_tokens=False).ids for t in ("the cat", " sat"))
+    assert corpus.prompt_lengths.tolist() == [len(prompt)]
+    assert corpus.tokens.tolist() == prompt + response  # no eos_id: nothing appended
+
+
+@pytest.mark.parametrize("line,match", [
+    ('{"prompt": "a"}', r"p\.jsonl:2: no field 'response'"),
+    ('{"prompt": 3, "response": "b"}', r"p\.jsonl:2: field 'prompt' is not a string"),
+    ('{"prompt": "a", ', r"p\.jsonl:2: not valid JSON"),
+    ('[1, 2]', r"p\.jsonl:2: not a JSON object"),
+])
+def test_bad_records_are_one_line_errors(tmp_path, tokenizer, line, match):
+    tok_path, _ = tokenizer
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"prompt": "a", "response": "b"}\n' + line + "\n", encoding="utf-8")
+    with pytest.raises(ngramds.InputError, match=match):
+        read_pairs([src], tok_path)
+
+
+def test_prompt_lengths_are_checked(tmp_path):
+    tokens, offsets = np.arange(6) % 3, np.array([0, 2, 6])
+    with pytest.raises(ngramds.InputError, match="prompt length"):
+        ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([3, 1])),
+                      tmp_path / "x.ngds", order=2, progress=False)
+    with pytest.raises(ngramds.InputError, match="prompt length"):
+        ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([1])),
+                      tmp_path / "x.ngds", order=2, progress=False)
+    with pytest.raises(ngramds.InputError, match="prompt"):
+        ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([1, 1])),
+                      tmp_path / "x.ngds", order=2, progress=False, memory_limit="1G")
+
+
+def test_split_keeps_prompt_lengths():
+    corpus = Corpus(np.arange(20), np.arange(0, 21, 2), prompt_lengths=np.arange(10) % 3)
+    train, val = ngramds.split_documents(corpus, 0.3, seed=1)
+    lengths = {tuple(corpus.tokens[a:b]): int(p) for a, b, p in
+               zip(corpus.doc_offsets[:-1], corpus.doc_offsets[1:], corpus.prompt_lengths)}
+    for part in (train, val):
+        for a, b, p in zip(part.doc_offsets[:-1], part.doc_offsets[1:], part.prompt_lengths):
+            assert lengths[tuple(part.tokens[a:b])] == p
