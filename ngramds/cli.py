@@ -103,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
                        "top targets, with the targets' entropy")
     s.add_argument("file")
     s.add_argument("--sample", type=_count, required=True, metavar="K",
-                   help="sample number k: tokens k*L .. k*L+L (as NgramDataset's ds[k])")
+                   help="sample number k (as NgramDataset's ds[k]): tokens k*L .. k*L+L, or "
+                        "the k-th document-aligned sample")
+    s.add_argument("--sampling", choices=["windows", "documents"], default="windows",
+                   help="as NgramDataset's sampling (default windows)")
     s.add_argument("--seq-len", type=_count, default=64, metavar="L",
                    help="sample length (default 64)")
     s.add_argument("--tokenizer", metavar="JSON", help="decode ids")
@@ -380,27 +383,39 @@ def _cmd_show(a) -> int:
 
     from .corpus.readers import load_tokenizer
     from .file.reader import open_file
-    from .targets import TargetConfig, Targets
+    from .targets import TargetConfig, Targets, batch_shapes
     from .targets.entropy import mean_entropy, target_entropy
+    from .targets.packing import hide_window_prompts, pack_documents, packed_batch
     f = open_file(a.file)
     if a.seq_len < 1:
         raise InputError("--seq-len must be at least 1")
     config = TargetConfig(targets=a.targets, top_r=a.top_r, residual=a.residual,
                           mixing=a.mixing)
     L, k = a.seq_len, a.sample
-    n = (f.num_tokens - 1) // L
+    packing = pack_documents(f.doc_offsets, L) if a.sampling == "documents" else None
+    n = packing.num_samples if packing is not None else (f.num_tokens - 1) // L
     if k >= n:
         raise InputError(f"--sample {k} is outside the {n:,} samples of seq_len {L} "
                          f"(0..{n - 1})" if n else f"the file has no sample of seq_len {L}")
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     t = Targets(f, config)
-    batch = t.compute(np.array([k * L], np.int64), L, a.seed, a.epoch)
-    ids, probs = batch.target_ids[0], batch.target_probs[0]
+    out = [np.empty(shape, dtype) for shape, dtype in batch_shapes(t.plan, 1, L)]
+    prompts = f.prompt_lengths is not None  # prompt tokens are no labels, as in training
+    if packing is not None:
+        packed_batch(t, packing, np.array([k], np.int64), a.seed, a.epoch, out, prompts)
+        where = "document-aligned"
+    else:
+        t.compute(np.array([k * L], np.int64), L, a.seed, a.epoch, out)
+        if prompts:
+            hide_window_prompts(f, np.array([k * L]), L, *out[1:])
+        where = f"tokens {k * L}..{k * L + L}"
+    inputs, labels, ids, probs = (x[0] for x in out)
     entropy = target_entropy(ids, probs)
+    labelled = labels != -100
     floor, npos = mean_entropy(f, config, seed=a.seed, epoch=a.epoch)
     text = (lambda i: f" {tok.decode([int(i)])!r}") if tok else (lambda i: "")
     plan = t.plan
-    print(f"sample {k} of {n:,}: tokens {k * L}..{k * L + L}, seq_len {L}; targets "
+    print(f"sample {k} of {n:,}: {where}, seq_len {L}; targets "
           f"{a.targets}{f' r={a.top_r} {a.residual}' if a.targets == 'coconts' else ''}, "
           f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}, seed {a.seed}, "
           f"epoch {a.epoch}")
@@ -412,10 +427,17 @@ def _cmd_show(a) -> int:
                 merged[j] = merged.get(j, 0.0) + p
         top = sorted(merged.items(), key=lambda x: (-x[1], x[0]))[:a.top]
         shown = "  ".join(f"{j}:{p:.3f}{text(j)}" for j, p in top)
-        inp, lab = int(batch.input_ids[0, i]), int(batch.labels[0, i])
+        inp, lab = int(inputs[i]), int(labels[i])
+        if lab == -100:
+            why = "prompt" if packing is None else \
+                "end of a piece, padding" + (" or prompt" if prompts else "")
+            print(f"{i:4d} {inp:8d} {lab:8d} {'':>8}  (no label: {why})"
+                  f"{f'   |{text(inp)}' if tok else ''}")
+            continue
         words = f"   |{text(inp)} ->{text(lab)}" if tok else ""
         print(f"{i:4d} {inp:8d} {lab:8d} {entropy[i]:8.3f}  {shown}{words}")
-    print(f"mean entropy: {entropy.mean():.3f} nats over this sample's targets, {floor:.3f} "
+    mean = float(entropy[labelled].mean()) if labelled.any() else 0.0
+    print(f"mean entropy: {mean:.3f} nats over this sample's targets, {floor:.3f} "
           f"over {npos:,} positions of the file (the soft loss's floor)")
     return 0
 

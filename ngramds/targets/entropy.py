@@ -26,7 +26,8 @@ def target_entropy(target_ids: np.ndarray, target_probs: np.ndarray) -> np.ndarr
     merged = np.bincount(inverse.ravel(), weights=target_probs.astype(np.float64).ravel(),
                          minlength=uniq.size)
     safe = np.where(merged > 0, merged, 1.0)
-    return np.bincount(uniq // width, weights=-merged * np.log(safe), minlength=n)
+    h = np.bincount(uniq // width, weights=-merged * np.log(safe), minlength=n)
+    return np.maximum(h, 0.0)  # no -0.0 (or rounding below 0) for one-token targets
 
 
 def mean_entropy(f, config: TargetConfig, positions: int = DEFAULT_POSITIONS, seed: int = 0,

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import FormatError, InputError
-from .kernels import BAD_SAMPLE, BAD_TOKEN, OK
+from .kernels import BAD_SAMPLE, BAD_TOKEN, OK, check
 
 IGNORE_INDEX = -100
 PAD_ID = 0  # input id of padding positions (never attended to by a causal model's tokens)
@@ -117,3 +117,48 @@ def in_prompt(doc_offsets: np.ndarray, prompt_lengths: np.ndarray,
     d = np.clip(d, 0, prompt_lengths.size - 1)
     inside = flat - doc_offsets[d].astype(np.int64) < prompt_lengths[d].astype(np.int64)
     return inside.reshape(np.shape(positions))
+
+
+def hide_window_prompts(f, starts: np.ndarray, seq_len: int, labels: np.ndarray,
+                        target_ids: np.ndarray, target_probs: np.ndarray) -> np.ndarray:
+    """Windows of the file ``f`` (with prompt lengths) starting at ``starts``: rows whose label
+    is a prompt token get label -100 and soft targets (id 0) of probability 0, in place.
+    Returns which tokens of each window (bool [B, L+1]) are prompt tokens."""
+    window = np.asarray(starts, np.int64)[:, None] + np.arange(seq_len + 1)
+    hidden = in_prompt(f.doc_offsets, f.prompt_lengths, window)
+    rows = hidden[:, 1:]
+    labels[rows] = IGNORE_INDEX
+    target_ids[rows] = 0
+    target_probs[rows] = 0.0
+    return hidden
+
+
+def packed_batch(targets, packing: Packing, samples: np.ndarray, seed: int, epoch: int,
+                 out: list, mask_prompt: bool = False, threads: int = 1) -> np.ndarray:
+    """Document-aligned samples ``samples`` of ``packing`` into ``out`` = [input_ids, labels,
+    target_ids, target_probs] (the arrays of ``batch_shapes``; shifted layout): targets at
+    every labelled position, id 0 and probability 0 elsewhere; with ``mask_prompt`` prompt
+    tokens are no labels. Returns the position ids (int64 [B, L])."""
+    f = targets.file
+    inputs, labels, ids, probs = out
+    B, L = labels.shape
+    positions, position_ids = np.empty((B, L), np.int64), np.empty((B, L), np.int64)
+    code = fill_packed(f.tokens, f.vocab_size, packing.starts, packing.lengths, packing.first,
+                       np.ascontiguousarray(samples, np.int64), inputs, labels, positions,
+                       position_ids)
+    check(code)
+    width = ids.shape[-1]
+    ids[:], probs[:] = 0, 0.0
+    if mask_prompt:
+        hidden = positions >= 0
+        hidden[hidden] = in_prompt(f.doc_offsets, f.prompt_lengths, positions[hidden])
+        labels[hidden], positions[hidden] = IGNORE_INDEX, -1
+    live = np.flatnonzero(positions.reshape(-1) >= 0)
+    if width and live.size:
+        got_ids = np.empty((live.size, width), np.int64)
+        got_probs = np.empty((live.size, width), np.float32)
+        targets.compute_at(positions.reshape(-1)[live], labels.reshape(-1)[live], seed, epoch,
+                           got_ids, got_probs, threads)
+        ids.reshape(-1, width)[live] = got_ids
+        probs.reshape(-1, width)[live] = got_probs
+    return position_ids

@@ -11,9 +11,9 @@ from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
-from ..targets import kernels as K
 from ..targets.config import check_int
-from ..targets.packing import IGNORE_INDEX, fill_packed, in_prompt, pack_documents
+from ..targets.packing import (IGNORE_INDEX, hide_window_prompts, pack_documents,
+                                packed_batch)
 from .documents import window_position_ids
 from .partition import Partition, resolve_partition
 
@@ -359,11 +359,8 @@ class NgramDataset(IterableDataset):
             tensors, threads = self._out_tensors(targets, samples.size)
             arrays = [t.numpy() for t in tensors]
             targets.compute(starts, self.seq_len, self.seed, epoch, arrays, threads)
-            f = targets.file
             if self.mask_prompt:
-                window = starts[:, None] + np.arange(self.seq_len + 1)
-                hidden = in_prompt(f.doc_offsets, f.prompt_lengths, window)
-                _hide(hidden[:, 1:], *arrays[1:])
+                hidden = hide_window_prompts(targets.file, starts, self.seq_len, *arrays[1:])
             if self.layout == "hf":
                 to_hf_layout(*arrays)
                 if self.mask_prompt:
@@ -390,27 +387,11 @@ class NgramDataset(IterableDataset):
 
     def _packed_items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
         """The batch of document-aligned samples ``samples`` (spec/TARGETS.md)."""
-        f, pk, (B, L) = targets.file, self._packing, (samples.size, self.seq_len)
-        tensors, threads = self._out_tensors(targets, B)
-        inputs, labels, ids, probs = (t.numpy() for t in tensors)
-        positions, position_ids = np.empty((B, L), np.int64), np.empty((B, L), np.int64)
-        K.check(fill_packed(f.tokens, f.vocab_size, pk.starts, pk.lengths, pk.first,
-                            np.ascontiguousarray(samples, np.int64), inputs, labels, positions,
-                            position_ids))
-        width = ids.shape[-1]
-        ids[:], probs[:] = 0, 0.0
-        if self.mask_prompt:
-            hidden = positions >= 0
-            hidden[hidden] = in_prompt(f.doc_offsets, f.prompt_lengths, positions[hidden])
-            labels[hidden], positions[hidden] = IGNORE_INDEX, -1
-        live = np.flatnonzero(positions.reshape(-1) >= 0)
-        if width and live.size:
-            got_ids, got_probs = np.empty((live.size, width), np.int64), \
-                np.empty((live.size, width), np.float32)
-            targets.compute_at(positions.reshape(-1)[live], labels.reshape(-1)[live],
-                               self.seed, epoch, got_ids, got_probs, threads)
-            ids.reshape(-1, width)[live] = got_ids
-            probs.reshape(-1, width)[live] = got_probs
+        tensors, threads = self._out_tensors(targets, samples.size)
+        inputs, labels, ids, probs = arrays = [t.numpy() for t in tensors]
+        position_ids = packed_batch(targets, self._packing, samples, self.seed, epoch, arrays,
+                                    self.mask_prompt, threads)
+        B = samples.size
         if self.layout == "hf":
             to_hf_layout(inputs, labels, ids, probs, packed=True)
         batch = {"input_ids": tensors[0], "labels": tensors[1],
@@ -498,14 +479,6 @@ def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarr
         labels[:, 0] = IGNORE_INDEX
     else:
         labels[:] = input_ids
-
-
-def _hide(hidden: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,
-          target_probs: np.ndarray) -> None:
-    """Rows ``hidden`` ([B, L] bool) get label -100 and soft targets (id 0) of probability 0."""
-    labels[hidden] = IGNORE_INDEX
-    target_ids[hidden] = 0
-    target_probs[hidden] = 0.0
 
 
 def _identity(f: NgramFile) -> tuple:

@@ -97,7 +97,6 @@ def test_info_reports_target_entropy(path, capsys):
 
 
 def test_show_prints_each_position_and_its_top_targets(path, capsys):
-    f = ngramds.open(path)
     assert main(["show", str(path), "--sample", "2", "--seq-len", str(SEQ), "--top", "3",
                  "--targets", "allnts"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -121,3 +120,18 @@ def test_show_prints_each_position_and_its_top_targets(path, capsys):
     assert "mean entropy" in text
     assert main(["show", str(path), "--sample", "100000", "--seq-len", str(SEQ)]) == 2
     assert "sample" in capsys.readouterr().err
+
+
+def test_show_documents_and_prompt_rows(tmp_path, capsys):
+    tokens, offsets = np.arange(40) % 7, np.array([0, 9, 13, 30, 40])
+    path = ngramds.build(ngramds.Corpus(tokens, offsets, prompt_lengths=np.array([3, 0, 5, 2])),
+                         tmp_path / "p.ngds", order=2, progress=False)
+    for sampling in ("windows", "documents"):
+        item = NgramDataset(path, 6, sampling=sampling)[2]
+        assert main(["show", str(path), "--sample", "2", "--seq-len", "6", "--sampling",
+                     sampling]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines()
+                if line.lstrip()[:1].isdigit()]
+        assert [int(r[2]) for r in rows] == item["labels"].tolist()
+        assert [int(r[1]) for r in rows] == item["input_ids"].tolist()
+        assert any(int(r[2]) == -100 for r in rows)

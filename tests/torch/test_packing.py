@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 from torch.utils.data import DataLoader
 
 import ngramds
-from ngramds.targets import TargetConfig, Targets
+from ngramds.targets import Targets
 from ngramds.torch import NgramDataset, NgramLoader, ngram_loss
 
 IGNORE = -100
