@@ -139,10 +139,10 @@ def test_i1_library_refuses_output_that_is_an_input(d):
 
 def test_i1_merge_output_that_is_a_partial_file_is_refused(d, capsys):
     assert cli(capsys, "build", d / "a.npy", "--partial", "-o", d / "p", "--order", "2",
-               "-q")[0] == 0
+               "--memory-limit", "4G", "-q")[0] == 0
     before = snapshot(d)
     for target in (d / "p" / "tokens.npy", d / "p" / "manifest.json"):
-        code, _, err = cli(capsys, "merge", d / "p", "-o", target, "-q")
+        code, _, err = cli(capsys, "merge", d / "p", "-o", target, "--memory-limit", "4G", "-q")
         assert code == 2
         one_error_line(err)
     assert snapshot(d) == before
@@ -433,9 +433,10 @@ def test_tb_disk_full_during_a_bounded_build_and_a_merge(tmp_path, tmpfs, capsys
     one_error_line(err, "disk full")
     assert list(small.iterdir()) == [] and not (tmp_path / "o.ngds").exists()
     assert cli(capsys, "build", tmp_path / "c.npy", "--partial", "-o", tmp_path / "p",
-               "-q")[0] == 0
+               "--memory-limit", "4G", "-q")[0] == 0
     for where in (["-o", small / "m.ngds"], ["-o", tmp_path / "m.ngds", "--tmp-dir", small]):
-        code, _, err = cli(capsys, "merge", tmp_path / "p", *where, "-q")
+        code, _, err = cli(capsys, "merge", tmp_path / "p", *where, "--memory-limit", "4G",
+                           "-q")
         assert code == 2
         one_error_line(err, "disk full")
         assert list(small.iterdir()) == [] and not (tmp_path / "m.ngds").exists()
@@ -565,9 +566,9 @@ def test_ms_tmp_dir_without_memory_limit_is_said_to_be_ignored(d, capsys):
 
 def test_ms_merge_tmp_dir_missing_is_refused(d, capsys):
     assert cli(capsys, "build", d / "a.npy", "--partial", "-o", d / "p", "--order", "2",
-               "-q")[0] == 0
+               "--memory-limit", "4G", "-q")[0] == 0
     code, _, err = cli(capsys, "merge", d / "p", "-o", d / "m.ngds", "--tmp-dir", d / "nope",
-                       "-q")
+                       "--memory-limit", "4G", "-q")
     assert code == 2
     one_error_line(err, "nope")
     assert not (d / "nope").exists() and not (d / "m.ngds").exists()
