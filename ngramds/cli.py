@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--strict", action="store_true",
                    help="input warnings (EOS id never seen, dtype looks wrong, tiny line "
                         "documents) are errors")
+    b.add_argument("--prompt-field", metavar="NAME",
+                   help="JSONL prompt/response pairs (with --response-field): one document per "
+                        "record, prompt tokens never labels in training items")
+    b.add_argument("--response-field", metavar="NAME", help="the response's JSONL field")
     b.add_argument("--default-corpus", action="store_true",
                    help="build this Python's standard library source (no download); the "
                         "trained tokenizer is saved beside the output")
@@ -219,7 +223,8 @@ def _build(a) -> int:
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit,
                   include=a.include)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"
-    if streamed and a.inputs and a.val_fraction is None:
+    pairs = _pairs_corpus(a)  # prompt/response pairs (corpus/pairs.py): built in memory
+    if streamed and a.inputs and a.val_fraction is None and pairs is None:
         # token files stay on disk and are read in bounded chunks
         build(a.inputs, a.output, partial=a.partial, **inputs, **options)
         if not a.partial and not a.quiet:  # the summary reads the whole file: not here
@@ -231,6 +236,8 @@ def _build(a) -> int:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
                   file=sys.stderr)
         corpus = stdlib_corpus(tok_path)
+    elif pairs is not None:
+        corpus = pairs
     else:
         corpus = load_corpus(a.inputs, progress=not a.quiet, **inputs)
     if a.val_fraction is not None:
@@ -243,6 +250,20 @@ def _build(a) -> int:
     build(corpus, a.output, **options)
     _print_summary(a.output, a.quiet)
     return 0
+
+
+def _pairs_corpus(a):
+    """The corpus of --prompt-field/--response-field pairs, or None without them."""
+    if a.prompt_field is None and a.response_field is None:
+        return None
+    if a.prompt_field is None or a.response_field is None:
+        raise InputError("--prompt-field and --response-field go together")
+    if a.default_corpus or not a.tokenizer:
+        raise InputError("prompt/response pairs are JSONL INPUT files read with --tokenizer")
+    if a.partial:
+        raise InputError("prompt/response pairs are built in memory: no --partial")
+    from .corpus.pairs import read_pairs
+    return read_pairs(a.inputs, a.tokenizer, a.prompt_field, a.response_field, a.eos_id)
 
 
 def _check_threads(threads) -> None:

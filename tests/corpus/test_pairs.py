@@ -101,3 +101,25 @@ def test_split_keeps_prompt_lengths():
     for part in (train, val):
         for a, b, p in zip(part.doc_offsets[:-1], part.doc_offsets[1:], part.prompt_lengths):
             assert lengths[tuple(part.tokens[a:b])] == p
+
+
+def test_cli_build_of_pairs(tmp_path, tokenizer, capsys):
+    from ngramds.cli import main
+    tok_path, tok = tokenizer
+    src = write(tmp_path / "p.jsonl", RECORDS * 5)
+    out, val = tmp_path / "c.ngds", tmp_path / "v.ngds"
+    eos = tok.token_to_id("<eos>")
+    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
+                 "--response-field", "response", "--eos-id", str(eos), "-o", str(out),
+                 "--val-fraction", "0.2", "--val-output", str(val), "-q"]) == 0
+    expected = read_pairs([src], tok_path, eos_id=eos)
+    train, held = ngramds.split_documents(expected, 0.2, 0)
+    assert ngramds.open(out).prompt_lengths.tolist() == train.prompt_lengths.tolist()
+    assert ngramds.open(val).prompt_lengths.tolist() == held.prompt_lengths.tolist()
+    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
+                 "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
+    assert "--response-field" in capsys.readouterr().err
+    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
+                 "--response-field", "response", "--memory-limit", "1G",
+                 "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
+    assert "in-memory" in capsys.readouterr().err
