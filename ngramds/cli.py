@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
 def _scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-limit", metavar="SIZE",
                    help="bound resident memory (e.g. 1G): spill sorted runs to --tmp-dir and "
-                        "merge them; same output as in memory (docs/SCALE.md)")
+                        "merge them; same output as in memory (docs/SCALE.md). Merges, "
+                        "--partial and Dask builds given none use 1 GiB beyond what the "
+                        "process holds")
     p.add_argument("--tmp-dir", metavar="DIR", help="where runs spill (default: beside the "
                    "output); needs about 30-50 bytes per token per order")
     p.add_argument("--engine", choices=["local", "dask"], default="local",

@@ -22,7 +22,7 @@ from ..file.writer import write_atomic
 from ..progress import Progress
 from . import runs as X
 from .keys import KeyLayout, key_bits
-from .options import DEFAULT_MEMORY_LIMIT, check_orders, parse_size
+from .options import check_orders
 from .partials import load_partial, write_partial
 
 ENGINES = ("local", "dask")
@@ -99,14 +99,16 @@ class Executor:
 
 
 def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = None,
-                  vocab_size: int | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                  vocab_size: int | None = None, memory_limit: int | str | None = None,
                   tmp_dir=None, engine: str = "local", scheduler: str | None = None,
                   workers: int | None = None, partial: bool = False,
                   progress: bool = True, sizes: RunSizes = RunSizes()) -> Path:
     """Build ``stream`` into ``output`` with at most ``memory_limit`` bytes resident per process
-    (plus the constant documented in docs/SCALE.md), spilling sorted runs under ``tmp_dir``.
+    (plus the constant documented in docs/SCALE.md; default: what the process holds plus
+    1 GiB), spilling sorted runs under ``tmp_dir``.
     With ``partial`` the runs are kept in the directory ``output`` for `ngramds merge`."""
     t0 = time.perf_counter()
+    memory_limit = X.memory_limit_or_default(memory_limit)
     orders = check_orders(orders)
     output = check_output_path(output, directory=partial)
     if tmp_dir is not None and partial:
@@ -157,14 +159,14 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
-                   memory_limit: int | str = DEFAULT_MEMORY_LIMIT, tmp_dir=None,
+                   memory_limit: int | str | None = None, tmp_dir=None,
                    engine: str = "local", scheduler: str | None = None,
                    workers: int | None = None, progress: bool = True,
                    sizes: RunSizes = RunSizes()) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given."""
     t0 = time.perf_counter()
-    memory_limit = parse_size(memory_limit)
+    memory_limit = X.memory_limit_or_default(memory_limit)
     if not partials:
         raise InputError("no partial results given")
     output = check_output_path(output)

@@ -16,8 +16,7 @@ from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
 from .bounded import RunSizes, build_bounded, spill_dir
-from .options import (DEFAULT_MEMORY_LIMIT, DEFAULT_ORDERS, check_orders, check_top_k,
-                      parse_size)
+from .options import DEFAULT_ORDERS, check_orders, check_top_k, parse_size
 from .tables import TABLE_STAGES, build_tables
 
 __all__ = ["build"]
@@ -79,7 +78,7 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
         raise InputError("prompt lengths are written by in-memory builds only; build this "
                          "corpus without memory_limit, engine or partial")
     if bounded:
-        limit = parse_size(memory_limit if memory_limit is not None else DEFAULT_MEMORY_LIMIT)
+        limit = parse_size(memory_limit) if memory_limit is not None else None  # checked early
         # text is tokenised batch by batch into token files in a locked temporary directory
         # (beside the output or under tmp_dir), removed when the build ends, whatever happens
         parent = output.parent if partial or tmp_dir is None else Path(tmp_dir)

@@ -9,7 +9,8 @@ from ..errors import InputError
 from ..file import format as fmt
 
 DEFAULT_ORDERS = (2, 3, 4)        # trained best (docs/RESULTS.md, "Several orders")
-DEFAULT_MEMORY_LIMIT = 1 << 30    # a bounded build or merge given no --memory-limit
+DEFAULT_WORK_BYTES = 1 << 30      # a bounded build or merge given no --memory-limit: this
+                                  # much beyond what the process already holds
 
 
 def check_orders(orders) -> list[int]:

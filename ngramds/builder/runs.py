@@ -22,6 +22,7 @@ from ..file.writer import SectionSource
 from . import kernels as K
 from . import run_kernels as R
 from .keys import KeyLayout, radix_sort
+from .options import DEFAULT_WORK_BYTES, parse_size
 
 MIB = 1 << 20
 MIN_WORK_BYTES = 32 * MIB   # below this a budget is refused
@@ -39,6 +40,15 @@ def run_positions(work_bytes: int, num_words: int, token_bytes: int) -> int:
 def bucket_entries(work_bytes: int, num_words: int) -> int:
     """Run entries per bucket that fit ``work_bytes`` while it is merged."""
     return int(max(1 << 12, work_bytes // (24 * num_words + 80)))
+
+
+def memory_limit_or_default(memory_limit) -> int:
+    """``memory_limit`` in bytes (a size such as "1G"); when None, what this process already
+    holds plus :data:`DEFAULT_WORK_BYTES` of work (so that a default bounded build works in a
+    process that holds a lot, e.g. with torch loaded)."""
+    if memory_limit is not None:
+        return parse_size(memory_limit)
+    return int((resident_bytes() + DEFAULT_WORK_BYTES) / 0.85) + 1
 
 
 def work_budget(memory_limit: int, resident: int, doc_offsets_bytes: int) -> int:

@@ -117,3 +117,18 @@ def test_runs_straddling_input_files(tmp_path):
     ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
                   memory_limit=2 << 30, progress=False, sizes=RunSizes(333, 200))
     assert (tmp_path / "ext.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()
+
+
+def test_default_budget_is_beyond_what_the_process_holds(tmp_path, monkeypatch):
+    """Given no memory limit, a bounded build (partial, merge) may use 1 GiB beyond what the
+    process already holds: a process holding 1.5 GiB (torch, a notebook) still builds; an
+    explicit limit below what it holds is refused."""
+    import ngramds.builder.runs as runs
+    shards = _shards(tmp_path, sizes=(700,))
+    monkeypatch.setattr(runs, "resident_bytes", lambda: 3 << 29)
+    part = ngramds.build([str(shards[0])], tmp_path / "p", partial=True, progress=False)
+    out = ngramds.merge([part], tmp_path / "m.ngds", progress=False)
+    assert ngramds.open(out).num_tokens == 700
+    with pytest.raises(ngramds.NgramdsError, match="too small"):
+        ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="1G",
+                      progress=False)
