@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 TOKENIZE_ALONE = r"""

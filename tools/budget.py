@@ -73,20 +73,23 @@ def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> li
     return [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
 
 
-def matched_budget(points: list[tuple[float, float]], target: float) -> float | None:
+def matched_budget(points: list[tuple[float, float]], target: float) -> str:
     """The smallest budget at which the final loss reaches ``target``, interpolating the
-    (budget, final loss) points linearly; None if no budget reaches it."""
+    (budget, final loss) points linearly: "0.62x"; "<= 0.70x" when the smallest budget tried
+    already reaches it; "> 1.00x" when none does."""
     points = sorted(points)
-    if points and points[0][1] <= target:
-        return points[0][0]  # at or below the smallest budget tried
+    if not points:
+        return "-"
+    if points[0][1] <= target:
+        return f"<= {points[0][0]:.2f}x"
     for (b0, l0), (b1, l1) in zip(points, points[1:]):
         if l1 <= target < l0:
-            return b0 + (b1 - b0) * (l0 - target) / (l0 - l1)
-    return None
+            return f"{b0 + (b1 - b0) * (l0 - target) / (l0 - l1):.2f}x"
+    return f"> {points[-1][0]:.2f}x"
 
 
 def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
-               report_only: bool) -> str | None:
+               const: bool, report_only: bool) -> str | None:
     get = (lambda *a: _load(corpus, a[0], a[2])) if report_only else \
         (lambda *a: run(corpus, *a))
     onehot = get("onehot", steps, seed, ["--targets", "onehot"])
@@ -100,7 +103,8 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
         log = get(f"ngram-hold{hold}-{n}", n, seed, sched)
         if log:
             finals.append((f, log[-1]["val_loss"]))
-    for name, opts in ((f"ngram-hold{hold}-{steps}", sched), ("ngram-const", [])):
+    for name, opts in ((f"ngram-hold{hold}-{steps}", sched),) + ((("ngram-const", []),)
+                                                                if const else ()):
         log = get(name if name != "ngram-const" else f"ngram-const-{steps}", steps, seed, opts)
         if log:
             hit = next((r["step"] for r in log if r["val_loss"] <= target), None)
@@ -113,7 +117,7 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
     cells = " / ".join(f"{f:g}: {loss:.3f}" for f, loss in finals)
     hold_hit = crossing.get(f"ngram-hold{hold}-{steps}", (None,))[0]
     return (f"| {corpus} | {target:.3f} | {cells} | "
-            f"{'-' if matched is None else f'{matched:.2f}x'} | {target - full:+.3f} | "
+            f"{matched} | {target - full:+.3f} | "
             f"{target - const[1]:+.3f} | {_x(hold_hit, steps)} | {_x(const[0], steps)} | "
             f"{s_step:.2f} |")
 
@@ -135,10 +139,12 @@ def main() -> None:
                     help="n-gram budgets as fractions of N (default 0.5,0.7,1.0)")
     ap.add_argument("--hold", type=float, default=0.5, help="--alpha-hold of the n-gram runs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-const", action="store_true",
+                    help="skip the n-gram run with alpha 1 throughout (equal budget)")
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
     a = ap.parse_args()
     fractions = [float(x) for x in a.fractions.split(",")]
-    rows = [experiment(c, a.steps, fractions, a.seed, a.hold, a.report)
+    rows = [experiment(c, a.steps, fractions, a.seed, a.hold, not a.no_const, a.report)
             for c in (CORPORA if a.corpus == "all" else [a.corpus])]
     print(f"\nN = {a.steps} steps, seed {a.seed}; n-gram runs: defaults with alpha held for "
           f"{a.hold:g} of the steps, then linear to 0\n")
