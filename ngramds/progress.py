@@ -6,7 +6,8 @@ import time
 
 
 class Progress:
-    """Prints a bar over named stages (``\\r``-updated on a terminal, one line per stage elsewhere)."""
+    """Prints a bar over named stages (``\\r``-updated on a terminal, one line per stage
+    elsewhere)."""
 
     def __init__(self, stages: list[str], enabled: bool = True, stream=None):
         self.stream = stream or sys.stderr
