@@ -123,3 +123,20 @@ def test_cli_build_of_pairs(tmp_path, tokenizer, capsys):
                  "--response-field", "response", "--memory-limit", "1G",
                  "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
     assert "in-memory" in capsys.readouterr().err
+
+
+def test_verify_checks_prompt_lengths(tmp_path):
+    from ngramds.file.verify import check_structure
+    tokens, offsets = np.arange(6) % 3, np.array([0, 2, 6])
+    path = ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([2, 4])),
+                         tmp_path / "x.ngds", order=2, progress=False)
+    f = ngramds.open(path, verify=True)
+
+    class Damaged:  # the file with a prompt longer than its document
+        prompt_lengths = np.array([3, 4], np.uint8)
+
+        def __getattr__(self, name):
+            return getattr(f, name)
+
+    with pytest.raises(ngramds.FormatError, match="prompt length"):
+        check_structure(Damaged(), f.table())
