@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..errors import InputError, NgramdsError
+from ..errors import NgramdsError
 from ..targets.config import MIXINGS
 from ..version import __version__
 from .config import TARGET_KINDS, RunConfig

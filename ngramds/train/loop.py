@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..errors import FileAccessError, InputError
 from ..file.reader import open_file
 from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
+from ..targets.entropy import mean_entropy
 from ..torch.schedule import alpha_at
 from .config import RunConfig
 from .model import GPT
@@ -72,8 +73,13 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))))
     alpha = 0.0 if cfg.targets == "onehot" else (DEFAULT_ALPHA if cfg.alpha is None
                                                  else cfg.alpha)
+    # the soft term's floor: a soft loss near it is as low as these targets allow
+    floor = None if cfg.targets == "onehot" else \
+        mean_entropy(open_file(cfg.train), train.config, seed=cfg.seed)[0]
     config = {**cfg.record(), "alpha": alpha, "device": device,
-              "params": sum(p.numel() for p in model.parameters())}
+              "params": sum(p.numel() for p in model.parameters()), "target_entropy": floor}
+    if echo and floor is not None:
+        print(f"targets' mean entropy {floor:.4f} nats (the soft term's floor)", flush=True)
     out = Path(cfg.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

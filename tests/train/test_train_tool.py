@@ -42,7 +42,12 @@ def test_run_trains_and_logs(files, tmp_path, capsys, targets):
     cfg = records[0]["config"]
     assert cfg["targets"] == targets and cfg["seq_len"] == 16 and cfg["params"] > 0
     assert cfg["alpha"] == (0.0 if targets == "onehot" else 1.0)
-    assert capsys.readouterr().out.count("val ") == 2
+    out = capsys.readouterr().out
+    assert out.count("val ") == 2
+    if targets == "onehot":
+        assert cfg["target_entropy"] is None
+    else:  # the soft term's floor, logged and printed
+        assert cfg["target_entropy"] > 0 and "mean entropy" in out
 
 
 def test_alpha_hold_decays_the_soft_term(files, tmp_path):
