@@ -103,7 +103,8 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
         log = get(f"ngram-hold{hold}-{n}", n, seed, sched)
         if log:
             finals.append((f, log[-1]["val_loss"]))
-    for name, opts in ((f"ngram-hold{hold}-{steps}", sched),) + ((("ngram-const", []),)
+    const_opts = ["--alpha-hold", "1"]
+    for name, opts in ((f"ngram-hold{hold}-{steps}", sched),) + ((("ngram-const", const_opts),)
                                                                 if const else ()):
         log = get(name if name != "ngram-const" else f"ngram-const-{steps}", steps, seed, opts)
         if log:

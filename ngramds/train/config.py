@@ -27,7 +27,8 @@ class RunConfig:
     min_count: int = 2
     lambdas: list[float] | None = None
     alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
-    alpha_hold: float = 1.0  # alpha for this fraction of the steps, then linearly to 0
+    alpha_hold: float = 0.5  # alpha for this fraction of the steps, then linearly to 0
+                             # (ngramds.torch.schedule.DEFAULT_HOLD; docs/RESULTS.md)
     steps: int = 800
     batch_size: int = 8
     seq_len: int = 128
