@@ -111,16 +111,20 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
             hit = next((r["step"] for r in log if r["val_loss"] <= target), None)
             crossing[name] = (hit, log[-1]["val_loss"])
     matched = matched_budget(finals, target)
-    const = crossing.get("ngram-const", (None, float("nan")))
-    full = dict(finals).get(1.0, float("nan"))
+    const = crossing.get("ngram-const")
+    full = dict(finals).get(1.0)
     s_step = sorted(r["config"]["batch_size"] * r["config"]["seq_len"] / r["tokens_per_s"]
                     for r in onehot)[len(onehot) // 2]
     cells = " / ".join(f"{f:g}: {loss:.3f}" for f, loss in finals)
     hold_hit = crossing.get(f"ngram-hold{hold}-{steps}", (None,))[0]
     return (f"| {corpus} | {target:.3f} | {cells} | "
-            f"{matched} | {target - full:+.3f} | "
-            f"{target - const[1]:+.3f} | {_x(hold_hit, steps)} | {_x(const[0], steps)} | "
+            f"{matched} | {_gain(target, full)} | {_gain(target, const and const[1])} | "
+            f"{_x(hold_hit, steps)} | {_x(const and const[0], steps)} | "
             f"{s_step:.2f} |")
+
+
+def _gain(target: float, loss: float | None) -> str:
+    return "-" if loss is None else f"{target - loss:+.3f}"
 
 
 def _x(step, steps) -> str:
