@@ -81,10 +81,12 @@ def _kind(pa, type_) -> str | None:
     return None
 
 
-def choose_column(schema, field: str | None, where: str) -> tuple[str, str]:
+def choose_column(schema, field: str | None, where: str,
+                  prefer_ids: bool = False) -> tuple[str, str]:
     """(name, kind) of the column holding text or token ids: ``field`` if given, else "text",
     else a list-of-integers column (``input_ids``, ``token_ids``, ``ids``, ``tokens`` or the
-    only one); InputError listing the columns otherwise."""
+    only one; tried first with ``prefer_ids``, i.e. when there is no tokenizer); InputError
+    listing the columns otherwise."""
     pa = _pyarrow()
     kinds = {f.name: _kind(pa, f.type) for f in schema}
     listing = ", ".join(f"{f.name} ({f.type})" for f in schema) or "none"
@@ -95,19 +97,19 @@ def choose_column(schema, field: str | None, where: str) -> tuple[str, str]:
             raise InputError(f"{where}: column {field!r} holds {schema.field(field).type}; "
                              "give a column of text (string) or token ids (list of integers)")
         return field, kinds[field]
+    ids = [n for n, k in kinds.items() if k == "ids"]
+    guess = next((n for n in ID_NAMES if n in ids), ids[0] if len(ids) == 1 else None)
+    if guess is not None and prefer_ids:
+        return guess, "ids"
     if kinds.get("text") == "text":
         return "text", "text"
-    ids = [n for n, k in kinds.items() if k == "ids"]
-    for name in ID_NAMES:
-        if name in ids:
-            return name, "ids"
-    if len(ids) == 1:
-        return ids[0], "ids"
+    if guess is not None:
+        return guess, "ids"
     raise InputError(f"{where}: which column holds the corpus? give --field NAME (text_field=); "
                      f"its columns: {listing}")
 
 
-def open_columnar(path: Path, field: str | None) -> Column:
+def open_columnar(path: Path, field: str | None, prefer_ids: bool = False) -> Column:
     """The corpus column of a parquet or Arrow IPC (file or stream format) file."""
     pa = _pyarrow()
     where = str(path)
@@ -115,7 +117,7 @@ def open_columnar(path: Path, field: str | None) -> Column:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
             pf = pq.ParquetFile(path, memory_map=True)
-            name, kind = choose_column(pf.schema_arrow, field, where)
+            name, kind = choose_column(pf.schema_arrow, field, where, prefer_ids)
             rows = pf.metadata.num_rows
 
             def chunks():
@@ -129,7 +131,7 @@ def open_columnar(path: Path, field: str | None) -> Column:
         source = pa.memory_map(str(path))
         try:
             reader = ipc.open_file(source)
-            name, kind = choose_column(reader.schema, field, where)
+            name, kind = choose_column(reader.schema, field, where, prefer_ids)
             count = reader.num_record_batches
 
             def chunks():
@@ -140,7 +142,7 @@ def open_columnar(path: Path, field: str | None) -> Column:
         except pa.ArrowInvalid:
             source.seek(0)
             stream = ipc.open_stream(source)
-            name, kind = choose_column(stream.schema, field, where)
+            name, kind = choose_column(stream.schema, field, where, prefer_ids)
 
             def chunks():
                 with _arrow_errors(where):
@@ -152,7 +154,7 @@ def open_columnar(path: Path, field: str | None) -> Column:
                          f"({_first_line(exc)})") from None
 
 
-def open_hf(ds, field: str | None) -> Column:
+def open_hf(ds, field: str | None, prefer_ids: bool = False) -> Column:
     """The corpus column of a HuggingFace ``Dataset`` or ``IterableDataset``, read in its own
     row order (a selection or shuffle view included)."""
     _pyarrow()
@@ -167,7 +169,7 @@ def open_hf(ds, field: str | None) -> Column:
         if first is None:
             raise InputError(f"{where} is empty (no rows)")
         schema = first.schema
-    name, kind = choose_column(schema, field, where)
+    name, kind = choose_column(schema, field, where, prefer_ids)
 
     def chunks():
         done = 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileAccessError, InputError
+from .compressed import open_input, read_errors
 from .readers import load_tokenizer
 from .types import Corpus
 
@@ -60,9 +61,16 @@ def read_pairs(paths, tokenizer: str | os.PathLike, prompt_field: str = "prompt"
 def _records(path: Path, prompt_field: str, response_field: str):
     """(prompt, response) of each record of the JSONL file ``path``."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+        stream, _ = open_input(path)  # .gz/.bz2/.xz/.zst decompressed
+        with stream:
+            data = stream.read()
+    except InputError:
+        raise
+    except read_errors() as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise InputError(f"{path}: cannot read it to the end ({exc}); is the file damaged "
+                         "or truncated?") from None
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
             continue

@@ -106,7 +106,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 "document; give --text-unit file (text_unit='file') for one document per "
                 "file, or --text-unit line to keep this", InputWarning, stacklevel=3)
     elif is_hf_dataset(source):
-        column = open_hf(source, text_field)
+        column = open_hf(source, text_field, prefer_ids=tokenizer is None)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, 0)
         parts = [reader.column(column, "dataset")]
         sources = [column.where.removeprefix("dataset ")]
@@ -227,13 +227,13 @@ def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
     """(file, found in a directory) for each input: a file as given, a directory's files
     recursively in sorted order. In a directory, hidden names and symbolic links are skipped
     and a file is kept if its path inside the directory matches one of ``include`` (glob
-    patterns), by default if it is a known input (text, token, columnar file; a Megatron
-    dataset by its .idx)."""
+    patterns), by default if it is a known input (text, token, columnar file); a Megatron
+    dataset is read once, by its .idx, whatever the patterns."""
     if isinstance(include, str):
         include = [include]
     out = []
     for p in map(Path, paths):
-        if not p.is_dir() or p.is_symlink():
+        if not p.is_dir():  # a directory named, through a link or not, is read
             out.append((p, False))
             continue
         found = []
@@ -245,6 +245,8 @@ def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
                 if name.startswith(".") or path.is_symlink():
                     continue
                 rel = path.relative_to(p)
+                if path.suffix == ".bin" and path.with_suffix(".idx").exists():
+                    continue  # a Megatron dataset's data: read with its .idx
                 if include:
                     keep = any(fnmatch.fnmatch(rel.as_posix(), pat) for pat in include)
                 else:
@@ -257,8 +259,6 @@ def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
 
 def _known_input(path: Path) -> bool:
     suffix = inner_suffix(path)
-    if suffix == ".bin" and path.with_suffix(".idx").exists():
-        return False  # read with its .idx
     return suffix in TEXT_INPUTS or (path.suffix not in COMPRESSED and (
         suffix in TOKEN_INPUTS or is_columnar(path)))
 
@@ -327,7 +327,8 @@ class _FileReader:
             raise InputError(f"{path}: only .txt and .jsonl inputs may be compressed; "
                              f"decompress {suffix or 'it'} first")
         if is_columnar(path):
-            return self.column(open_columnar(path, self.field), path.stem)
+            return self.column(open_columnar(path, self.field, self.tokenizer is None),
+                               path.stem)
         return _read_token_file(path, self.dtype)
 
     def column(self, column: Column, stem: str):

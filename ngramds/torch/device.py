@@ -125,7 +125,8 @@ class NgramTargets:
         ids, probs = self.targets(ctx.reshape(B * L, -1), labels.reshape(-1),
                                   positions.reshape(-1),
                                   epoch[:, None].expand(B, L).reshape(-1))
-        out = {k: v for k, v in batch.items()
+        out = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+               for k, v in batch.items()
                if k not in ("window", "context_ids", "start", "epoch")}
         ids, probs, inputs = ids.view(B, L, -1), probs.view(B, L, -1), window[:, :-1]
         if "label_shift" in batch:  # the dataset's HF layout (see NgramDataset's layout)

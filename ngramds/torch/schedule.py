@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .loss import DEFAULT_ALPHA
 
@@ -15,14 +16,16 @@ DEFAULT_HOLD = 0.5
 
 def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
              hold: float = DEFAULT_HOLD) -> float:
-    """``alpha`` for the first ``hold`` of ``total_steps``, then linearly down to 0 at the last
-    step; ``hold=1`` keeps it constant, ``hold=0`` decays from the first step.
+    """``alpha`` for the first ``hold`` of ``total_steps`` (steps counted from 0), then
+    linearly down, reaching 0 at step ``total_steps`` (the last step, ``total_steps - 1``,
+    gets a small positive weight); ``hold=1`` keeps it constant, ``hold=0`` decays from the
+    first step.
 
         loss = ngram_loss(logits, batch, alpha=alpha_at(step, total_steps))
     """
-    if not (isinstance(total_steps, int) and total_steps >= 1):
+    if not (_is_int(total_steps) and total_steps >= 1):
         raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-    if not (isinstance(step, int) and 0 <= step):
+    if not (_is_int(step) and 0 <= step):
         raise ValueError(f"step must be a non-negative integer, got {step!r}")
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
@@ -33,3 +36,7 @@ def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
         return float(alpha)
     span = total_steps - start
     return float(alpha) * max(0.0, 1.0 - (step - start) / span) if span > 0 else 0.0
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)

@@ -28,7 +28,7 @@ def evaluate(model: torch.nn.Module, batches: list[dict], device: str) -> float:
         logits = model(batch["input_ids"].to(device))
         labels = batch["labels"].to(device)
         total += F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum").item()
-        count += labels.numel()
+        count += int((labels != -100).sum())  # masked labels (prompts) are not predicted
     model.train()
     return total / count
 

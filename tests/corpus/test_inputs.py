@@ -343,3 +343,38 @@ def test_tokenising_shows_progress_and_counts_it(text, tmp_path, capsys):
                  str(d / "tok.json"), "--eos-id", "0"]) == 0
     err = capsys.readouterr().err
     assert "tokenis" in err and "tokens/s" in err and "400 documents" in err
+
+
+# -- found in review ----------------------------------------------------------------------
+def test_megatron_dataset_in_a_directory_is_read_once_whatever_the_patterns(tmp_path):
+    from helpers import write_megatron
+    root = tmp_path / "data"
+    root.mkdir()
+    write_megatron(root / "corpus_text_document", [[1, 2, 3], [4, 5]])
+    for include in (None, ["*"], ["*.bin", "*.idx"]):
+        out = ngramds.build([root], tmp_path / "m.ngds", include=include, progress=False)
+        with ngramds.open(out) as f:
+            assert f.tokens.tolist() == [1, 2, 3, 4, 5] and f.num_documents == 2
+        out.unlink()
+
+
+def test_a_directory_named_through_a_link_is_read(text, tmp_path):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    _tree(root, texts[:6])
+    os.symlink(root, tmp_path / "link")
+    out = ngramds.build([tmp_path / "link"], tmp_path / "o.ngds", tokenizer=d / "tok.json",
+                        eos_id=0, progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == 6
+
+
+def test_without_a_tokenizer_the_token_id_column_is_chosen(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"text": ["a b", "c"], "input_ids": [[1, 2], [3]]}),
+                   tmp_path / "a.parquet")
+    out = ngramds.build([tmp_path / "a.parquet"], tmp_path / "o.ngds", progress=False)
+    with ngramds.open(out) as f:
+        assert f.tokens.tolist() == [1, 2, 3]

@@ -158,3 +158,26 @@ def test_module_entry_and_version():
     assert r.returncode == 0 and r.stdout.strip() == f"ngramds-train {ngramds.__version__}"
     r = subprocess.run([sys.executable, "-m", "ngramds.train"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("ngramds-train: error:")
+
+
+def test_held_out_loss_ignores_masked_labels():
+    """evaluate() averages over the labels that count: -100 (prompt, padding) are neither
+    summed nor counted."""
+    import torch
+    import torch.nn.functional as F
+    from ngramds.train.loop import evaluate
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = logits
+
+        def forward(self, x):
+            return self.logits
+
+    logits = torch.randn(2, 5, 7)
+    labels = torch.randint(0, 7, (2, 5))
+    labels[0, :3] = -100
+    batch = {"input_ids": torch.zeros(2, 5, dtype=torch.long), "labels": labels}
+    want = F.cross_entropy(logits.flatten(0, 1), labels.flatten()).item()  # mean over 7
+    assert evaluate(Fixed(logits), [batch], "cpu") == pytest.approx(want, rel=1e-6)
