@@ -262,8 +262,9 @@ def _pairs_corpus(a):
         raise InputError("--prompt-field and --response-field go together")
     if a.default_corpus or not a.tokenizer:
         raise InputError("prompt/response pairs are JSONL INPUT files read with --tokenizer")
-    if a.partial:
-        raise InputError("prompt/response pairs are built in memory: no --partial")
+    if a.partial or a.memory_limit is not None or a.engine != "local":
+        raise InputError("prompt/response pairs are built in memory: no --partial, "
+                         "--memory-limit or --engine dask")
     from .corpus.pairs import read_pairs
     return read_pairs(a.inputs, a.tokenizer, a.prompt_field, a.response_field, a.eos_id)
 

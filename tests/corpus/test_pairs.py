@@ -122,7 +122,11 @@ def test_cli_build_of_pairs(tmp_path, tokenizer, capsys):
     assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
                  "--response-field", "response", "--memory-limit", "1G",
                  "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
-    assert "in-memory" in capsys.readouterr().err
+    assert "built in memory" in capsys.readouterr().err  # refused before tokenising
+    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
+                 "--response-field", "response", "--engine", "dask",
+                 "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
+    assert "built in memory" in capsys.readouterr().err
 
 
 def test_verify_checks_prompt_lengths(tmp_path):
