@@ -144,3 +144,14 @@ def test_verify_checks_prompt_lengths(tmp_path):
 
     with pytest.raises(ngramds.FormatError, match="prompt length"):
         check_structure(Damaged(), f.table())
+
+
+def test_compressed_pair_files_read_as_plain(tmp_path, tokenizer):
+    import gzip
+    tok_path, _ = tokenizer
+    src = write(tmp_path / "p.jsonl", RECORDS)
+    (tmp_path / "p.jsonl.gz").write_bytes(gzip.compress(src.read_bytes()))
+    plain = read_pairs([src], tok_path)
+    packed = read_pairs([tmp_path / "p.jsonl.gz"], tok_path)
+    assert np.array_equal(plain.tokens, packed.tokens)
+    assert plain.prompt_lengths.tolist() == packed.prompt_lengths.tolist()
