@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import ngramds
 from ngramds.torch import NgramDataset, NgramLoader, ngram_loss
+from ngramds.train.loop import optimizer_step
 from ngramds.train.model import GPT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,11 +91,7 @@ def pretrain() -> Path:
     sched, step, t0 = schedule(opt, PRE_STEPS, 100), 0, time.time()
     for batch in loader:
         loss = ngram_loss(forward(model, batch["input_ids"]), batch, alpha=0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        optimizer_step(model, opt, sched, loss)
         step += 1
         if step % 100 == 0:
             print(f"pre-train step {step}  loss {loss.item():.3f}  {time.time() - t0:.0f}s",
@@ -144,11 +141,7 @@ def finetune(method: str, seed: int, lr: float) -> Path:
         for batch in loader:  # each pass is the next epoch
             logits = forward(model, batch["input_ids"], batch["position_ids"])
             loss = ngram_loss(logits, batch, alpha=alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+            optimizer_step(model, opt, sched, loss)
             step += 1
             if step % EVAL_EVERY == 0:
                 records.append({"method": method, "seed": seed, "lr": lr, "step": step,

@@ -358,11 +358,13 @@ class _FileReader:
             raise InputError(f"--eos-id {eos_id} is outside the tokenizer's vocabulary of "
                              f"{tok.get_vocab_size()} ids; give the id of its end-of-text token")
 
+        dtype = text_dtype(self.tokenizer)
+
         def counted():
-            for ids, counts in _encoded_batches(documents, tok, eos_id, text_dtype(self.tokenizer)):
+            for ids, counts in _encoded_batches(documents, tok, eos_id, dtype):
                 self.meter.add(ids.size, len(counts), (self.base + consumed()) / self.total)
                 yield ids, counts
-        return _collect(counted(), text_dtype(self.tokenizer), self.spool, stem)
+        return _collect(counted(), dtype, self.spool, stem)
 
 
 def _collect(batches, dtype, spool: Path | None, stem: str):

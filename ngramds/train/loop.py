@@ -33,6 +33,16 @@ def evaluate(model: torch.nn.Module, batches: list[dict], device: str) -> float:
     return total / count
 
 
+def optimizer_step(model: torch.nn.Module, opt: torch.optim.Optimizer, sched, loss) -> None:
+    """One update: gradients of ``loss``, clipped to norm 1, then the optimiser and the
+    learning-rate schedule step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+
+
 def resolve_device(device: str | None) -> str:
     """``device``, or cuda when available else cpu; InputError for a device torch lacks."""
     if device is None:
@@ -95,11 +105,7 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
                 logits = model(batch["input_ids"].to(device))
                 step_alpha = alpha_at(step, cfg.steps, alpha, cfg.alpha_hold)
                 loss = ngram_loss(logits, batch, alpha=step_alpha)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
+                optimizer_step(model, opt, sched, loss)
                 step += 1
                 tokens += batch["labels"].numel()
                 objective += loss.item()
