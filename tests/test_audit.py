@@ -22,6 +22,7 @@ import pytest
 import ngramds
 from helpers import train_small_tokenizer, write_jsonl, write_megatron
 from ngramds.cli import main
+from ngramds.file import format as fmt
 
 
 def cli(capsys, *args):
@@ -284,7 +285,7 @@ def test_i11_a_header_of_millions_of_empty_maps_is_refused_in_little_memory(tmp_
     n = 16_000_000
     header = b"\xdd" + n.to_bytes(4, "big") + b"\x80" * n  # array32 of empty maps
     path = tmp_path / "bomb.ngds"
-    path.write_bytes(struct.pack("<8sIIQII", b"\x93NGRAMDS", 1, 0, len(header),
+    path.write_bytes(struct.pack("<8sIIQII", b"\x93NGRAMDS", fmt.FORMAT_VERSION, 0, len(header),
                                  zlib.crc32(header), 0) + header)
     script = tmp_path / "bomb.py"
     script.write_text(HEADER_BOMB)
@@ -399,7 +400,8 @@ def _rewrite_header(path: Path, edit) -> None:
         s["offset"] += shift
     raw = msgpack.packb(header, use_bin_type=True)
     assert 32 + len(raw) <= start + shift
-    out = struct.pack("<8sIIQII", b"\x93NGRAMDS", 1, 0, len(raw), zlib.crc32(raw), 0) + raw
+    out = struct.pack("<8sIIQII", b"\x93NGRAMDS", fmt.FORMAT_VERSION, 0, len(raw),
+                      zlib.crc32(raw), 0) + raw
     path.write_bytes(out + bytes(start + shift - len(out)) + data[start:])
 
 

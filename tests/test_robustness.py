@@ -175,7 +175,7 @@ def test_flipped_bits_never_crash_and_verify_sees_them(tmp_path, good_file, data
 def rewrite(path, header_edit=None, preamble_edit=None):
     """Re-encode ``path``'s header after ``header_edit(header)``, with a valid header CRC."""
     data = bytearray(path.read_bytes())
-    header_len, _ = fmt.read_preamble(bytes(data[:32]), len(data))
+    _, header_len, _ = fmt.read_preamble(bytes(data[:32]), len(data))
     header = msgpack.unpackb(bytes(data[32:32 + header_len]))
     start = min(s["offset"] for s in header["sections"])
     if header_edit:
@@ -409,11 +409,15 @@ def tampered(base, out, order, name, value, where=None):
     f = ngramds.open(base)
     arrays = {n: np.array(f.section(n)) for n in f.sections}
     p = f"order{order}/"
-    c = int(f.section(p + "position_contexts")[5])
+    c = int(f.contexts_at([5], order)[0])
     lo = int(f.section(p + "entry_offsets")[c])
     index = {"position_contexts": 5, "entry_offsets": c, "entry_offsets+1": c + 1,
              "counts": lo, "totals": c}[name] if where is None else where
-    arr = arrays[p + name.split("+")[0]]
+    section = p + name.split("+")[0]
+    if section not in arrays:  # format 2: a lower order's contexts come by the higher's links
+        section = f"order{order + 1}/lower_contexts"
+        index = int(f.contexts_at([5], order + 1)[0]) if where is None else where
+    arr = arrays[section]
     assert arr.dtype == np.dtype("<u8"), arr.dtype
     arr[index] = np.uint64(value)
     header = dict(f.header)

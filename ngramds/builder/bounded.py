@@ -19,6 +19,7 @@ from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
 from ..file.temporaries import LOCK_NAME, remove_stale, temporary_dir
 from ..file.writer import write_atomic
+from .links import file_tables
 from ..progress import Progress
 from . import runs as X
 from .keys import KeyLayout, key_bits
@@ -216,7 +217,7 @@ def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, v
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = X.token_sections(stream, offsets, token_dtype)
-    tables = []
+    tables, sections = [], {}
     for n in orders:
         layout = KeyLayout(n, bits)
         cap = sizes.entries or X.bucket_entries(work, layout.num_words)
@@ -224,9 +225,9 @@ def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, v
         paths = [str(root / f"order{n}" / f"bucket{b:06d}") for b in range(len(plan))]
         buckets = ex.map(X.reduce_bucket, [runs[n]] * len(plan), plan, [layout] * len(plan),
                          [top_k] * len(plan), [token_dtype.str] * len(plan), paths)
-        sections, C, E = X.table_sections(runs[n], buckets, n, stream.size, token_dtype)
-        arrays.update(sections)
+        sections[n], C, E = X.table_sections(runs[n], buckets, n, stream.size, token_dtype)
         tables.append(table_entry(n, top_k, C, E))
+    arrays.update(file_tables(sections, spill=root))
     temp_bytes = X.directory_bytes(root)
     header = file_header(vocab_size, stream.size, offsets.size - 1, tables, stream.sources,
                          stream.tokenizer)

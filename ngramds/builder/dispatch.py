@@ -16,6 +16,7 @@ from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
 from .bounded import RunSizes, build_bounded, spill_dir
+from .links import file_tables
 from .options import DEFAULT_ORDERS, check_orders, check_top_k, parse_size
 from .tables import TABLE_STAGES, build_tables
 
@@ -104,13 +105,14 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     if corpus.prompt_lengths is not None:  # spec/FORMAT.md: the optional prompt_lengths
         prompts = check_prompt_lengths(corpus.prompt_lengths, offsets)
         arrays["prompt_lengths"] = prompts.astype(fmt.uint_dtype(int(prompts.max())))
-    tables = []
+    tables, sections = [], {}
     for n in orders:
         bar.suffix = f" (order {n})" if len(orders) > 1 else ""
-        table = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
-        arrays.update({fmt.table_prefix(n) + k: v for k, v in table.items()})
-        tables.append(table_entry(n, top_k, table["totals"].size, table["next_ids"].size))
-        del table
+        sections[n] = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
+        tables.append(table_entry(n, top_k, sections[n]["totals"].size,
+                                  sections[n]["next_ids"].size))
+    arrays.update(file_tables(sections))
+    del sections
     header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
                          corpus.tokenizer)
     bar.suffix = ""

@@ -256,7 +256,8 @@ def _load(path: Path) -> np.ndarray:
 
 def table_sections(runs: list[Run], buckets: list[Bucket], order: int, num_tokens: int,
                    token_dtype) -> tuple[dict, int, int]:
-    """The sections of one order's table streamed from its runs and buckets, and (C, E)."""
+    """The sections of one order's table (unprefixed; all with position ids, see
+    :func:`.links.file_tables`) streamed from its runs and buckets, and (C, E)."""
     m = order - 1
     C = sum(b.num_contexts for b in buckets)
     E = sum(b.num_entries for b in buckets)
@@ -295,16 +296,15 @@ def table_sections(runs: list[Run], buckets: list[Bucket], order: int, num_token
                 R.map_ids(table, local[lo:lo + OUTPUT_CHUNK], out)
                 yield out
 
-    x = fmt.table_prefix(order)
     sections = {
-        x + "context_length_offsets": SectionSource.of_array(length_offsets),
-        x + "context_tokens": SectionSource(token_dtype, (C, m), per_bucket("rows")),
-        x + "entry_offsets": SectionSource(fmt.uint_dtype(E), (C + 1,), entry_offsets),
-        x + "next_ids": SectionSource(token_dtype, (E,), per_bucket("ids")),
-        x + "counts": SectionSource(fmt.uint_dtype(max_count if E else 0), (E,),
-                                    per_bucket("counts")),
-        x + "totals": SectionSource(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
-        x + "position_contexts": SectionSource(pc_dtype, (num_tokens,), position_contexts),
+        "context_length_offsets": SectionSource.of_array(length_offsets),
+        "context_tokens": SectionSource(token_dtype, (C, m), per_bucket("rows")),
+        "entry_offsets": SectionSource(fmt.uint_dtype(E), (C + 1,), entry_offsets),
+        "next_ids": SectionSource(token_dtype, (E,), per_bucket("ids")),
+        "counts": SectionSource(fmt.uint_dtype(max_count if E else 0), (E,),
+                                per_bucket("counts")),
+        "totals": SectionSource(fmt.uint_dtype(max_total), (C,), per_bucket("totals")),
+        "position_contexts": SectionSource(pc_dtype, (num_tokens,), position_contexts),
     }
     return sections, C, E
 

@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import FormatError
 
 MAGIC = b"\x93NGRAMDS"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: per-position context ids in every table (no lower_contexts)
 ALIGNMENT = 64
 PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, flags, header_len, header_crc32, reserved
 PREAMBLE_SIZE = PREAMBLE.size  # 32
@@ -126,8 +127,8 @@ def layout(header_fields: dict, specs: list) -> list[Section]:
         start = needed
 
 
-def read_preamble(buf: bytes, file_size: int) -> tuple[int, int]:
-    """Check magic and version; return (header_len, header_crc32)."""
+def read_preamble(buf: bytes, file_size: int) -> tuple[int, int, int]:
+    """Check magic and version; return (version, header_len, header_crc32)."""
     if len(buf) < PREAMBLE_SIZE or buf[:8] != MAGIC:
         if buf[:8] == b"\x00" * 8 and file_size >= PREAMBLE_SIZE:
             raise FormatError("file is an incomplete ngramds build (no magic yet); rebuild it")
@@ -145,7 +146,7 @@ def read_preamble(buf: bytes, file_size: int) -> tuple[int, int]:
     if header_len > MAX_HEADER_BYTES or PREAMBLE_SIZE + header_len > file_size:
         raise FormatError(f"header length {header_len} runs past the end of the file "
                           f"({file_size} bytes); the file is truncated or damaged")
-    return header_len, header_crc
+    return version, header_len, header_crc
 
 
 def decode_header(header_bytes: bytes, header_crc: int) -> dict:

@@ -35,7 +35,9 @@ class NgramFile:
     def _open(self) -> None:
         self._map = _map_file(self.path)
         size = len(self._map)
-        header_len, header_crc = fmt.read_preamble(self._map[:fmt.PREAMBLE_SIZE], size)
+        self.version: int  # format version: 2, or 1 (every table has position ids)
+        self.version, header_len, header_crc = fmt.read_preamble(
+            self._map[:fmt.PREAMBLE_SIZE], size)
         self.header_crc: int = header_crc  # names the content: it covers every section CRC
         raw = self._map[fmt.PREAMBLE_SIZE:fmt.PREAMBLE_SIZE + header_len]
         self.header = fmt.decode_header(raw, header_crc)
@@ -68,8 +70,14 @@ class NgramFile:
         n, d, t = self.num_tokens, self.num_documents, self.token_dtype
         expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
         ends = [("doc_offsets", n)]
+        orders = sorted(spec.order for spec in self._specs)
+        contexts = {spec.order: spec.num_contexts for spec in self._specs}
         for order, c, e, _ in self._specs:
             p, m = fmt.table_prefix(order), order - 1
+            if self.version == 1 or order == orders[-1]:
+                expect[p + "position_contexts"] = ((n,), None)
+            if self.version >= 2 and order != orders[0]:
+                expect[p + "lower_contexts"] = ((c,), None)
             expect.update({
                 p + "context_length_offsets": ((m + 2,), None),
                 p + "context_tokens": ((c, m), {t}),
@@ -77,7 +85,6 @@ class NgramFile:
                 p + "next_ids": ((e,), {t}),
                 p + "counts": ((e,), None),
                 p + "totals": ((c,), None),
-                p + "position_contexts": ((n,), None),
             })
             ends += [(p + "entry_offsets", e), (p + "context_length_offsets", c)]
         if "prompt_lengths" in self._arrays:  # optional
@@ -95,6 +102,8 @@ class NgramFile:
                 raise FormatError("offset section does not run from 0 to its count; "
                                   "the file is damaged")
         self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
+        for low, high in zip(orders, orders[1:]):
+            self.tables[high].lower = self.tables[low]
         for table in self.tables.values():
             if np.any(np.diff(table.context_length_offsets.astype(np.int64)) < 0):
                 raise FormatError("context length offsets are not sorted; the file is damaged")
@@ -183,6 +192,22 @@ class NgramFile:
     def position_contexts(self) -> np.ndarray:
         return self.table().position_contexts
 
+    def contexts_at(self, positions, order: int | None = None) -> np.ndarray:
+        """Context ids (int64) of token ``positions`` in the table of ``order`` (default: the
+        highest): the highest table's ids, then each table's ``lower_contexts`` down to
+        ``order`` (spec/FORMAT.md, section 6)."""
+        target = self.table(order).order
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size and (positions.min() < 0 or positions.max() >= self.num_tokens):
+            raise InputError(f"positions must lie in 0..{self.num_tokens - 1}")
+        table = self.table()
+        ids = _checked_take(table.position_contexts, positions, table.num_contexts,
+                            "position_contexts")
+        while table.order != target:
+            table, links = table.lower, table.lower_contexts
+            ids = _checked_take(links, ids, table.num_contexts, "lower_contexts")
+        return ids
+
     # -- queries ----------------------------------------------------------------------------
     def table_for(self, context, order: int | None = None) -> "Table":
         """The table of ``order``; by default the one where ``context`` is a full context (its
@@ -263,7 +288,28 @@ class Table:
         self.next_ids: np.ndarray = f.section(p + "next_ids")
         self.counts: np.ndarray = f.section(p + "counts")
         self.totals: np.ndarray = f.section(p + "totals")
-        self.position_contexts: np.ndarray = f.section(p + "position_contexts")
+        #: context id of every token position: the highest order's table only (format 1:
+        #: every table); other tables' ids follow from it by ``lower_contexts``
+        self.position_contexts: np.ndarray | None = f._arrays.get(p + "position_contexts")
+        #: the next lower stored order's table (None for the lowest)
+        self.lower: Table | None = None
+        self._lower_contexts: np.ndarray | None = f._arrays.get(p + "lower_contexts")
+
+    @property
+    def lower_contexts(self) -> np.ndarray | None:
+        """Per context, the id in :attr:`lower`'s table of the context of the same positions
+        (None for the lowest table). Format-1 files store no links: they are derived once from
+        both tables' position ids."""
+        if self._lower_contexts is None and self.lower is not None:
+            high, low = self.position_contexts, self.lower.position_contexts
+            links = np.zeros(self.num_contexts, low.dtype)
+            if high.size and int(high.max()) >= self.num_contexts:
+                raise FormatError(f"{self.prefix}position_contexts holds ids past the table; "
+                                  "the file is damaged (run verify)")
+            links[high] = low
+            links.flags.writeable = False
+            self._lower_contexts = links
+        return self._lower_contexts
 
     def context_id(self, context) -> int:
         """Id of ``context`` (up to order-1 token ids, oldest first), or -1 if unseen (also
@@ -310,6 +356,15 @@ def _token_ids(context, vocab_size: int) -> np.ndarray | None:
     if any(not 0 <= t < vocab_size for t in items):
         return None
     return items.astype(np.int64)
+
+
+def _checked_take(array: np.ndarray, index: np.ndarray, limit: int, name: str) -> np.ndarray:
+    """array[index] as int64, every value checked to be < ``limit`` (unsigned: a 64-bit value
+    past 2^63 reads negative, and is refused too)."""
+    out = array[index].astype(np.int64)
+    if out.size and (int(out.max()) >= limit or int(out.min()) < 0):
+        raise FormatError(f"{name} holds ids past its table; the file is damaged (run verify)")
+    return out
 
 
 def _map_file(path: Path) -> mmap.mmap:

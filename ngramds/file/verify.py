@@ -45,8 +45,12 @@ def check_structure(f, table) -> None:
     for arr, name in ((f.tokens, "tokens"), (t.next_ids, "next_ids")):
         if arr.size and int(arr.max()) >= f.vocab_size:
             fail(f"{name} holds an id >= vocab_size")
-    if t.position_contexts.size and int(t.position_contexts.max()) >= t.num_contexts:
+    pc = t.position_contexts
+    if pc is not None and pc.size and int(pc.max()) >= t.num_contexts:
         fail("a position refers to a context id past the table")
+    links = t._lower_contexts  # stored links only (format 1 derives them)
+    if links is not None and links.size and int(links.max()) >= t.lower.num_contexts:
+        fail("a context's lower_contexts link is past the next lower table")
     if int(t.totals.astype(np.uint64).sum(dtype=np.uint64)) != f.num_tokens:
         fail("context totals do not add up to the number of tokens")
     if not _entries_ok(t.entry_offsets, t.counts, t.totals, t.top_k is None):

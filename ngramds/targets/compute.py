@@ -40,6 +40,16 @@ class Targets:
         self.plan = config.resolve(f)
         self.tables = [f.table(o) for o in self.plan.orders]
         self.prefixes = [table_prefix(t) for t in self.tables]
+        # the tables from the highest stored one down to the lowest order used, each with the
+        # ids its contexts are read from (spec/FORMAT.md, section 6)
+        table, source, self.chain = f.table(), f.table().position_contexts, []
+        while True:
+            self.chain.append((table, source))
+            if table.order == self.plan.orders[0]:
+                break
+            table, source = table.lower, table.lower_contexts
+        chain_orders = [t.order for t, _ in self.chain]
+        self.rows = np.array([chain_orders.index(o) for o in self.plan.orders])
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
                 out: list | None = None, threads: int = 1) -> TargetBatch:
@@ -82,21 +92,21 @@ class Targets:
                 job(z)
 
     def context_ids(self, sample_starts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """(windows [B, L+1] of tokens, context ids [B, L, orders]) of the samples starting at
-        ``sample_starts``: what the device path ships instead of targets (no compute). Ids
-        are int32 when every table has fewer than 2^31 contexts (tokens when the vocabulary
-        allows), else int64."""
+        """(windows [B, L+1] of tokens, the highest stored order's context ids [B, L]) of the
+        samples starting at ``sample_starts``: what the device path ships instead of targets
+        (no compute; lower orders follow on the device by ``lower_contexts``). Ids are int32
+        when the table has fewer than 2^31 contexts (tokens when the vocabulary allows), else
+        int64."""
         starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
         b, f = starts.size, self.file
-        narrow = max(t.num_contexts for t in self.tables) < 1 << 31
+        top = f.table()
         windows = np.empty((b, seq_len + 1), np.int32 if f.vocab_size <= 1 << 31 else np.int64)
         K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
                               windows[:, :, None], 0))
-        ids = np.empty((b, seq_len, len(self.tables)), np.int32 if narrow else np.int64)
-        for j, t in enumerate(self.tables):
-            K.check(K.copy_slices(t.position_contexts, starts, 1, t.num_contexts,
-                                  K.BAD_CONTEXT, ids, j))
-        return windows, ids
+        ids = np.empty((b, seq_len, 1), np.int32 if top.num_contexts < 1 << 31 else np.int64)
+        K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
+                              K.BAD_CONTEXT, ids, 0))
+        return windows, ids[:, :, 0]
 
 
 class _Tiles:
@@ -114,10 +124,14 @@ class _Tiles:
             self.positions[z]
         ids[:] = labels[:, None]
         probs[:] = 0.0
-        los, his, tots = (np.empty((k, rows), np.int64) for _ in range(3))
-        for j, table in enumerate(t.tables):
-            K.check(K.gather(table.position_contexts, table.entry_offsets, table.totals,
-                             table.next_ids.size, positions, los[j], his[j], tots[j]))
+        chain = len(t.chain)
+        ctx, los, his, tots = (np.empty((chain, rows), np.int64) for _ in range(4))
+        index = positions  # then each table's contexts, from the highest table down
+        for j, (table, source) in enumerate(t.chain):
+            K.check(K.gather(source, table.entry_offsets, table.totals, table.next_ids.size,
+                             index, ctx[j], los[j], his[j], tots[j]))
+            index = ctx[j]
+        los, his, tots = los[t.rows], his[t.rows], tots[t.rows]  # the orders used
         w = np.empty((k, rows), np.float64)
         method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
         K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, w)

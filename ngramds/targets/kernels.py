@@ -19,12 +19,12 @@ BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
 MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
 
 OK = 0
-BAD_CONTEXT = 1      # a position refers to a context id past the table
+BAD_CONTEXT = 1      # a position or link refers to a context id past the table
 BAD_OFFSETS = 2      # entry offsets out of range or unsorted
 BAD_ENTRIES = 3      # a distribution empty or larger than its context total
 BAD_SAMPLE = 4       # a sample runs past the end of the token stream
 BAD_TOKEN = 5        # a token id >= the vocabulary size
-ERRORS = {BAD_CONTEXT: "a position refers to a context id past the table",
+ERRORS = {BAD_CONTEXT: "a position or link refers to a context id past the table",
           BAD_OFFSETS: "entry offsets are out of range or unsorted",
           BAD_ENTRIES: "a distribution is empty or larger than its context total",
           BAD_SAMPLE: "a sample runs past the end of the token stream",
@@ -89,11 +89,13 @@ def copy_slices(src, sample_starts, offset, limit, bad, out, column):
 
 
 @njit(cache=True, nogil=True)
-def gather(position_contexts, entry_offsets, totals, num_entries, positions, los, his, tots):
-    """los/his/tots[i] <- entry range and total of the context of ``positions[i]``."""
+def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his, tots):
+    """ctx[i] <- context_ids[index[i]]: a table's context of each position, from the highest
+    table's position ids (``index``: the positions) or a higher table's ``lower_contexts``
+    (``index``: its contexts); los/his/tots[i] <- that context's entry range and total."""
     num_contexts = totals.shape[0]
-    for i in range(positions.shape[0]):
-        c = np.int64(position_contexts[positions[i]])
+    for i in range(index.shape[0]):
+        c = np.int64(context_ids[index[i]])
         if c < 0 or c >= num_contexts:
             return BAD_CONTEXT
         lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
@@ -101,7 +103,7 @@ def gather(position_contexts, entry_offsets, totals, num_entries, positions, los
             return BAD_OFFSETS
         if lo == hi or t <= 0:
             return BAD_ENTRIES
-        los[i], his[i], tots[i] = lo, hi, t
+        ctx[i], los[i], his[i], tots[i] = c, lo, hi, t
     return OK
 
 

@@ -1,6 +1,7 @@
-"""Targets on the training device: the loader ships token windows and context ids (a slice of
-the file, no compute); :class:`NgramTargets` holds the tables once per device and turns a batch
-of context ids into exactly the targets of spec/TARGETS.md with batched gathers, in 64-bit
+"""Targets on the training device: the loader ships token windows and the highest order's
+context ids (a slice of the file, no compute); :class:`NgramTargets` holds the tables once per
+device, follows the links to the lower orders' contexts and turns a batch into exactly the
+targets of spec/TARGETS.md with batched gathers, in 64-bit
 integer arithmetic (the tail draws are bit for bit those of the compiled CPU kernels)."""
 from __future__ import annotations
 
@@ -90,7 +91,9 @@ class NgramTargets:
     on the device, equal to what the dataset computes in its workers otherwise.
 
     Device memory: per stored context of each order used 16 bytes (entry offset, total), per
-    stored entry 12 bytes (next id, cumulative count); nothing per position.
+    stored entry 12 bytes (next id, cumulative count), per context of each table above the
+    lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31 contexts); nothing per
+    position.
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
@@ -106,11 +109,25 @@ class NgramTargets:
         self.device = torch.device(device or "cpu")
         self.tables = [_Table(f.table(o), self.device) for o in self.plan.orders]
         self.vocab_size = f.vocab_size
+        self.top_contexts = f.table().num_contexts
+        # links from the highest stored table down to the lowest order used, checked once
+        self.links: list[torch.Tensor] = []
+        table = f.table()
+        while table.order != self.plan.orders[0]:
+            links, table = np.asarray(table.lower_contexts), table.lower
+            if links.size and int(links.max()) >= table.num_contexts:
+                raise FormatError(f"order {table.order}: a lower_contexts link is past the "
+                                  "table; the file is damaged (run `ngramds verify`)")
+            dtype = np.int32 if table.num_contexts < 1 << 31 else np.int64
+            self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
+        chain = [f.table().order] + [t for t in reversed(f.orders) if t < f.table().order]
+        self._levels = [chain.index(o) for o in self.plan.orders]
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the tables on the device."""
-        return sum(t.nbytes for t in self.tables)
+        """Bytes of the tables and links on the device."""
+        return sum(t.nbytes for t in self.tables) + \
+            sum(x.numel() * x.element_size() for x in self.links)
 
     def __call__(self, batch: dict) -> dict:
         """The batch (device mode) with its targets, every tensor on the device."""
@@ -122,7 +139,7 @@ class NgramTargets:
         B, L = window.shape[0], window.shape[1] - 1
         labels = window[:, 1:]
         positions = starts[:, None] + torch.arange(1, L + 1, device=dev)
-        ids, probs = self.targets(ctx.reshape(B * L, -1), labels.reshape(-1),
+        ids, probs = self.targets(ctx.reshape(B * L), labels.reshape(-1),
                                   positions.reshape(-1),
                                   epoch[:, None].expand(B, L).reshape(-1))
         out = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
@@ -140,23 +157,27 @@ class NgramTargets:
 
     def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
                 epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N, orders] their
-        context ids (orders ascending), ``labels`` [N], ``positions`` [N] in the token stream,
-        ``epochs`` [N]."""
+        """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N] their context
+        ids in the highest stored order, ``labels`` [N], ``positions`` [N] in the token
+        stream, ``epochs`` [N]."""
         plan, n = self.plan, labels.shape[0]
         if plan.mode == K.ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
                     torch.empty(n, 0, dtype=torch.float32, device=labels.device))
+        c = ctx.long()
+        bad = (c < 0) | (c >= self.top_contexts)
+        if labels.device.type == "cpu":
+            if bool(bad.any()):
+                raise FormatError(K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged")
+        else:  # no host round trip: fails the stream; no out-of-bounds read meanwhile
+            torch._assert_async(~bad.any(), K.ERRORS[K.BAD_CONTEXT])
+            c = c.clamp(0, self.top_contexts - 1)
+        levels = [c]  # the highest table's contexts, then each lower table's (checked links)
+        for links in self.links:
+            levels.append(links.index_select(0, levels[-1]).long())
         gathered = []
-        for j, t in enumerate(self.tables):
-            c = ctx[:, j]
-            bad = (c < 0) | (c >= t.num_contexts)
-            if labels.device.type == "cpu":
-                if bool(bad.any()):
-                    raise FormatError(K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged")
-            else:  # no host round trip: fails the stream; no out-of-bounds read meanwhile
-                torch._assert_async(~bad.any(), K.ERRORS[K.BAD_CONTEXT])
-                c = c.clamp(0, t.num_contexts - 1)
+        for t, level in zip(self.tables, self._levels):
+            c = levels[level]
             lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
             gathered.append((lo, hi, t.totals[c]))
         w = self._weights(gathered, labels.device)

@@ -31,11 +31,12 @@ def check_against_reference(file, docs, order, top_k=None):
     assert stored == sorted(ref, key=context_sort_key)
     # every position points at its own context
     tokens = file.tokens.astype(np.int64)
+    at = file.contexts_at(np.arange(file.num_tokens), order)
     for d in range(file.num_documents):
         lo, hi = int(file.doc_offsets[d]), int(file.doc_offsets[d + 1])
         for p in range(lo, hi):
             ctx = tuple(tokens[max(lo, p - m):p].tolist())
-            assert int(f.position_contexts[p]) == f.context_id(ctx)
+            assert int(at[p]) == f.context_id(ctx)
 
 
 @given(corpora(), ORDERS, st.sampled_from([None, 1, 2, 3]))

@@ -65,9 +65,8 @@ def read_preamble(buf: bytes) -> dict:
     if magic == b"\x00" * 8:
         raise IncompleteFile("first 8 bytes are zero: interrupted build")
     _need(magic == MAGIC, f"bad magic {magic!r}")
-    # "1; a reader rejects a larger version". (Version 0 is not addressed by the spec; a
-    # version-1 reader has no meaning for it, so it is rejected too.)
-    _need(version == 1, f"unsupported version {version}")
+    # "2 (1: the earlier layout of section 7); a reader rejects any other version".
+    _need(version in (1, 2), f"unsupported version {version}")
     return dict(version=version, flags=flags, header_len=header_len,
                 header_crc=header_crc, reserved=reserved)
 
@@ -175,7 +174,11 @@ def read_file(path) -> dict:
               "a prompt length exceeds its document's length")
         out["prompt_lengths"] = pl
 
-    for t in header["tables"]:
+    tables = header["tables"]
+    orders = [t["order"] for t in tables]
+    _need(orders == sorted(set(orders)), "tables not in ascending order")  # FORMAT.md 3
+    links = {}
+    for i, t in enumerate(tables):
         n = t["order"]
         m = n - 1
         C, E, K = t["num_contexts"], t["num_entries"], t["top_k"]
@@ -186,15 +189,23 @@ def read_file(path) -> dict:
         nxt = _expect(arrays, by_name, X + "next_ids", [E], (tok,))
         cnt = _expect(arrays, by_name, X + "counts", [E], MIN_DTYPES)
         tot = _expect(arrays, by_name, X + "totals", [C], MIN_DTYPES)
-        pc = _expect(arrays, by_name, X + "position_contexts", [N], MIN_DTYPES)
-
+        # FORMAT.md 4: version 2 has position ids in the highest table only, and a link per
+        # context in every table but the lowest; version 1 (section 7): ids in every table
+        top = i == len(tables) - 1
+        pc = _expect(arrays, by_name, X + "position_contexts", [N], MIN_DTYPES) \
+            if pre["version"] == 1 or top else None
+        if pre["version"] == 2 and i > 0:
+            low = tables[i - 1]
+            links[n] = _expect(arrays, by_name, X + "lower_contexts", [C], MIN_DTYPES)
+            _need(bool(np.all(links[n] < low["num_contexts"])),            # inv. 3
+                  "lower_contexts hold ids >= C'")
         # Invariant 2: offsets sections
         _check_offsets(clo, C, X + "context_length_offsets")
         _check_offsets(eo, E, X + "entry_offsets")
         # Invariant 3: ids in range
         _need(bool(np.all(nxt < V)), "next_ids hold ids >= V")
         _need(bool(np.all(ctx < V)), "context_tokens hold ids >= V")
-        _need(bool(np.all(pc < C)), "position_contexts hold ids >= C")
+        _need(pc is None or bool(np.all(pc < C)), "position_contexts hold ids >= C")
         # context_tokens: rows of length l are l tokens followed by m-l zeros
         for l in range(m + 1):
             rows = ctx[clo[l]:clo[l + 1]]
@@ -217,7 +228,20 @@ def read_file(path) -> dict:
                 _need(len(cs) <= K, f"context {c}: more than K entries")
         _need(int(tot.sum()) == N, "sum of totals != N")
         out["tables"][n] = dict(m=m, C=C, E=E, K=K, clo=clo, ctx=ctx, eo=eo, next_ids=nxt,
-                                counts=cnt, totals=tot, position_contexts=pc)
+                                counts=cnt, totals=tot, position_contexts=pc,
+                                lower_contexts=links.get(n))
+    # FORMAT.md 6: a lower table's position contexts follow the links down from the highest
+    for high, low in zip(orders[::-1], orders[-2::-1]):
+        h, lo = out["tables"][high], out["tables"][low]
+        if lo["position_contexts"] is None:
+            lo["position_contexts"] = h["lower_contexts"][h["position_contexts"]]
+        if h["lower_contexts"] is not None:  # invariant 10 (a reader may check it)
+            for c in range(h["C"]):
+                length = next(l for l in range(h["m"] + 1) if h["clo"][l + 1] > c)
+                tokens = h["ctx"][c, :length].tolist()
+                tail = tokens[len(tokens) - min(length, lo["m"]):]
+                _need(lookup(lo, tail) == h["lower_contexts"][c],
+                      f"order{high}/lower_contexts[{c}] is not its context's lower context")
     return out
 
 
@@ -398,6 +422,13 @@ def test_several_orders_match_recount(tmp_path, data, orders):
     assert [t["order"] for t in f["header"]["tables"]] == sorted(orders)  # ascending
     for order in orders:
         check_against_recount(f, docs, order, None, V)
+    # writer conformance: only the highest table has position ids; links are *min* dtypes
+    by = {s["name"]: s["dtype"] for s in f["header"]["sections"]}
+    ordered = sorted(orders)
+    assert [n for n in by if n.endswith("position_contexts")] == \
+        [f"order{ordered[-1]}/position_contexts"]
+    for low, high in zip(ordered, ordered[1:]):
+        assert by[f"order{high}/lower_contexts"] == min_dtype(f["tables"][low]["C"] - 1)
 
 
 @pytest.mark.parametrize("V,dt", [(65535, "<u2"), (65536, "<u2"), (65537, "<u4")])
@@ -464,7 +495,7 @@ def test_preamble_header_and_sections(tmp_path, order):
     buf = path.read_bytes()
     magic, version, flags, header_len, header_crc, reserved = PREAMBLE.unpack_from(buf, 0)
     assert magic == MAGIC
-    assert version == 1
+    assert version == 2
     assert flags == 0
     assert reserved == 0
     assert crc32(buf[32:32 + header_len]) == header_crc
@@ -562,14 +593,29 @@ def test_incomplete_marker_rejected(tmp_path):
         read_file(bad)
 
 
-def test_larger_version_rejected(tmp_path):
+@pytest.mark.parametrize("version", [0, 3])
+def test_other_versions_rejected(tmp_path, version):
     path = build(tmp_path, [[1, 2, 3]], 2, None, 4)
     buf = bytearray(path.read_bytes())
-    struct.pack_into("<I", buf, 8, 2)
-    bad = tmp_path / "v2.ngds"
+    struct.pack_into("<I", buf, 8, version)
+    bad = tmp_path / "v.ngds"
     bad.write_bytes(bytes(buf))
     with pytest.raises(SpecError, match="version"):
         read_file(bad)
+
+
+@pytest.mark.parametrize("name,orders", [("v1_orders2-4", [2, 3, 4]),
+                                         ("v1_orders1-2-4", [1, 2, 4])])
+def test_version_1_files_match_recount(name, orders):
+    """FORMAT.md 7: files written by ngramds 0.1 (tests/data) still read."""
+    from pathlib import Path
+    rng = np.random.default_rng(1)  # the documents of tests/data (see test_format_v2.py)
+    docs = [rng.integers(0, 40, n).tolist() for n in (300, 3, 0, 120, 1)]
+    docs[0] = (docs[0][:60] * 5)[:300]
+    f = read_file(Path(__file__).resolve().parent.parent / "data" / f"{name}.ngds")
+    assert f["preamble"]["version"] == 1
+    for order in orders:
+        check_against_recount(f, docs, order, None, 50)
 
 
 def test_corruption_detected_in_header_and_every_section(tmp_path):

@@ -151,8 +151,9 @@ def test_corrupt_context_id_raises_not_crashes(tmp_path):
     bad = np.array(f.position_contexts)
     bad[5] = np.iinfo(bad.dtype).max  # past the table
     n = 10
-    los, his, tots = (np.empty(n, np.int64) for _ in range(3))
-    code = K.gather(bad, f.entry_offsets, f.totals, f.num_entries, np.arange(n), los, his, tots)
+    ctx, los, his, tots = (np.empty(n, np.int64) for _ in range(4))
+    code = K.gather(bad, f.entry_offsets, f.totals, f.num_entries, np.arange(n), ctx, los, his,
+                    tots)
     with pytest.raises(ngramds.FormatError, match="context id"):
         K.check(code)
 

@@ -81,12 +81,16 @@ def test_device_mode_through_the_loader(tmp_path, workers):
     ds = NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True, targets_on="device")
     device = NgramLoader(ds, batch_size=4, num_workers=workers)
     targets = NgramTargets(ds)
-    assert targets.nbytes < 16 * sum(ds._file.table(o).num_contexts for o in ds.orders) + \
-        12 * sum(ds._file.table(o).num_entries for o in ds.orders) + 4096
+    f = ds._file
+    assert targets.nbytes < 16 * sum(f.table(o).num_contexts for o in ds.orders) + \
+        12 * sum(f.table(o).num_entries for o in ds.orders) + \
+        4 * sum(f.table(o).num_contexts for o in f.orders[1:]) + 4096  # links, not positions
     for epoch in range(2):
         n = 0
         for a, b in zip(host, device):
             assert b["window"].dtype == torch.int32 and b["context_ids"].dtype == torch.int32
+            # the highest order's ids only: 8 bytes a position with the token
+            assert b["context_ids"].shape == b["window"][:, 1:].shape
             b = targets(b)
             for key in ("input_ids", "labels", "target_ids", "index"):
                 assert torch.equal(a[key], b[key]), key
@@ -101,6 +105,17 @@ def test_hostile_context_ids_are_refused(tmp_path):
     ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False)
     ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
     batch = next(iter(NgramLoader(ds, batch_size=2)))
-    batch["context_ids"][0, 3, 1] = 10**6
+    batch["context_ids"][0, 3] = 10**6
     with pytest.raises(ngramds.FormatError, match="context id"):
         NgramTargets(ds)(batch)
+
+
+def test_a_link_past_the_lower_table_is_refused_once(tmp_path):
+    path = ngramds.build(np.arange(500) % 7, tmp_path / "l.ngds", progress=False)
+    s = next(s for s in ngramds.open(path).header["sections"]
+             if s["name"] == "order4/lower_contexts")
+    raw = bytearray(path.read_bytes())
+    raw[s["offset"]] = 0xFF  # (the CRC is not checked without verify)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ngramds.FormatError, match="lower_contexts"):
+        NgramTargets(path)

@@ -1,0 +1,108 @@
+"""Format version 2 (spec/FORMAT.md): per-position context ids for the highest order only,
+each higher table linked to the next lower one by ``lower_contexts``; version 1 files still
+read, with the same targets."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import ngramds
+from ngramds.targets.compute import Targets
+from ngramds.targets.config import TargetConfig
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def v1_corpus():
+    """The documents the version-1 fixtures in tests/data were built from (ngramds 0.x,
+    format 1: `ngramds.build(docs, path, orders=..., vocab_size=50)`)."""
+    rng = np.random.default_rng(1)
+    docs = [rng.integers(0, 40, n).tolist() for n in (300, 3, 0, 120, 1)]
+    docs[0] = (docs[0][:60] * 5)[:300]
+    return docs
+
+
+def contexts_by_spec(f, order):
+    """Context id of every position in the table of ``order``, found from the tokens alone
+    (spec/SEMANTICS.md: the last min(order-1, tokens since the document start) tokens)."""
+    tokens, offsets = f.tokens.astype(np.int64), f.doc_offsets.astype(np.int64)
+    out = np.empty(f.num_tokens, np.int64)
+    for d in range(f.num_documents):
+        for p in range(offsets[d], offsets[d + 1]):
+            out[p] = f.context_id(tokens[max(offsets[d], p - order + 1):p], order=order)
+    return out
+
+
+def test_a_default_build_is_version_2_with_top_order_position_ids_only(tmp_path):
+    f = ngramds.open(ngramds.build(v1_corpus(), tmp_path / "a.ngds", vocab_size=50,
+                                   progress=False), verify=True)
+    names = {s["name"] for s in f.header["sections"]}
+    assert f.version == 2
+    assert {n for n in names if n.endswith("position_contexts")} == {"order4/position_contexts"}
+    assert {n for n in names if n.endswith("lower_contexts")} == \
+        {"order3/lower_contexts", "order4/lower_contexts"}
+    assert f.table(2).position_contexts is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(docs=st.lists(st.lists(st.integers(0, 5), max_size=30), min_size=1, max_size=5),
+       orders=st.sampled_from([[2, 3, 4], [1, 2], [2, 4], [1, 3, 5], [3]]))
+def test_links_give_every_orders_context_of_every_position(tmp_path_factory, docs, orders):
+    if not sum(map(len, docs)):
+        docs = docs + [[1]]
+    path = tmp_path_factory.mktemp("v2") / "f.ngds"
+    f = ngramds.open(ngramds.build(docs, path, orders=orders, vocab_size=6, progress=False),
+                     verify=True)
+    positions = np.arange(f.num_tokens)
+    for order in orders:
+        assert f.contexts_at(positions, order).tolist() == contexts_by_spec(f, order).tolist()
+
+
+@pytest.mark.parametrize("name", ["v1_orders2-4", "v1_orders1-2-4"])
+def test_version_1_files_read_with_the_same_contexts_and_targets(tmp_path, name):
+    old = ngramds.open(DATA / f"{name}.ngds", verify=True)
+    assert old.version == 1
+    orders = old.orders
+    new = ngramds.open(ngramds.build(v1_corpus(), tmp_path / "new.ngds", orders=orders,
+                                     vocab_size=50, progress=False), verify=True)
+    assert new.version == 2
+    positions = np.arange(old.num_tokens)
+    for order in orders:
+        expect = np.asarray(old.section(f"order{order}/position_contexts"))
+        assert old.contexts_at(positions, order).tolist() == expect.tolist()
+        assert new.contexts_at(positions, order).tolist() == expect.tolist()
+        for s in ("context_tokens", "entry_offsets", "next_ids", "counts", "totals"):
+            assert np.array_equal(old.section(f"order{order}/{s}"),
+                                  new.section(f"order{order}/{s}"))
+    saved = np.load(DATA / "v1_targets.npz")  # computed by the format-1 code
+    labels = old.tokens.astype(np.int64)
+    for mode, kw in (("coconts", {}), ("allnts", dict(targets="allnts")),
+                     ("backoff", dict(mixing="backoff"))):
+        for f in (old, new):
+            t = Targets(f, TargetConfig(**kw))
+            ids = np.empty((positions.size, t.plan.slots), np.int64)
+            probs = np.empty((positions.size, t.plan.slots), np.float32)
+            t.compute_at(positions.astype(np.int64), labels, 7, 1, ids, probs)
+            assert np.array_equal(ids, saved[f"{name}/{mode}/ids"])
+            assert np.array_equal(probs, saved[f"{name}/{mode}/probs"])
+
+
+def test_a_link_outside_the_lower_table_is_refused(tmp_path):
+    path = ngramds.build(v1_corpus(), tmp_path / "a.ngds", vocab_size=50, progress=False)
+    f = ngramds.open(path)
+    s = next(s for s in f.header["sections"] if s["name"] == "order4/lower_contexts")
+    del f
+    raw = bytearray(path.read_bytes())
+    width = int(s["dtype"][-1])
+    raw[s["offset"]:s["offset"] + width] = b"\xff" * width
+    path.write_bytes(bytes(raw))
+    f = ngramds.open(path)
+    with pytest.raises(ngramds.errors.FormatError):
+        f.contexts_at(np.arange(f.num_tokens), 3)
+    t = Targets(f, TargetConfig())
+    n = f.num_tokens
+    with pytest.raises(ngramds.errors.FormatError):
+        t.compute_at(np.arange(n, dtype=np.int64), f.tokens.astype(np.int64), 0, 0,
+                     np.empty((n, t.plan.slots), np.int64),
+                     np.empty((n, t.plan.slots), np.float32))
