@@ -42,6 +42,7 @@ def summary(f: NgramFile) -> dict:
     file_bytes = max(s.offset + s.length for s in f.sections.values())
     return {
         "path": str(f.path),
+        "format_version": f.version,
         "orders": f.orders,
         "vocab_size": f.vocab_size,
         "num_tokens": f.num_tokens,
@@ -58,7 +59,7 @@ def format_summary(s: dict) -> str:
     """Human-readable lines of :func:`summary`: the file, then one row per order."""
     lines = [
         f"file        {s['path']} ({s['file_bytes'] / 2**20:.1f} MiB, "
-        f"{s['bytes_per_token']:.2f} bytes/token)",
+        f"{s['bytes_per_token']:.2f} bytes/token, format version {s['format_version']})",
         f"tokens      {s['num_tokens']:,} in {s['num_documents']:,} documents, vocab size "
         f"{s['vocab_size']:,}",
         "",
