@@ -124,6 +124,50 @@ def compute_rows(path, batches, device):
     return rows
 
 
+def lookup_rows(path, batches):
+    """The format choice of issue 14: highest-order context ids read from the file (format 2)
+    against found from the tokens by binary search over (first token, lower link) keys (a
+    format without per-position ids), numpy on 1 thread, full-length contexts of orders 2-4
+    (positions next to a document start, about 0.04% here, are left out)."""
+    f = ngramds.open(path)
+    if f.orders != [2, 3, 4]:
+        return []
+    tables, tok = {n: f.table(n) for n in f.orders}, np.asarray(f.tokens, np.int64)
+    clo = tables[2].context_length_offsets.astype(np.int64)
+    dense = np.full(f.vocab_size, -1, np.int64)
+    dense[tables[2].context_tokens[clo[1]:clo[2], 0].astype(np.int64)] = np.arange(clo[1], clo[2])
+    keys = {}
+    for n in (3, 4):
+        t = tables[n]
+        lo, hi = (int(x) for x in t.context_length_offsets[n - 1:n + 1])
+        keys[n] = (t.context_tokens[lo:hi, 0].astype(np.int64) * tables[n - 1].num_contexts
+                   + t.lower_contexts[lo:hi].astype(np.int64), lo)
+    starts = np.random.default_rng(0).integers(8, f.num_tokens - SEQ - 1, BATCH * batches)
+    pos = (starts[:, None] + np.arange(1, SEQ + 1)).reshape(-1)
+
+    def search():
+        c = dense[tok[pos - 1]]
+        for n in (3, 4):
+            c = np.searchsorted(keys[n][0], tok[pos - n + 1] * tables[n - 1].num_contexts + c) \
+                + keys[n][1]
+        return c
+
+    stored = tables[4].position_contexts
+    rows = []
+    for name, fn, size in (
+            ("read from the file (format 2)", lambda: stored[pos].astype(np.int64),
+             max(s.offset + s.length for s in f.sections.values())),
+            ("searched from the tokens (no per-position ids)", search,
+             sum(s.length for n, s in f.sections.items() if n != "order4/position_contexts"))):
+        rates = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            rates.append(pos.size / (time.perf_counter() - t0))
+        rows.append((name, statistics.median(rates), size / f.num_tokens))
+    return rows
+
+
 def step_rows(path, steps=6, batch=4):
     """Median step time of the README loop: device targets + ngram_loss vs cross-entropy on
     the same batches (loading excluded, the targets included)."""
@@ -173,6 +217,12 @@ def main():
     for name, r, nbytes in compute_rows(a.file, a.batches, a.device):
         print(f"| {name} | {r / 1e6:.2f} | {nbytes / 2**20:.1f} MiB |" if nbytes else
               f"| {name} | {r / 1e6:.2f} | - |")
+    rows = lookup_rows(a.file, a.batches)
+    if rows:
+        print("\n| order-4 context ids (1 thread, numpy) | M positions/s | file bytes per token |")
+        print("|---|---:|---:|")
+        for name, r, size in rows:
+            print(f"| {name} | {r / 1e6:.1f} | {size:.2f} |")
     steps = step_rows(a.file)
     base = steps["plain cross-entropy"]
     print("\n| step of a small GPT (CPU, batch 4 x 1024) | median s | ratio |")
