@@ -1,8 +1,8 @@
 """Targets on the training device: the loader ships token windows and the highest order's
 context ids (a slice of the file, no compute); :class:`NgramTargets` holds the tables once per
 device, follows the links to the lower orders' contexts and turns a batch into exactly the
-targets of spec/TARGETS.md with batched gathers, in 64-bit
-integer arithmetic (the tail draws are bit for bit those of the compiled CPU kernels)."""
+targets of spec/TARGETS.md with batched gathers, in 64-bit integer arithmetic (the tail draws
+are bit for bit those of the compiled CPU kernels)."""
 from __future__ import annotations
 
 import numpy as np
@@ -120,8 +120,7 @@ class NgramTargets:
                                   "table; the file is damaged (run `ngramds verify`)")
             dtype = np.int32 if table.num_contexts < 1 << 31 else np.int64
             self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
-        chain = [f.table().order] + [t for t in reversed(f.orders) if t < f.table().order]
-        self._levels = [chain.index(o) for o in self.plan.orders]
+        self._levels = [f.orders[::-1].index(o) for o in self.plan.orders]  # 0: the highest
 
     @property
     def nbytes(self) -> int:
