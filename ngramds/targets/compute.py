@@ -94,16 +94,15 @@ class Targets:
     def context_ids(self, sample_starts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """(windows [B, L+1] of tokens, the highest stored order's context ids [B, L]) of the
         samples starting at ``sample_starts``: what the device path ships instead of targets
-        (no compute; lower orders follow on the device by ``lower_contexts``). Ids are int32
-        when the table has fewer than 2^31 contexts (tokens when the vocabulary allows), else
-        int64."""
+        (no compute; lower orders follow on the device by ``lower_contexts``), each no wider
+        than its values need (:func:`transit_dtype`; the device widens them)."""
         starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
         b, f = starts.size, self.file
         top = f.table()
-        windows = np.empty((b, seq_len + 1), np.int32 if f.vocab_size <= 1 << 31 else np.int64)
+        windows = np.empty((b, seq_len + 1), transit_dtype(f.vocab_size))
         K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
                               windows[:, :, None], 0))
-        ids = np.empty((b, seq_len, 1), np.int32 if top.num_contexts < 1 << 31 else np.int64)
+        ids = np.empty((b, seq_len, 1), transit_dtype(top.num_contexts))
         K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
                               K.BAD_CONTEXT, ids, 0))
         return windows, ids[:, :, 0]
@@ -142,6 +141,13 @@ class _Tiles:
                                      self.epoch, order, order != top, table.top_k is None,
                                      t.file.vocab_size, off, plan.width, ids, probs,
                                      t.prefixes[j]))
+
+
+def transit_dtype(limit: int) -> np.dtype:
+    """The narrowest dtype torch moves that holds the values 0..limit-1: uint16, int32 or
+    int64 (torch has no uint32 or uint64 arithmetic worth relying on)."""
+    return np.dtype(np.uint16 if limit <= 1 << 16 else np.int32 if limit <= 1 << 31
+                    else np.int64)
 
 
 def _word(x: int, name: str) -> np.uint64:

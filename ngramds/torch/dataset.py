@@ -62,8 +62,9 @@ class NgramDataset(IterableDataset):
     call per batch and no per-sample collation; the delivery order is the same.
 
     ``targets_on="device"``: items carry no targets but what computes them, a slice of the
-    file: ``window`` (the L+1 tokens, int32), ``context_ids`` ([L]: the highest stored
-    order's context ids, int32 when the table allows), ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
+    file: ``window`` (the L+1 tokens) and ``context_ids`` ([L]: the highest stored order's
+    context ids), each uint16 when its values fit, else int32 (int64 past 2^31), then
+    ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
     of them into the same targets on the training device.
 
     ``doc_info=True`` adds ``position_ids`` (int64 [L]): 0 at the window's first token and at
