@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                         "what Witten-Bell targets, the dataset's default, use)")
     b.add_argument("--order", type=int, help="store this one order only (1..16)")
     b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
+    b.add_argument("--compact", action="store_true",
+                   help="no per-position context ids (2-8 bytes per token less; contexts are "
+                        "then found by binary search: slower CPU targets)")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
     b.add_argument("--eos-id", type=int,
@@ -83,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                    "in corpus order")
     g.add_argument("-o", "--output", required=True, help="output file (written atomically)")
     g.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the shards)")
+    g.add_argument("--compact", action="store_true", help="as `ngramds build --compact`")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _scale_options(g)
 
@@ -215,6 +219,7 @@ def _build(a) -> int:
     check_distinct(outputs, input_files(a.inputs, boundaries=a.doc_lengths,
                                         tokenizer=a.tokenizer, include=a.include))
     options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
+                   compact=a.compact,
                    progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=tmp_dir,
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
                    sizes=a.run_sizes)
@@ -313,7 +318,7 @@ def _cmd_merge(a) -> int:
     merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
                    tmp_dir=_used_tmp_dir(a, spills=True),
                    engine=a.engine, scheduler=a.scheduler, workers=a.workers,
-                   progress=not a.quiet, sizes=a.run_sizes, **limit)
+                   progress=not a.quiet, sizes=a.run_sizes, compact=a.compact, **limit)
     return 0
 
 

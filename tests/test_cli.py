@@ -74,3 +74,30 @@ def test_several_orders_in_one_file(tmp_path, capsys):
     assert main(["query", str(out), "6", "--order", "4"]) == 2
     assert "order 4 is not stored" in capsys.readouterr().err
     assert main(["build", str(src), "-o", str(out), "--orders", "0-2", "-q"]) == 2
+
+
+def test_compact_build_and_merge(tmp_path, capsys):
+    tokens = (np.arange(3000) * 7 % 23).astype(np.uint16)
+    tokens.tofile(tmp_path / "c.bin")
+    common = ["--dtype", "uint16", "-q"]
+    assert main(["build", str(tmp_path / "c.bin"), "-o", str(tmp_path / "full.ngds"),
+                 *common]) == 0
+    assert main(["build", str(tmp_path / "c.bin"), "-o", str(tmp_path / "small.ngds"),
+                 "--compact", *common]) == 0
+    assert main(["build", str(tmp_path / "c.bin"), "-o", str(tmp_path / "part"), "--partial",
+                 *common]) == 0
+    assert main(["merge", str(tmp_path / "part"), "-o", str(tmp_path / "merged.ngds"),
+                 "--compact", "-q"]) == 0
+    small = (tmp_path / "small.ngds").read_bytes()
+    assert (tmp_path / "merged.ngds").read_bytes() == small
+    assert len(small) < (tmp_path / "full.ngds").stat().st_size
+    assert main(["verify", str(tmp_path / "small.ngds")]) == 0
+    answers = []
+    for name in ("full", "small"):
+        capsys.readouterr()
+        assert main(["query", str(tmp_path / f"{name}.ngds"), "7", "14"]) == 0
+        answers.append(capsys.readouterr().out.replace(name, ""))
+    assert answers[0] == answers[1]
+    r = run("build", tmp_path / "c.bin", "-o", tmp_path / "p2", "--partial", "--compact",
+            "--dtype", "uint16")
+    assert r.returncode == 2 and "merge --compact" in r.stderr

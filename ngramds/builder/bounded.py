@@ -103,7 +103,8 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
                   vocab_size: int | None = None, memory_limit: int | str | None = None,
                   tmp_dir=None, engine: str = "local", scheduler: str | None = None,
                   workers: int | None = None, partial: bool = False,
-                  progress: bool = True, sizes: RunSizes = RunSizes()) -> Path:
+                  progress: bool = True, sizes: RunSizes = RunSizes(),
+                  compact: bool = False) -> Path:
     """Build ``stream`` into ``output`` with at most ``memory_limit`` bytes resident per process
     (plus the constant documented in docs/SCALE.md; default: what the process holds plus
     1 GiB), spilling sorted runs under ``tmp_dir``.
@@ -156,16 +157,16 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
         return _merge_and_write(ex, stream, offsets, runs, orders, top_k, vocab_size, bits,
-                                work, root, output, bar, t0, sizes)
+                                work, root, output, bar, t0, sizes, compact)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                    memory_limit: int | str | None = None, tmp_dir=None,
                    engine: str = "local", scheduler: str | None = None,
                    workers: int | None = None, progress: bool = True,
-                   sizes: RunSizes = RunSizes()) -> Path:
+                   sizes: RunSizes = RunSizes(), compact: bool = False) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
-    one build of their inputs in the order given."""
+    one build of their inputs in the order given (``compact``: see :func:`ngramds.build`)."""
     t0 = time.perf_counter()
     memory_limit = X.memory_limit_or_default(memory_limit)
     if not partials:
@@ -209,11 +210,13 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
                                                          memory_limit) as ex:
         return _merge_and_write(ex, stream, offsets, runs, first.orders, first.top_k,
-                                vocab_size, first.bits, work, root, output, bar, t0, sizes)
+                                vocab_size, first.bits, work, root, output, bar, t0, sizes,
+                                compact)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,
-                     bits, work, root: Path, output: Path, bar, t0, sizes: RunSizes) -> Path:
+                     bits, work, root: Path, output: Path, bar, t0, sizes: RunSizes,
+                     compact: bool) -> Path:
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = X.token_sections(stream, offsets, token_dtype)
@@ -227,7 +230,7 @@ def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, v
                          [top_k] * len(plan), [token_dtype.str] * len(plan), paths)
         sections[n], C, E = X.table_sections(runs[n], buckets, n, stream.size, token_dtype)
         tables.append(table_entry(n, top_k, C, E))
-    arrays.update(file_tables(sections, spill=root))
+    arrays.update(file_tables(sections, spill=root, compact=compact))
     temp_bytes = X.directory_bytes(root)
     header = file_header(vocab_size, stream.size, offsets.size - 1, tables, stream.sources,
                          stream.tokenizer)

@@ -28,7 +28,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
           progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
           engine: str = "local", scheduler: str | None = None, workers: int | None = None,
           partial: bool = False, sizes: RunSizes = RunSizes(), strict: bool = False,
-          **input_options) -> Path:
+          compact: bool = False, **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
 
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
@@ -47,18 +47,22 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     Input that looks wrong (an EOS id that never occurs, ids that look like the other dtype,
     tiny line documents) warns with :class:`ngramds.errors.InputWarning`; ``strict`` makes it
     an InputError, before anything is written.
+
+    ``compact`` leaves out the per-position context ids (spec/FORMAT.md: 2-8 bytes per token
+    less); readers then find each position's context from its tokens by binary search, which
+    costs CPU targets about 1.5x (docs/BENCHMARKS.md).
     """
     with strict_inputs(strict):
         return _build(source, output, order=order, orders=orders, top_k=top_k,
                       vocab_size=vocab_size, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                       progress=progress, memory_limit=memory_limit, tmp_dir=tmp_dir,
                       engine=engine, scheduler=scheduler, workers=workers, partial=partial,
-                      sizes=sizes, **input_options)
+                      sizes=sizes, compact=compact, **input_options)
 
 
 def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc_lengths,
            progress, memory_limit, tmp_dir, engine, scheduler, workers, partial, sizes,
-           **input_options) -> Path:
+           compact, **input_options) -> Path:
     if order is not None and orders is not None:
         raise InputError("give order (one table) or orders (several), not both")
     orders = check_orders(orders if orders is not None else
@@ -72,6 +76,9 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
         warnings.warn(f"--eos-id {eos_id} is outside the vocabulary (--vocab-size "
                       f"{vocab_size}); is it right?", InputWarning, stacklevel=3)
     bounded = memory_limit is not None or engine != "local" or partial
+    if compact and partial:
+        raise InputError("a partial result keeps its runs: give compact to the merge "
+                         "(`ngramds merge --compact`)")
     if tmp_dir is not None and not bounded:
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
                       "--memory-limit) or a Dask build spills runs there", stacklevel=2)
@@ -91,7 +98,8 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
             return build_bounded(stream, output, orders=orders, top_k=top_k,
                                  vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
                                  engine=engine, scheduler=scheduler, workers=workers,
-                                 partial=partial, progress=progress, sizes=sizes)
+                                 partial=partial, progress=progress, sizes=sizes,
+                                 compact=compact)
     t0 = time.perf_counter()
     stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)
@@ -111,7 +119,7 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
         sections[n] = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
         tables.append(table_entry(n, top_k, sections[n]["totals"].size,
                                   sections[n]["next_ids"].size))
-    arrays.update(file_tables(sections))
+    arrays.update(file_tables(sections, compact=compact))
     del sections
     header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
                          corpus.tokenizer)

@@ -13,9 +13,11 @@ from ..file.writer import SectionSource
 __all__ = ["file_tables"]
 
 
-def file_tables(tables: dict[int, dict], spill: Path | None = None) -> dict:
+def file_tables(tables: dict[int, dict], spill: Path | None = None,
+                compact: bool = False) -> dict:
     """The table sections of a file, prefixed and in file order, from each order's sections
-    (arrays or :class:`SectionSource`, unprefixed, each with ``position_contexts``).
+    (arrays or :class:`SectionSource`, unprefixed, each with ``position_contexts``). A
+    ``compact`` file keeps no position ids at all (its contexts are found from the tokens).
 
     A link is the lower table's id at any position of the context (all agree: the lower
     context is the context's last tokens). Links are scattered into an array of the higher
@@ -32,7 +34,7 @@ def file_tables(tables: dict[int, dict], spill: Path | None = None) -> dict:
                 positions, tables[low]["position_contexts"], sections["totals"].shape[0],
                 fmt.uint_dtype(max(0, lower_count - 1)),
                 None if spill is None else Path(spill) / f"links{high}.npy")
-        if high == orders[-1]:
+        if high == orders[-1] and not compact:
             sections["position_contexts"] = positions
         out.update({fmt.table_prefix(high) + name: s for name, s in sections.items()})
     return out

@@ -74,7 +74,8 @@ class NgramFile:
         contexts = {spec.order: spec.num_contexts for spec in self._specs}
         for order, c, e, _ in self._specs:
             p, m = fmt.table_prefix(order), order - 1
-            if self.version == 1 or order == orders[-1]:
+            if self.version == 1 or (order == orders[-1] and
+                                     p + "position_contexts" in self._arrays):  # else compact
                 expect[p + "position_contexts"] = ((n,), None)
             if self.version >= 2 and order != orders[0]:
                 expect[p + "lower_contexts"] = ((c,), None)
@@ -201,8 +202,16 @@ class NgramFile:
         if positions.size and (positions.min() < 0 or positions.max() >= self.num_tokens):
             raise InputError(f"positions must lie in 0..{self.num_tokens - 1}")
         table = self.table()
-        ids = _checked_take(table.position_contexts, positions, table.num_contexts,
-                            "position_contexts")
+        if table.position_contexts is None:  # a compact file: found from the tokens
+            ids = np.empty(positions.size, np.int64)
+            if not find_contexts(self.tokens, self.doc_offsets, table.context_tokens,
+                                 table.context_length_offsets, table.first_token_index,
+                                 positions, ids):
+                raise FormatError("a position's context is not in the table; the file is "
+                                  "damaged (run verify)")
+        else:
+            ids = _checked_take(table.position_contexts, positions, table.num_contexts,
+                                "position_contexts")
         while table.order != target:
             table, links = table.lower, table.lower_contexts
             ids = _checked_take(links, ids, table.num_contexts, "lower_contexts")
@@ -289,11 +298,24 @@ class Table:
         self.counts: np.ndarray = f.section(p + "counts")
         self.totals: np.ndarray = f.section(p + "totals")
         #: context id of every token position: the highest order's table only (format 1:
-        #: every table); other tables' ids follow from it by ``lower_contexts``
+        #: every table; a compact file: none); other tables' ids follow from it by
+        #: ``lower_contexts``
         self.position_contexts: np.ndarray | None = f._arrays.get(p + "position_contexts")
         #: the next lower stored order's table (None for the lowest)
         self.lower: Table | None = None
         self._lower_contexts: np.ndarray | None = f._arrays.get(p + "lower_contexts")
+
+    @property
+    def first_token_index(self) -> np.ndarray:
+        """Full-length contexts starting with token t are ids [x[t], x[t+1]) (int64 [V+1],
+        computed once per process): narrows the search of a compact file's contexts."""
+        if getattr(self, "_first_token_index", None) is None:
+            m = self.order - 1
+            lo, hi = (int(x) for x in self.context_length_offsets[m:m + 2])
+            first = self.context_tokens[lo:hi, 0] if m else np.zeros(hi - lo, np.int64)
+            self._first_token_index = lo + np.searchsorted(
+                first, np.arange(self.vocab_size + 1), side="left").astype(np.int64)
+        return self._first_token_index
 
     @property
     def lower_contexts(self) -> np.ndarray | None:
@@ -394,7 +416,7 @@ def _map_file(path: Path) -> mmap.mmap:
         raise FileAccessError(f"cannot map {path}: {exc}") from None
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_row(rows, lo, hi, query):
     """Binary search of ``query`` among rows[lo:hi] (lexicographically sorted); -1 if absent."""
     m = rows.shape[1]
@@ -413,6 +435,45 @@ def _find_row(rows, lo, hi, query):
         else:
             hi = mid
     return -1
+
+
+@njit(cache=True, nogil=True)
+def find_contexts(tokens, doc_offsets, rows, length_offsets, first_token_index, positions,
+                  out):
+    """out[i] <- id of the context of token position positions[i] (its last min(m, tokens
+    since its document's start) tokens) by binary search of ``rows`` (of full-length contexts
+    only those starting with its first token: ``first_token_index``): where a compact file
+    has no position ids. False if a position is outside the tokens or a context is missing
+    (a damaged file)."""
+    m = rows.shape[1]
+    query = np.zeros(m, np.int64)
+    last = doc_offsets.shape[0] - 1
+    for i in range(positions.shape[0]):
+        p = np.int64(positions[i])
+        if p < 0 or p >= tokens.shape[0]:
+            return False
+        a, b = 0, last  # the last document offset <= p
+        while a < b:
+            mid = (a + b + 1) // 2
+            if np.int64(doc_offsets[mid]) <= p:
+                a = mid
+            else:
+                b = mid - 1
+        length = min(m, p - np.int64(doc_offsets[a]))
+        for t in range(m):
+            query[t] = np.int64(tokens[p - length + t]) if t < length else 0
+        lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
+        if length == m and m > 0:
+            if query[0] + 1 >= first_token_index.shape[0]:
+                return False
+            lo, hi = first_token_index[query[0]], first_token_index[query[0] + 1]
+        if lo < 0 or hi > rows.shape[0] or lo > hi:
+            return False
+        c = _find_row(rows, lo, hi, query)
+        if c < 0:
+            return False
+        out[i] = c
+    return True
 
 
 def open_file(path: str | os.PathLike, verify: bool = False) -> NgramFile:

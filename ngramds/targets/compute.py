@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
+from ..file.reader import find_contexts
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
@@ -103,9 +104,24 @@ class Targets:
         K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
                               windows[:, :, None], 0))
         ids = np.empty((b, seq_len, 1), transit_dtype(top.num_contexts))
-        K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
-                              K.BAD_CONTEXT, ids, 0))
+        if top.position_contexts is None:  # a compact file: searched here, in the worker
+            found = self._searched((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
+            ids[:, :, 0] = found.reshape(b, seq_len)
+        else:
+            K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
+                                  K.BAD_CONTEXT, ids, 0))
         return windows, ids[:, :, 0]
+
+    def _searched(self, positions: np.ndarray) -> np.ndarray:
+        """The highest table's context ids of ``positions``, found from the tokens (compact
+        files)."""
+        f, top = self.file, self.file.table()
+        ids = np.empty(positions.size, np.int64)
+        if not find_contexts(f.tokens, f.doc_offsets, top.context_tokens,
+                             top.context_length_offsets, top.first_token_index, positions,
+                             ids):
+            K.check(K.BAD_CONTEXT)
+        return ids
 
 
 class _Tiles:
@@ -127,6 +143,8 @@ class _Tiles:
         ctx, los, his, tots = (np.empty((chain, rows), np.int64) for _ in range(4))
         index = positions  # then each table's contexts, from the highest table down
         for j, (table, source) in enumerate(t.chain):
+            if source is None:  # a compact file: the highest table's contexts searched
+                source, index = t._searched(positions), np.arange(rows)
             K.check(K.gather(source, table.entry_offsets, table.totals, table.next_ids.size,
                              index, ctx[j], los[j], his[j], tots[j]))
             index = ctx[j]

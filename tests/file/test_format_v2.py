@@ -106,3 +106,47 @@ def test_a_link_outside_the_lower_table_is_refused(tmp_path):
         t.compute_at(np.arange(n, dtype=np.int64), f.tokens.astype(np.int64), 0, 0,
                      np.empty((n, t.plan.slots), np.int64),
                      np.empty((n, t.plan.slots), np.float32))
+
+
+@settings(max_examples=20, deadline=None)
+@given(docs=st.lists(st.lists(st.integers(0, 5), max_size=30), min_size=1, max_size=5),
+       orders=st.sampled_from([[2, 3, 4], [1, 2], [2, 4], [3]]),
+       bounded=st.booleans())
+def test_a_compact_file_finds_the_same_contexts_and_targets(tmp_path_factory, docs, orders,
+                                                            bounded):
+    if not sum(map(len, docs)):
+        docs = docs + [[1]]
+    d = tmp_path_factory.mktemp("compact")
+    full = ngramds.open(ngramds.build(docs, d / "full.ngds", orders=orders, vocab_size=6,
+                                      progress=False))
+    small = ngramds.open(ngramds.build(docs, d / "small.ngds", orders=orders, vocab_size=6,
+                                       progress=False, compact=True,
+                                       memory_limit="4G" if bounded else None), verify=True)
+    assert not any(s.endswith("position_contexts") for s in small.sections)
+    assert small.table().position_contexts is None
+    positions = np.arange(full.num_tokens)
+    for order in orders:
+        assert small.contexts_at(positions, order).tolist() == \
+            full.contexts_at(positions, order).tolist()
+    n = full.num_tokens
+    for f in (full, small):
+        t = Targets(f, TargetConfig())
+        ids = np.empty((n, t.plan.slots), np.int64)
+        probs = np.empty((n, t.plan.slots), np.float32)
+        t.compute_at(positions, f.tokens.astype(np.int64), 3, 0, ids, probs)
+        if f is full:
+            expect = ids.copy(), probs.copy()
+    assert np.array_equal(ids, expect[0]) and np.array_equal(probs, expect[1])
+    if n > 4:
+        starts = np.arange(0, n - 3)
+        for a, b in zip(Targets(full).context_ids(starts, 3), Targets(small).context_ids(starts, 3)):
+            assert np.array_equal(a, b)
+
+
+def test_compact_saves_the_per_position_ids(tmp_path):
+    docs = v1_corpus()
+    paths = [ngramds.build(docs, tmp_path / f"{c}.ngds", vocab_size=50, progress=False,
+                           compact=c) for c in (False, True)]
+    ids = ngramds.open(paths[0]).sections["order4/position_contexts"].length
+    assert ids == sum(map(len, docs))  # <u1 here: 183 contexts
+    assert paths[0].stat().st_size - paths[1].stat().st_size >= ids - 64  # (alignment)

@@ -192,8 +192,9 @@ def read_file(path) -> dict:
         # FORMAT.md 4: version 2 has position ids in the highest table only, and a link per
         # context in every table but the lowest; version 1 (section 7): ids in every table
         top = i == len(tables) - 1
+        compact = pre["version"] == 2 and top and X + "position_contexts" not in by_name
         pc = _expect(arrays, by_name, X + "position_contexts", [N], MIN_DTYPES) \
-            if pre["version"] == 1 or top else None
+            if pre["version"] == 1 or (top and not compact) else None
         if pre["version"] == 2 and i > 0:
             low = tables[i - 1]
             links[n] = _expect(arrays, by_name, X + "lower_contexts", [C], MIN_DTYPES)
@@ -230,6 +231,17 @@ def read_file(path) -> dict:
         out["tables"][n] = dict(m=m, C=C, E=E, K=K, clo=clo, ctx=ctx, eo=eo, next_ids=nxt,
                                 counts=cnt, totals=tot, position_contexts=pc,
                                 lower_contexts=links.get(n))
+    # FORMAT.md 4, "Compact files": the highest table's contexts found from the tokens
+    top = out["tables"][orders[-1]]
+    if top["position_contexts"] is None:
+        docs = out["doc_offsets"].tolist()
+        found = []
+        for p in range(N):
+            s = max(o for o in docs if o <= p)
+            c = lookup(top, out["tokens"][p - min(top["m"], p - s):p].tolist())
+            _need(c is not None, f"position {p}: its context is not a row (invariant 11)")
+            found.append(c)
+        top["position_contexts"] = np.array(found, np.int64)
     # FORMAT.md 6: a lower table's position contexts follow the links down from the highest
     for high, low in zip(orders[::-1], orders[-2::-1]):
         h, lo = out["tables"][high], out["tables"][low]
@@ -303,13 +315,14 @@ def min_dtype(value: int) -> str:
 # Helpers to build files
 # ---------------------------------------------------------------------------------------------
 
-def build(tmp_path, docs, order, top_k=None, vocab_size=None, name="t.ngds", orders=None):
+def build(tmp_path, docs, order, top_k=None, vocab_size=None, name="t.ngds", orders=None,
+          compact=False):
     path = tmp_path / name
     if path.exists():
         path.unlink()
     docs = [np.asarray(d, dtype=np.int64) for d in docs]
     ngramds.build(docs, str(path), order=order, orders=orders, top_k=top_k,
-                  vocab_size=vocab_size, progress=False)
+                  vocab_size=vocab_size, progress=False, compact=compact)
     return path
 
 
@@ -429,6 +442,16 @@ def test_several_orders_match_recount(tmp_path, data, orders):
         [f"order{ordered[-1]}/position_contexts"]
     for low, high in zip(ordered, ordered[1:]):
         assert by[f"order{high}/lower_contexts"] == min_dtype(f["tables"][low]["C"] - 1)
+
+
+@SETTINGS
+@given(data=corpora(), orders=st.sampled_from([[1], [2, 3], [1, 3, 5], [2, 3, 4]]))
+def test_compact_files_match_recount(tmp_path, data, orders):
+    docs, V = data
+    f = read_file(build(tmp_path, docs, None, None, V, orders=orders, compact=True))
+    assert not [s for s in f["header"]["sections"] if s["name"].endswith("position_contexts")]
+    for order in orders:
+        check_against_recount(f, docs, order, None, V)
 
 
 @pytest.mark.parametrize("V,dt", [(65535, "<u2"), (65536, "<u2"), (65537, "<u4")])
