@@ -5,18 +5,27 @@ schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a tim
     python tools/budget.py stdlib                 # runs what is missing, then the table
     python tools/budget.py man --report           # only the table, from runs/budget/
     python tools/budget.py all --report           # every corpus
+    python tools/budget.py man-small --steps 1000 --seed 0,1 --fractions 0.7,1.0 --no-const
+                                                  # several epochs, two seeds
 
 Corpora: stdlib (Python source, the default corpus), docs (package documentation,
-tools/docs_corpus.py), cheaders and man (tools/corpora.py). Files are built once with the
-default orders (2-4) and a 5% held-out split into out/budget/. Runs are `ngramds-train run`
-with its defaults (the shipped targets: CoCoNTs r = 8, Witten-Bell over orders 2-4,
-alpha 1) but --steps f x N and --eval-every 50; logs go to runs/budget/.
+tools/docs_corpus.py), cheaders and man (tools/corpora.py), and man-small: the first 198
+documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, so that
+1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
+with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
+`ngramds-train run` with its defaults (the shipped targets: CoCoNTs r = 8, Witten-Bell over
+orders 2-4, alpha 1) but --steps f x N, --warmup N/8, --eval-every 50 and --threads 1
+(--threads); logs go to runs/budget/. --seed takes a list; each seed is a separate row.
 
 The table: one-hot's final held-out loss L at N; each n-gram budget's final loss; the budget
 (as a fraction of N) at which the n-gram runs match L, interpolated linearly between the two
 budgets around it; the loss gain at equal budget; and the within-run crossing (the first
-evaluation of the n-gram run at N at or below L). Cost: (1 + sum of fractions + 1) x N steps
-per corpus and seed, about 0.3 s per step on 2 idle CPU cores at the defaults.
+evaluation of the n-gram run at N at or below L). A second table lists every run: its final
+and best held-out loss (a final loss above the best is overfitting), the evaluations at
+which an n-gram run is worse than one-hot at the same step, and its wall time. Cost:
+(1 + sum of fractions [+ 1 without --no-const]) x N steps per corpus and seed, about 0.22 s
+per step with --threads 1 on an otherwise idle core at the defaults. "all" is the four large
+corpora (not man-small).
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
+# corpora made of the first documents of another corpus's JSONL file, with its tokenizer
+SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%
 
 
 def ensure_files(corpus: str) -> tuple[Path, Path]:
@@ -38,10 +49,17 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
     if train.exists() and val.exists():
         return train, val
     OUT.mkdir(parents=True, exist_ok=True)
-    cmd = ["ngramds", "build", "-o", str(train), "--val-fraction", "0.05", "--val-output",
-           str(val), "-q"]
+    cmd = [sys.executable, "-m", "ngramds.cli", "build", "-o", str(train), "--val-fraction",
+           "0.05", "--val-output", str(val), "-q"]
     if corpus == "stdlib":
         cmd.append("--default-corpus")
+    elif corpus in SUBSETS:
+        parent, docs = SUBSETS[corpus]
+        text, tok = OUT / f"{corpus}.jsonl", OUT / f"{parent}.tokenizer.json"
+        if not text.exists():
+            with (OUT / f"{parent}.jsonl").open() as f:
+                text.write_text("".join(line for _, line in zip(range(docs), f)))
+        cmd += [str(text), "--tokenizer", str(tok), "--eos-id", "0"]
     else:
         text, tok = OUT / f"{corpus}.jsonl", OUT / f"{corpus}.tokenizer.json"
         if not text.exists():
@@ -54,6 +72,9 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
     return train, val
 
 
+THREADS = 1  # torch threads per run (main: --threads)
+
+
 def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> list[dict]:
     """The log of one run (made unless it exists)."""
     log = RUNS / f"{corpus}.{name}.seed{seed}.jsonl"
@@ -64,7 +85,8 @@ def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> li
         tmp.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "ngramds.train", "run", "--train", str(train), "--val",
                str(val), "--steps", str(steps), "--eval-every", "50", "--seed", str(seed),
-               "--warmup", str(max(1, round(100 * steps / 800))), "--out", str(tmp), *options]
+               "--warmup", str(max(1, round(100 * steps / 800))), "--threads", str(THREADS),
+               "--out", str(tmp), *options]
         print("==", " ".join(cmd), flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -89,10 +111,12 @@ def matched_budget(points: list[tuple[float, float]], target: float) -> str:
 
 
 def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
-               const: bool, report_only: bool) -> str | None:
+               const: bool, report_only: bool) -> tuple[str, float | None] | None:
+    """The table row of one corpus and seed (running what is missing unless
+    ``report_only``), and the loss gain at equal budget (None without that run)."""
     get = (lambda *a: _load(corpus, a[0], a[2])) if report_only else \
         (lambda *a: run(corpus, *a))
-    onehot = get("onehot", steps, seed, ["--targets", "onehot"])
+    onehot = get(_onehot_name(corpus, steps), steps, seed, ["--targets", "onehot"])
     if not onehot:
         return None
     target = onehot[-1]["val_loss"]
@@ -117,10 +141,49 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
                     for r in onehot)[len(onehot) // 2]
     cells = " / ".join(f"{f:g}: {loss:.3f}" for f, loss in finals)
     hold_hit = crossing.get(f"ngram-hold{hold}-{steps}", (None,))[0]
-    return (f"| {corpus} | {target:.3f} | {cells} | "
+    return (f"| {corpus} | {seed} | {target:.3f} | {cells} | "
             f"{matched} | {_gain(target, full)} | {_gain(target, const and const[1])} | "
             f"{_x(hold_hit, steps)} | {_x(const and const[0], steps)} | "
-            f"{s_step:.2f} |")
+            f"{s_step:.2f} |"), (None if full is None else target - full)
+
+
+def run_rows(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
+             const: bool) -> list[str]:
+    """One row per run of this corpus and seed whose log exists: final and best held-out
+    loss, the evaluations at which an n-gram run is worse than one-hot at the same step,
+    and the run's wall time (evaluations included)."""
+    onehot = _load(corpus, _onehot_name(corpus, steps), seed)
+    if not onehot:
+        return []
+    ref = {r["step"]: r["val_loss"] for r in onehot}
+    names = [(_onehot_name(corpus, steps), steps)]
+    names += [(f"ngram-hold{hold}-{round(f * steps)}", round(f * steps))
+              for f in sorted(set(fractions) | {1.0})]
+    names += [(f"ngram-const-{steps}", steps)] if const else []
+    rows = []
+    for name, n in names:
+        log = _load(corpus, name, seed)
+        if not log:
+            continue
+        final, best = log[-1], min(log, key=lambda r: r["val_loss"])
+        worse = "-"
+        if not name.startswith("onehot"):
+            diffs = [(r["val_loss"] - ref[r["step"]], r["step"]) for r in log
+                     if r["step"] in ref]
+            bad = [(d, st) for d, st in diffs if d > 0]
+            worse = "none" if not bad else (f"{len(bad)} of {len(diffs)} (most "
+                                            f"{max(bad)[0]:+.4f} at {max(bad)[1]})")
+        rows.append(f"| {corpus} | {seed} | {name} | {final['val_loss']:.3f} | "
+                    f"{best['val_loss']:.3f} ({best['step']}) | "
+                    f"{final['val_loss'] - best['val_loss']:+.3f} | {worse} | "
+                    f"{final['wall_s']:.0f} ({final['wall_s'] / n:.2f}) |")
+    return rows
+
+
+def _onehot_name(corpus: str, steps: int) -> str:
+    """The one-hot run's log name: "onehot" for the first runs (N = 600 on the four large
+    corpora), "onehot-N" for every other budget or corpus."""
+    return "onehot" if steps == 600 and corpus in CORPORA else f"onehot-{steps}"
 
 
 def _gain(target: float, loss: float | None) -> str:
@@ -137,27 +200,48 @@ def _load(corpus: str, name: str, seed: int) -> list[dict]:
 
 
 def main() -> None:
+    global THREADS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", choices=(*CORPORA, "all"))
+    ap.add_argument("corpus", choices=(*CORPORA, *SUBSETS, "all"))
     ap.add_argument("--steps", type=int, default=600, help="one-hot's budget N (default 600)")
     ap.add_argument("--fractions", default="0.5,0.7,1.0",
                     help="n-gram budgets as fractions of N (default 0.5,0.7,1.0)")
     ap.add_argument("--hold", type=float, default=0.5, help="--alpha-hold of the n-gram runs")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", default="0", help="seeds, e.g. 0,1 (default 0)")
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help=f"torch threads per run (default {THREADS}; 0: torch's default)")
     ap.add_argument("--no-const", action="store_true",
                     help="skip the n-gram run with alpha 1 throughout (equal budget)")
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
     a = ap.parse_args()
+    THREADS = a.threads
     fractions = [float(x) for x in a.fractions.split(",")]
-    rows = [experiment(c, a.steps, fractions, a.seed, a.hold, not a.no_const, a.report)
-            for c in (CORPORA if a.corpus == "all" else [a.corpus])]
-    print(f"\nN = {a.steps} steps, seed {a.seed}; n-gram runs: defaults with alpha held for "
+    seeds = [int(x) for x in a.seed.split(",")]
+    corpora = CORPORA if a.corpus == "all" else [a.corpus]
+    rows, gains = [], {}
+    for c in corpora:
+        for seed in seeds:
+            row = experiment(c, a.steps, fractions, seed, a.hold, not a.no_const, a.report)
+            if row:
+                rows.append(row[0])
+                if row[1] is not None:
+                    gains.setdefault(c, []).append(row[1])
+    print(f"\nN = {a.steps} steps, seeds {a.seed}; n-gram runs: defaults with alpha held for "
           f"{a.hold:g} of the steps, then linear to 0\n")
-    print("| corpus | one-hot loss at N | n-gram final loss by budget | budget matching "
+    print("| corpus | seed | one-hot loss at N | n-gram final loss by budget | budget matching "
           "one-hot | gain at N (alpha schedule) | gain at N (alpha 1 throughout) | "
           "within-run crossing (schedule) | within-run crossing (alpha 1) | s/step |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(r for r in rows if r))
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    for c, g in gains.items():
+        if len(g) > 1:
+            print(f"\n{c}: gain at N (alpha schedule) over {len(g)} seeds: mean "
+                  f"{sum(g) / len(g):+.3f}, range {min(g):+.3f} to {max(g):+.3f}")
+    print("\n| corpus | seed | run | final loss | best loss (step) | final - best | "
+          "evaluations worse than one-hot at the same step | wall s (s/step) |")
+    print("|---|---:|---|---:|---:|---:|---|---:|")
+    print("\n".join(r for c in corpora for seed in seeds
+                    for r in run_rows(c, a.steps, fractions, seed, a.hold, not a.no_const)))
 
 
 if __name__ == "__main__":
