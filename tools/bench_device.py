@@ -6,6 +6,8 @@ Default configuration: orders 2-4, Witten-Bell, r = 8, seq_len 1024, batch 16. P
 
     ngramds build --default-corpus -o out/stdlib.ngds     # once (tokeniser trained offline)
     python tools/bench_device.py out/stdlib.ngds [--batches 20] [--device cuda]
+    ngramds build --default-corpus -o out/stdlib.compact.ngds --compact   # the compact file
+    python tools/bench_device.py out/stdlib.compact.ngds
 """
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ def lookup_rows(path, batches):
     format without per-position ids), numpy on 1 thread, full-length contexts of orders 2-4
     (positions next to a document start, about 0.04% here, are left out)."""
     f = ngramds.open(path)
-    if f.orders != [2, 3, 4]:
+    if f.orders != [2, 3, 4] or f.table().position_contexts is None:  # (compact: no ids)
         return []
     tables, tok = {n: f.table(n) for n in f.orders}, np.asarray(f.tokens, np.int64)
     clo = tables[2].context_length_offsets.astype(np.int64)
