@@ -19,9 +19,9 @@ from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
 from ..file.temporaries import LOCK_NAME, remove_stale, temporary_dir
 from ..file.writer import write_atomic
-from .links import file_tables
 from ..progress import Progress
 from . import runs as X
+from .links import file_tables
 from .keys import KeyLayout, key_bits
 from .options import check_orders
 from .partials import load_partial, write_partial

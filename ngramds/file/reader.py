@@ -71,7 +71,6 @@ class NgramFile:
         expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
         ends = [("doc_offsets", n)]
         orders = sorted(spec.order for spec in self._specs)
-        contexts = {spec.order: spec.num_contexts for spec in self._specs}
         for order, c, e, _ in self._specs:
             p, m = fmt.table_prefix(order), order - 1
             if self.version == 1 or (order == orders[-1] and
@@ -304,12 +303,13 @@ class Table:
         #: the next lower stored order's table (None for the lowest)
         self.lower: Table | None = None
         self._lower_contexts: np.ndarray | None = f._arrays.get(p + "lower_contexts")
+        self._first_token_index: np.ndarray | None = None
 
     @property
     def first_token_index(self) -> np.ndarray:
         """Full-length contexts starting with token t are ids [x[t], x[t+1]) (int64 [V+1],
         computed once per process): narrows the search of a compact file's contexts."""
-        if getattr(self, "_first_token_index", None) is None:
+        if self._first_token_index is None:
             m = self.order - 1
             lo, hi = (int(x) for x in self.context_length_offsets[m:m + 2])
             first = self.context_tokens[lo:hi, 0] if m else np.zeros(hi - lo, np.int64)
@@ -459,7 +459,10 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_token_index, 
                 a = mid
             else:
                 b = mid - 1
-        length = min(m, p - np.int64(doc_offsets[a]))
+        start = np.int64(doc_offsets[a])  # (unsigned past 2^63 reads negative: refused)
+        if start < 0 or start > p:
+            return False
+        length = min(m, p - start)
         for t in range(m):
             query[t] = np.int64(tokens[p - length + t]) if t < length else 0
         lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
