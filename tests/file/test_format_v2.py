@@ -150,3 +150,23 @@ def test_compact_saves_the_per_position_ids(tmp_path):
     ids = ngramds.open(paths[0]).sections["order4/position_contexts"].length
     assert ids == sum(map(len, docs))  # <u1 here: 183 contexts
     assert paths[0].stat().st_size - paths[1].stat().st_size >= ids - 64  # (alignment)
+
+
+@pytest.mark.parametrize("section", ["order4/context_tokens", "doc_offsets"])
+def test_a_damaged_compact_file_is_refused_not_misread(tmp_path, section):
+    path = ngramds.build(v1_corpus(), tmp_path / "c.ngds", vocab_size=50, progress=False,
+                         compact=True)
+    s = next(s for s in ngramds.open(path).header["sections"] if s["name"] == section)
+    raw = bytearray(path.read_bytes())
+    at = s["offset"] + (s["length"] // 2 if section != "doc_offsets" else int(s["dtype"][-1]))
+    raw[at:at + int(s["dtype"][-1])] = b"\xff" * int(s["dtype"][-1])  # a row / an offset
+    path.write_bytes(bytes(raw))
+    f = ngramds.open(path)
+    n = f.num_tokens
+    with pytest.raises(ngramds.errors.FormatError):
+        f.contexts_at(np.arange(n), 2)
+    t = Targets(f, TargetConfig())
+    with pytest.raises(ngramds.errors.FormatError):
+        t.compute_at(np.arange(n, dtype=np.int64), f.tokens.astype(np.int64), 0, 0,
+                     np.empty((n, t.plan.slots), np.int64),
+                     np.empty((n, t.plan.slots), np.float32))
