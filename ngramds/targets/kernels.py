@@ -112,7 +112,7 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
                    epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
                    prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i (rows of weight 0 are left as they are). Serial (Numba's thread pool does not
+    every row i, which hold (label, 0) already (rows of weight 0 are left so). Serial (Numba's thread pool does not
     survive the fork of DataLoader workers); callers run tiles in Python threads instead."""
     n = positions.shape[0]
     span = width if mode == ALLNTS else r
@@ -204,10 +204,8 @@ def position_target(next_ids, counts, lo, hi, total, label, p, seed, epoch, salt
 
     A tail draw uses the word of (``seed``, ``epoch``, ``p``), mixed with ``salt`` when
     ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
-    label is, and ``renorm`` is ignored); it is hashed only when a draw is made."""
-    for k in range(off, off + width):
-        ids[row, k] = label
-        probs[row, k] = 0.0
+    label is, and ``renorm`` is ignored); it is hashed only when a draw is made. The slots
+    hold (label, 0) already: only the entries are written."""
     if mode == ALLNTS:
         kept = min(hi - lo, width)
         mass = _mass(counts, lo, lo + kept, total)
