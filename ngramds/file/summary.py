@@ -43,6 +43,7 @@ def summary(f: NgramFile) -> dict:
     return {
         "path": str(f.path),
         "format_version": f.version,
+        "compact": f.table().position_contexts is None,  # contexts searched from the tokens
         "orders": f.orders,
         "vocab_size": f.vocab_size,
         "num_tokens": f.num_tokens,
@@ -59,7 +60,8 @@ def format_summary(s: dict) -> str:
     """Human-readable lines of :func:`summary`: the file, then one row per order."""
     lines = [
         f"file        {s['path']} ({s['file_bytes'] / 2**20:.1f} MiB, "
-        f"{s['bytes_per_token']:.2f} bytes/token, format version {s['format_version']})",
+        f"{s['bytes_per_token']:.2f} bytes/token, format version {s['format_version']}"
+        f"{', compact' if s['compact'] else ''})",
         f"tokens      {s['num_tokens']:,} in {s['num_documents']:,} documents, vocab size "
         f"{s['vocab_size']:,}",
         "",
