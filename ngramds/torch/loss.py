@@ -14,26 +14,30 @@ DEFAULT_ALPHA = 1.0
 class _SparseCrossEntropy(torch.autograd.Function):
     """Per-row -sum_k w_k log_softmax(z)[id_k] for z [N, V], ids/w [N, K].
 
-    One log-normaliser, and a backward that writes the gradient in one pass
-    (softmax(z) * sum_k w_k, then -w_k added at id_k): about the cost of plain cross-entropy.
+    One fused log-softmax, and a backward that writes the gradient in one pass
+    (softmax(z) * sum_k w_k, then -w_k added at id_k): the work of plain cross-entropy.
+    Float32/64 logits keep their log-softmax for the backward, as cross-entropy does;
+    half-precision logits keep only themselves (half the memory) and recompute it in float32.
     """
 
     @staticmethod
     def forward(ctx, logits, ids, weights):
-        z = _upcast(logits)
-        lse = torch.logsumexp(z, dim=-1)
+        half = logits.dtype in (torch.float16, torch.bfloat16)
+        logp = torch.log_softmax(_upcast(logits), dim=-1)
         wsum = weights.sum(-1)
-        loss = lse * wsum - (weights * torch.gather(z, -1, ids)).sum(-1)
-        ctx.save_for_backward(logits, ids, weights, lse, wsum)
+        loss = -(weights * torch.gather(logp, -1, ids)).sum(-1)
+        ctx.half = half
+        ctx.save_for_backward(logits if half else logp, ids, weights, wsum)
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        logits, ids, weights, lse, wsum = ctx.saved_tensors
-        z = _upcast(logits)
-        g = torch.exp(z - lse.unsqueeze(-1)).mul_((grad * wsum).unsqueeze(-1))
+        saved, ids, weights, wsum = ctx.saved_tensors
+        logp = torch.log_softmax(_upcast(saved), dim=-1) if ctx.half else saved
+        g = torch.exp(logp) if not ctx.half else logp.exp_()  # (a recomputed one is ours)
+        g.mul_((grad * wsum).unsqueeze(-1))
         g.scatter_add_(-1, ids, -(grad.unsqueeze(-1) * weights))
-        return g.to(logits.dtype), None, None
+        return g.to(saved.dtype), None, None
 
 
 def _sparse_ce(logits: torch.Tensor, ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
