@@ -23,7 +23,7 @@ class _SparseCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, ids, weights):
         half = logits.dtype in (torch.float16, torch.bfloat16)
-        logp = torch.log_softmax(_upcast(logits), dim=-1)
+        logp = _log_softmax(logits)
         wsum = weights.sum(-1)
         loss = -(weights * torch.gather(logp, -1, ids)).sum(-1)
         ctx.half = half
@@ -33,7 +33,7 @@ class _SparseCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         saved, ids, weights, wsum = ctx.saved_tensors
-        logp = torch.log_softmax(_upcast(saved), dim=-1) if ctx.half else saved
+        logp = _log_softmax(saved) if ctx.half else saved
         g = torch.exp(logp) if not ctx.half else logp.exp_()  # (a recomputed one is ours)
         g.mul_((grad * wsum).unsqueeze(-1))
         g.scatter_add_(-1, ids, -(grad.unsqueeze(-1) * weights))
@@ -157,9 +157,11 @@ def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
     return labels
 
 
-def _upcast(logits: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits are computed in float32 (float64 stays float64)."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """log_softmax over the last dimension, of half-precision logits in float32 (cast inside
+    the kernel, no float32 copy of the logits)."""
+    half = logits.dtype in (torch.float16, torch.bfloat16)
+    return torch.log_softmax(logits, dim=-1, dtype=torch.float32 if half else None)
 
 
 def _reduce(loss: torch.Tensor, mask: torch.Tensor | None, reduction: str) -> torch.Tensor:
