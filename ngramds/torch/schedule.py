@@ -6,12 +6,24 @@ import numbers
 
 from .loss import DEFAULT_ALPHA
 
-__all__ = ["alpha_at", "DEFAULT_HOLD"]
+__all__ = ["alpha_at", "hold_for_epochs", "DEFAULT_HOLD"]
 
 # Fraction of the run at full alpha before the linear decay to 0 (docs/RESULTS.md: budget-
 # matched runs; the soft term helps most early and costs a little at the end, when the model
 # fits the one-hot labels better than the corpus statistics do).
 DEFAULT_HOLD = 0.5
+
+
+def hold_for_epochs(epochs: float) -> float:
+    """The ``hold`` of :func:`alpha_at` for a run of ``epochs`` passes over the training
+    documents: :data:`DEFAULT_HOLD` up to one epoch, else ``DEFAULT_HOLD / epochs`` (alpha at
+    full weight for the first half epoch only). The targets are counted from the training
+    documents themselves: repeated for several epochs at full weight they made held-out loss
+    worse than one-hot's (docs/RESULTS.md, "Several epochs"), and decaying them earlier
+    removed most of that."""
+    if not (isinstance(epochs, numbers.Real) and math.isfinite(epochs) and epochs > 0):
+        raise ValueError(f"epochs must be a positive number, got {epochs!r}")
+    return DEFAULT_HOLD if epochs <= 1 else DEFAULT_HOLD / float(epochs)
 
 
 def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,

@@ -89,7 +89,8 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
         "fixed mixing: one weight per order", shown="none")
     opt(t, "--alpha", float, "weight of the soft-target term", shown="ngramds.torch.DEFAULT_ALPHA")
     opt(t, "--alpha-hold", float, "alpha for this fraction of the steps, then linearly to 0 "
-        "(ngramds.torch.alpha_at)")
+        "(ngramds.torch.alpha_at)", shown="0.5 up to one epoch, else 0.5 / epochs: "
+        "ngramds.torch.hold_for_epochs")
     m = p.add_argument_group("model and optimisation")
     for flag, text in [("--steps", "optimiser steps"), ("--batch-size", "sequences per step"),
                        ("--seq-len", "tokens per sequence"), ("--d-model", "model width"),

@@ -27,8 +27,9 @@ class RunConfig:
     min_count: int = 2
     lambdas: list[float] | None = None
     alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
-    alpha_hold: float = 0.5  # alpha for this fraction of the steps, then linearly to 0
-                             # (ngramds.torch.schedule.DEFAULT_HOLD; docs/RESULTS.md)
+    alpha_hold: float | None = None  # alpha for this fraction of the steps, then linearly
+                                     # to 0; None: ngramds.torch.hold_for_epochs (0.5 up to
+                                     # one epoch; docs/RESULTS.md)
     steps: int = 800
     batch_size: int = 8
     seq_len: int = 128
@@ -67,7 +68,7 @@ class RunConfig:
             raise InputError(f"lr must be a positive number, got {self.lr}")
         if self.alpha is not None and not (math.isfinite(self.alpha) and self.alpha >= 0):
             raise InputError(f"alpha must be a non-negative number, got {self.alpha}")
-        if not 0 <= self.alpha_hold <= 1:
+        if self.alpha_hold is not None and not 0 <= self.alpha_hold <= 1:
             raise InputError(f"alpha-hold must be in [0, 1], got {self.alpha_hold}")
 
     def record(self) -> dict:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..errors import FileAccessError, InputError
 from ..file.reader import open_file
-from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
+from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, hold_for_epochs, ngram_loss
 from ..targets.entropy import mean_entropy
 from ..torch.schedule import alpha_at
 from .config import RunConfig
@@ -83,10 +83,13 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))))
     alpha = 0.0 if cfg.targets == "onehot" else (DEFAULT_ALPHA if cfg.alpha is None
                                                  else cfg.alpha)
+    epochs = cfg.steps / len(loader)  # passes over the training documents
+    hold = hold_for_epochs(epochs) if cfg.alpha_hold is None else cfg.alpha_hold
     # the soft term's floor: a soft loss near it is as low as these targets allow
     floor = None if cfg.targets == "onehot" else \
         mean_entropy(open_file(cfg.train), train.config, seed=cfg.seed)[0]
-    config = {**cfg.record(), "alpha": alpha, "device": device,
+    config = {**cfg.record(), "alpha": alpha, "alpha_hold": hold, "epochs": epochs,
+              "device": device,
               "params": sum(p.numel() for p in model.parameters()), "target_entropy": floor}
     if echo and floor is not None:
         print(f"targets' mean entropy {floor:.4f} nats (the soft term's floor)", flush=True)
@@ -103,7 +106,7 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
         while step < cfg.steps:
             for batch in loader:  # each pass over the loader is the next epoch
                 logits = model(batch["input_ids"].to(device))
-                step_alpha = alpha_at(step, cfg.steps, alpha, cfg.alpha_hold)
+                step_alpha = alpha_at(step, cfg.steps, alpha, hold)
                 loss = ngram_loss(logits, batch, alpha=step_alpha)
                 optimizer_step(model, opt, sched, loss)
                 step += 1

@@ -41,6 +41,16 @@ def test_the_readme_training_loop_runs_as_pasted(train_file, monkeypatch):
     assert scope["batch"]["target_ids"].shape[-1] == 27  # orders 2-4, r = 8: 3 blocks of 9
 
 
+def test_the_readme_alpha_schedule_runs_as_pasted(train_file):
+    from ngramds.torch import NgramDataset, NgramLoader
+    loader = NgramLoader(NgramDataset(train_file, 16, seed=0), batch_size=4)
+    batch = next(iter(loader))
+    scope = {"loader": loader, "batch": batch, "step": 0, "total_steps": 3 * len(loader),
+             "logits": torch.randn(*batch["labels"].shape, VOCAB)}
+    exec(readme_block("In your own loop:"), scope)
+    assert scope["hold"] == pytest.approx(0.5 / 3) and torch.isfinite(scope["loss"])
+
+
 class NanoGPTLike(torch.nn.Module):
     """nanoGPT's forward contract (model.py): logits of every position and the loss with
     targets, the last position's logits only without."""

@@ -26,3 +26,12 @@ def test_bad_arguments_are_refused(kw):
     args = dict(step=0, total_steps=10, alpha=1.0, hold=0.5) | kw
     with pytest.raises(ValueError):
         alpha_at(**args)
+
+
+def test_hold_for_epochs():
+    from ngramds.torch import hold_for_epochs
+    assert hold_for_epochs(0.3) == hold_for_epochs(1) == 0.5
+    assert hold_for_epochs(4) == 0.125 and hold_for_epochs(10) == pytest.approx(0.05)
+    for bad in (0, -1, float("nan"), float("inf"), "2"):
+        with pytest.raises(ValueError):
+            hold_for_epochs(bad)

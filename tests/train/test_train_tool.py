@@ -62,6 +62,21 @@ def test_alpha_hold_decays_the_soft_term(files, tmp_path):
                  "--alpha-hold", "2"]) == 2
 
 
+def test_default_hold_shrinks_with_epochs(files, tmp_path):
+    """Without --alpha-hold, alpha is held for half the run up to one epoch, else for the first
+    half epoch (ngramds.torch.hold_for_epochs); the log records the hold and the epochs."""
+    train, val = files
+    from ngramds.torch import NgramDataset
+    samples = len(NgramDataset(train, 16))  # windows of 16 tokens per epoch
+    for steps in (3, samples):  # batches of 2: 6 windows, then 2 epochs
+        log = tmp_path / f"r{steps}.jsonl"
+        assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log),
+                     *TINY, "--steps", str(steps), "--eval-every", str(steps)]) == 0
+        cfg = read_log(log)[0]["config"]
+        assert cfg["epochs"] == pytest.approx(steps * 2 / samples)
+        assert cfg["alpha_hold"] == pytest.approx(0.5 if steps == 3 else 0.25)
+
+
 def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # the plot is optional
     train, val = files
