@@ -2,7 +2,7 @@
 slots) against `torch.nn.functional.cross_entropy` on the same logits, median of interleaved
 repeats (ratios within one run are the figures to read). Prints markdown.
 
-    python tools/bench_loss.py [--n 4096] [--vocab 8192] [--k 28] [--device cuda]
+    python tools/bench_loss.py [--n 4096] [--vocab 8192] [--k 27] [--dtype bfloat16] [--device cuda]
 """
 from __future__ import annotations
 

@@ -104,6 +104,13 @@ class NgramFile:
         self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
         for low, high in zip(orders, orders[1:]):
             self.tables[high].lower = self.tables[low]
+        # only the sections this version has (and were checked above): any other is unknown
+        for order, table in self.tables.items():
+            p = fmt.table_prefix(order)
+            if self.version == 1 or order == orders[-1]:
+                table.position_contexts = self._arrays.get(p + "position_contexts")
+            if self.version >= 2 and order != orders[0]:
+                table._lower_contexts = self._arrays[p + "lower_contexts"]
         for table in self.tables.values():
             if np.any(np.diff(table.context_length_offsets.astype(np.int64)) < 0):
                 raise FormatError("context length offsets are not sorted; the file is damaged")
@@ -189,7 +196,9 @@ class NgramFile:
         return self.table().totals
 
     @property
-    def position_contexts(self) -> np.ndarray:
+    def position_contexts(self) -> np.ndarray | None:
+        """The highest table's context id of every position; None in a compact file (see
+        :meth:`contexts_at`)."""
         return self.table().position_contexts
 
     def contexts_at(self, positions, order: int | None = None) -> np.ndarray:
@@ -204,7 +213,7 @@ class NgramFile:
         if table.position_contexts is None:  # a compact file: found from the tokens
             ids = np.empty(positions.size, np.int64)
             if not find_contexts(self.tokens, self.doc_offsets, table.context_tokens,
-                                 table.context_length_offsets, table.first_token_index,
+                                 table.context_length_offsets, *table.first_tokens,
                                  positions, ids):
                 raise FormatError("a position's context is not in the table; the file is "
                                   "damaged (run verify)")
@@ -297,25 +306,28 @@ class Table:
         self.counts: np.ndarray = f.section(p + "counts")
         self.totals: np.ndarray = f.section(p + "totals")
         #: context id of every token position: the highest order's table only (format 1:
-        #: every table; a compact file: none); other tables' ids follow from it by
-        #: ``lower_contexts``
-        self.position_contexts: np.ndarray | None = f._arrays.get(p + "position_contexts")
+        #: every table); None elsewhere and in a compact file. Other tables' ids follow from
+        #: it by ``lower_contexts`` (:meth:`NgramFile.contexts_at`). Set by the file.
+        self.position_contexts: np.ndarray | None = None
         #: the next lower stored order's table (None for the lowest)
         self.lower: Table | None = None
-        self._lower_contexts: np.ndarray | None = f._arrays.get(p + "lower_contexts")
-        self._first_token_index: np.ndarray | None = None
+        self._lower_contexts: np.ndarray | None = None  # format 2: set by the file
+        self._first_tokens: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
-    def first_token_index(self) -> np.ndarray:
-        """Full-length contexts starting with token t are ids [x[t], x[t+1]) (int64 [V+1],
-        computed once per process): narrows the search of a compact file's contexts."""
-        if self._first_token_index is None:
+    def first_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, offsets): full-length contexts starting with tokens[j] are ids
+        [offsets[j], offsets[j+1]) (int64, the distinct first tokens only; computed once per
+        process): narrows the search of a compact file's contexts."""
+        if self._first_tokens is None:
             m = self.order - 1
             lo, hi = (int(x) for x in self.context_length_offsets[m:m + 2])
-            first = self.context_tokens[lo:hi, 0] if m else np.zeros(hi - lo, np.int64)
-            self._first_token_index = lo + np.searchsorted(
-                first, np.arange(self.vocab_size + 1), side="left").astype(np.int64)
-        return self._first_token_index
+            first = np.asarray(self.context_tokens[lo:hi, 0] if m else np.zeros(0), np.int64)
+            starts = np.flatnonzero(np.diff(first)) + 1 if first.size else first
+            tokens = first[np.concatenate([[0], starts])] if first.size else first
+            offsets = lo + np.concatenate([[0], starts, [first.size]]).astype(np.int64)
+            self._first_tokens = (tokens, offsets if first.size else np.array([lo], np.int64))
+        return self._first_tokens
 
     @property
     def lower_contexts(self) -> np.ndarray | None:
@@ -438,13 +450,13 @@ def _find_row(rows, lo, hi, query):
 
 
 @njit(cache=True, nogil=True)
-def find_contexts(tokens, doc_offsets, rows, length_offsets, first_token_index, positions,
-                  out):
+def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first_offsets,
+                  positions, out):
     """out[i] <- id of the context of token position positions[i] (its last min(m, tokens
     since its document's start) tokens) by binary search of ``rows`` (of full-length contexts
-    only those starting with its first token: ``first_token_index``): where a compact file
-    has no position ids. False if a position is outside the tokens or a context is missing
-    (a damaged file)."""
+    only those starting with its first token: :attr:`Table.first_tokens`): where a compact
+    file has no position ids. False if a position is outside the tokens or a context is
+    missing (a damaged file)."""
     m = rows.shape[1]
     query = np.zeros(m, np.int64)
     last = doc_offsets.shape[0] - 1
@@ -467,9 +479,10 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_token_index, 
             query[t] = np.int64(tokens[p - length + t]) if t < length else 0
         lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
         if length == m and m > 0:
-            if query[0] + 1 >= first_token_index.shape[0]:
+            j = np.searchsorted(first_tokens, query[0])
+            if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
                 return False
-            lo, hi = first_token_index[query[0]], first_token_index[query[0] + 1]
+            lo, hi = first_offsets[j], first_offsets[j + 1]
         if lo < 0 or hi > rows.shape[0] or lo > hi:
             return False
         c = _find_row(rows, lo, hi, query)

@@ -49,7 +49,8 @@ def check_structure(f, table) -> None:
     if pc is not None and pc.size and int(pc.max()) >= t.num_contexts:
         fail("a position refers to a context id past the table")
     links = t._lower_contexts  # stored links only (format 1 derives them)
-    if links is not None and links.size and int(links.max()) >= t.lower.num_contexts:
+    if links is not None and t.lower is not None and links.size and \
+            int(links.max()) >= t.lower.num_contexts:
         fail("a context's lower_contexts link is past the next lower table")
     if int(t.totals.astype(np.uint64).sum(dtype=np.uint64)) != f.num_tokens:
         fail("context totals do not add up to the number of tokens")

@@ -118,8 +118,7 @@ class Targets:
         f, top = self.file, self.file.table()
         ids = np.empty(positions.size, np.int64)
         if not find_contexts(f.tokens, f.doc_offsets, top.context_tokens,
-                             top.context_length_offsets, top.first_token_index, positions,
-                             ids):
+                             top.context_length_offsets, *top.first_tokens, positions, ids):
             K.check(K.BAD_CONTEXT)
         return ids
 

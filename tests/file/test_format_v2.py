@@ -170,3 +170,32 @@ def test_a_damaged_compact_file_is_refused_not_misread(tmp_path, section):
         t.compute_at(np.arange(n, dtype=np.int64), f.tokens.astype(np.int64), 0, 0,
                      np.empty((n, t.plan.slots), np.int64),
                      np.empty((n, t.plan.slots), np.float32))
+
+
+def test_a_section_a_version_does_not_have_is_ignored(tmp_path):
+    """A version-1 file with a planted `lower_contexts` (unknown to version 1, so ignored):
+    the links are still derived from its position ids, nothing reads the planted one."""
+    from ngramds.file import format as fmt
+    from ngramds.file.writer import write_atomic
+    old = ngramds.open(DATA / "v1_orders2-4.ngds")
+    arrays = {n: np.array(old.section(n)) for n in old.sections}
+    arrays["order4/lower_contexts"] = np.zeros(1, np.uint8)
+    arrays["order2/lower_contexts"] = np.full(3, 255, np.uint8)
+    header = {k: v for k, v in old.header.items() if k != "sections"}
+    path = tmp_path / "planted.ngds"
+    write_atomic(path, header, arrays)
+    raw = bytearray(path.read_bytes())
+    raw[8:12] = (1).to_bytes(4, "little")  # still version 1 (the writer writes 2)
+    path.write_bytes(bytes(raw))
+    f = ngramds.open(path, verify=True)
+    assert f.version == 1
+    positions = np.arange(f.num_tokens)
+    for order in f.orders:
+        assert f.contexts_at(positions, order).tolist() == \
+            old.contexts_at(positions, order).tolist()
+    saved = np.load(DATA / "v1_targets.npz")
+    t = Targets(f, TargetConfig())
+    ids = np.empty((positions.size, t.plan.slots), np.int64)
+    probs = np.empty((positions.size, t.plan.slots), np.float32)
+    t.compute_at(positions.astype(np.int64), f.tokens.astype(np.int64), 7, 1, ids, probs)
+    assert np.array_equal(ids, saved["v1_orders2-4/coconts/ids"])
