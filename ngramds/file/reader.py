@@ -201,15 +201,24 @@ class NgramFile:
         :meth:`contexts_at`)."""
         return self.table().position_contexts
 
+    def chain(self, order: int | None = None) -> list["Table"]:
+        """The tables from the highest stored one down to that of ``order`` (default: the
+        highest alone), each the previous one's :attr:`Table.lower`: the path a position's
+        context id follows (spec/FORMAT.md, section 6)."""
+        target, tables = self.table(order), [self.table()]
+        while tables[-1] is not target:
+            tables.append(tables[-1].lower)
+        return tables
+
     def contexts_at(self, positions, order: int | None = None) -> np.ndarray:
         """Context ids (int64) of token ``positions`` in the table of ``order`` (default: the
         highest): the highest table's ids, then each table's ``lower_contexts`` down to
         ``order`` (spec/FORMAT.md, section 6)."""
-        target = self.table(order).order
+        chain = self.chain(order)
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size and (positions.min() < 0 or positions.max() >= self.num_tokens):
             raise InputError(f"positions must lie in 0..{self.num_tokens - 1}")
-        table = self.table()
+        table = chain[0]
         if table.position_contexts is None:  # a compact file: found from the tokens
             ids = np.empty(positions.size, np.int64)
             if not find_contexts(self.tokens, self.doc_offsets, table.context_tokens,
@@ -220,9 +229,8 @@ class NgramFile:
         else:
             ids = _checked_take(table.position_contexts, positions, table.num_contexts,
                                 "position_contexts")
-        while table.order != target:
-            table, links = table.lower, table.lower_contexts
-            ids = _checked_take(links, ids, table.num_contexts, "lower_contexts")
+        for high, low in zip(chain, chain[1:]):
+            ids = _checked_take(high.lower_contexts, ids, low.num_contexts, "lower_contexts")
         return ids
 
     # -- queries ----------------------------------------------------------------------------
@@ -323,10 +331,8 @@ class Table:
             m = self.order - 1
             lo, hi = (int(x) for x in self.context_length_offsets[m:m + 2])
             first = np.asarray(self.context_tokens[lo:hi, 0] if m else np.zeros(0), np.int64)
-            starts = np.flatnonzero(np.diff(first)) + 1 if first.size else first
-            tokens = first[np.concatenate([[0], starts])] if first.size else first
-            offsets = lo + np.concatenate([[0], starts, [first.size]]).astype(np.int64)
-            self._first_tokens = (tokens, offsets if first.size else np.array([lo], np.int64))
+            starts = np.flatnonzero(np.diff(first, prepend=-1))  # rows where a token begins
+            self._first_tokens = (first[starts], lo + np.append(starts, first.size))
         return self._first_tokens
 
     @property

@@ -43,14 +43,10 @@ class Targets:
         self.prefixes = [table_prefix(t) for t in self.tables]
         # the tables from the highest stored one down to the lowest order used, each with the
         # ids its contexts are read from (spec/FORMAT.md, section 6)
-        table, source, self.chain = f.table(), f.table().position_contexts, []
-        while True:
-            self.chain.append((table, source))
-            if table.order == self.plan.orders[0]:
-                break
-            table, source = table.lower, table.lower_contexts
-        chain_orders = [t.order for t, _ in self.chain]
-        self.rows = np.array([chain_orders.index(o) for o in self.plan.orders])
+        chain = f.chain(self.plan.orders[0])
+        self.chain = [(chain[0], chain[0].position_contexts)] + \
+            [(low, high.lower_contexts) for high, low in zip(chain, chain[1:])]
+        self.rows = np.array([chain.index(t) for t in self.tables])
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
                 out: list | None = None, threads: int = 1) -> TargetBatch:

@@ -111,16 +111,16 @@ class NgramTargets:
         self.vocab_size = f.vocab_size
         self.top_contexts = f.table().num_contexts
         # links from the highest stored table down to the lowest order used, checked once
+        chain = f.chain(self.plan.orders[0])
         self.links: list[torch.Tensor] = []
-        table = f.table()
-        while table.order != self.plan.orders[0]:
-            links, table = np.asarray(table.lower_contexts), table.lower
-            if links.size and int(links.max()) >= table.num_contexts:
-                raise FormatError(f"order {table.order}: a lower_contexts link is past the "
+        for high, low in zip(chain, chain[1:]):
+            links = np.asarray(high.lower_contexts)
+            if links.size and int(links.max()) >= low.num_contexts:
+                raise FormatError(f"order {low.order}: a lower_contexts link is past the "
                                   "table; the file is damaged (run `ngramds verify`)")
-            dtype = np.int32 if table.num_contexts < 1 << 31 else np.int64
+            dtype = np.int32 if low.num_contexts < 1 << 31 else np.int64
             self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
-        self._levels = [f.orders[::-1].index(o) for o in self.plan.orders]  # 0: the highest
+        self._levels = [chain.index(f.table(o)) for o in self.plan.orders]  # 0: the highest
 
     @property
     def nbytes(self) -> int:
