@@ -77,7 +77,7 @@ THREADS = 1  # torch threads per run (main: --threads)
 
 def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> list[dict]:
     """The log of one run (made unless it exists)."""
-    log = RUNS / f"{corpus}.{name}.seed{seed}.jsonl"
+    log = _log_path(corpus, name, seed)
     if not log.exists():
         train, val = ensure_files(corpus)
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> li
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         print(f"   {time.perf_counter() - t0:.0f} s", flush=True)
         tmp.rename(log)
-    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    return _load(corpus, name, seed)
 
 
 def matched_budget(points: list[tuple[float, float]], target: float) -> str:
@@ -194,9 +194,15 @@ def _x(step, steps) -> str:
     return "-" if step is None else f"{step} ({step / steps:.2f}x)"
 
 
+def _log_path(corpus: str, name: str, seed: int) -> Path:
+    return RUNS / f"{corpus}.{name}.seed{seed}.jsonl"
+
+
 def _load(corpus: str, name: str, seed: int) -> list[dict]:
-    log = RUNS / f"{corpus}.{name}.seed{seed}.jsonl"
-    return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    """The records of a run's log; none when it was not run."""
+    log = _log_path(corpus, name, seed)
+    return [json.loads(x) for x in log.read_text().splitlines() if x.strip()] \
+        if log.exists() else []
 
 
 def main() -> None:
