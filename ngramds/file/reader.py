@@ -89,6 +89,13 @@ class NgramFile:
             ends += [(p + "entry_offsets", e), (p + "context_length_offsets", c)]
         if "prompt_lengths" in self._arrays:  # optional
             expect["prompt_lengths"] = ((d,), None)
+        top, below = orders[-1], orders[-2] if len(orders) > 1 else None
+        prefixes = fmt.table_prefix(top) + "prefix_offsets"
+        use_prefixes = (self.version >= 2 and below == top - 1 and prefixes in self._arrays
+                        and fmt.table_prefix(top) + "position_contexts" not in self._arrays)
+        if use_prefixes:  # optional, compact files only
+            lower = next(spec for spec in self._specs if spec.order == below)
+            expect[prefixes] = ((lower.num_contexts + 1,), None)
         for name, (shape, dtypes) in expect.items():
             if name not in self._arrays:
                 raise FormatError(f"section {name!r} is missing; the file is damaged")
@@ -101,6 +108,13 @@ class NgramFile:
             if int(arr[0]) != 0 or int(arr[-1]) != last:
                 raise FormatError("offset section does not run from 0 to its count; "
                                   "the file is damaged")
+        if use_prefixes:  # extensions of the lower contexts: every context of length >= 1
+            first = int(self._arrays[fmt.table_prefix(top) + "context_length_offsets"][1])
+            arr, c = self._arrays[prefixes], next(s.num_contexts for s in self._specs
+                                                  if s.order == top)
+            if int(arr[0]) != first or int(arr[-1]) != c:
+                raise FormatError("prefix offsets do not run from the first context of length "
+                                  "1 to the table's end; the file is damaged")
         self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
         for low, high in zip(orders, orders[1:]):
             self.tables[high].lower = self.tables[low]
@@ -111,6 +125,8 @@ class NgramFile:
                 table.position_contexts = self._arrays.get(p + "position_contexts")
             if self.version >= 2 and order != orders[0]:
                 table._lower_contexts = self._arrays[p + "lower_contexts"]
+            if use_prefixes and order == top:
+                table.prefix_offsets = self._arrays[prefixes]
         for table in self.tables.values():
             if np.any(np.diff(table.context_length_offsets.astype(np.int64)) < 0):
                 raise FormatError("context length offsets are not sorted; the file is damaged")
@@ -221,9 +237,13 @@ class NgramFile:
         table = chain[0]
         if table.position_contexts is None:  # a compact file: found from the tokens
             ids = np.empty(positions.size, np.int64)
+            prefixes = table.prefix_offsets
+            links = table.lower_contexts if prefixes is not None else None
+            empty = np.zeros(0, np.uint8)
             if not find_contexts(self.tokens, self.doc_offsets, table.context_tokens,
                                  table.context_length_offsets, *table.first_tokens,
-                                 positions, ids):
+                                 empty if links is None else links,
+                                 empty if prefixes is None else prefixes, positions, ids):
                 raise FormatError("a position's context is not in the table; the file is "
                                   "damaged (run verify)")
         else:
@@ -320,6 +340,10 @@ class Table:
         #: the next lower stored order's table (None for the lowest)
         self.lower: Table | None = None
         self._lower_contexts: np.ndarray | None = None  # format 2: set by the file
+        #: compact files, highest table, when order-1 is stored too: the contexts made of
+        #: lower context c' and one more token are ids [prefix_offsets[c'],
+        #: prefix_offsets[c'+1]) (spec/FORMAT.md). Set by the file.
+        self.prefix_offsets: np.ndarray | None = None
         self._first_tokens: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -456,45 +480,92 @@ def _find_row(rows, lo, hi, query):
 
 
 @njit(cache=True, nogil=True)
+def _find_extension(rows, lo, hi, column, token):
+    """The row among rows[lo:hi] (equal before ``column``, ascending in it) whose ``column``
+    holds ``token``; -1 if absent. Branch-free steps: the searches of several positions
+    overlap in the CPU."""
+    n = hi - lo
+    if n <= 0:
+        return -1
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if np.int64(rows[lo + half, column]) <= token else lo
+        n -= half
+    return lo if np.int64(rows[lo, column]) == token else -1
+
+
+LANES = 8  # independent runs of positions searched side by side (see find_contexts)
+
+
+@njit(cache=True, nogil=True)
 def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first_offsets,
-                  positions, out):
+                  links, prefix_offsets, positions, out):
     """out[i] <- id of the context of token position positions[i] (its last min(m, tokens
-    since its document's start) tokens) by binary search of ``rows`` (of full-length contexts
-    only those starting with its first token: :attr:`Table.first_tokens`): where a compact
-    file has no position ids. False if a position is outside the tokens or a context is
-    missing (a damaged file)."""
+    since its document's start) tokens), where a compact file has no position ids. A position
+    that follows the previous one in its document extends the lower context of the previous
+    position (``links`` of its context) by one token: a search among that context's
+    extensions, ``prefix_offsets`` (empty when the file has none). Else a binary search of
+    ``rows`` (of full-length contexts only those starting with its first token:
+    :attr:`Table.first_tokens`). The positions are cut into up to LANES runs searched in turn,
+    one position of each at a time, so that the chains of lookups overlap. False if a position
+    is outside the tokens or a context is missing (a damaged file)."""
     m = rows.shape[1]
     query = np.zeros(m, np.int64)
     last = doc_offsets.shape[0] - 1
-    for i in range(positions.shape[0]):
-        p = np.int64(positions[i])
-        if p < 0 or p >= tokens.shape[0]:
-            return False
-        a, b = 0, last  # the last document offset <= p
-        while a < b:
-            mid = (a + b + 1) // 2
-            if np.int64(doc_offsets[mid]) <= p:
-                a = mid
-            else:
-                b = mid - 1
-        start = np.int64(doc_offsets[a])  # (unsigned past 2^63 reads negative: refused)
-        if start < 0 or start > p:
-            return False
-        length = min(m, p - start)
-        for t in range(m):
-            query[t] = np.int64(tokens[p - length + t]) if t < length else 0
-        lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
-        if length == m and m > 0:
-            j = np.searchsorted(first_tokens, query[0])
-            if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
+    lower = prefix_offsets.shape[0] - 1  # contexts of the lower table (-1: no prefixes)
+    n = positions.shape[0]
+    lanes = max(1, min(LANES, n // 128)) if lower >= 0 else 1
+    run = (n + lanes - 1) // lanes
+    start = np.zeros(lanes, np.int64)  # each lane's current document [start, end)
+    end = np.full(lanes, -1, np.int64)
+    prev_p = np.full(lanes, -2, np.int64)
+    prev_c = np.full(lanes, -1, np.int64)
+    for step in range(run):
+        for g in range(lanes):
+            i = g * run + step
+            if i >= n:
+                continue
+            p = np.int64(positions[i])
+            if p < 0 or p >= tokens.shape[0]:
                 return False
-            lo, hi = first_offsets[j], first_offsets[j + 1]
-        if lo < 0 or hi > rows.shape[0] or lo > hi:
-            return False
-        c = _find_row(rows, lo, hi, query)
-        if c < 0:
-            return False
-        out[i] = c
+            if p < start[g] or p >= end[g]:
+                a, b = 0, last  # the last document offset <= p
+                while a < b:
+                    mid = (a + b + 1) // 2
+                    if np.int64(doc_offsets[mid]) <= p:
+                        a = mid
+                    else:
+                        b = mid - 1
+                start[g] = np.int64(doc_offsets[a])  # (unsigned past 2^63 reads negative)
+                end[g] = np.int64(doc_offsets[a + 1]) if a < last else np.int64(-1)
+                if start[g] < 0 or start[g] > p or end[g] <= p:
+                    return False
+            length = min(m, p - start[g])
+            c = np.int64(-1)
+            if lower >= 0 and p == prev_p[g] + 1 and p > start[g]:
+                parent = np.int64(links[prev_c[g]])  # lower context of p-1: p's context's prefix
+                if parent < 0 or parent >= lower:
+                    return False
+                lo, hi = np.int64(prefix_offsets[parent]), np.int64(prefix_offsets[parent + 1])
+                if lo < 0 or hi > rows.shape[0] or lo > hi:
+                    return False
+                c = _find_extension(rows, lo, hi, length - 1, np.int64(tokens[p - 1]))
+            else:
+                for t in range(m):
+                    query[t] = np.int64(tokens[p - length + t]) if t < length else 0
+                lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
+                if length == m and m > 0:
+                    j = np.searchsorted(first_tokens, query[0])
+                    if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
+                        return False
+                    lo, hi = first_offsets[j], first_offsets[j + 1]
+                if lo < 0 or hi > rows.shape[0] or lo > hi:
+                    return False
+                c = _find_row(rows, lo, hi, query)
+            if c < 0:
+                return False
+            out[i] = c
+            prev_p[g], prev_c[g] = p, c
     return True
 
 

@@ -10,7 +10,6 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import InputError
-from ..file.reader import find_contexts
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
@@ -110,13 +109,8 @@ class Targets:
 
     def _searched(self, positions: np.ndarray) -> np.ndarray:
         """The highest table's context ids of ``positions``, found from the tokens (compact
-        files)."""
-        f, top = self.file, self.file.table()
-        ids = np.empty(positions.size, np.int64)
-        if not find_contexts(f.tokens, f.doc_offsets, top.context_tokens,
-                             top.context_length_offsets, *top.first_tokens, positions, ids):
-            K.check(K.BAD_CONTEXT)
-        return ids
+        files; :meth:`NgramFile.contexts_at`)."""
+        return self.file.contexts_at(positions)
 
 
 class _Tiles:

@@ -143,16 +143,51 @@ def test_a_compact_file_finds_the_same_contexts_and_targets(tmp_path_factory, do
             assert np.array_equal(a, b)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), orders=st.sampled_from([[2, 3, 4], [1, 2], [3, 4, 5],
+                                                               [2, 4], [2, 3]]),
+       bounded=st.booleans())
+def test_compact_search_by_prefixes_matches_the_ids_for_any_positions(tmp_path_factory, seed,
+                                                                       orders, bounded):
+    """Long runs of positions (searched in several lanes, each extending its previous
+    position's context by prefix_offsets), runs cut by document starts, repeats, backward and
+    random positions: the same contexts as the position ids of the default file."""
+    rng = np.random.default_rng(seed)
+    vocab, n = int(rng.integers(2, 40)), int(rng.integers(1, 4000))
+    cuts = np.sort(rng.integers(0, n, int(rng.integers(0, 40))))
+    docs = np.split(rng.integers(0, vocab, n), cuts)
+    d = tmp_path_factory.mktemp("prefixes")
+    full = ngramds.open(ngramds.build(docs, d / "full.ngds", orders=orders, vocab_size=vocab,
+                                      progress=False))
+    small = ngramds.open(ngramds.build(docs, d / "small.ngds", orders=orders,
+                                       vocab_size=vocab, progress=False, compact=True,
+                                       memory_limit="4G" if bounded else None))
+    adjacent = orders[-2] == orders[-1] - 1
+    assert (small.table().prefix_offsets is not None) == adjacent
+    assert ("order%d/prefix_offsets" % orders[-1] in small.sections) == adjacent
+    everything = np.arange(n)
+    windows = (rng.integers(0, n, 5)[:, None] + np.arange(700)).reshape(-1) % n
+    for positions in (everything, everything[::-1], rng.permutation(n), windows,
+                      np.concatenate([everything[: n // 2], everything, everything[::2]])):
+        for order in orders:
+            assert np.array_equal(small.contexts_at(positions, order),
+                                  full.contexts_at(positions, order))
+
+
 def test_compact_saves_the_per_position_ids(tmp_path):
     docs = v1_corpus()
     paths = [ngramds.build(docs, tmp_path / f"{c}.ngds", vocab_size=50, progress=False,
                            compact=c) for c in (False, True)]
     ids = ngramds.open(paths[0]).sections["order4/position_contexts"].length
+    prefixes = ngramds.open(paths[1]).sections["order4/prefix_offsets"].length
     assert ids == sum(map(len, docs))  # <u1 here: 183 contexts
-    assert paths[0].stat().st_size - paths[1].stat().st_size >= ids - 64  # (alignment)
+    assert prefixes == ngramds.open(paths[1]).table(3).num_contexts + 1  # <u1 too
+    saved = paths[0].stat().st_size - paths[1].stat().st_size
+    assert saved >= ids - prefixes - 128  # (alignment, the header's section entry)
 
 
-@pytest.mark.parametrize("section", ["order4/context_tokens", "doc_offsets"])
+@pytest.mark.parametrize("section", ["order4/context_tokens", "doc_offsets",
+                                     "order4/prefix_offsets", "order4/lower_contexts"])
 def test_a_damaged_compact_file_is_refused_not_misread(tmp_path, section):
     path = ngramds.build(v1_corpus(), tmp_path / "c.ngds", vocab_size=50, progress=False,
                          compact=True)

@@ -242,6 +242,21 @@ def read_file(path) -> dict:
             _need(c is not None, f"position {p}: its context is not a row (invariant 11)")
             found.append(c)
         top["position_contexts"] = np.array(found, np.int64)
+        # FORMAT.md 4, "Compact files": prefix_offsets when the next lower order is stored
+        below = orders[-2] if len(orders) > 1 else None
+        name = f"order{orders[-1]}/prefix_offsets"
+        if below == orders[-1] - 1:
+            low = out["tables"][below]
+            po = _expect(arrays, by_name, name, [low["C"] + 1], MIN_DTYPES)
+            _need(int(po[0]) == int(top["clo"][1]) and int(po[-1]) == top["C"] and
+                  bool(np.all(np.diff(po.astype(np.int64)) >= 0)), "prefix_offsets not sorted")
+            for c in range(int(top["clo"][1]), top["C"]):  # invariant 12
+                length = next(l for l in range(top["m"] + 1) if top["clo"][l + 1] > c)
+                prefix = lookup(low, top["ctx"][c, :length - 1].tolist())
+                _need(prefix is not None and po[prefix] <= c < po[prefix + 1],
+                      f"context {c} is not among the extensions of its prefix (invariant 12)")
+        else:
+            _need(name not in by_name, "prefix_offsets without the next lower order")
     # FORMAT.md 6: a lower table's position contexts follow the links down from the highest
     for high, low in zip(orders[::-1], orders[-2::-1]):
         h, lo = out["tables"][high], out["tables"][low]
