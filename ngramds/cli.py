@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--top-k", type=int, help="store only the K most frequent next tokens")
     b.add_argument("--compact", action="store_true",
                    help="no per-position context ids (2-8 bytes per token less; contexts are "
-                        "then found by binary search: slower CPU targets)")
+                        "then searched from the tokens: slower CPU targets, device targets "
+                        "search on the device)")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
     b.add_argument("--eos-id", type=int,

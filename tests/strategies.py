@@ -21,12 +21,14 @@ def corpora(draw, max_docs=6, max_len=40):
 
 @st.composite
 def multi_order_files(draw, tmp_path_factory, max_vocab=8, max_len=50):
-    """An open file of 1-3 random documents with 1-4 random orders, sometimes --top-k 3."""
+    """An open file of 1-3 random documents with 1-4 random orders, sometimes --top-k 3,
+    sometimes compact (no position ids)."""
     vocab = draw(st.integers(2, max_vocab))
     docs = [np.array(draw(st.lists(st.integers(0, vocab - 1), min_size=1, max_size=max_len)))
             for _ in range(draw(st.integers(1, 3)))]
     orders = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4, unique=True))
     top_k = draw(st.sampled_from([None, None, 3]))
     path = tmp_path_factory.mktemp("m") / "f.ngds"
-    ngramds.build(docs, path, orders=orders, top_k=top_k, vocab_size=vocab, progress=False)
+    ngramds.build(docs, path, orders=orders, top_k=top_k, vocab_size=vocab, progress=False,
+                  compact=draw(st.booleans()))
     return ngramds.open(path)

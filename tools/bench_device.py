@@ -127,46 +127,66 @@ def compute_rows(path, batches, device):
 
 
 def lookup_rows(path, batches):
-    """The format choice of issue 14: highest-order context ids read from the file (format 2)
-    against found from the tokens by binary search over (first token, lower link) keys (a
-    format without per-position ids), numpy on 1 thread, full-length contexts of orders 2-4
-    (positions next to a document start, about 0.04% here, are left out)."""
+    """The format choice of issue 14, on 1 thread: highest-order context ids read from the file
+    (format 2) against found from the tokens. A file with ids also times a numpy binary search
+    over (first token, lower link) keys (full-length contexts of orders 2-4; positions next to
+    a document start, about 0.04% here, are left out); a compact file times the compiled search
+    its loader runs (``contexts_at``: each window walked by ``prefix_offsets``)."""
     f = ngramds.open(path)
-    if f.orders != [2, 3, 4] or f.table().position_contexts is None:  # (compact: no ids)
-        return []
-    tables, tok = {n: f.table(n) for n in f.orders}, np.asarray(f.tokens, np.int64)
-    clo = tables[2].context_length_offsets.astype(np.int64)
-    dense = np.full(f.vocab_size, -1, np.int64)
-    dense[tables[2].context_tokens[clo[1]:clo[2], 0].astype(np.int64)] = np.arange(clo[1], clo[2])
-    keys = {}
-    for n in (3, 4):
-        t = tables[n]
-        lo, hi = (int(x) for x in t.context_length_offsets[n - 1:n + 1])
-        keys[n] = (t.context_tokens[lo:hi, 0].astype(np.int64) * tables[n - 1].num_contexts
-                   + t.lower_contexts[lo:hi].astype(np.int64), lo)
+    top = f.table()
     starts = np.random.default_rng(0).integers(8, f.num_tokens - SEQ - 1, BATCH * batches)
     pos = (starts[:, None] + np.arange(1, SEQ + 1)).reshape(-1)
-
-    def search():
-        c = dense[tok[pos - 1]]
+    size = max(s.offset + s.length for s in f.sections.values())
+    jobs = []
+    if top.position_contexts is None:
+        how = "prefix_offsets" if top.prefix_offsets is not None else "binary search"
+        f.contexts_at(pos[:SEQ])  # compiled once
+        jobs.append((f"searched by the loader (compact file: compiled, {how})",
+                     lambda: f.contexts_at(pos), size))
+        if top.prefix_offsets is not None:  # the baseline: a reader that ignores the section
+            def each():
+                from ngramds.file.reader import find_contexts
+                out, none = np.empty(pos.size, np.int64), np.zeros(0, np.uint8)
+                find_contexts(f.tokens, f.doc_offsets, top.context_tokens,
+                              top.context_length_offsets, *top.first_tokens, none, none, pos,
+                              out)
+            jobs.append(("searched position by position (compiled, ignoring prefix_offsets)",
+                         each, size))
+    else:
+        stored = top.position_contexts
+        jobs.append(("read from the file (format 2)", lambda: stored[pos].astype(np.int64),
+                     size))
+    if f.orders == [2, 3, 4] and top.position_contexts is not None:
+        tables, tok = {n: f.table(n) for n in f.orders}, np.asarray(f.tokens, np.int64)
+        clo = tables[2].context_length_offsets.astype(np.int64)
+        dense = np.full(f.vocab_size, -1, np.int64)
+        dense[tables[2].context_tokens[clo[1]:clo[2], 0].astype(np.int64)] = \
+            np.arange(clo[1], clo[2])
+        keys = {}
         for n in (3, 4):
-            c = np.searchsorted(keys[n][0], tok[pos - n + 1] * tables[n - 1].num_contexts + c) \
-                + keys[n][1]
-        return c
+            t = tables[n]
+            lo, hi = (int(x) for x in t.context_length_offsets[n - 1:n + 1])
+            keys[n] = (t.context_tokens[lo:hi, 0].astype(np.int64) * tables[n - 1].num_contexts
+                       + t.lower_contexts[lo:hi].astype(np.int64), lo)
 
-    stored = tables[4].position_contexts
+        def search():
+            c = dense[tok[pos - 1]]
+            for n in (3, 4):
+                c = np.searchsorted(keys[n][0], tok[pos - n + 1] * tables[n - 1].num_contexts
+                                    + c) + keys[n][1]
+            return c
+
+        jobs.append(("searched from the tokens by numpy (no per-position ids)", search,
+                     sum(s.length for n, s in f.sections.items()
+                         if n != "order4/position_contexts")))
     rows = []
-    for name, fn, size in (
-            ("read from the file (format 2)", lambda: stored[pos].astype(np.int64),
-             max(s.offset + s.length for s in f.sections.values())),
-            ("searched from the tokens (no per-position ids)", search,
-             sum(s.length for n, s in f.sections.items() if n != "order4/position_contexts"))):
+    for name, fn, nbytes in jobs:
         rates = []
         for _ in range(5):
             t0 = time.perf_counter()
             fn()
             rates.append(pos.size / (time.perf_counter() - t0))
-        rows.append((name, statistics.median(rates), size / f.num_tokens))
+        rows.append((name, statistics.median(rates), nbytes / f.num_tokens))
     return rows
 
 
@@ -221,7 +241,7 @@ def main():
               f"| {name} | {r / 1e6:.2f} | - |")
     rows = lookup_rows(a.file, a.batches)
     if rows:
-        print("\n| order-4 context ids (1 thread, numpy) | M positions/s | file bytes per token |")
+        print("\n| highest-order context ids (1 thread) | M positions/s | file bytes per token |")
         print("|---|---:|---:|")
         for name, r, size in rows:
             print(f"| {name} | {r / 1e6:.1f} | {size:.2f} |")

@@ -49,8 +49,9 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     an InputError, before anything is written.
 
     ``compact`` leaves out the per-position context ids (spec/FORMAT.md: 2-8 bytes per token
-    less); readers then find each position's context from its tokens by binary search, which
-    costs CPU targets about 1.5x (docs/BENCHMARKS.md).
+    less); readers then find each position's context from its tokens: the previous position's
+    context and ``prefix_offsets`` in the CPU loader, a search of packed keys on the device
+    (docs/BENCHMARKS.md: compiled CPU targets about 0.7x as fast).
     """
     with strict_inputs(strict):
         return _build(source, output, order=order, orders=orders, top_k=top_k,

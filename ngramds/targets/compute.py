@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import FormatError, InputError
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
@@ -87,25 +87,42 @@ class Targets:
             for z in tiles:
                 job(z)
 
-    def context_ids(self, sample_starts, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """(windows [B, L+1] of tokens, the highest stored order's context ids [B, L]) of the
-        samples starting at ``sample_starts``: what the device path ships instead of targets
-        (no compute; lower orders follow on the device by ``lower_contexts``), each no wider
-        than its values need (:func:`transit_dtype`; the device widens them)."""
+    def device_inputs(self, sample_starts, seq_len: int) -> dict[str, np.ndarray]:
+        """What the device path ships for the samples starting at ``sample_starts`` instead
+        of targets (a slice of the file, no compute), each no wider than its values need
+        (:func:`transit_dtype`; the device widens them): ``window`` [B, L+1] of tokens, and
+
+        - ``context_ids`` [B, L], the highest stored order's context ids (lower orders
+          follow on the device by ``lower_contexts``), read from the file;
+        - in a compact file, ``history`` [B, m] (the m tokens before each window, 0 before the
+          stream) and ``context_lengths`` [B, L] (uint8: each position's context length), from
+          which the device finds the contexts (:func:`packed_keys`), when its keys fit 63
+          bits; else ``context_ids`` searched here."""
         starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
         b, f = starts.size, self.file
         top = f.table()
         windows = np.empty((b, seq_len + 1), transit_dtype(f.vocab_size))
         K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
                               windows[:, :, None], 0))
+        if top.position_contexts is None and key_radix(top) is not None:
+            m = top.order - 1
+            positions = starts[:, None] + np.arange(1, seq_len + 1)
+            offsets = f.doc_offsets
+            doc_start = offsets[np.searchsorted(offsets, positions, side="right") - 1]
+            lengths = np.minimum(m, positions - doc_start.astype(np.int64)).astype(np.uint8)
+            before = starts[:, None] + np.arange(-m, 0)
+            history = np.where(before >= 0, f.tokens[before.clip(0)], 0).astype(windows.dtype)
+            if history.size and int(history.max()) >= f.vocab_size:
+                K.check(K.BAD_TOKEN)
+            return {"window": windows, "history": history, "context_lengths": lengths}
         ids = np.empty((b, seq_len, 1), transit_dtype(top.num_contexts))
-        if top.position_contexts is None:  # a compact file: searched here, in the worker
+        if top.position_contexts is None:  # keys too wide for the device: searched here
             found = self._searched((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
             ids[:, :, 0] = found.reshape(b, seq_len)
         else:
             K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
                                   K.BAD_CONTEXT, ids, 0))
-        return windows, ids[:, :, 0]
+        return {"window": windows, "context_ids": ids[:, :, 0]}
 
     def _searched(self, positions: np.ndarray) -> np.ndarray:
         """The highest table's context ids of ``positions``, found from the tokens (compact
@@ -148,6 +165,32 @@ class _Tiles:
                                      self.epoch, order, order != top, table.top_k is None,
                                      t.file.vocab_size, off, plan.width, ids, probs,
                                      t.prefixes[j]))
+
+
+def key_radix(table) -> int | None:
+    """V, the radix of :func:`packed_keys` of ``table``, or None when its keys would not fit
+    63 bits ((m+1) * V^m > 2^63 - 1)."""
+    m, v = table.order - 1, table.vocab_size
+    return v if (m + 1) * v ** m < 1 << 63 else None
+
+
+def packed_keys(table) -> np.ndarray:
+    """Every context of ``table`` as one int64, ((l * V + t_1) * V + t_2) ... * V + t_m (l its
+    length, zero padding after it): ascending in context order (spec/FORMAT.md), so a
+    position's context is a search of its key. FormatError unless strictly ascending and
+    < V (checked: the device search relies on it)."""
+    m, v = table.order - 1, key_radix(table)
+    clo = table.context_length_offsets.astype(np.int64)
+    keys = np.repeat(np.arange(m + 1, dtype=np.int64), np.diff(clo))
+    rows = table.context_tokens
+    if rows.size and int(rows.max()) >= table.vocab_size:
+        K.check(K.BAD_TOKEN)
+    for i in range(m):
+        keys = keys * v + rows[:, i].astype(np.int64)
+    if keys.size != table.num_contexts or np.any(np.diff(keys) <= 0):
+        raise FormatError("contexts are not in context order; the file is damaged (run "
+                          "`ngramds verify`)")
+    return keys
 
 
 def transit_dtype(limit: int) -> np.dtype:

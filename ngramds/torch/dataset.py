@@ -65,7 +65,9 @@ class NgramDataset(IterableDataset):
     file: ``window`` (the L+1 tokens) and ``context_ids`` ([L]: the highest stored order's
     context ids), each uint16 when its values fit, else int32 (int64 past 2^31), then
     ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
-    of them into the same targets on the training device.
+    of them into the same targets on the training device. A compact file (no ids stored)
+    ships ``history`` ([m]: the tokens before the window) and ``context_lengths`` ([L], uint8)
+    instead of ``context_ids``: the device finds the contexts (:meth:`Targets.device_inputs`).
 
     ``doc_info=True`` adds ``position_ids`` (int64 [L]): 0 at the window's first token and at
     every token that starts a document, else one more than the previous position (for
@@ -351,11 +353,10 @@ class NgramDataset(IterableDataset):
             return self._packed_items(targets, epoch, samples)
         starts = samples * self.seq_len
         if self.targets_on == "device":
-            windows, ids = targets.context_ids(starts, self.seq_len)
-            batch = {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ids),
-                     "start": torch.from_numpy(starts),
-                     "epoch": torch.full((samples.size,), epoch, dtype=torch.int64),
-                     "index": torch.from_numpy(samples)}
+            batch = {k: torch.from_numpy(v)
+                     for k, v in targets.device_inputs(starts, self.seq_len).items()}
+            batch.update(start=torch.from_numpy(starts), index=torch.from_numpy(samples),
+                         epoch=torch.full((samples.size,), epoch, dtype=torch.int64))
         else:
             tensors, threads = self._out_tensors(targets, samples.size)
             arrays = [t.numpy() for t in tensors]

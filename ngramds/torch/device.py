@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import FormatError
+from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..targets import TargetConfig
+from ..targets.compute import key_radix, packed_keys
 from ..targets import kernels as K
 from .dataset import NgramDataset
 
@@ -92,8 +93,9 @@ class NgramTargets:
 
     Device memory: per stored context of each order used 16 bytes (entry offset, total), per
     stored entry 12 bytes (next id, cumulative count), per context of each table above the
-    lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31 contexts); nothing per
-    position.
+    lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31 contexts); for a
+    compact file, per context of the highest table 8 bytes (its packed key, searched for each
+    position's context); nothing per position.
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
@@ -121,18 +123,27 @@ class NgramTargets:
             dtype = np.int32 if low.num_contexts < 1 << 31 else np.int64
             self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
         self._levels = [chain.index(f.table(o)) for o in self.plan.orders]  # 0: the highest
+        # a compact file: the highest table's packed keys, searched for each position's
+        self.keys: torch.Tensor | None = None
+        if f.table().position_contexts is None and key_radix(f.table()) is not None:
+            self.keys = torch.from_numpy(packed_keys(f.table())).to(self.device)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the tables and links on the device."""
+        """Bytes of the tables, links and keys on the device."""
         return sum(t.nbytes for t in self.tables) + \
-            sum(x.numel() * x.element_size() for x in self.links)
+            sum(x.numel() * x.element_size() for x in self.links + [
+                self.keys if self.keys is not None else torch.empty(0)])
 
     def __call__(self, batch: dict) -> dict:
         """The batch (device mode) with its targets, every tensor on the device."""
         dev = self.device
         window = batch["window"].to(dev, non_blocking=True).long()
-        ctx = batch["context_ids"].to(dev, non_blocking=True).long()
+        if "context_ids" in batch:
+            ctx = batch["context_ids"].to(dev, non_blocking=True).long()
+        else:  # a compact file's batch: the contexts are searched here
+            ctx = self.contexts(window, batch["history"].to(dev, non_blocking=True).long(),
+                                batch["context_lengths"].to(dev, non_blocking=True).long())
         starts = batch["start"].to(dev, non_blocking=True).long()
         epoch = batch["epoch"].to(dev, non_blocking=True).long()
         B, L = window.shape[0], window.shape[1] - 1
@@ -143,7 +154,8 @@ class NgramTargets:
                                   epoch[:, None].expand(B, L).reshape(-1))
         out = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                for k, v in batch.items()
-               if k not in ("window", "context_ids", "start", "epoch")}
+               if k not in ("window", "context_ids", "history", "context_lengths", "start",
+                            "epoch")}
         ids, probs, inputs = ids.view(B, L, -1), probs.view(B, L, -1), window[:, :-1]
         if "label_shift" in batch:  # the dataset's HF layout (see NgramDataset's layout)
             labels = inputs
@@ -153,6 +165,35 @@ class NgramTargets:
                 probs = torch.cat([torch.zeros_like(probs[:, :1]), probs[:, :-1]], 1)
         out.update(input_ids=inputs, labels=labels, target_ids=ids, target_probs=probs)
         return out
+
+    def contexts(self, window: torch.Tensor, history: torch.Tensor,
+                 lengths: torch.Tensor) -> torch.Tensor:
+        """The highest table's context ids [B, L] of a compact file's batch: each position's
+        context (its last ``lengths`` tokens, from ``history`` [B, m] and ``window``
+        [B, L+1]) packed like :func:`packed_keys`, then one search of the table's keys."""
+        if self.keys is None:
+            raise InputError("this batch carries no context ids, and the file's contexts are "
+                             "not searchable on the device (a compact file whose keys "
+                             "exceed 63 bits, or another file than the dataset's)")
+        keys, v = self.keys, self.vocab_size
+        m = history.shape[1]
+        tokens = torch.cat([history, window], 1)
+        B, L = lengths.shape
+        bad = (lengths < 0) | (lengths > m)
+        start = m + torch.arange(1, L + 1, device=lengths.device) - lengths.clamp(0, m)
+        key = lengths.clamp(0, m)
+        for t in range(m):
+            tok = tokens.gather(1, (start + t).clamp(max=tokens.shape[1] - 1))
+            key = key * v + torch.where(t < lengths, tok, 0)
+        ids = torch.searchsorted(keys, key.reshape(-1)).clamp(max=keys.numel() - 1)
+        bad = bad.reshape(-1) | (keys[ids] != key.reshape(-1))
+        if ids.device.type == "cpu":
+            if bool(bad.any()):
+                raise FormatError("a position's context is not in the table; the file is "
+                                  "damaged (run `ngramds verify`) or the batch is another's")
+        else:  # no host round trip
+            torch._assert_async(~bad.any(), "a position's context is not in the table")
+        return ids.view(B, L)
 
     def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
                 epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,11 +19,13 @@ def compare(f, cfg, seed, epoch, seq_len=3):
     if starts.size == 0:
         return
     expect = cpu.compute(starts, seq_len, seed, epoch)
-    windows, ctx = cpu.context_ids(starts, seq_len)
+    shipped = cpu.device_inputs(starts, seq_len)
+    compact = f.table().position_contexts is None
+    assert ("context_ids" not in shipped) == compact  # (small keys: searched on the device)
     dev = NgramTargets(f, cfg, seed=seed)
     b = starts.size
-    batch = {"window": torch.from_numpy(windows), "context_ids": torch.from_numpy(ctx),
-             "start": torch.from_numpy(starts), "epoch": torch.full((b,), epoch)}
+    batch = {k: torch.from_numpy(v) for k, v in shipped.items()}
+    batch.update(start=torch.from_numpy(starts), epoch=torch.full((b,), epoch))
     got = dev(batch)
     assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
     assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
@@ -57,7 +59,8 @@ def test_real_corpus_every_mixing(tmp_path):
     tokens = (rng.zipf(1.2, 60_000) % 3000).astype(np.uint16)  # long tails: block searches
     ngramds.build(tokens, tmp_path / "z.ngds", orders=[1, 2, 3, 4], eos_id=0, progress=False)
     ngramds.build(tokens, tmp_path / "k.ngds", orders=[2, 4], top_k=5, eos_id=0, progress=False)
-    for name in ("z.ngds", "k.ngds"):
+    ngramds.build(tokens, tmp_path / "c.ngds", eos_id=0, progress=False, compact=True)
+    for name in ("z.ngds", "k.ngds", "c.ngds"):
         f = ngramds.open(tmp_path / name)
         for cfg in (TargetConfig(top_r=4), TargetConfig(residual="renorm", top_r=4),
                     TargetConfig("allnts", max_k=8),
@@ -72,10 +75,11 @@ def test_hash_equals_the_kernels():
     assert got.tolist() == [int(compiled(x)) for x in xs]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_device_mode_through_the_loader(tmp_path, workers):
+@pytest.mark.parametrize("workers,compact", [(0, False), (2, False), (2, True)])
+def test_device_mode_through_the_loader(tmp_path, workers, compact):
     tokens = (np.random.default_rng(5).zipf(1.3, 30_000) % 400).astype(np.uint16)
-    ngramds.build(tokens, tmp_path / "d.ngds", progress=False)
+    ngramds.build(tokens, tmp_path / "d.ngds", progress=False, compact=compact,
+                  doc_lengths=[10_000, 3, 1, 19_996])
     host = NgramLoader(NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True),
                        batch_size=4)
     ds = NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True, targets_on="device")
@@ -84,15 +88,22 @@ def test_device_mode_through_the_loader(tmp_path, workers):
     f = ds._file
     assert targets.nbytes < 16 * sum(f.table(o).num_contexts for o in ds.orders) + \
         12 * sum(f.table(o).num_entries for o in ds.orders) + \
-        4 * sum(f.table(o).num_contexts for o in f.orders[1:]) + 4096  # links, not positions
+        4 * sum(f.table(o).num_contexts for o in f.orders[1:]) + \
+        8 * compact * f.num_contexts + 4096  # links (and keys), not positions
     for epoch in range(2):
         n = 0
         for a, b in zip(host, device):
-            # the highest order's ids only, each as narrow as its values allow
-            assert b["context_ids"].shape == b["window"][:, 1:].shape
+            # the highest order's ids only (a compact file: each context's length and
+            # the tokens before the window), each as narrow as its values allow
             assert b["window"].dtype == torch.uint16  # 400 token ids
-            assert b["context_ids"].dtype == (torch.uint16 if f.num_contexts <= 1 << 16
-                                              else torch.int32)
+            if compact:
+                assert "context_ids" not in b and b["history"].shape == (len(b["window"]), 3)
+                assert b["context_lengths"].shape == b["window"][:, 1:].shape
+                assert b["context_lengths"].dtype == torch.uint8
+            else:
+                assert b["context_ids"].shape == b["window"][:, 1:].shape
+                assert b["context_ids"].dtype == (torch.uint16 if f.num_contexts <= 1 << 16
+                                                  else torch.int32)
             b = targets(b)
             for key in ("input_ids", "labels", "target_ids", "index"):
                 assert torch.equal(a[key], b[key]), key
@@ -111,6 +122,22 @@ def test_hostile_context_ids_are_refused(tmp_path):
     batch["context_ids"][0, 3] = 10**6
     with pytest.raises(ngramds.FormatError, match="context id"):
         NgramTargets(ds)(batch)
+
+
+def test_hostile_context_lengths_are_refused(tmp_path):
+    ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False, compact=True)
+    ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
+    targets = NgramTargets(ds)
+    for value in (4, 200):  # longer than the order's contexts
+        batch = next(iter(NgramLoader(ds, batch_size=2)))
+        batch["context_lengths"][0, 3] = value
+        with pytest.raises(ngramds.FormatError, match="not in the table"):
+            targets(batch)
+    batch = next(iter(NgramLoader(ds, batch_size=2)))
+    batch["history"][0] = 6  # a context the corpus never had (..., 6, 6, 6, 0, ...)
+    batch["context_lengths"][0, 0] = 3
+    with pytest.raises(ngramds.FormatError, match="not in the table"):
+        targets(batch)
 
 
 def test_a_link_past_the_lower_table_is_refused_once(tmp_path):
