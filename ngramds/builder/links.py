@@ -40,10 +40,11 @@ def file_tables(tables: dict[int, dict], spill: Path | None = None,
         if high == orders[-1] and not compact:
             sections["position_contexts"] = positions
         if high == orders[-1] and compact and low == high - 1:
+            length_offsets = np.concatenate(list(_chunks(sections["context_length_offsets"])))
             sections["prefix_offsets"] = _prefix_offsets(
-                positions, tables[low]["position_contexts"],
-                np.concatenate(list(_chunks(sections["context_length_offsets"]))), tables[low]["totals"].shape[0],
-                None if spill is None else Path(spill) / f"prefixes{high}.npy")
+                positions, tables[low]["position_contexts"], length_offsets,
+                tables[low]["totals"].shape[0],
+                None if spill is None else Path(spill) / f"prefix_offsets{high}.npy")
         out.update({fmt.table_prefix(high) + name: s for name, s in sections.items()})
     return out
 
@@ -66,10 +67,16 @@ def _prefix_offsets(high, low, length_offsets, lower_count: int, spill: Path | N
     meaningless value: it is no extension); then the start of every lower context's run."""
     count = int(length_offsets[-1])
     prefixes = _links(_shifted(_chunks(high)), _chunks(low), count,
-                      fmt.uint_dtype(max(0, lower_count - 1)), spill)
+                      fmt.uint_dtype(max(0, lower_count - 1)),
+                      None if spill is None else spill.with_suffix(".prefixes.npy"))
     first = int(length_offsets[1])  # contexts of length >= 1 extend a lower context
-    starts = np.searchsorted(prefixes[first:], np.arange(lower_count + 1), side="left")
-    return (starts + first).astype(fmt.uint_dtype(count))
+    dtype, shape = fmt.uint_dtype(count), (lower_count + 1,)
+    out = np.empty(shape, dtype) if spill is None else \
+        np.lib.format.open_memmap(spill, "w+", dtype, shape)
+    for a in range(0, lower_count + 1, 1 << 22):  # (bounded memory: a block at a time)
+        ids = np.arange(a, min(a + (1 << 22), lower_count + 1))
+        out[ids] = np.searchsorted(prefixes[first:], ids, side="left") + first
+    return out
 
 
 def _shifted(chunks):

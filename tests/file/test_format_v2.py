@@ -164,6 +164,10 @@ def test_compact_search_by_prefixes_matches_the_ids_for_any_positions(tmp_path_f
     small = ngramds.open(ngramds.build(docs, d / "small.ngds", orders=orders,
                                        vocab_size=vocab, progress=False, compact=True,
                                        memory_limit="4G" if bounded else None))
+    if bounded:  # the same bytes as the in-memory build
+        same = ngramds.build(docs, d / "same.ngds", orders=orders, vocab_size=vocab,
+                             progress=False, compact=True)
+        assert same.read_bytes() == (d / "small.ngds").read_bytes()
     adjacent = orders[-2] == orders[-1] - 1
     assert (small.table().prefix_offsets is not None) == adjacent
     assert ("order%d/prefix_offsets" % orders[-1] in small.sections) == adjacent
