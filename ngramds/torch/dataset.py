@@ -353,10 +353,16 @@ class NgramDataset(IterableDataset):
             return self._packed_items(targets, epoch, samples)
         starts = samples * self.seq_len
         if self.targets_on == "device":
-            batch = {k: torch.from_numpy(v)
-                     for k, v in targets.device_inputs(starts, self.seq_len).items()}
-            batch.update(start=torch.from_numpy(starts), index=torch.from_numpy(samples),
-                         epoch=torch.full((samples.size,), epoch, dtype=torch.int64))
+            arrays = targets.device_inputs(starts, self.seq_len)
+            arrays.update(start=starts, index=samples,
+                          epoch=np.full(samples.size, epoch, dtype=np.int64))
+            if self.batched and get_worker_info() is not None:  # one segment to hand over
+                batch = dict(zip(arrays, _shared_tensors([(a.shape, a.dtype)
+                                                          for a in arrays.values()])))
+                for name, a in arrays.items():
+                    batch[name].numpy()[...] = a
+            else:
+                batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
         else:
             tensors, threads = self._out_tensors(targets, samples.size)
             arrays = [t.numpy() for t in tensors]
@@ -492,11 +498,13 @@ def _identity(f: NgramFile) -> tuple:
 def _shared_tensors(shapes: list) -> list[torch.Tensor]:
     """Tensors of ``shapes`` [(shape, numpy dtype)] in one shared-memory buffer: handing a
     batch from a worker to the training process then copies nothing and maps one segment."""
-    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in shapes]
+    sizes = [-(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 8) * 8  # (aligned)
+             for shape, dtype in shapes]
     buffer = torch.empty(sum(sizes), dtype=torch.uint8).share_memory_()
     tensors, offset = [], 0
     for (shape, dtype), size in zip(shapes, sizes):
         torch_dtype = torch.from_numpy(np.empty(0, dtype)).dtype
-        tensors.append(buffer[offset:offset + size].view(torch_dtype).view(shape))
+        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        tensors.append(buffer[offset:offset + count].view(torch_dtype).view(shape))
         offset += size
     return tensors
