@@ -80,6 +80,8 @@ class Targets:
             raise InputError("target positions must lie in the token stream")
         job = _Tiles(self, labels, positions, target_ids, target_probs,
                      _word(seed, "seed"), _word(epoch, "epoch"))
+        if self.chain[0][1] is None:  # a compact file: all contexts searched in one call
+            job.top = self._searched(positions)
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
         if threads > 1 and len(tiles) > 1:
             list(_pool(threads).map(job, tiles))
@@ -137,6 +139,7 @@ class _Tiles:
     def __init__(self, targets: Targets, labels, positions, ids, probs, seed, epoch):
         self.t, self.labels, self.positions = targets, labels, positions
         self.ids, self.probs, self.seed, self.epoch = ids, probs, seed, epoch
+        self.top: np.ndarray | None = None  # a compact file's highest-table contexts
 
     def __call__(self, z: slice) -> None:
         t, plan = self.t, self.t.plan
@@ -150,7 +153,7 @@ class _Tiles:
         index = positions  # then each table's contexts, from the highest table down
         for j, (table, source) in enumerate(t.chain):
             if source is None:  # a compact file: the highest table's contexts searched
-                source, index = t._searched(positions), np.arange(rows)
+                source, index = self.top[z], np.arange(rows)
             K.check(K.gather(source, table.entry_offsets, table.totals, table.next_ids.size,
                              index, ctx[j], los[j], his[j], tots[j]))
             index = ctx[j]
