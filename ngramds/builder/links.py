@@ -73,9 +73,10 @@ def _prefix_offsets(high, low, length_offsets, lower_count: int, spill: Path | N
     dtype, shape = fmt.uint_dtype(count), (lower_count + 1,)
     out = np.empty(shape, dtype) if spill is None else \
         np.lib.format.open_memmap(spill, "w+", dtype, shape)
-    for a in range(0, lower_count + 1, 1 << 22):  # (bounded memory: a block at a time)
-        ids = np.arange(a, min(a + (1 << 22), lower_count + 1))
-        out[ids] = np.searchsorted(prefixes[first:], ids, side="left") + first
+    for a in range(0, lower_count, 1 << 22):  # (bounded memory: a block at a time, searched
+        ids = np.arange(a, min(a + (1 << 22), lower_count), dtype=prefixes.dtype)  # uncopied)
+        out[a:a + ids.size] = np.searchsorted(prefixes[first:], ids, side="left") + first
+    out[lower_count] = count
     return out
 
 

@@ -507,8 +507,9 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
     extensions, ``prefix_offsets`` (empty when the file has none). Else a binary search of
     ``rows`` (of full-length contexts only those starting with its first token:
     :attr:`Table.first_tokens`). The positions are cut into up to LANES runs searched in turn,
-    one position of each at a time, so that the chains of lookups overlap. False if a position
-    is outside the tokens or a context is missing (a damaged file)."""
+    one position of each at a time, so that the chains of lookups overlap. Every row found is
+    checked to hold the position's tokens. False if a position is outside the tokens or a
+    context is missing (a damaged file)."""
     m = rows.shape[1]
     query = np.zeros(m, np.int64)
     last = doc_offsets.shape[0] - 1
@@ -550,6 +551,14 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
                 if lo < 0 or hi > rows.shape[0] or lo > hi:
                     return False
                 c = _find_extension(rows, lo, hi, length - 1, np.int64(tokens[p - 1]))
+                # the row found must be p's context: of its length, with its first tokens
+                # (a damaged link or offset is refused, not followed to another context)
+                if c >= 0 and not (np.int64(length_offsets[length]) <= c
+                                   < np.int64(length_offsets[length + 1])):
+                    return False
+                for t in range(length - 1):
+                    if c >= 0 and np.int64(rows[c, t]) != np.int64(tokens[p - length + t]):
+                        return False
             else:
                 for t in range(m):
                     query[t] = np.int64(tokens[p - length + t]) if t < length else 0

@@ -80,9 +80,18 @@ class Targets:
             raise InputError("target positions must lie in the token stream")
         job = _Tiles(self, labels, positions, target_ids, target_probs,
                      _word(seed, "seed"), _word(epoch, "epoch"))
-        if self.chain[0][1] is None:  # a compact file: all contexts searched in one call
-            job.top = self._searched(positions)
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
+        if self.chain[0][1] is None:  # a compact file: the contexts searched a run at a time
+            job.top = np.empty(n, np.int64)
+            step = -(-n // max(1, threads))
+            runs = [slice(a, min(n, a + step)) for a in range(0, n, step)]
+
+            def search(z: slice) -> None:
+                job.top[z] = self._searched(positions[z])
+            if threads > 1:
+                list(_pool(threads).map(search, runs))
+            else:
+                search(slice(0, n))
         if threads > 1 and len(tiles) > 1:
             list(_pool(threads).map(job, tiles))
         else:
@@ -110,7 +119,8 @@ class Targets:
             m = top.order - 1
             positions = starts[:, None] + np.arange(1, seq_len + 1)
             offsets = f.doc_offsets
-            doc_start = offsets[np.searchsorted(offsets, positions, side="right") - 1]
+            at = np.searchsorted(offsets, positions.astype(offsets.dtype), side="right")
+            doc_start = offsets[at - 1]  # (values of the offsets' dtype: no copy of them)
             lengths = np.minimum(m, positions - doc_start.astype(np.int64)).astype(np.uint8)
             before = starts[:, None] + np.arange(-m, 0)
             history = np.where(before >= 0, f.tokens[before.clip(0)], 0).astype(windows.dtype)

@@ -67,7 +67,8 @@ class NgramDataset(IterableDataset):
     ``start`` and ``epoch``; :class:`ngramds.torch.NgramTargets` turns a batch
     of them into the same targets on the training device. A compact file (no ids stored)
     ships ``history`` ([m]: the tokens before the window) and ``context_lengths`` ([L], uint8)
-    instead of ``context_ids``: the device finds the contexts (:meth:`Targets.device_inputs`).
+    instead of ``context_ids`` when its contexts pack into 63 bits (else the workers search
+    the ids): the device finds the contexts (:meth:`Targets.device_inputs`).
 
     ``doc_info=True`` adds ``position_ids`` (int64 [L]): 0 at the window's first token and at
     every token that starts a document, else one more than the previous position (for

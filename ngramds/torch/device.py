@@ -175,16 +175,23 @@ class NgramTargets:
             raise InputError("this batch carries no context ids, and the file's contexts are "
                              "not searchable on the device (a compact file whose keys "
                              "exceed 63 bits, or another file than the dataset's)")
-        keys, v = self.keys, self.vocab_size
-        m = history.shape[1]
-        tokens = torch.cat([history, window], 1)
+        keys, v, m = self.keys, self.vocab_size, self.file.table().order - 1
         B, L = lengths.shape
-        bad = (lengths < 0) | (lengths > m)
+        if history.shape != (B, m) or window.shape != (B, L + 1):
+            raise InputError(f"a compact batch needs history [B, {m}] and window [B, L+1] "
+                             f"for context_lengths [B, L]; got {tuple(history.shape)}, "
+                             f"{tuple(window.shape)}, {tuple(lengths.shape)}")
+        tokens = torch.cat([history, window], 1)
+        # a length is 0 (a document start) or one more than the previous one, up to m
+        grown = torch.cat([lengths[:, :1], (lengths[:, :-1] + 1).clamp(max=m)], 1)
+        bad = (lengths < 0) | (lengths > m) | ((lengths != 0) & (lengths != grown))
         start = m + torch.arange(1, L + 1, device=lengths.device) - lengths.clamp(0, m)
         key = lengths.clamp(0, m)
         for t in range(m):
             tok = tokens.gather(1, (start + t).clamp(max=tokens.shape[1] - 1))
-            key = key * v + torch.where(t < lengths, tok, 0)
+            used = t < lengths
+            bad |= used & ((tok < 0) | (tok >= v))  # (a digit past V would alias a key)
+            key = key * v + torch.where(used, tok.clamp(0, v - 1), 0)
         ids = torch.searchsorted(keys, key.reshape(-1)).clamp(max=keys.numel() - 1)
         bad = bad.reshape(-1) | (keys[ids] != key.reshape(-1))
         if ids.device.type == "cpu":

@@ -245,7 +245,7 @@ def read_file(path) -> dict:
         # FORMAT.md 4, "Compact files": prefix_offsets when the next lower order is stored
         below = orders[-2] if len(orders) > 1 else None
         name = f"order{orders[-1]}/prefix_offsets"
-        if below == orders[-1] - 1:
+        if below == orders[-1] - 1 and name in by_name:  # optional (written from 0.2.1)
             low = out["tables"][below]
             po = _expect(arrays, by_name, name, [low["C"] + 1], MIN_DTYPES)
             _need(int(po[0]) == int(top["clo"][1]) and int(po[-1]) == top["C"] and
@@ -255,8 +255,8 @@ def read_file(path) -> dict:
                 prefix = lookup(low, top["ctx"][c, :length - 1].tolist())
                 _need(prefix is not None and po[prefix] <= c < po[prefix + 1],
                       f"context {c} is not among the extensions of its prefix (invariant 12)")
-        else:
-            _need(name not in by_name, "prefix_offsets without the next lower order")
+        elif name in by_name:
+            _need(below == orders[-1] - 1, "prefix_offsets without the next lower order")
     # FORMAT.md 6: a lower table's position contexts follow the links down from the highest
     for high, low in zip(orders[::-1], orders[-2::-1]):
         h, lo = out["tables"][high], out["tables"][low]

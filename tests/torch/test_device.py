@@ -26,6 +26,11 @@ def compare(f, cfg, seed, epoch, seq_len=3):
     b = starts.size
     batch = {k: torch.from_numpy(v) for k, v in shipped.items()}
     batch.update(start=torch.from_numpy(starts), epoch=torch.full((b,), epoch))
+    if compact:  # the device's search finds the contexts the file's own search does
+        found = dev.contexts(batch["window"].long(), batch["history"].long(),
+                             batch["context_lengths"].long())
+        expect_ids = f.contexts_at((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
+        assert found.reshape(-1).tolist() == expect_ids.tolist()
     got = dev(batch)
     assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
     assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
@@ -80,10 +85,11 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact):
     tokens = (np.random.default_rng(5).zipf(1.3, 30_000) % 400).astype(np.uint16)
     ngramds.build(tokens, tmp_path / "d.ngds", progress=False, compact=compact,
                   doc_lengths=[10_000, 3, 1, 19_996])
-    host = NgramLoader(NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True),
-                       batch_size=4)
-    ds = NgramDataset(tmp_path / "d.ngds", 128, seed=2, batched=True, targets_on="device")
-    device = NgramLoader(ds, batch_size=4, num_workers=workers)
+    # odd sizes: the shared buffer of a worker's batch pads each array to 8 bytes
+    host = NgramLoader(NgramDataset(tmp_path / "d.ngds", 125, seed=2, batched=True),
+                       batch_size=3)
+    ds = NgramDataset(tmp_path / "d.ngds", 125, seed=2, batched=True, targets_on="device")
+    device = NgramLoader(ds, batch_size=3, num_workers=workers)
     targets = NgramTargets(ds)
     f = ds._file
     assert targets.nbytes < 16 * sum(f.table(o).num_contexts for o in ds.orders) + \
@@ -137,6 +143,23 @@ def test_hostile_context_lengths_are_refused(tmp_path):
     batch["history"][0] = 6  # a context the corpus never had (..., 6, 6, 6, 0, ...)
     batch["context_lengths"][0, 0] = 3
     with pytest.raises(ngramds.FormatError, match="not in the table"):
+        targets(batch)
+    # a token past V would carry into the next digit of a packed key: (0, 9, w) reads as
+    # (1, 2, w), a context of the corpus; refused, not aliased
+    batch = next(iter(NgramLoader(ds, batch_size=2)))
+    batch["history"] = torch.tensor([[5, 0, 9], [5, 0, 9]], dtype=torch.int64)
+    batch["window"] = batch["window"].long()
+    batch["window"][:, 0] = 3
+    batch["context_lengths"][:, 0] = 3
+    with pytest.raises(ngramds.FormatError, match="not in the table"):
+        targets(batch)
+    batch = next(iter(NgramLoader(ds, batch_size=2)))
+    batch["context_lengths"][0, 5] = 1  # not 0 (a document start) nor one more than before
+    with pytest.raises(ngramds.FormatError, match="not in the table"):
+        targets(batch)
+    batch = next(iter(NgramLoader(ds, batch_size=2)))
+    batch["history"] = batch["history"][:, :0]  # the wrong shape: not read as no history
+    with pytest.raises(ngramds.InputError, match="history"):
         targets(batch)
 
 
