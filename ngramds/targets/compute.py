@@ -46,6 +46,7 @@ class Targets:
         self.chain = [(chain[0], chain[0].position_contexts)] + \
             [(low, high.lower_contexts) for high, low in zip(chain, chain[1:])]
         self.rows = np.array([chain.index(t) for t in self.tables])
+        self.kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else None
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
                 out: list | None = None, threads: int = 1) -> TargetBatch:
@@ -169,15 +170,93 @@ class _Tiles:
             index = ctx[j]
         los, his, tots = los[t.rows], his[t.rows], tots[t.rows]  # the orders used
         w = np.empty((k, rows), np.float64)
-        method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
-        K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, w)
+        counts = [table.counts for table in t.tables]
+        if t.kn is not None:  # Kneser-Ney: discounted (continuation) counts, their weights
+            crow = ctx[t.rows]
+            base = np.stack([kn.base_totals[c] for kn, c in zip(t.kn, crow)])
+            tots = np.stack([kn.totals[c] for kn, c in zip(t.kn, crow)])
+            rest = np.ones(rows)
+            for j in range(k - 1, 0, -1):
+                lam = t.kn[j].discount * (his[j] - los[j]) / base[j]
+                w[j] = rest * (1.0 - lam)
+                rest = rest * lam
+            w[0] = rest
+            counts = [kn.counts for kn in t.kn]
+        else:
+            method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
+            K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, w)
+        prefixes = t.prefixes if t.kn is None else [kn.prefix for kn in t.kn]
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width
-            K.check(K.fill_component(table.next_ids, table.counts, los[j], his[j], tots[j],
+            K.check(K.fill_component(table.next_ids, counts[j], los[j], his[j], tots[j],
                                      labels, positions, w[j], plan.mode, plan.top_r, self.seed,
                                      self.epoch, order, order != top, table.top_k is None,
                                      t.file.vocab_size, off, plan.width, ids, probs,
-                                     t.prefixes[j]))
+                                     prefixes[j]))
+
+
+KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the tail draws
+
+
+class KneserNeyTable(NamedTuple):
+    """One order's part of interpolated Kneser-Ney (prototype): ``counts`` (int64 [E], scaled
+    by KN_SCALE and discounted; the lowest order: its continuation counts as they are),
+    ``totals`` (their sum per context), ``base_totals`` (the undiscounted counts' sum per
+    context), ``discount`` (as a fraction of one count) and the tail draws' ``prefix``."""
+
+    counts: np.ndarray
+    totals: np.ndarray
+    base_totals: np.ndarray
+    discount: float
+    prefix: np.ndarray
+
+
+def continuation_counts(low, high) -> np.ndarray:
+    """Per entry (h, w) of table ``low`` (order n), N1+(. h w): the number of contexts of the
+    order-(n+1) table ``high`` linked to h that have w as an entry (a document start counts
+    as one preceding token). Every entry has at least one."""
+    v = np.int64(low.vocab_size)
+    def keys(table, contexts):
+        eo = table.entry_offsets.astype(np.int64)
+        owner = np.repeat(contexts, np.diff(eo))
+        return owner * v + table.next_ids.astype(np.int64)
+    low_keys = keys(low, np.arange(low.num_contexts, dtype=np.int64))
+    high_keys = keys(high, high.lower_contexts.astype(np.int64))
+    order = np.argsort(low_keys, kind="stable")
+    at = np.searchsorted(low_keys[order], high_keys)
+    if np.any(low_keys[order][at] != high_keys):
+        raise FormatError("a higher table's entry has no lower entry; the file is damaged")
+    return np.bincount(order[at], minlength=low_keys.size).astype(np.int64)
+
+
+def kneser_ney(f, plan) -> list[KneserNeyTable]:
+    """Interpolated Kneser-Ney over ``plan.orders`` (prototype): the highest order discounts
+    its counts, each lower one its continuation counts (from the stored order above it), by
+    D = n1 / (n1 + 2 n2) of those counts; the lowest is its continuation distribution."""
+    out = []
+    for j, order in enumerate(plan.orders):
+        table = f.table(order)
+        if table.top_k is not None:
+            raise InputError("kneser-ney needs complete tables (a file built without --top-k)")
+        top = j == len(plan.orders) - 1
+        if top:
+            base = table.counts.astype(np.int64)
+        else:
+            if order + 1 not in f.tables:
+                raise InputError(f"kneser-ney needs order {order + 1} stored for order "
+                                 f"{order}'s continuation counts")
+            base = continuation_counts(table, f.table(order + 1))
+        eo = table.entry_offsets.astype(np.int64)
+        n1, n2 = int((base == 1).sum()), int((base == 2).sum())
+        d = min(0.9, max(0.1, n1 / (n1 + 2 * n2))) if n1 + n2 else 0.5
+        dq = int(round(d * KN_SCALE))
+        counts = base * KN_SCALE - dq if j > 0 else base
+        base_totals = np.add.reduceat(base, eo[:-1]) if base.size else base
+        totals = np.add.reduceat(counts, eo[:-1]) if counts.size else counts
+        long = int(np.diff(eo).max(initial=0)) > 2 * K.PREFIX_BLOCK
+        out.append(KneserNeyTable(counts, totals, base_totals, dq / KN_SCALE,
+                                  K.count_prefix(counts) if long else K.NO_PREFIX))
+    return out
 
 
 def key_radix(table) -> int | None:

@@ -12,7 +12,7 @@ from . import kernels as K
 
 TARGETS = ("onehot", "allnts", "coconts")
 RESIDUALS = ("tail", "renorm")
-MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed")
+MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed", "kneser-ney")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
 
 
@@ -35,8 +35,9 @@ class TargetConfig:
     targets: "onehot", "allnts" (``max_k`` keeps the first max_k entries, renormalised) or
     "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm").
     mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
-    of ``orders``), "backoff" (``min_count``), "witten-bell" or "fixed" (``lambdas``, one per
-    order as given). ``orders`` defaults to every stored order.
+    of ``orders``), "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``, one per
+    order as given) or "kneser-ney" (complete tables, order o+1 stored for every lower order
+    o). ``orders`` defaults to every stored order.
     """
 
     targets: str = "coconts"
@@ -123,7 +124,7 @@ class Plan(NamedTuple):
 
     mode: int
     orders: tuple          # ascending
-    mixing: str            # "none", "backoff", "witten-bell" or "fixed"
+    mixing: str            # "none", "backoff", "witten-bell", "fixed" or "kneser-ney"
     lambdas: np.ndarray    # per order, ascending (normalised; "fixed" only)
     min_count: int
     top_r: int

@@ -40,7 +40,8 @@ class NgramDataset(IterableDataset):
     (full stored distribution; ``max_k`` keeps the first max_k entries, renormalised) or
     "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm");
     ``mixing`` of several stored orders: "auto" (Witten-Bell over several orders, else the
-    one), "none", "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``); ``orders``
+    one), "none", "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``),
+    "kneser-ney" (interpolated, continuation counts derived once per process); ``orders``
     defaults to every stored order. See spec/TARGETS.md.
 
     Order: one global order of the samples per epoch, a permutation keyed by (seed, epoch) when

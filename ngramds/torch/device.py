@@ -11,7 +11,7 @@ import torch
 from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..targets import TargetConfig
-from ..targets.compute import key_radix, packed_keys
+from ..targets.compute import key_radix, kneser_ney, packed_keys
 from ..targets import kernels as K
 from .dataset import NgramDataset
 
@@ -48,10 +48,10 @@ def _umod(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 class _Table:
     """One order's arrays on the device: what the targets read, nothing per position."""
 
-    def __init__(self, table, device):
+    def __init__(self, table, device, kn=None):
         eo = np.asarray(table.entry_offsets, np.int64)
-        counts = np.asarray(table.counts).astype(np.int64)
-        totals = np.asarray(table.totals).astype(np.int64)
+        counts = np.asarray(table.counts).astype(np.int64) if kn is None else kn.counts
+        totals = np.asarray(table.totals).astype(np.int64) if kn is None else kn.totals
         ids = np.asarray(table.next_ids)
         _check_table(table, eo, counts, totals, ids)
         cum = np.zeros(counts.size + 1, np.int64)
@@ -63,11 +63,15 @@ class _Table:
         self.totals = torch.from_numpy(totals).to(device)
         self.cum = torch.from_numpy(cum).to(device)  # cum[i] = counts[0] + ... + counts[i-1]
         self.next_ids = torch.from_numpy(ids.astype(np.int64)).to(device, id_dtype)
+        # Kneser-Ney: the undiscounted counts' sum per context and the discount
+        self.base_totals = None if kn is None else torch.from_numpy(kn.base_totals).to(device)
+        self.discount = None if kn is None else kn.discount
 
     @property
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in
-                   (self.entry_offsets, self.totals, self.cum, self.next_ids))
+                   (self.entry_offsets, self.totals, self.cum, self.next_ids) +
+                   ((self.base_totals,) if self.base_totals is not None else ()))
 
 
 def _check_table(table, eo, counts, totals, ids) -> None:
@@ -109,7 +113,10 @@ class NgramTargets:
         self.file, self.config, self.seed = f, config, int(seed or 0)
         self.plan = config.resolve(f)
         self.device = torch.device(device or "cpu")
-        self.tables = [_Table(f.table(o), self.device) for o in self.plan.orders]
+        kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else \
+            [None] * len(self.plan.orders)
+        self.tables = [_Table(f.table(o), self.device, part)
+                       for o, part in zip(self.plan.orders, kn)]
         self.vocab_size = f.vocab_size
         self.top_contexts = f.table().num_contexts
         # links from the highest stored table down to the lowest order used, checked once
@@ -226,10 +233,10 @@ class NgramTargets:
         for t, level in zip(self.tables, self._levels):
             c = levels[level]
             lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
-            gathered.append((lo, hi, t.totals[c]))
+            gathered.append((lo, hi, t.totals[c], c))
         w = self._weights(gathered, labels.device)
         top, blocks = len(self.tables) - 1, []
-        for j, (t, (lo, hi, tot)) in enumerate(zip(self.tables, gathered)):
+        for j, (t, (lo, hi, tot, _)) in enumerate(zip(self.tables, gathered)):
             cid, cprob = self._component(t, lo, hi, tot, labels, positions, epochs, w[j],
                                          label_free=j != top)
             live = (w[j] != 0)[:, None]  # a row of weight 0 keeps (label, 0)
@@ -255,11 +262,22 @@ class NgramTargets:
                 chosen = torch.where((tots[j] >= plan.min_count) & (chosen == 0), j + 1, chosen)
             chosen = (chosen - 1).clamp_min(0)
             return [(chosen == j).double() for j in range(k)]
+        if plan.mixing == "kneser-ney":  # own weight 1 - D n / (undiscounted total)
+            w = [None] * k
+            rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
+            for j in range(k - 1, 0, -1):
+                lo, hi, _, c = gathered[j]
+                t = self.tables[j]
+                lam = t.discount * (hi - lo).double() / t.base_totals[c].double()
+                w[j] = rest * (1.0 - lam)
+                rest = rest * lam
+            w[0] = rest
+            return w
         if plan.mixing == "witten-bell":
             w = [None] * k
             rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
             for j in range(k - 1, 0, -1):
-                lo, hi, tot = gathered[j]
+                lo, hi, tot, _ = gathered[j]
                 lam = tot.double() / (tot + (hi - lo)).double()
                 w[j] = rest * lam
                 rest = rest * (1.0 - lam)

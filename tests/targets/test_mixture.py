@@ -123,7 +123,7 @@ def test_mixing_arguments_are_checked(tmp_path):
     with pytest.raises(ngramds.InputError, match="non-negative"):
         plan("fixed", lambdas=[1.0, -1.0])
     with pytest.raises(ngramds.InputError, match="mixing must be"):
-        plan("kneser-ney")
+        plan("good-turing")
     with pytest.raises(ngramds.InputError, match="min_count"):
         plan("backoff", min_count=0)
     with pytest.raises(ngramds.InputError, match="distinct"):
