@@ -199,8 +199,8 @@ KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the 
 
 
 class KneserNeyTable(NamedTuple):
-    """One order's part of interpolated Kneser-Ney (prototype): ``counts`` (int64 [E], scaled
-    by KN_SCALE and discounted; the lowest order: its continuation counts as they are),
+    """One order's part of interpolated Kneser-Ney (spec/TARGETS.md): ``counts`` (int64 [E],
+    scaled by KN_SCALE and discounted; the lowest order: its base counts as they are),
     ``totals`` (their sum per context), ``base_totals`` (the undiscounted counts' sum per
     context), ``discount`` (as a fraction of one count) and the tail draws' ``prefix``."""
 
@@ -216,6 +216,7 @@ def continuation_counts(low, high) -> np.ndarray:
     order-(n+1) table ``high`` linked to h that have w as an entry (a document start counts
     as one preceding token). Every entry has at least one."""
     v = np.int64(low.vocab_size)
+
     def keys(table, contexts):
         eo = table.entry_offsets.astype(np.int64)
         owner = np.repeat(contexts, np.diff(eo))
@@ -223,14 +224,14 @@ def continuation_counts(low, high) -> np.ndarray:
     low_keys = keys(low, np.arange(low.num_contexts, dtype=np.int64))
     high_keys = keys(high, high.lower_contexts.astype(np.int64))
     order = np.argsort(low_keys, kind="stable")
-    at = np.searchsorted(low_keys[order], high_keys)
-    if np.any(low_keys[order][at] != high_keys):
+    at = np.minimum(np.searchsorted(low_keys[order], high_keys), max(0, low_keys.size - 1))
+    if high_keys.size and (not low_keys.size or np.any(low_keys[order][at] != high_keys)):
         raise FormatError("a higher table's entry has no lower entry; the file is damaged")
     return np.bincount(order[at], minlength=low_keys.size).astype(np.int64)
 
 
 def kneser_ney(f, plan) -> list[KneserNeyTable]:
-    """Interpolated Kneser-Ney over ``plan.orders`` (prototype): the highest order discounts
+    """Interpolated Kneser-Ney over ``plan.orders``: the highest order discounts
     its counts, each lower one its continuation counts (from the stored order above it), by
     D = n1 / (n1 + 2 n2) of those counts; the lowest is its continuation distribution."""
     out = []
@@ -247,6 +248,8 @@ def kneser_ney(f, plan) -> list[KneserNeyTable]:
                                  f"{order}'s continuation counts")
             base = continuation_counts(table, f.table(order + 1))
         eo = table.entry_offsets.astype(np.int64)
+        if base.size and int(base.max()) >= 1 << 52:  # (scaled by KN_SCALE in int64)
+            raise InputError(f"order {order}: counts too large for kneser-ney")
         n1, n2 = int((base == 1).sum()), int((base == 2).sum())
         d = min(0.9, max(0.1, n1 / (n1 + 2 * n2))) if n1 + n2 else 0.5
         dq = int(round(d * KN_SCALE))
