@@ -5,6 +5,7 @@ schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a tim
     python tools/budget.py stdlib                 # runs what is missing, then the table
     python tools/budget.py man --report           # only the table, from runs/budget/
     python tools/budget.py all --report           # every corpus
+    python tools/budget.py all --report --seed 0,1,2 --plot docs/budget.png   # and the plot
     python tools/budget.py man-small --steps 1000 --seed 0,1 --fractions 0.7,1.0 --no-const
                                                   # several epochs, two seeds
 
@@ -205,6 +206,36 @@ def _load(corpus: str, name: str, seed: int) -> list[dict]:
         if log.exists() else []
 
 
+def plot(path: str, corpora, steps: int, fractions: list[float], seeds: list[int],
+         hold: float) -> None:
+    """Final held-out loss against the budget (fraction of N), one panel per corpus: each
+    seed's n-gram runs as a line, one-hot's loss at N as a dashed level; where a line crosses
+    the level is the matched budget."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(corpora), figsize=(3.2 * len(corpora), 3.0), squeeze=False)
+    for ax, c in zip(axes[0], corpora):
+        for seed in seeds:
+            onehot = _load(c, _onehot_name(c, steps), seed)
+            points = [(f, _load(c, f"ngram-hold{hold:g}-{round(f * steps)}", seed))
+                      for f in fractions]
+            points = [(f, log[-1]["val_loss"]) for f, log in points if log]
+            if points:
+                line, = ax.plot(*zip(*points), "o-", label=f"n-gram, seed {seed}")
+            if onehot:
+                ax.axhline(onehot[-1]["val_loss"], ls="--", lw=1,
+                           color=line.get_color() if points else "k",
+                           label=f"one-hot at N, seed {seed}")
+        ax.set_title(c)
+        ax.set_xlabel(f"budget (fraction of N = {steps})")
+    axes[0][0].set_ylabel("final held-out loss (nats)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     global THREADS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -219,6 +250,7 @@ def main() -> None:
     ap.add_argument("--no-const", action="store_true",
                     help="skip the n-gram run with alpha 1 throughout (equal budget)")
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
+    ap.add_argument("--plot", metavar="PNG", help="also plot final loss vs budget (with --report)")
     a = ap.parse_args()
     THREADS = a.threads
     fractions = [float(x) for x in a.fractions.split(",")]
@@ -248,6 +280,8 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|---|---:|")
     print("\n".join(r for c in corpora for seed in seeds
                     for r in run_rows(c, a.steps, fractions, seed, a.hold, not a.no_const)))
+    if a.plot:
+        plot(a.plot, corpora, a.steps, fractions, seeds, a.hold)
 
 
 if __name__ == "__main__":
