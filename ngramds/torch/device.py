@@ -99,7 +99,8 @@ class NgramTargets:
     stored entry 12 bytes (next id, cumulative count), per context of each table above the
     lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31 contexts); for a
     compact file, per context of the highest table 8 bytes (its packed key, searched for each
-    position's context); nothing per position.
+    position's context); with ``mixing="kneser-ney"``, 8 more per context of each order used
+    (its undiscounted total); nothing per position.
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
