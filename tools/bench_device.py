@@ -90,53 +90,54 @@ def loader_rows(path, batches):
     return rows
 
 
+def throughput(work, positions: int, dev: str = "cpu", repeats: int = 3) -> float:
+    """Median positions/s of ``work()`` (which handles ``positions``) over ``repeats`` runs,
+    synchronised with the device when it is not the CPU."""
+    rates = []
+    for _ in range(repeats):
+        if dev != "cpu":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        work()
+        if dev != "cpu":
+            torch.cuda.synchronize()
+        rates.append(positions / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def each(fn, items):
+    """A callable running ``fn`` on every item, keeping no result (for :func:`throughput`)."""
+    def run():
+        for x in items:
+            fn(x)
+    return run
+
+
 def compute_rows(path, batches, device):
     """Positions/s of the targets alone: device targets on this CPU (all threads) or GPU, and
     the compiled CPU mixture kernels on 1 thread."""
     ds = NgramDataset(path, SEQ, batched=True, targets_on="device")
     it = iter(NgramLoader(ds, batch_size=BATCH))
     held = [next(it) for _ in range(batches)]
+    count = len(held) * BATCH * SEQ
     rows = []
     for dev in ["cpu"] + ([device] if device != "cpu" else []):
         targets = NgramTargets(ds, device=dev)
         moved = [{k: v.to(dev) for k, v in b.items()} for b in held]
-        rates = []
-        for _ in range(3):
-            if dev != "cpu":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for b in moved:
-                out = targets(b)
-            if dev != "cpu":
-                torch.cuda.synchronize()
-            rates.append(len(moved) * BATCH * SEQ / (time.perf_counter() - t0))
         rows.append((f"device targets (NgramTargets) on {dev}, {torch.get_num_threads()} "
                      "threads" if dev == "cpu" else f"device targets on {dev}",
-                     statistics.median(rates), targets.nbytes))
+                     throughput(each(targets, moved), count, dev),
+                     targets.nbytes))
         if "context_lengths" in held[0]:  # a compact file: the search of those targets alone
-            rates = []
-            for _ in range(3):
-                if dev != "cpu":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                for b in moved:
-                    targets.contexts(b["window"].long(), b["history"].long(),
-                                     b["context_lengths"].long())
-                if dev != "cpu":
-                    torch.cuda.synchronize()
-                rates.append(len(moved) * BATCH * SEQ / (time.perf_counter() - t0))
+            search = each(lambda b: targets.contexts(b["window"].long(), b["history"].long(),
+                                                     b["context_lengths"].long()), moved)
             rows.append((f"  of which the context search (packed keys, searchsorted) on {dev}",
-                         statistics.median(rates), targets.keys.numel() * 8))
-        del out
+                         throughput(search, count, dev), targets.keys.numel() * 8))
     cpu = Targets(ds._file, ds.config)
     starts = [b["start"].numpy() for b in held]
-    rates = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for s in starts:
-            cpu.compute(s, SEQ, 0, 0, threads=1)
-        rates.append(len(starts) * BATCH * SEQ / (time.perf_counter() - t0))
-    rows.append(("compiled CPU mixture kernels, 1 thread", statistics.median(rates), 0))
+    rows.append(("compiled CPU mixture kernels, 1 thread",
+                 throughput(each(lambda s: cpu.compute(s, SEQ, 0, 0, threads=1), starts),
+                            count), 0))
     return rows
 
 
@@ -193,15 +194,8 @@ def lookup_rows(path, batches):
         jobs.append(("searched from the tokens by numpy (no per-position ids)", search,
                      sum(s.length for n, s in f.sections.items()
                          if n != "order4/position_contexts")))
-    rows = []
-    for name, fn, nbytes in jobs:
-        rates = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            fn()
-            rates.append(pos.size / (time.perf_counter() - t0))
-        rows.append((name, statistics.median(rates), nbytes / f.num_tokens))
-    return rows
+    return [(name, throughput(fn, pos.size, repeats=5), nbytes / f.num_tokens)
+            for name, fn, nbytes in jobs]
 
 
 def step_rows(path, steps=6, batch=4):
