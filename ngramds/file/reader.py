@@ -69,7 +69,7 @@ class NgramFile:
     def _check_shapes(self) -> None:
         n, d, t = self.num_tokens, self.num_documents, self.token_dtype
         expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
-        ends = [("doc_offsets", n)]
+        ends = [("doc_offsets", 0, n)]  # offsets sections: (name, first value, last value)
         orders = sorted(spec.order for spec in self._specs)
         for order, c, e, _ in self._specs:
             p, m = fmt.table_prefix(order), order - 1
@@ -86,7 +86,7 @@ class NgramFile:
                 p + "counts": ((e,), None),
                 p + "totals": ((c,), None),
             })
-            ends += [(p + "entry_offsets", e), (p + "context_length_offsets", c)]
+            ends += [(p + "entry_offsets", 0, e), (p + "context_length_offsets", 0, c)]
         if "prompt_lengths" in self._arrays:  # optional
             expect["prompt_lengths"] = ((d,), None)
         top, below = orders[-1], orders[-2] if len(orders) > 1 else None
@@ -94,8 +94,8 @@ class NgramFile:
         use_prefixes = (self.version >= 2 and below == top - 1 and prefixes in self._arrays
                         and fmt.table_prefix(top) + "position_contexts" not in self._arrays)
         if use_prefixes:  # optional, compact files only
-            lower = next(spec for spec in self._specs if spec.order == below)
-            expect[prefixes] = ((lower.num_contexts + 1,), None)
+            specs = {spec.order: spec for spec in self._specs}
+            expect[prefixes] = ((specs[below].num_contexts + 1,), None)
         for name, (shape, dtypes) in expect.items():
             if name not in self._arrays:
                 raise FormatError(f"section {name!r} is missing; the file is damaged")
@@ -103,18 +103,14 @@ class NgramFile:
             if arr.shape != shape or (dtypes and arr.dtype not in dtypes):
                 raise FormatError(f"section {name!r} has shape {arr.shape} {arr.dtype}, "
                                   f"expected {shape}; the file is damaged")
-        for name, last in ends:
-            arr = self._arrays[name]
-            if int(arr[0]) != 0 or int(arr[-1]) != last:
-                raise FormatError("offset section does not run from 0 to its count; "
-                                  "the file is damaged")
         if use_prefixes:  # extensions of the lower contexts: every context of length >= 1
             first = int(self._arrays[fmt.table_prefix(top) + "context_length_offsets"][1])
-            arr, c = self._arrays[prefixes], next(s.num_contexts for s in self._specs
-                                                  if s.order == top)
-            if int(arr[0]) != first or int(arr[-1]) != c:
-                raise FormatError("prefix offsets do not run from the first context of length "
-                                  "1 to the table's end; the file is damaged")
+            ends.append((prefixes, first, specs[top].num_contexts))
+        for name, first, last in ends:
+            arr = self._arrays[name]
+            if int(arr[0]) != first or int(arr[-1]) != last:
+                raise FormatError(f"offset section {name!r} does not run from {first} to "
+                                  f"{last}; the file is damaged")
         self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
         for low, high in zip(orders, orders[1:]):
             self.tables[high].lower = self.tables[low]
@@ -420,6 +416,16 @@ def _token_ids(context, vocab_size: int) -> np.ndarray | None:
     if any(not 0 <= t < vocab_size for t in items):
         return None
     return items.astype(np.int64)
+
+
+def document_starts(doc_offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """int64, the shape of ``positions`` (each in 0..N-1): the first token of the document
+    holding each position (the largest document offset <= it; searched in the offsets' own
+    dtype, so the offsets are not converted)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    at = np.searchsorted(doc_offsets, positions.ravel().astype(doc_offsets.dtype),
+                         side="right") - 1
+    return doc_offsets[np.maximum(at, 0)].astype(np.int64).reshape(positions.shape)
 
 
 def _checked_take(array: np.ndarray, index: np.ndarray, limit: int, name: str) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import FormatError, InputError
+from ..file.reader import document_starts
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
@@ -119,10 +120,8 @@ class Targets:
         if top.position_contexts is None and key_radix(top) is not None:
             m = top.order - 1
             positions = starts[:, None] + np.arange(1, seq_len + 1)
-            offsets = f.doc_offsets
-            at = np.searchsorted(offsets, positions.astype(offsets.dtype), side="right")
-            doc_start = offsets[at - 1]  # (values of the offsets' dtype: no copy of them)
-            lengths = np.minimum(m, positions - doc_start.astype(np.int64)).astype(np.uint8)
+            doc_start = document_starts(f.doc_offsets, positions)
+            lengths = np.minimum(m, positions - doc_start).astype(np.uint8)
             before = starts[:, None] + np.arange(-m, 0)
             history = np.where(before >= 0, f.tokens[before.clip(0)], 0).astype(windows.dtype)
             if history.size and int(history.max()) >= f.vocab_size:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..file.reader import document_starts
+
 __all__ = ["cu_seqlens"]
 
 
@@ -13,9 +15,7 @@ def window_position_ids(doc_offsets: np.ndarray, starts: np.ndarray, seq_len: in
     token and at every token that starts a document, else the previous position + 1."""
     starts = np.asarray(starts, dtype=np.int64)
     pos = starts[:, None] + np.arange(seq_len, dtype=np.int64)
-    # the query in the offsets' own dtype (positions < N fit it): no conversion of the array
-    d = np.searchsorted(doc_offsets, pos.ravel().astype(doc_offsets.dtype), side="right") - 1
-    first = doc_offsets[np.maximum(d, 0)].astype(np.int64).reshape(pos.shape)
+    first = document_starts(doc_offsets, pos)
     return pos - np.maximum(np.minimum(first, pos), starts[:, None])
 
 
