@@ -112,8 +112,9 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
                    epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
                    prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i, which hold (label, 0) already (rows of weight 0 are left so). Serial (Numba's thread pool does not
-    survive the fork of DataLoader workers); callers run tiles in Python threads instead."""
+    every row i, which hold (label, 0) already (rows of weight 0 are left so). Serial (Numba's
+    thread pool does not survive the fork of DataLoader workers); callers run tiles in Python
+    threads instead."""
     n = positions.shape[0]
     span = width if mode == ALLNTS else r
     # validate every entry a target will read first: independent loads of many positions

@@ -358,7 +358,7 @@ class NgramDataset(IterableDataset):
             arrays = targets.device_inputs(starts, self.seq_len)
             arrays.update(start=starts, index=samples,
                           epoch=np.full(samples.size, epoch, dtype=np.int64))
-            if self.batched and get_worker_info() is not None:  # one segment to hand over
+            if self._hands_over_batches():
                 batch = dict(zip(arrays, _shared_tensors([(a.shape, a.dtype)
                                                           for a in arrays.values()])))
                 for name, a in arrays.items():
@@ -385,11 +385,16 @@ class NgramDataset(IterableDataset):
                 window_position_ids(targets.file.doc_offsets, starts, self.seq_len))
         return batch
 
+    def _hands_over_batches(self) -> bool:
+        """A worker building whole batches: each goes to the training process in one
+        shared-memory segment (:func:`_shared_tensors`)."""
+        return self.batched and get_worker_info() is not None
+
     def _out_tensors(self, targets: Targets, size: int) -> tuple[list, int]:
         """The batch's tensors (in shared memory when a worker builds whole batches) and the
         threads to compute its targets with (every core in the training process)."""
         shapes = batch_shapes(targets.plan, size, self.seq_len)
-        if self.batched and get_worker_info() is not None:
+        if self._hands_over_batches():
             tensors = _shared_tensors(shapes)
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
