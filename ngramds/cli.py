@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--residual", choices=["tail", "renorm"], default="tail")
     s.add_argument("--mixing", default="auto",
                    choices=["auto", "none", "backoff", "witten-bell"])
+    s.add_argument("--escape", type=float, default=1.0, metavar="E",
+                   help="witten-bell: weight of a context's distinct next tokens (default 1)")
     s.add_argument("--seed", type=_count, default=0, help="dataset seed (tail draws)")
     s.add_argument("--epoch", type=_count, default=0, help="epoch (tail draws)")
     return p
@@ -420,7 +422,7 @@ def _cmd_show(a) -> int:
     if a.seq_len < 1:
         raise InputError("--seq-len must be at least 1")
     config = TargetConfig(targets=a.targets, top_r=a.top_r, residual=a.residual,
-                          mixing=a.mixing)
+                          mixing=a.mixing, escape=a.escape)
     L, k = a.seq_len, a.sample
     packing = pack_documents(f.doc_offsets, L) if a.sampling == "documents" else None
     n = packing.num_samples if packing is not None else (f.num_tokens - 1) // L
@@ -447,7 +449,8 @@ def _cmd_show(a) -> int:
     plan = t.plan
     print(f"sample {k} of {n:,}: {where}, seq_len {L}; targets "
           f"{a.targets}{f' r={a.top_r} {a.residual}' if a.targets == 'coconts' else ''}, "
-          f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}, seed {a.seed}, "
+          f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}"
+          f"{f' (escape {plan.escape:g})' if plan.mixing == 'witten-bell' else ''}, seed {a.seed}, "
           f"epoch {a.epoch}")
     print(f"{'t':>4} {'input':>8} {'label':>8} {'H nats':>8}  top targets (id:probability)")
     for i in range(L):

@@ -75,7 +75,7 @@ def reference_target(f, p, mode, r=8, max_k=None, seed=0, epoch=0, order=None,
     return out
 
 
-def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None):
+def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None, escape=1.0):
     """{order: weight} at position p, from spec/TARGETS.md."""
     stats = {}
     for o in orders:
@@ -90,17 +90,17 @@ def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None):
     weights, rest = {}, 1.0
     for o in sorted(orders, reverse=True)[:-1]:
         total, distinct = stats[o]
-        weights[o] = rest * total / (total + distinct)
-        rest *= distinct / (total + distinct)
+        weights[o] = rest * total / (total + escape * distinct)
+        rest *= escape * distinct / (total + escape * distinct)
     weights[min(orders)] = rest
     return weights
 
 
 def reference_mixture(f, p, mode, orders, mixing, r=8, max_k=None, seed=0, epoch=0,
-                      min_count=2, lambdas=None):
+                      min_count=2, lambdas=None, escape=1.0):
     """{id: probability} of the mixed target at position p."""
     out = {}
-    for o, w in mixture_weights(f, p, orders, mixing, min_count, lambdas).items():
+    for o, w in mixture_weights(f, p, orders, mixing, min_count, lambdas, escape).items():
         if w:
             reference_target(f, p, mode, r, max_k, seed, epoch, order=o,
                              label_free=o != max(orders), weight=w, out=out)

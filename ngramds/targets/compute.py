@@ -183,7 +183,8 @@ class _Tiles:
             counts = [kn.counts for kn in t.kn]
         else:
             method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
-            K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, w)
+            K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, plan.escape,
+                          w)
         prefixes = t.prefixes if t.kn is None else [kn.prefix for kn in t.kn]
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width

@@ -14,6 +14,7 @@ TARGETS = ("onehot", "allnts", "coconts")
 RESIDUALS = ("tail", "renorm")
 MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed", "kneser-ney")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
+MAX_ESCAPE = 1e6  # Witten-Bell's escape weight: past this the lowest order takes everything
 
 
 def is_int(x) -> bool:
@@ -35,9 +36,11 @@ class TargetConfig:
     targets: "onehot", "allnts" (``max_k`` keeps the first max_k entries, renormalised) or
     "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm").
     mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
-    of ``orders``), "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``, one per
-    order as given) or "kneser-ney" (complete tables, order o+1 stored for every lower order
-    o). ``orders`` defaults to every stored order.
+    of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``: the weight of a
+    context's distinct next tokens D in lambda = T / (T + escape * D); above 1 moves weight to
+    the lower orders), "fixed" (``lambdas``, one per order as given) or "kneser-ney" (complete
+    tables, order o+1 stored for every lower order o). ``orders`` defaults to every stored
+    order.
     """
 
     targets: str = "coconts"
@@ -48,6 +51,7 @@ class TargetConfig:
     orders: Sequence[int] | None = None
     min_count: int = 2
     lambdas: Sequence[float] | None = None
+    escape: float = 1.0
 
     def __post_init__(self):
         if self.targets not in TARGETS:
@@ -60,6 +64,11 @@ class TargetConfig:
         if self.mixing not in MIXINGS:
             raise InputError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
         check_int("min_count", self.min_count, 1, 1 << 62)
+        if (not isinstance(self.escape, (int, float, np.integer, np.floating))
+                or isinstance(self.escape, bool) or not 0 < self.escape <= MAX_ESCAPE):
+            raise InputError(f"escape must be a number in (0, {MAX_ESCAPE:g}], got "
+                             f"{self.escape!r}")
+        object.__setattr__(self, "escape", float(self.escape))
         if self.orders is not None:
             orders = list(self.orders) if not is_int(self.orders) else [self.orders]
             if not orders or not all(is_int(o) for o in orders):
@@ -116,7 +125,7 @@ class TargetConfig:
         width = {K.ONEHOT: 0, K.ALLNTS: max_k}.get(mode, self.top_r + 1)
         blocks = 1 if mixing in ("none", "backoff") else len(orders)
         return Plan(mode, tuple(orders), mixing, weights, self.min_count, self.top_r, max_k,
-                    width, blocks)
+                    width, blocks, self.escape)
 
 
 class Plan(NamedTuple):
@@ -131,6 +140,7 @@ class Plan(NamedTuple):
     max_k: int
     width: int             # slots per order block
     blocks: int            # blocks per position
+    escape: float = 1.0    # "witten-bell": the weight of D in lambda = T / (T + escape * D)
 
     @property
     def slots(self) -> int:

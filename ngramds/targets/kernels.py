@@ -261,9 +261,10 @@ def position_target(next_ids, counts, lo, hi, total, label, p, seed, epoch, salt
 
 
 @njit(cache=True, nogil=True)
-def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
+def mix_weights(method, his_minus_los, tots, min_count, lambdas, escape, w):
     """w[j, i] <- weight of order j (ascending) at position i. ``his_minus_los`` is the number
-    of stored next tokens of each context (Witten-Bell's distinct count)."""
+    of stored next tokens of each context (Witten-Bell's distinct count D), ``escape`` its
+    weight in Witten-Bell's lambda = T / (T + escape * D)."""
     k, n = tots.shape
     for i in range(n):
         if method == BACKOFF:
@@ -277,7 +278,8 @@ def mix_weights(method, his_minus_los, tots, min_count, lambdas, w):
         elif method == WITTEN_BELL:
             rest = 1.0
             for j in range(k - 1, 0, -1):
-                lam = tots[j, i] / (tots[j, i] + his_minus_los[j, i])
+                t = np.float64(tots[j, i])
+                lam = t / (t + escape * np.float64(his_minus_los[j, i]))
                 w[j, i] = rest * lam
                 rest *= 1.0 - lam
             w[0, i] = rest

@@ -98,7 +98,8 @@ class NgramDataset(IterableDataset):
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
                  targets: str = "coconts", top_r: int = 8, residual: str = "tail",
                  max_k: int | None = None, mixing: str = "auto", orders=None,
-                 min_count: int = 2, lambdas=None, shuffle: bool = True, seed: int = 0,
+                 min_count: int = 2, lambdas=None, escape: float = 1.0,
+                 shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
@@ -120,7 +121,7 @@ class NgramDataset(IterableDataset):
         self.sampling = sampling
         self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
                                    mixing=mixing, orders=orders, min_count=min_count,
-                                   lambdas=lambdas)
+                                   lambdas=lambdas, escape=escape)
         self.path = source.path if isinstance(source, NgramFile) else source
         self._file = source if isinstance(source, NgramFile) else open_file(source, verify)
         self._pid = os.getpid()

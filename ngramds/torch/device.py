@@ -279,7 +279,8 @@ class NgramTargets:
             rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
             for j in range(k - 1, 0, -1):
                 lo, hi, tot, _ = gathered[j]
-                lam = tot.double() / (tot + (hi - lo)).double()
+                t = tot.double()
+                lam = t / (t + plan.escape * (hi - lo).double())
                 w[j] = rest * lam
                 rest = rest * (1.0 - lam)
             w[0] = rest

@@ -87,6 +87,8 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
     opt(t, "--min-count", int, "backoff: a context seen this often")
     opt(t, "--lambdas", _list(float, "weights like 0.2,0.3,0.5"),
         "fixed mixing: one weight per order", shown="none")
+    opt(t, "--escape", float, "witten-bell mixing: weight of a context's distinct next tokens "
+        "D in lambda = T / (T + escape D); above 1 moves weight to the lower orders")
     opt(t, "--alpha", float, "weight of the soft-target term", shown="ngramds.torch.DEFAULT_ALPHA")
     opt(t, "--alpha-hold", float, "alpha for this fraction of the steps, then linearly to 0 "
         "(ngramds.torch.alpha_at)", shown="0.5 up to one epoch, else 0.5 / epochs: "

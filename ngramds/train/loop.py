@@ -72,6 +72,7 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
     train = NgramDataset(cfg.train, cfg.seq_len, targets=cfg.targets, top_r=cfg.top_r,
                          residual=cfg.residual, max_k=cfg.max_k, mixing=cfg.mixing,
                          orders=cfg.orders, min_count=cfg.min_count, lambdas=cfg.lambdas,
+                         escape=cfg.escape,
                          seed=cfg.seed, batched=True)
     loader = NgramLoader(train, batch_size=cfg.batch_size, num_workers=cfg.workers)
     val = NgramDataset(cfg.val, cfg.seq_len, targets="onehot", shuffle=False, batched=True,

@@ -10,16 +10,17 @@ from strategies import multi_order_files
 from target_reference import context_at, mixture_weights, reference_mixture
 
 
-def config(mode, orders, mixing, r=4, max_k=4, min_count=2, lambdas=None):
+def config(mode, orders, mixing, r=4, max_k=4, min_count=2, lambdas=None, escape=1.0):
     targets, residual = ("allnts", "tail") if mode == "allnts" else ("coconts", mode)
-    return TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas)
+    return TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas,
+                        escape)
 
 
 def dense_targets(f, mode, orders, mixing, r=4, max_k=4, seed=0, epoch=0, min_count=2,
-                  lambdas=None):
+                  lambdas=None, escape=1.0):
     """Mixed targets of positions 1..N-1 as dense [N-1, V] arrays."""
     starts = np.arange(f.num_tokens - 1)
-    cfg = config(mode, orders, mixing, r, max_k, min_count, lambdas)
+    cfg = config(mode, orders, mixing, r, max_k, min_count, lambdas, escape)
     _, _, ids, probs = Targets(f, cfg).compute(starts, 1, seed, epoch)
     dense = np.zeros((starts.size, f.vocab_size))
     rows = np.repeat(np.arange(starts.size), ids.shape[2])
@@ -29,10 +30,11 @@ def dense_targets(f, mode, orders, mixing, r=4, max_k=4, seed=0, epoch=0, min_co
 
 @given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm"]),
        mixing=st.sampled_from(["backoff", "witten-bell", "fixed"]), r=st.integers(1, 3),
-       seed=st.integers(0, 3), epoch=st.integers(0, 3), min_count=st.integers(1, 4))
+       seed=st.integers(0, 3), epoch=st.integers(0, 3), min_count=st.integers(1, 4),
+       escape=st.sampled_from([1.0, 0.5, 3.0, 7.25]))
 @settings(max_examples=60)
 def test_mixture_equals_reference(tmp_path_factory, data, mode, mixing, r, seed, epoch,
-                                  min_count):
+                                  min_count, escape):
     f = data.draw(multi_order_files(tmp_path_factory))
     if f.num_tokens < 2:
         return
@@ -40,11 +42,12 @@ def test_mixture_equals_reference(tmp_path_factory, data, mode, mixing, r, seed,
     lambdas = data.draw(st.lists(st.integers(0, 3), min_size=len(orders),
                                  max_size=len(orders)).filter(any)) if mixing == "fixed" else None
     max_k = 3
-    dense = dense_targets(f, mode, orders, mixing, r, max_k, seed, epoch, min_count, lambdas)
+    dense = dense_targets(f, mode, orders, mixing, r, max_k, seed, epoch, min_count, lambdas,
+                          escape)
     for p in range(1, f.num_tokens):
         expect = np.zeros(f.vocab_size)
         ref = reference_mixture(f, p, mode, orders, mixing, r, max_k, seed, epoch, min_count,
-                                lambdas)
+                                lambdas, escape)
         for i, pr in ref.items():
             expect[i] = pr
         np.testing.assert_allclose(dense[p - 1], expect, atol=1e-6, err_msg=f"position {p}")
@@ -80,16 +83,17 @@ def _zipf_file(tmp_path, orders=(1, 2, 3)):
     return ngramds.open(path)
 
 
-@pytest.mark.parametrize("mixing,mode", [("witten-bell", "tail"), ("fixed", "tail"),
-                                         ("backoff", "tail"), ("witten-bell", "renorm")])
-def test_truncated_mixture_is_consistent(tmp_path, mixing, mode):
+@pytest.mark.parametrize("mixing,mode,escape", [
+    ("witten-bell", "tail", 1.0), ("fixed", "tail", 1.0), ("backoff", "tail", 1.0),
+    ("witten-bell", "renorm", 1.0), ("witten-bell", "tail", 3.0)])
+def test_truncated_mixture_is_consistent(tmp_path, mixing, mode, escape):
     """Averaged over the occurrences of a top-order context and over epochs, the truncated
     target equals the mixed distribution q(. | c) (spec/TARGETS.md, Consistency)."""
     f = _zipf_file(tmp_path)
     orders, lambdas = [1, 2, 3], [0.2, 0.3, 0.5]
     epochs = 60
     mean = sum(dense_targets(f, mode, orders, mixing, r=2, epoch=e, min_count=3,
-                             lambdas=lambdas) for e in range(epochs)) / epochs
+                             lambdas=lambdas, escape=escape) for e in range(epochs)) / epochs
     pc = f.table(3).position_contexts[1:].astype(np.int64)
     checked = 0
     for c in np.unique(pc):
@@ -98,7 +102,7 @@ def test_truncated_mixture_is_consistent(tmp_path, mixing, mode):
             continue
         p = int(rows[0]) + 1
         q = np.zeros(f.vocab_size)
-        for o, w in mixture_weights(f, p, orders, mixing, 3, lambdas).items():
+        for o, w in mixture_weights(f, p, orders, mixing, 3, lambdas, escape).items():
             ctx = context_at(f, p, o)
             ids, counts = f.distribution(ctx, order=o)
             q[ids] += w * counts / f.total(ctx, order=o)
@@ -128,5 +132,12 @@ def test_mixing_arguments_are_checked(tmp_path):
         plan("backoff", min_count=0)
     with pytest.raises(ngramds.InputError, match="distinct"):
         plan("backoff", [3, 3])
+    for bad in (0, -1.0, float("nan"), float("inf"), 2e6, True, "3"):
+        with pytest.raises(ngramds.InputError, match="escape must be"):
+            TargetConfig(escape=bad)
+    # a larger escape moves weight down, most where the context was seen least
+    w = {e: [mixture_weights(f, p, [2, 3], "witten-bell", escape=e) for p in (1, 50, 500)]
+         for e in (1.0, 4.0)}
+    assert all(hi[3] < lo[3] for lo, hi in zip(w[1.0], w[4.0]))
     # lambdas pair with the orders as given
     assert plan("fixed", [3, 2], [3.0, 1.0]).lambdas.tolist() == [0.25, 0.75]

@@ -43,10 +43,10 @@ def compare(f, cfg, seed, epoch, seq_len=3):
        mixing=st.sampled_from(["none", "backoff", "witten-bell", "fixed", "kneser-ney"]),
        r=st.integers(1, 3), max_k=st.sampled_from([None, 1, 2]),
        seed=st.sampled_from([0, 1, 2**64 - 1]), epoch=st.integers(0, 3),
-       min_count=st.integers(1, 3))
+       min_count=st.integers(1, 3), escape=st.sampled_from([1.0, 0.5, 3.0, 7.25]))
 @settings(max_examples=60)
 def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, data, mode, mixing, r,
-                                                   max_k, seed, epoch, min_count):
+                                                   max_k, seed, epoch, min_count, escape):
     f = data.draw(multi_order_files(tmp_path_factory))
     orders = data.draw(st.lists(st.sampled_from(f.orders), min_size=1, unique=True))
     lambdas = data.draw(st.lists(st.integers(0, 3), min_size=len(orders),
@@ -55,7 +55,8 @@ def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, data, mode,
         mode, ("coconts", mode))
     if targets == "coconts" and any(f.table(o).top_k and r > f.table(o).top_k for o in orders):
         return
-    cfg = TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas)
+    cfg = TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas,
+                       escape)
     if mixing == "kneser-ney" and (any(f.table(o).top_k for o in orders) or any(
             o + 1 not in f.tables for o in sorted(orders)[:-1])):
         return  # (refused: tests/targets/test_kneser_ney.py)
@@ -72,7 +73,7 @@ def test_real_corpus_every_mixing(tmp_path):
         f = ngramds.open(tmp_path / name)
         kn = [TargetConfig(top_r=4, mixing="kneser-ney")] if name == "c.ngds" else []
         for cfg in (TargetConfig(top_r=4), TargetConfig(residual="renorm", top_r=4),
-                    TargetConfig("allnts", max_k=8), *kn,
+                    TargetConfig("allnts", max_k=8), *kn, TargetConfig(top_r=4, escape=3.0),
                     TargetConfig(mixing="backoff", top_r=3), TargetConfig(mixing="none", top_r=2)):
             compare(f, cfg, seed=7, epoch=3, seq_len=256)
 

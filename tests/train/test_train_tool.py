@@ -35,13 +35,13 @@ def test_run_trains_and_logs(files, tmp_path, capsys, targets):
     train, val = files
     log = tmp_path / "runs" / "r.jsonl"
     assert main(["run", "--train", str(train), "--val", str(val), "--targets", targets,
-                 "--out", str(log), *TINY]) == 0
+                 "--out", str(log), *TINY, "--escape", "2.5"]) == 0
     records = read_log(log)
     assert [r["step"] for r in records] == [2, 3]
     assert all(math.isfinite(r["val_loss"]) and r["val_ppl"] > 1 for r in records)
     cfg = records[0]["config"]
     assert cfg["targets"] == targets and cfg["seq_len"] == 16 and cfg["params"] > 0
-    assert cfg["alpha"] == (0.0 if targets == "onehot" else 1.0)
+    assert cfg["alpha"] == (0.0 if targets == "onehot" else 1.0) and cfg["escape"] == 2.5
     out = capsys.readouterr().out
     assert out.count("val ") == 2
     if targets == "onehot":
@@ -138,6 +138,7 @@ def test_training_without_torch_is_one_line(files, tmp_path, capsys, monkeypatch
     (["--top-r", "0"], ["top_r"]),
     (["--device", "nosuchdevice"], ["device 'nosuchdevice' is not usable"]),
     (["--orders", "5"], ["order"]),
+    (["--escape", "0"], ["escape must be a number"]),
 ])
 def test_bad_options_are_one_line(files, tmp_path, capsys, args, words):
     train, val = files
