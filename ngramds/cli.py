@@ -125,8 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--residual", choices=["tail", "renorm"], default="tail")
     s.add_argument("--mixing", default="auto",
                    choices=["auto", "none", "backoff", "witten-bell"])
-    s.add_argument("--escape", type=float, default=1.0, metavar="E",
-                   help="witten-bell: weight of a context's distinct next tokens (default 1)")
+    s.add_argument("--escape", type=float, metavar="E",
+                   help="witten-bell: weight of a context's distinct next tokens (default: "
+                        "the library's, ngramds.targets.config.DEFAULT_ESCAPE)")
     s.add_argument("--seed", type=_count, default=0, help="dataset seed (tail draws)")
     s.add_argument("--epoch", type=_count, default=0, help="epoch (tail draws)")
     return p
@@ -422,7 +423,8 @@ def _cmd_show(a) -> int:
     if a.seq_len < 1:
         raise InputError("--seq-len must be at least 1")
     config = TargetConfig(targets=a.targets, top_r=a.top_r, residual=a.residual,
-                          mixing=a.mixing, escape=a.escape)
+                          mixing=a.mixing,
+                          **({} if a.escape is None else {"escape": a.escape}))
     L, k = a.seq_len, a.sample
     packing = pack_documents(f.doc_offsets, L) if a.sampling == "documents" else None
     n = packing.num_samples if packing is not None else (f.num_tokens - 1) // L

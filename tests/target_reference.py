@@ -75,7 +75,10 @@ def reference_target(f, p, mode, r=8, max_k=None, seed=0, epoch=0, order=None,
     return out
 
 
-def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None, escape=1.0):
+SPEC_ESCAPE = 10.0  # spec/TARGETS.md: witten-bell's default escape weight
+
+
+def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None, escape=None):
     """{order: weight} at position p, from spec/TARGETS.md."""
     stats = {}
     for o in orders:
@@ -88,6 +91,7 @@ def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None, escape=1.0)
     if mixing == "fixed":
         return {o: lam / sum(lambdas) for o, lam in zip(orders, lambdas)}  # as given
     weights, rest = {}, 1.0
+    escape = SPEC_ESCAPE if escape is None else escape
     for o in sorted(orders, reverse=True)[:-1]:
         total, distinct = stats[o]
         weights[o] = rest * total / (total + escape * distinct)
@@ -97,7 +101,7 @@ def mixture_weights(f, p, orders, mixing, min_count=2, lambdas=None, escape=1.0)
 
 
 def reference_mixture(f, p, mode, orders, mixing, r=8, max_k=None, seed=0, epoch=0,
-                      min_count=2, lambdas=None, escape=1.0):
+                      min_count=2, lambdas=None, escape=None):
     """{id: probability} of the mixed target at position p."""
     out = {}
     for o, w in mixture_weights(f, p, orders, mixing, min_count, lambdas, escape).items():

@@ -37,6 +37,8 @@ import sys
 import time
 from pathlib import Path
 
+from ngramds.targets import TargetConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
@@ -74,6 +76,7 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
 
 
 THREADS = 1  # torch threads per run (main: --threads)
+ESCAPE = TargetConfig().escape  # Witten-Bell's escape weight of the n-gram runs (--escape)
 
 
 def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> list[dict]:
@@ -111,6 +114,14 @@ def matched_budget(points: list[tuple[float, float]], target: float) -> str:
     return f"> {points[-1][0]:.2f}x"
 
 
+def ngram_name(hold: float | None, steps: int) -> str:
+    """The log name of an n-gram run: "ngram-hold0.5-600" ("ngram-const-600": alpha 1
+    throughout, ``hold`` None); with an escape weight other than Witten-Bell's 1
+    (:data:`ESCAPE`), "ngram-esc3-hold0.5-600"."""
+    kind = "const" if hold is None else f"hold{hold:g}"
+    return f"ngram-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{kind}-{steps}"
+
+
 def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
                const: bool, report_only: bool) -> tuple[str, float | None] | None:
     """The table row of one corpus and seed (running what is missing unless
@@ -121,17 +132,17 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
     if not onehot:
         return None
     target = onehot[-1]["val_loss"]
-    sched = ["--alpha-hold", str(hold)]
+    sched = ["--alpha-hold", str(hold), "--escape", str(ESCAPE)]
     finals, crossing = [], {}
     for f in fractions:
         n = round(f * steps)
-        log = get(f"ngram-hold{hold}-{n}", n, seed, sched)
+        log = get(ngram_name(hold, n), n, seed, sched)
         if log:
             finals.append((f, log[-1]["val_loss"]))
-    const_opts = ["--alpha-hold", "1"]
-    for name, opts in ((f"ngram-hold{hold}-{steps}", sched),) + ((("ngram-const", const_opts),)
+    const_opts = ["--alpha-hold", "1", "--escape", str(ESCAPE)]
+    for name, opts in ((ngram_name(hold, steps), sched),) + ((("ngram-const", const_opts),)
                                                                 if const else ()):
-        log = get(name if name != "ngram-const" else f"ngram-const-{steps}", steps, seed, opts)
+        log = get(name if name != "ngram-const" else ngram_name(None, steps), steps, seed, opts)
         if log:
             hit = next((r["step"] for r in log if r["val_loss"] <= target), None)
             crossing[name] = (hit, log[-1]["val_loss"])
@@ -141,7 +152,7 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
     s_step = sorted(r["config"]["batch_size"] * r["config"]["seq_len"] / r["tokens_per_s"]
                     for r in onehot)[len(onehot) // 2]
     cells = " / ".join(f"{f:g}: {loss:.3f}" for f, loss in finals)
-    hold_hit = crossing.get(f"ngram-hold{hold}-{steps}", (None,))[0]
+    hold_hit = crossing.get(ngram_name(hold, steps), (None,))[0]
     return (f"| {corpus} | {seed} | {target:.3f} | {cells} | "
             f"{matched} | {_gain(target, full)} | {_gain(target, const and const[1])} | "
             f"{_x(hold_hit, steps)} | {_x(const and const[0], steps)} | "
@@ -158,9 +169,9 @@ def run_rows(corpus: str, steps: int, fractions: list[float], seed: int, hold: f
         return []
     ref = {r["step"]: r["val_loss"] for r in onehot}
     names = [(_onehot_name(corpus, steps), steps)]
-    names += [(f"ngram-hold{hold}-{round(f * steps)}", round(f * steps))
+    names += [(ngram_name(hold, round(f * steps)), round(f * steps))
               for f in sorted(set(fractions) | {1.0})]
-    names += [(f"ngram-const-{steps}", steps)] if const else []
+    names += [(ngram_name(None, steps), steps)] if const else []
     rows = []
     for name, n in names:
         log = _load(corpus, name, seed)
@@ -218,7 +229,7 @@ def plot(path: str, corpora, steps: int, fractions: list[float], seeds: list[int
     for ax, c in zip(axes[0], corpora):
         for seed in seeds:
             onehot = _load(c, _onehot_name(c, steps), seed)
-            points = [(f, _load(c, f"ngram-hold{hold:g}-{round(f * steps)}", seed))
+            points = [(f, _load(c, ngram_name(hold, round(f * steps)), seed))
                       for f in fractions]
             points = [(f, log[-1]["val_loss"]) for f, log in points if log]
             if points:
@@ -237,13 +248,16 @@ def plot(path: str, corpora, steps: int, fractions: list[float], seeds: list[int
 
 
 def main() -> None:
-    global THREADS
+    global THREADS, ESCAPE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus", choices=(*CORPORA, *SUBSETS, "all"))
     ap.add_argument("--steps", type=int, default=600, help="one-hot's budget N (default 600)")
     ap.add_argument("--fractions", default="0.5,0.7,1.0",
                     help="n-gram budgets as fractions of N (default 0.5,0.7,1.0)")
     ap.add_argument("--hold", type=float, default=0.5, help="--alpha-hold of the n-gram runs")
+    ap.add_argument("--escape", type=float, default=ESCAPE,
+                    help=f"Witten-Bell's escape weight of the n-gram runs (default {ESCAPE:g}, "
+                         "the library's; runs are named ngram-escE-... when it is not 1)")
     ap.add_argument("--seed", default="0", help="seeds, e.g. 0,1 (default 0)")
     ap.add_argument("--threads", type=int, default=THREADS,
                     help=f"torch threads per run (default {THREADS}; 0: torch's default)")
@@ -252,7 +266,7 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
     ap.add_argument("--plot", metavar="PNG", help="also plot final loss vs budget (with --report)")
     a = ap.parse_args()
-    THREADS = a.threads
+    THREADS, ESCAPE = a.threads, a.escape
     fractions = [float(x) for x in a.fractions.split(",")]
     seeds = [int(x) for x in a.seed.split(",")]
     corpora = CORPORA if a.corpus == "all" else [a.corpus]
@@ -264,8 +278,8 @@ def main() -> None:
                 rows.append(row[0])
                 if row[1] is not None:
                     gains.setdefault(c, []).append(row[1])
-    print(f"\nN = {a.steps} steps, seeds {a.seed}; n-gram runs: defaults with alpha held for "
-          f"{a.hold:g} of the steps, then linear to 0\n")
+    print(f"\nN = {a.steps} steps, seeds {a.seed}; n-gram runs: defaults (escape {ESCAPE:g}) "
+          f"with alpha held for {a.hold:g} of the steps, then linear to 0\n")
     print("| corpus | seed | one-hot loss at N | n-gram final loss by budget | budget matching "
           "one-hot | gain at N (alpha schedule) | gain at N (alpha 1 throughout) | "
           "within-run crossing (schedule) | within-run crossing (alpha 1) | s/step |")

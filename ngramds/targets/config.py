@@ -14,7 +14,8 @@ TARGETS = ("onehot", "allnts", "coconts")
 RESIDUALS = ("tail", "renorm")
 MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed", "kneser-ney")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
-MAX_ESCAPE = 1e6  # Witten-Bell's escape weight: past this the lowest order takes everything
+DEFAULT_ESCAPE = 10.0  # Witten-Bell's escape weight (chosen in docs/RESULTS.md, "Smoothing")
+MAX_ESCAPE = 1e6  # past this the lowest order takes everything
 
 
 def is_int(x) -> bool:
@@ -37,8 +38,9 @@ class TargetConfig:
     "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm").
     mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
     of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``: the weight of a
-    context's distinct next tokens D in lambda = T / (T + escape * D); above 1 moves weight to
-    the lower orders), "fixed" (``lambdas``, one per order as given) or "kneser-ney" (complete
+    context's distinct next tokens D in lambda = T / (T + escape * D); 1 is classic
+    Witten-Bell, the default 10 gives the lower orders more weight, most where a context was
+    seen least: docs/RESULTS.md), "fixed" (``lambdas``, one per order as given) or "kneser-ney" (complete
     tables, order o+1 stored for every lower order o). ``orders`` defaults to every stored
     order.
     """
@@ -51,7 +53,7 @@ class TargetConfig:
     orders: Sequence[int] | None = None
     min_count: int = 2
     lambdas: Sequence[float] | None = None
-    escape: float = 1.0
+    escape: float = DEFAULT_ESCAPE
 
     def __post_init__(self):
         if self.targets not in TARGETS:

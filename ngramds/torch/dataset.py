@@ -11,7 +11,7 @@ from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
-from ..targets.config import check_int
+from ..targets.config import DEFAULT_ESCAPE, check_int
 from ..targets.packing import (IGNORE_INDEX, hide_window_prompts, pack_documents,
                                 packed_batch)
 from .documents import window_position_ids
@@ -40,7 +40,8 @@ class NgramDataset(IterableDataset):
     (full stored distribution; ``max_k`` keeps the first max_k entries, renormalised) or
     "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm");
     ``mixing`` of several stored orders: "auto" (Witten-Bell over several orders, else the
-    one), "none", "backoff" (``min_count``), "witten-bell", "fixed" (``lambdas``),
+    one), "none", "backoff" (``min_count``), "witten-bell" (``escape``, default 10: the
+    weight of a context's distinct next tokens, spec/TARGETS.md), "fixed" (``lambdas``),
     "kneser-ney" (interpolated, continuation counts derived once per process); ``orders``
     defaults to every stored order. See spec/TARGETS.md.
 
@@ -98,7 +99,7 @@ class NgramDataset(IterableDataset):
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
                  targets: str = "coconts", top_r: int = 8, residual: str = "tail",
                  max_k: int | None = None, mixing: str = "auto", orders=None,
-                 min_count: int = 2, lambdas=None, escape: float = 1.0,
+                 min_count: int = 2, lambdas=None, escape: float = DEFAULT_ESCAPE,
                  shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,

@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError
-from ..targets.config import MIXINGS
+from ..targets.config import DEFAULT_ESCAPE, MIXINGS
 
 TARGET_KINDS = ("onehot", "allnts", "coconts")
 
@@ -26,7 +26,7 @@ class RunConfig:
     orders: list[int] | None = None
     min_count: int = 2
     lambdas: list[float] | None = None
-    escape: float = 1.0
+    escape: float = DEFAULT_ESCAPE
     alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
     alpha_hold: float | None = None  # alpha for this fraction of the steps, then linearly
                                      # to 0; None: ngramds.torch.hold_for_epochs (0.5 up to

@@ -12,6 +12,7 @@ from ngramds.targets.compute import Targets
 from ngramds.targets.config import TargetConfig
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+V1_DEFAULT = dict(escape=1.0)  # the default targets when v1_targets.npz was computed
 
 
 def v1_corpus():
@@ -75,9 +76,9 @@ def test_version_1_files_read_with_the_same_contexts_and_targets(tmp_path, name)
         for s in ("context_tokens", "entry_offsets", "next_ids", "counts", "totals"):
             assert np.array_equal(old.section(f"order{order}/{s}"),
                                   new.section(f"order{order}/{s}"))
-    saved = np.load(DATA / "v1_targets.npz")  # computed by the format-1 code
+    saved = np.load(DATA / "v1_targets.npz")  # computed by the format-1 code (escape 1)
     labels = old.tokens.astype(np.int64)
-    for mode, kw in (("coconts", {}), ("allnts", dict(targets="allnts")),
+    for mode, kw in (("coconts", V1_DEFAULT), ("allnts", dict(targets="allnts", **V1_DEFAULT)),
                      ("backoff", dict(mixing="backoff"))):
         for f in (old, new):
             t = Targets(f, TargetConfig(**kw))
@@ -262,7 +263,7 @@ def test_a_section_a_version_does_not_have_is_ignored(tmp_path):
         assert f.contexts_at(positions, order).tolist() == \
             old.contexts_at(positions, order).tolist()
     saved = np.load(DATA / "v1_targets.npz")
-    t = Targets(f, TargetConfig())
+    t = Targets(f, TargetConfig(**V1_DEFAULT))
     ids = np.empty((positions.size, t.plan.slots), np.int64)
     probs = np.empty((positions.size, t.plan.slots), np.float32)
     t.compute_at(positions.astype(np.int64), f.tokens.astype(np.int64), 7, 1, ids, probs)
