@@ -452,8 +452,8 @@ def _cmd_show(a) -> int:
     print(f"sample {k} of {n:,}: {where}, seq_len {L}; targets "
           f"{a.targets}{f' r={a.top_r} {a.residual}' if a.targets == 'coconts' else ''}, "
           f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}"
-          f"{f' (escape {plan.escape:g})' if plan.mixing == 'witten-bell' else ''}, seed {a.seed}, "
-          f"epoch {a.epoch}")
+          f"{f' (escape {plan.escape:g})' if plan.mixing == 'witten-bell' else ''}, "
+          f"seed {a.seed}, epoch {a.epoch}")
     print(f"{'t':>4} {'input':>8} {'label':>8} {'H nats':>8}  top targets (id:probability)")
     for i in range(L):
         merged: dict = {}

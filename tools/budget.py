@@ -118,7 +118,7 @@ def ngram_name(hold: float | None, steps: int) -> str:
     """The log name of an n-gram run: "ngram-hold0.5-600" ("ngram-const-600": alpha 1
     throughout, ``hold`` None); with an escape weight other than Witten-Bell's 1
     (:data:`ESCAPE`), "ngram-esc3-hold0.5-600"."""
-    kind = "const" if hold is None else f"hold{hold:g}"
+    kind = "const" if hold is None else f"hold{hold}"  # as the runs were first named
     return f"ngram-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{kind}-{steps}"
 
 

@@ -40,9 +40,9 @@ class TargetConfig:
     of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``: the weight of a
     context's distinct next tokens D in lambda = T / (T + escape * D); 1 is classic
     Witten-Bell, the default 10 gives the lower orders more weight, most where a context was
-    seen least: docs/RESULTS.md), "fixed" (``lambdas``, one per order as given) or "kneser-ney" (complete
-    tables, order o+1 stored for every lower order o). ``orders`` defaults to every stored
-    order.
+    seen least: docs/RESULTS.md), "fixed" (``lambdas``, one per order as given) or
+    "kneser-ney" (complete tables, order o+1 stored for every lower order o). ``orders``
+    defaults to every stored order.
     """
 
     targets: str = "coconts"
@@ -142,7 +142,7 @@ class Plan(NamedTuple):
     max_k: int
     width: int             # slots per order block
     blocks: int            # blocks per position
-    escape: float = 1.0    # "witten-bell": the weight of D in lambda = T / (T + escape * D)
+    escape: float          # "witten-bell": the weight of D in lambda = T / (T + escape * D)
 
     @property
     def slots(self) -> int:
