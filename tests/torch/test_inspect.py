@@ -122,6 +122,26 @@ def test_show_prints_each_position_and_its_top_targets(path, capsys):
     assert "sample" in capsys.readouterr().err
 
 
+def test_show_takes_the_escape_weight(path, capsys):
+    """--escape is the dataset's ``escape``: the header names it, the rows follow it."""
+    for escape in (1.0, 25.0):
+        assert main(["show", str(path), "--sample", "1", "--seq-len", str(SEQ), "--top", "1",
+                     "--escape", str(escape)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert f"mixing witten-bell (escape {escape:g})" in out[0]
+        item = NgramDataset(path, SEQ, escape=escape)[1]
+        rows = [line.split() for line in out if line.lstrip()[:1].isdigit()]
+        for t, fields in enumerate(rows):
+            merged = {}
+            for i, q in zip(item["target_ids"][t].tolist(), item["target_probs"][t].tolist()):
+                merged[i] = merged.get(i, 0.0) + q
+            best = min(merged, key=lambda i: (-merged[i], i))
+            assert fields[4] == f"{best}:{merged[best]:.3f}"
+    assert main(["show", str(path), "--sample", "1", "--escape", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "escape must be a number" in err
+
+
 def test_show_documents_and_prompt_rows(tmp_path, capsys):
     tokens, offsets = np.arange(40) % 7, np.array([0, 9, 13, 30, 40])
     path = ngramds.build(ngramds.Corpus(tokens, offsets, prompt_lengths=np.array([3, 0, 5, 2])),
