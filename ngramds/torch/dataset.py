@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from ..errors import FormatError, InputError
+from ..errors import FormatError, InputError, InputWarning
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
@@ -261,7 +262,17 @@ class NgramDataset(IterableDataset):
                 "num_samples": self.num_samples, "seq_len": self.seq_len, "seed": self.seed,
                 "shuffle": self.shuffle, "file_crc": self._identity[3],
                 "world_size": self.partition.world_size, "drop_last": self.drop_last,
-                "batch_size": self.batch_size, "sampling": self.sampling}
+                "batch_size": self.batch_size, "sampling": self.sampling,
+                "targets": self._target_options()}
+
+    def _target_options(self) -> dict:
+        """The target options, as a state records them (plain types)."""
+        c = self.config
+        return {"targets": c.targets, "top_r": c.top_r, "residual": c.residual,
+                "max_k": c.max_k, "mixing": c.mixing, "min_count": c.min_count,
+                "orders": None if c.orders is None else list(c.orders),
+                "lambdas": None if c.lambdas is None else [float(x) for x in c.lambdas],
+                "escape": c.escape}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume after ``state['consumed']`` samples of the global order of
@@ -306,6 +317,8 @@ class NgramDataset(IterableDataset):
                 raise InputError(f"the state is of {what}: its {key} is {state[key]!r}, this "
                                  f"dataset's is {mine[key]!r}; resume with the same file and "
                                  "sample layout")
+        _warn_if_targets_differ(state.get("targets"), mine["targets"],
+                                self._targets.plan.mixing == "witten-bell")
         epoch = check_int("state epoch", state["epoch"], 0, MAX_EPOCH)
         consumed = check_int("state consumed", state["consumed"], 0, self.num_samples)
         worker = state.get("worker")
@@ -496,6 +509,25 @@ def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarr
         labels[:, 0] = IGNORE_INDEX
     else:
         labels[:] = input_ids
+
+
+def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:
+    """A resumed run whose target options differ from the saved run's (the sample order does
+    not depend on them, so this is a warning): a deliberate change, or a new default, such as
+    Witten-Bell's escape weight, 1 before ngramds 0.3.0 (whose states do not record them)."""
+    if saved is None:
+        if witten_bell and mine["escape"] != 1.0:
+            warnings.warn("this dataset state was saved by ngramds < 0.3.0, whose Witten-Bell "
+                          f"targets used escape=1; these use escape={mine['escape']:g}. Pass "
+                          "escape=1 to resume with the same targets", InputWarning,
+                          stacklevel=3)
+        return
+    if not isinstance(saved, dict):
+        raise InputError("the state's target options are not a dict")
+    changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+    if changed:
+        warnings.warn("resuming with other target options than the saved run's: "
+                      + ", ".join(changed), InputWarning, stacklevel=3)
 
 
 def _identity(f: NgramFile) -> tuple:

@@ -178,6 +178,7 @@ FIELD_VALUES = {
     "drop_last": st.booleans(),
     "worker": st.one_of(st.just({"num_workers": 2, "next_block": -5, "in_block": 99,
                                  "start": -1, "base": 10**9, "rank": 0}), st.just([])),
+    "targets": st.sampled_from([[], {"escape": 1.0}, {}]),
 }
 
 
@@ -203,6 +204,34 @@ def test_fuzzed_states_are_refused_or_resume_exactly_once(path, changes, data, d
     epoch, consumed = state["epoch"], state["consumed"]
     order = epoch_order(path, epoch)
     assert indices(loader) == order[consumed:]
+
+
+def test_resuming_with_other_targets_warns(tmp_path):
+    """The sample order does not depend on the target options, so a state resumes under
+    others, but says so; a state of ngramds < 0.3.0 (no options recorded) warns that its
+    Witten-Bell targets used escape=1 when these do not."""
+    import warnings
+    tokens = (np.random.default_rng(7).zipf(1.4, SEQ * 61 + 3) % 40).astype(np.uint16)
+    path = ngramds.build(tokens, tmp_path / "m.ngds", orders=[2, 3], progress=False)
+    saved = NgramDataset(path, SEQ, seed=1, escape=1).state_dict()
+    assert saved["targets"]["escape"] == 1.0 and saved["targets"]["mixing"] == "auto"
+
+    def warned(ds, state):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds.load_state_dict(state)
+        return [str(w.message) for w in caught]
+
+    assert warned(NgramDataset(path, SEQ, seed=1, escape=1), saved) == []
+    (msg,) = warned(NgramDataset(path, SEQ, seed=1, top_r=4), saved)
+    assert "top_r 8 -> 4" in msg and "escape 1.0 -> 10.0" in msg
+    old = {k: v for k, v in saved.items() if k != "targets"}  # as ngramds 0.2 saved it
+    (msg,) = warned(NgramDataset(path, SEQ, seed=1), old)
+    assert "< 0.3.0" in msg and "escape=1" in msg
+    assert warned(NgramDataset(path, SEQ, seed=1, escape=1), old) == []
+    assert warned(NgramDataset(path, SEQ, seed=1, mixing="none"), old) == []
+    with pytest.raises(ngramds.InputError, match="target options are not a dict"):
+        NgramDataset(path, SEQ, seed=1).load_state_dict(dict(saved, targets=[1]))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
