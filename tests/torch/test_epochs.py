@@ -182,6 +182,7 @@ FIELD_VALUES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:resuming with other target options")  # (tested below)
 @given(changes=st.dictionaries(st.sampled_from(sorted(FIELD_VALUES)), st.none(), max_size=3),
        data=st.data(), drop=st.sampled_from([None, "epoch", "consumed", "file_crc"]))
 @settings(max_examples=80)
