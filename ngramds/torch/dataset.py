@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import fields
 
 import numpy as np
 import torch
@@ -266,13 +267,12 @@ class NgramDataset(IterableDataset):
                 "targets": self._target_options()}
 
     def _target_options(self) -> dict:
-        """The target options, as a state records them (plain types)."""
-        c = self.config
-        return {"targets": c.targets, "top_r": c.top_r, "residual": c.residual,
-                "max_k": c.max_k, "mixing": c.mixing, "min_count": c.min_count,
-                "orders": None if c.orders is None else list(c.orders),
-                "lambdas": None if c.lambdas is None else [float(x) for x in c.lambdas],
-                "escape": c.escape}
+        """The target options (every field of :class:`TargetConfig`), as a state records
+        them: plain Python values, sequences as lists."""
+        def plain(v):
+            return [x.item() if isinstance(x, np.generic) else x for x in v] \
+                if isinstance(v, (list, tuple, np.ndarray)) else v
+        return {f.name: plain(getattr(self.config, f.name)) for f in fields(self.config)}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume after ``state['consumed']`` samples of the global order of
