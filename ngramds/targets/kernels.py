@@ -12,6 +12,7 @@ from numba import njit
 
 from ..errors import FormatError
 from ..hashing import splitmix64
+from ..prefetch import prefetch
 
 ONEHOT, ALLNTS, TAIL, RENORM = 0, 1, 2, 3
 MODES = {"onehot": ONEHOT, "allnts": ALLNTS, "coconts-tail": TAIL, "coconts-renorm": RENORM}
@@ -31,6 +32,7 @@ ERRORS = {BAD_CONTEXT: "a position or link refers to a context id past the table
           BAD_TOKEN: "a token id is >= the vocabulary size"}
 
 PREFIX_BLOCK = 64
+AHEAD = 8  # rows a kernel prefetches ahead of the one it computes
 NO_PREFIX = np.zeros(0, np.int64)
 
 
@@ -93,8 +95,14 @@ def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his
     """ctx[i] <- context_ids[index[i]]: a table's context of each position, from the highest
     table's position ids (``index``: the positions) or a higher table's ``lower_contexts``
     (``index``: its contexts); los/his/tots[i] <- that context's entry range and total."""
-    num_contexts = totals.shape[0]
-    for i in range(index.shape[0]):
+    num_contexts, n = totals.shape[0], index.shape[0]
+    for i in range(n):
+        if i + AHEAD < n:  # the context row AHEAD rows on (its id is a sequential read)
+            j = np.int64(index[i + AHEAD])
+            if 0 <= j < context_ids.shape[0]:
+                a = np.int64(context_ids[j])
+                prefetch(entry_offsets, a)
+                prefetch(totals, a)
         c = np.int64(context_ids[index[i]])
         if c < 0 or c >= num_contexts:
             return BAD_CONTEXT
@@ -112,29 +120,70 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
                    epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
                    prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
-    every row i, which hold (label, 0) already (rows of weight 0 are left so). Serial (Numba's
-    thread pool does not survive the fork of DataLoader workers); callers run tiles in Python
-    threads instead."""
+    every row i, which hold (label, 0) already (rows of weight 0 are left so), as
+    spec/TARGETS.md defines it: AllNTs, or CoCoNTs' top r with the residual on a tail draw
+    (``TAIL``) or, when the label is not in the top r, on the label (``RENORM``).
+
+    A tail draw uses the word of (``seed``, ``epoch``, position), mixed with ``salt`` when
+    ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
+    label is, and ``renorm`` is ignored); it is hashed only when a draw is made. Every entry
+    read is checked first. One loop over the rows with nothing called per row but the draw:
+    a call per row with the output arrays as arguments cost as much as the work itself.
+    Serial (Numba's thread pool does not survive the fork of DataLoader workers); callers run
+    tiles in Python threads instead."""
     n = positions.shape[0]
-    span = width if mode == ALLNTS else r
-    # validate every entry a target will read first: independent loads of many positions
-    # overlap in the memory system, and the second loop finds them in the cache
+    renorm = mode == RENORM and not label_free
     for i in range(n):
-        if w[i] == 0.0:
+        weight = w[i]
+        if weight == 0.0:
             continue
-        for k in range(los[i], min(his[i], los[i] + span)):
-            if np.int64(next_ids[k]) >= vocab_size:
+        if i + AHEAD < n:  # the entries AHEAD rows on
+            prefetch(counts, los[i + AHEAD])
+            prefetch(next_ids, los[i + AHEAD])
+        lo, hi, total, label = los[i], his[i], tots[i], labels[i]
+        kept = min(hi - lo, width if mode == ALLNTS else r)
+        # the kept entries: checked (no overflow whatever the file holds), summed
+        mass = np.int64(0)
+        label_in_top = False
+        for k in range(lo, lo + kept):
+            c, t = np.int64(counts[k]), np.int64(next_ids[k])
+            if t < 0 or t >= vocab_size:
                 return BAD_TOKEN
-            if np.int64(counts[k]) <= 0:
+            if c <= 0 or c > total - mass:
                 return BAD_ENTRIES
-    for i in range(n):
-        if w[i] == 0.0:
+            mass += c
+            label_in_top |= t == label
+        if mode == ALLNTS or (renorm and label_in_top):
+            inv = weight / mass
+        elif renorm:  # the label outside the top r: all of the weight on it
+            probs[i, off + r] = weight
             continue
-        code = position_target(next_ids, counts, los[i], his[i], tots[i], labels[i],
-                               positions[i], seed, epoch, salt, mode, r, label_free,
-                               complete, vocab_size, w[i], ids, probs, i, off, width, prefix)
-        if code != OK:
-            return code
+        else:
+            inv = weight / total
+        for k in range(kept):
+            ids[i, off + k] = next_ids[lo + k]
+            probs[i, off + k] = counts[lo + k] * inv
+        residual = total - mass
+        if mode == ALLNTS or renorm or residual == 0:
+            continue
+        # TAIL: the residual to one token outside the top r
+        probs[i, off + r] = residual * inv
+        if not (label_in_top or label_free):
+            continue  # it stays on the label
+        tail_mass = residual
+        if not complete:
+            tail_mass = _mass(counts, lo + kept, hi, residual) if hi > lo + kept else 0
+            if tail_mass < 0:
+                return BAD_ENTRIES
+        if tail_mass > 0:
+            h = position_key(seed, epoch, positions[i])
+            if label_free:
+                h = splitmix64(h ^ np.uint64(salt))
+            k = tail_entry(counts, prefix, lo + kept, hi, np.int64(h % np.uint64(tail_mass)))
+            t = np.int64(next_ids[k])
+            if t < 0 or t >= vocab_size:
+                return BAD_TOKEN
+            ids[i, off + r] = t
     return OK
 
 
@@ -194,70 +243,6 @@ def _mass(counts, a, b, limit):
             return -1
         mass += c
     return mass
-
-
-@njit(cache=True, nogil=True)
-def position_target(next_ids, counts, lo, hi, total, label, p, seed, epoch, salt, mode, r,
-                    label_free, complete, vocab_size, weight, ids, probs, row, off, width,
-                    prefix):
-    """Target of one position whose context's entries are [lo, hi), scaled by ``weight``, into
-    slots [off, off + width) of row ``row`` of the flattened outputs (spec/TARGETS.md).
-
-    A tail draw uses the word of (``seed``, ``epoch``, ``p``), mixed with ``salt`` when
-    ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
-    label is, and ``renorm`` is ignored); it is hashed only when a draw is made. The slots
-    hold (label, 0) already: only the entries are written."""
-    if mode == ALLNTS:
-        kept = min(hi - lo, width)
-        mass = _mass(counts, lo, lo + kept, total)
-        if mass <= 0:
-            return BAD_ENTRIES
-        inv = weight / mass
-        for k in range(kept):
-            ids[row, off + k] = next_ids[lo + k]
-            probs[row, off + k] = counts[lo + k] * inv
-        return OK
-    top = min(hi - lo, r)
-    top_mass = _mass(counts, lo, lo + top, total)
-    if top_mass <= 0:
-        return BAD_ENTRIES
-    label_in_top = False
-    for k in range(top):
-        if np.int64(next_ids[lo + k]) == label:
-            label_in_top = True
-    if mode == RENORM and not label_free:
-        if label_in_top:
-            inv = weight / top_mass
-            for k in range(top):
-                ids[row, off + k] = next_ids[lo + k]
-                probs[row, off + k] = counts[lo + k] * inv
-        else:
-            probs[row, off + r] = weight
-        return OK
-    # TAIL: top r intact, residual mass to one token outside the top r
-    inv = weight / total
-    for k in range(top):
-        ids[row, off + k] = next_ids[lo + k]
-        probs[row, off + k] = counts[lo + k] * inv
-    residual = total - top_mass
-    if residual == 0:
-        return OK
-    probs[row, off + r] = residual * inv
-    if label_in_top or label_free:
-        tail_mass = residual
-        if not complete:
-            tail_mass = _mass(counts, lo + top, hi, residual) if hi > lo + top else 0
-            if tail_mass < 0:
-                return BAD_ENTRIES
-        if tail_mass > 0:
-            h = position_key(seed, epoch, p)
-            if label_free:
-                h = splitmix64(h ^ np.uint64(salt))
-            k = tail_entry(counts, prefix, lo + top, hi, np.int64(h % np.uint64(tail_mass)))
-            if np.int64(next_ids[k]) >= np.int64(vocab_size):
-                return BAD_TOKEN
-            ids[row, off + r] = next_ids[k]
-    return OK
 
 
 @njit(cache=True, nogil=True)
