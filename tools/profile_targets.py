@@ -40,11 +40,7 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
     w = np.empty((len(plan.orders), n))
     for a in range(0, positions.size - n + 1, n):
         pos, lab = positions[a:a + n], labels[a:a + n]
-
-        def fill_rows():
-            ids[:] = lab[:, None]
-            probs[:] = 0.0
-        timed("initial (label, 0) slots", fill_rows)
+        timed("initial (label, 0) slots", lambda: K.init_rows(lab, ids, probs))
         index = pos
         for j, (table, source) in enumerate(t.chain):
             timed(f"gather order {table.order} (context, entry range, total)",
@@ -52,9 +48,10 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
                                            table.next_ids.size, index, ctx[j], los[j], his[j],
                                            tots[j])))
             index = ctx[j]
-        lo, hi, tot = los[t.rows], his[t.rows], tots[t.rows]
+        lo, hi, tot = ([x[r] for r in t.rows] for x in (los, his, tots))
         timed("Witten-Bell weights", lambda: K.mix_weights(
-            K.WITTEN_BELL, hi - lo, tot, plan.min_count, plan.lambdas, plan.escape, w))
+            K.WITTEN_BELL, los, his, tots, t.rows, plan.min_count, plan.lambdas, plan.escape,
+            w))
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             timed(f"order {order}'s part (top r, residual, tail draw)",
                   lambda: K.check(K.fill_component(

@@ -15,6 +15,7 @@ from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
 TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache across orders
+_ROWS = np.arange(TILE_ROWS)
 
 
 class TargetBatch(NamedTuple):
@@ -46,7 +47,7 @@ class Targets:
         chain = f.chain(self.plan.orders[0])
         self.chain = [(chain[0], chain[0].position_contexts)] + \
             [(low, high.lower_contexts) for high, low in zip(chain, chain[1:])]
-        self.rows = np.array([chain.index(t) for t in self.tables])
+        self.rows = np.array([chain.index(t) for t in self.tables], np.int64)
         self.kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else None
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
@@ -71,10 +72,13 @@ class Targets:
         return batch
 
     def compute_at(self, positions: np.ndarray, labels: np.ndarray, seed: int, epoch: int,
-                   target_ids: np.ndarray, target_probs: np.ndarray, threads: int = 1) -> None:
+                   target_ids: np.ndarray, target_probs: np.ndarray, threads: int = 1,
+                   contexts: np.ndarray | None = None) -> None:
         """Targets of the label tokens ``labels`` [n] at token positions ``positions`` [n]
         (int64; positions in 0..N-1, labels the tokens there), written into ``target_ids`` /
-        ``target_probs`` [n, K]."""
+        ``target_probs`` [n, K]. ``contexts`` [n]: the highest stored table's context ids of
+        the positions when the caller has them (a device batch; checked like the file's),
+        else read from the file (searched in a compact one)."""
         n = positions.shape[0]
         if self.plan.mode == K.ONEHOT or n == 0:
             return
@@ -83,7 +87,11 @@ class Targets:
         job = _Tiles(self, labels, positions, target_ids, target_probs,
                      _word(seed, "seed"), _word(epoch, "epoch"))
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
-        if self.chain[0][1] is None:  # a compact file: the contexts searched a run at a time
+        if contexts is not None:
+            if contexts.shape != (n,):
+                raise InputError(f"contexts must be [{n}], one per position")
+            job.top = contexts
+        elif self.chain[0][1] is None:  # a compact file: the contexts searched a run at a time
             job.top = np.empty(n, np.int64)
             step = -(-n // max(1, threads))
             runs = [slice(a, min(n, a + step)) for a in range(0, n, step)]
@@ -149,28 +157,32 @@ class _Tiles:
     def __init__(self, targets: Targets, labels, positions, ids, probs, seed, epoch):
         self.t, self.labels, self.positions = targets, labels, positions
         self.ids, self.probs, self.seed, self.epoch = ids, probs, seed, epoch
-        self.top: np.ndarray | None = None  # a compact file's highest-table contexts
+        self.top: np.ndarray | None = None  # the highest table's contexts, when known
 
     def __call__(self, z: slice) -> None:
         t, plan = self.t, self.t.plan
         k, top, rows = len(plan.orders), plan.orders[-1], z.stop - z.start
         ids, probs, labels, positions = self.ids[z], self.probs[z], self.labels[z], \
             self.positions[z]
-        ids[:] = labels[:, None]
-        probs[:] = 0.0
+        K.init_rows(labels, ids, probs)
         chain = len(t.chain)
         ctx, los, his, tots = (np.empty((chain, rows), np.int64) for _ in range(4))
         index = positions  # then each table's contexts, from the highest table down
         for j, (table, source) in enumerate(t.chain):
-            if source is None:  # a compact file: the highest table's contexts searched
-                source, index = self.top[z], np.arange(rows)
+            if j == 0 and self.top is not None:  # the highest table's contexts, known
+                source, index = self.top[z], _ROWS[:rows]
             K.check(K.gather(source, table.entry_offsets, table.totals, table.next_ids.size,
                              index, ctx[j], los[j], his[j], tots[j]))
             index = ctx[j]
-        los, his, tots = los[t.rows], his[t.rows], tots[t.rows]  # the orders used
         w = np.empty((k, rows), np.float64)
         counts = [table.counts for table in t.tables]
-        if t.kn is not None:  # Kneser-Ney: discounted (continuation) counts, their weights
+        if t.kn is None:
+            method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
+            K.mix_weights(method, los, his, tots, t.rows, plan.min_count, plan.lambdas,
+                          plan.escape, w)
+            los, his, tots = ([x[r] for r in t.rows] for x in (los, his, tots))  # views
+        else:  # Kneser-Ney: discounted (continuation) counts, their weights
+            los, his, tots = los[t.rows], his[t.rows], tots[t.rows]  # the orders used
             crow = ctx[t.rows]
             base = np.stack([kn.base_totals[c] for kn, c in zip(t.kn, crow)])
             tots = np.stack([kn.totals[c] for kn, c in zip(t.kn, crow)])
@@ -181,10 +193,6 @@ class _Tiles:
                 rest = rest * lam
             w[0] = rest
             counts = [kn.counts for kn in t.kn]
-        else:
-            method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
-            K.mix_weights(method, his - los, tots, plan.min_count, plan.lambdas, plan.escape,
-                          w)
         prefixes = t.prefixes if t.kn is None else [kn.prefix for kn in t.kn]
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width

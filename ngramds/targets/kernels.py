@@ -246,16 +246,26 @@ def _mass(counts, a, b, limit):
 
 
 @njit(cache=True, nogil=True)
-def mix_weights(method, his_minus_los, tots, min_count, lambdas, escape, w):
-    """w[j, i] <- weight of order j (ascending) at position i. ``his_minus_los`` is the number
-    of stored next tokens of each context (Witten-Bell's distinct count D), ``escape`` its
-    weight in Witten-Bell's lambda = T / (T + escape * D)."""
-    k, n = tots.shape
+def init_rows(labels, ids, probs):
+    """Every slot of row i <- (labels[i], 0): what a target leaves where it puts no entry."""
+    for i in range(ids.shape[0]):
+        for k in range(ids.shape[1]):
+            ids[i, k] = labels[i]
+            probs[i, k] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def mix_weights(method, los, his, tots, rows, min_count, lambdas, escape, w):
+    """w[j, i] <- weight of order j (ascending) at position i, whose context's entry range
+    and total are in row ``rows[j]`` of ``los``, ``his`` and ``tots``. Witten-Bell's
+    lambda = T / (T + escape * D), D = his - los the context's number of distinct next
+    tokens."""
+    k, n = rows.shape[0], w.shape[1]
     for i in range(n):
         if method == BACKOFF:
             chosen = 0
             for j in range(k - 1, -1, -1):
-                if tots[j, i] >= min_count:
+                if tots[rows[j], i] >= min_count:
                     chosen = j
                     break
             for j in range(k):
@@ -263,8 +273,9 @@ def mix_weights(method, his_minus_los, tots, min_count, lambdas, escape, w):
         elif method == WITTEN_BELL:
             rest = 1.0
             for j in range(k - 1, 0, -1):
-                t = np.float64(tots[j, i])
-                lam = t / (t + escape * np.float64(his_minus_los[j, i]))
+                t = np.float64(tots[rows[j], i])
+                d = np.float64(his[rows[j], i] - los[rows[j], i])
+                lam = t / (t + escape * d)
                 w[j, i] = rest * lam
                 rest *= 1.0 - lam
             w[0, i] = rest

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
-from ..targets import TargetConfig
+from ..targets import TargetConfig, Targets
 from ..targets.compute import key_radix, kneser_ney, packed_keys
 from ..targets import kernels as K
 from .dataset import NgramDataset
@@ -95,16 +95,25 @@ class NgramTargets:
     returns the batch with ``input_ids``, ``labels``, ``target_ids`` and ``target_probs``
     on the device, equal to what the dataset computes in its workers otherwise.
 
-    Device memory: per stored context of each order used 16 bytes (entry offset, total), per
-    stored entry 12 bytes (next id, cumulative count), per context of each table above the
-    lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31 contexts); for a
-    compact file, per context of the highest table 8 bytes (its packed key, searched for each
-    position's context); with ``mixing="kneser-ney"``, 8 more per context of each order used
-    (its undiscounted total); nothing per position.
+    ``backend``: ``"torch"`` computes with batched torch ops on the device; ``"compiled"``
+    (the CPU only) with the compiled kernels of :class:`ngramds.targets.Targets` on
+    ``torch.get_num_threads()`` threads, reading the mapped file where it lies; ``"auto"``
+    (the default) the compiled kernels on the CPU, torch ops elsewhere. Both give the same
+    targets.
+
+    Device memory (``"torch"``): per stored context of each order used 16 bytes (entry
+    offset, total), per stored entry 12 bytes (next id, cumulative count), per context of
+    each table above the lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31
+    contexts); for a compact file, per context of the highest table 8 bytes (its packed key,
+    searched for each position's context); with ``mixing="kneser-ney"``, 8 more per context
+    of each order used (its undiscounted total); nothing per position. ``"compiled"`` copies
+    no table (only a compact file's packed keys, and 1 byte per 8 entries of the tables whose
+    distributions are long: the tail draws' block sums).
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
-                 *, seed: int | None = None, device: str | torch.device | None = None):
+                 *, seed: int | None = None, device: str | torch.device | None = None,
+                 backend: str = "auto"):
         if isinstance(source, NgramDataset):
             f, config = source._file or open_file(source.path), config or source.config
             seed = source.seed if seed is None else seed
@@ -114,16 +123,29 @@ class NgramTargets:
         self.file, self.config, self.seed = f, config, int(seed or 0)
         self.plan = config.resolve(f)
         self.device = torch.device(device or "cpu")
-        kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else \
-            [None] * len(self.plan.orders)
-        self.tables = [_Table(f.table(o), self.device, part)
-                       for o, part in zip(self.plan.orders, kn)]
+        if backend not in ("auto", "torch", "compiled"):
+            raise InputError(f"backend must be 'auto', 'torch' or 'compiled', not {backend!r}")
+        if backend == "compiled" and self.device.type != "cpu":
+            raise InputError("backend='compiled' runs on the CPU only; use 'torch' (or "
+                             f"'auto') on {self.device.type}")
+        if backend == "auto":
+            backend = "compiled" if self.device.type == "cpu" else "torch"
+        self.backend = backend
+        self.compiled: Targets | None = None
+        self.tables: list[_Table] = []
+        if backend == "compiled":
+            self.compiled = Targets(f, config)
+        else:
+            kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else \
+                [None] * len(self.plan.orders)
+            self.tables = [_Table(f.table(o), self.device, part)
+                           for o, part in zip(self.plan.orders, kn)]
         self.vocab_size = f.vocab_size
         self.top_contexts = f.table().num_contexts
         # links from the highest stored table down to the lowest order used, checked once
         chain = f.chain(self.plan.orders[0])
         self.links: list[torch.Tensor] = []
-        for high, low in zip(chain, chain[1:]):
+        for high, low in zip(chain, chain[1:]) if backend == "torch" else ():
             links = np.asarray(high.lower_contexts)
             if links.size and int(links.max()) >= low.num_contexts:
                 raise FormatError(f"order {low.order}: a lower_contexts link is past the "
@@ -138,8 +160,10 @@ class NgramTargets:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the tables, links and keys on the device."""
-        return sum(t.nbytes for t in self.tables) + \
+        """Bytes of the tables, links and keys on the device (with ``"compiled"``, what it
+        holds besides the mapped file)."""
+        held = sum(p.nbytes for p in self.compiled.prefixes) if self.compiled else 0
+        return held + sum(t.nbytes for t in self.tables) + \
             sum(x.numel() * x.element_size() for x in self.links + [
                 self.keys if self.keys is not None else torch.empty(0)])
 
@@ -219,6 +243,8 @@ class NgramTargets:
         if plan.mode == K.ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
                     torch.empty(n, 0, dtype=torch.float32, device=labels.device))
+        if self.compiled is not None:
+            return self._compiled_targets(ctx, labels, positions, epochs)
         c = ctx.long()
         bad = (c < 0) | (c >= self.top_contexts)
         if labels.device.type == "cpu":
@@ -251,6 +277,26 @@ class NgramTargets:
             return ids, probs.float()
         return (torch.cat([b[0] for b in blocks], 1),
                 torch.cat([b[1] for b in blocks], 1).float())
+
+    def _compiled_targets(self, ctx, labels, positions, epochs):
+        """:meth:`targets` by the compiled CPU kernels (one call per epoch in the batch)."""
+        ctx, labels, positions, epochs = (np.ascontiguousarray(x.cpu().long().numpy())
+                                          for x in (ctx, labels, positions, epochs))
+        n, slots, threads = labels.shape[0], self.plan.slots, torch.get_num_threads()
+        ids = torch.empty(n, slots, dtype=torch.int64)
+        probs = torch.empty(n, slots, dtype=torch.float32)
+        if n and epochs.min() == epochs.max():
+            self.compiled.compute_at(positions, labels, self.seed, int(epochs[0]), ids.numpy(),
+                                     probs.numpy(), threads, contexts=ctx)
+        else:
+            for epoch in np.unique(epochs).tolist():
+                rows = np.flatnonzero(epochs == epoch)
+                part_ids, part_probs = np.empty((rows.size, slots), np.int64), \
+                    np.empty((rows.size, slots), np.float32)
+                self.compiled.compute_at(positions[rows], labels[rows], self.seed, epoch,
+                                         part_ids, part_probs, threads, contexts=ctx[rows])
+                ids.numpy()[rows], probs.numpy()[rows] = part_ids, part_probs
+        return ids, probs
 
     def _weights(self, gathered, device) -> list[torch.Tensor]:
         """Per order (ascending), the mixture weight of each position (float64)."""

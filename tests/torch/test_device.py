@@ -1,5 +1,6 @@
-"""Device targets (NgramTargets, here on the CPU) equal the compiled CPU kernels: ids identical,
-probabilities within float32 rounding, for every mode and mixing, on random files (issue 14)."""
+"""Device targets (NgramTargets, here on the CPU, by torch ops and by the compiled kernels) equal
+the compiled CPU kernels of the loader: ids identical, probabilities within float32 rounding,
+for every mode and mixing, on random files (issue 14)."""
 import numpy as np
 import pytest
 import torch
@@ -22,21 +23,23 @@ def compare(f, cfg, seed, epoch, seq_len=3):
     shipped = cpu.device_inputs(starts, seq_len)
     compact = f.table().position_contexts is None
     assert ("context_ids" not in shipped) == compact  # (small keys: searched on the device)
-    dev = NgramTargets(f, cfg, seed=seed)
     b = starts.size
     batch = {k: torch.from_numpy(v) for k, v in shipped.items()}
     batch.update(start=torch.from_numpy(starts), epoch=torch.full((b,), epoch))
-    if compact:  # the device's search finds the contexts the file's own search does
-        found = dev.contexts(batch["window"].long(), batch["history"].long(),
-                             batch["context_lengths"].long())
-        expect_ids = f.contexts_at((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
-        assert found.reshape(-1).tolist() == expect_ids.tolist()
-    got = dev(batch)
-    assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
-    assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
-    assert torch.equal(got["target_ids"], torch.from_numpy(expect.target_ids))
-    np.testing.assert_allclose(got["target_probs"].numpy(), expect.target_probs, rtol=1e-6,
-                               atol=1e-7)
+    for backend in ("torch", "compiled"):
+        dev = NgramTargets(f, cfg, seed=seed, backend=backend)
+        if compact:  # the device's search finds the contexts the file's own search does
+            found = dev.contexts(batch["window"].long(), batch["history"].long(),
+                                 batch["context_lengths"].long())
+            expect_ids = f.contexts_at((starts[:, None] +
+                                        np.arange(1, seq_len + 1)).reshape(-1))
+            assert found.reshape(-1).tolist() == expect_ids.tolist()
+        got = dev(batch)
+        assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
+        assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
+        assert torch.equal(got["target_ids"], torch.from_numpy(expect.target_ids)), backend
+        np.testing.assert_allclose(got["target_probs"].numpy(), expect.target_probs,
+                                   rtol=1e-6, atol=1e-7)
 
 
 @given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm", "onehot"]),
@@ -78,6 +81,37 @@ def test_real_corpus_every_mixing(tmp_path):
             compare(f, cfg, seed=7, epoch=3, seq_len=256)
 
 
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+def test_a_batch_across_an_epoch_boundary(tmp_path, backend):
+    """Each sample's tail draws use its own epoch."""
+    tokens = (np.random.default_rng(6).zipf(1.2, 5_000) % 300).astype(np.uint16)
+    f = ngramds.open(ngramds.build(tokens, tmp_path / "e.ngds", progress=False))
+    cpu, starts = Targets(f), np.array([5, 900, 17, 2_000])
+    epochs = np.array([3, 4, 3, 4])
+    shipped = {k: torch.from_numpy(v) for k, v in cpu.device_inputs(starts, 64).items()}
+    shipped.update(start=torch.from_numpy(starts), epoch=torch.from_numpy(epochs))
+    got = NgramTargets(f, seed=9, backend=backend)(shipped)
+    for i, (s, e) in enumerate(zip(starts, epochs)):
+        expect = cpu.compute(starts[i:i + 1], 64, seed=9, epoch=int(e))
+        assert torch.equal(got["target_ids"][i], torch.from_numpy(expect.target_ids[0]))
+        np.testing.assert_allclose(got["target_probs"][i].numpy(), expect.target_probs[0],
+                                   rtol=1e-6, atol=1e-7)
+    assert not torch.equal(got["target_ids"],
+                           NgramTargets(f, seed=9, backend=backend)(
+                               {**shipped, "epoch": torch.full((4,), 3)})["target_ids"])
+
+
+def test_backend_choice(tmp_path):
+    f = ngramds.open(ngramds.build(np.arange(500) % 7, tmp_path / "b.ngds", progress=False))
+    assert NgramTargets(f).backend == "compiled"  # on the CPU
+    assert NgramTargets(f, backend="torch").backend == "torch"
+    assert NgramTargets(f, backend="compiled").nbytes < NgramTargets(f, backend="torch").nbytes
+    with pytest.raises(ngramds.InputError, match="backend"):
+        NgramTargets(f, backend="numba")
+    with pytest.raises(ngramds.InputError, match="CPU only"):
+        NgramTargets(f, device="meta", backend="compiled")
+
+
 def test_hash_equals_the_kernels():
     from ngramds.hashing import splitmix64 as compiled
     xs = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1, 123456789], np.uint64)
@@ -85,8 +119,9 @@ def test_hash_equals_the_kernels():
     assert got.tolist() == [int(compiled(x)) for x in xs]
 
 
-@pytest.mark.parametrize("workers,compact", [(0, False), (2, False), (2, True)])
-def test_device_mode_through_the_loader(tmp_path, workers, compact):
+@pytest.mark.parametrize("workers,compact,backend", [(0, False, "torch"), (2, False, "auto"),
+                                                     (2, True, "torch"), (0, True, "auto")])
+def test_device_mode_through_the_loader(tmp_path, workers, compact, backend):
     tokens = (np.random.default_rng(5).zipf(1.3, 30_000) % 400).astype(np.uint16)
     ngramds.build(tokens, tmp_path / "d.ngds", progress=False, compact=compact,
                   doc_lengths=[10_000, 3, 1, 19_996])
@@ -95,7 +130,7 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact):
                        batch_size=3)
     ds = NgramDataset(tmp_path / "d.ngds", 125, seed=2, batched=True, targets_on="device")
     device = NgramLoader(ds, batch_size=3, num_workers=workers)
-    targets = NgramTargets(ds)
+    targets = NgramTargets(ds, backend=backend)
     f = ds._file
     assert targets.nbytes < 16 * sum(f.table(o).num_contexts for o in ds.orders) + \
         12 * sum(f.table(o).num_entries for o in ds.orders) + \
@@ -125,20 +160,23 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact):
         assert n == len(device)
 
 
-def test_hostile_context_ids_are_refused(tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+def test_hostile_context_ids_are_refused(tmp_path, backend):
     ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False)
     ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
-    batch = next(iter(NgramLoader(ds, batch_size=2)))
-    batch["context_ids"] = batch["context_ids"].long()
-    batch["context_ids"][0, 3] = 10**6
-    with pytest.raises(ngramds.FormatError, match="context id"):
-        NgramTargets(ds)(batch)
+    for bad in (10**6, -1):
+        batch = next(iter(NgramLoader(ds, batch_size=2)))
+        batch["context_ids"] = batch["context_ids"].long()
+        batch["context_ids"][0, 3] = bad
+        with pytest.raises(ngramds.FormatError, match="context id"):
+            NgramTargets(ds, backend=backend)(batch)
 
 
-def test_hostile_context_lengths_are_refused(tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+def test_hostile_context_lengths_are_refused(tmp_path, backend):
     ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False, compact=True)
     ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
-    targets = NgramTargets(ds)
+    targets = NgramTargets(ds, backend=backend)
     for value in (4, 200):  # longer than the order's contexts
         batch = next(iter(NgramLoader(ds, batch_size=2)))
         batch["context_lengths"][0, 3] = value
@@ -173,7 +211,13 @@ def test_a_link_past_the_lower_table_is_refused_once(tmp_path):
     s = next(s for s in ngramds.open(path).header["sections"]
              if s["name"] == "order4/lower_contexts")
     raw = bytearray(path.read_bytes())
-    raw[s["offset"]] = 0xFF  # (the CRC is not checked without verify)
+    # every link past the table (the CRC is not checked without verify)
+    raw[s["offset"]:s["offset"] + s["length"]] = b"\xff" * s["length"]
     path.write_bytes(bytes(raw))
     with pytest.raises(ngramds.FormatError, match="lower_contexts"):
-        NgramTargets(path)
+        NgramTargets(path, backend="torch")
+    ds = NgramDataset(path, 16, targets_on="device")  # the compiled kernels: when followed
+    targets = NgramTargets(ds, backend="compiled")
+    with pytest.raises(ngramds.FormatError, match="link"):
+        for batch in NgramLoader(ds, batch_size=4):
+            targets(batch)
