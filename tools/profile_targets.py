@@ -38,6 +38,7 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
     k, n = len(t.chain), TILE_ROWS
     ctx, los, his, tots = (np.empty((k, n), np.int64) for _ in range(4))
     w = np.empty((len(plan.orders), n))
+    keys = np.empty(n, np.uint64)
     for a in range(0, positions.size - n + 1, n):
         pos, lab = positions[a:a + n], labels[a:a + n]
         timed("initial (label, 0) slots", lambda: K.init_rows(lab, ids, probs))
@@ -52,11 +53,13 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
         timed("Witten-Bell weights", lambda: K.mix_weights(
             K.WITTEN_BELL, los, his, tots, t.rows, plan.min_count, plan.lambdas, plan.escape,
             w))
+        timed("position keys (the tail draws' words)",
+              lambda: K.position_keys(np.uint64(0), np.uint64(0), pos, keys))
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             timed(f"order {order}'s part (top r, residual, tail draw)",
                   lambda: K.check(K.fill_component(
-                      table.next_ids, table.counts, lo[j], hi[j], tot[j], lab, pos, w[j],
-                      plan.mode, plan.top_r, 0, 0, order, order != plan.orders[-1],
+                      table.next_ids, table.counts, lo[j], hi[j], tot[j], lab, keys, w[j],
+                      plan.mode, plan.top_r, order, order != plan.orders[-1],
                       table.top_k is None, f.vocab_size, j * plan.width, plan.width, ids,
                       probs, t.prefixes[j])))
     return spent
@@ -65,7 +68,8 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("file")
-    p.add_argument("--tiles", type=int, default=160, help="tiles of 1024 positions per run")
+    p.add_argument("--tiles", type=int, default=40,
+                   help=f"tiles of {TILE_ROWS} positions per run")
     a = p.parse_args()
     f = ngramds.open(a.file)
     t = Targets(f, TargetConfig())

@@ -14,7 +14,7 @@ from ..file.reader import document_starts
 from . import kernels as K
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
-TILE_ROWS = 1024  # positions per tile: a tile's targets stay in the cache across orders
+TILE_ROWS = 4096  # positions per tile: a tile's targets stay in the cache across orders
 _ROWS = np.arange(TILE_ROWS)
 
 
@@ -175,6 +175,8 @@ class _Tiles:
                              index, ctx[j], los[j], his[j], tots[j]))
             index = ctx[j]
         w = np.empty((k, rows), np.float64)
+        keys = np.empty(rows, np.uint64)
+        K.position_keys(self.seed, self.epoch, positions, keys)
         counts = [table.counts for table in t.tables]
         if t.kn is None:
             method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
@@ -197,10 +199,9 @@ class _Tiles:
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width
             K.check(K.fill_component(table.next_ids, counts[j], los[j], his[j], tots[j],
-                                     labels, positions, w[j], plan.mode, plan.top_r, self.seed,
-                                     self.epoch, order, order != top, table.top_k is None,
-                                     t.file.vocab_size, off, plan.width, ids, probs,
-                                     prefixes[j]))
+                                     labels, keys, w[j], plan.mode, plan.top_r, order,
+                                     order != top, table.top_k is None, t.file.vocab_size, off,
+                                     plan.width, ids, probs, prefixes[j]))
 
 
 KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the tail draws

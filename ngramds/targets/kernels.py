@@ -51,6 +51,14 @@ def position_key(seed, epoch, position):
 
 
 @njit(cache=True, nogil=True)
+def position_keys(seed, epoch, positions, out):
+    """out[i] <- :func:`position_key` of (``seed``, ``epoch``, ``positions[i]``): each
+    position's word hashed once for every order's tail draw."""
+    for i in range(positions.shape[0]):
+        out[i] = position_key(seed, epoch, positions[i])
+
+
+@njit(cache=True, nogil=True)
 def fill_windows(tokens, sample_starts, seq_len, vocab_size, input_ids, labels):
     """input_ids[b] <- tokens[s : s + L], labels[b] <- tokens[s + 1 : s + L + 1] for the start
     s of each sample b."""
@@ -116,22 +124,21 @@ def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his
 
 
 @njit(cache=True, nogil=True)
-def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode, r, seed,
-                   epoch, salt, label_free, complete, vocab_size, off, width, ids, probs,
-                   prefix):
+def fill_component(next_ids, counts, los, his, tots, labels, keys, w, mode, r, salt,
+                   label_free, complete, vocab_size, off, width, ids, probs, prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
     every row i, which hold (label, 0) already (rows of weight 0 are left so), as
     spec/TARGETS.md defines it: AllNTs, or CoCoNTs' top r with the residual on a tail draw
     (``TAIL``) or, when the label is not in the top r, on the label (``RENORM``).
 
-    A tail draw uses the word of (``seed``, ``epoch``, position), mixed with ``salt`` when
-    ``label_free`` (lower orders of a mixture: the residual goes to a tail draw whatever the
-    label is, and ``renorm`` is ignored); it is hashed only when a draw is made. Every entry
+    A tail draw uses the position's word ``keys[i]`` (:func:`position_keys`), mixed with
+    ``salt`` when ``label_free`` (lower orders of a mixture: the residual goes to a tail draw
+    whatever the label is, and ``renorm`` is ignored). Every entry
     read is checked first. One loop over the rows with nothing called per row but the draw:
     a call per row with the output arrays as arguments cost as much as the work itself.
     Serial (Numba's thread pool does not survive the fork of DataLoader workers); callers run
     tiles in Python threads instead."""
-    n = positions.shape[0]
+    n = keys.shape[0]
     renorm = mode == RENORM and not label_free
     for i in range(n):
         weight = w[i]
@@ -176,7 +183,7 @@ def fill_component(next_ids, counts, los, his, tots, labels, positions, w, mode,
             if tail_mass < 0:
                 return BAD_ENTRIES
         if tail_mass > 0:
-            h = position_key(seed, epoch, positions[i])
+            h = keys[i]
             if label_free:
                 h = splitmix64(h ^ np.uint64(salt))
             k = tail_entry(counts, prefix, lo + kept, hi, np.int64(h % np.uint64(tail_mass)))
