@@ -105,8 +105,10 @@ def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his
     (``index``: its contexts); los/his/tots[i] <- that context's entry range and total."""
     num_contexts, n = totals.shape[0], index.shape[0]
     for i in range(n):
-        if i + AHEAD < n:  # the context row AHEAD rows on (its id is a sequential read)
-            j = np.int64(index[i + AHEAD])
+        if i + 4 * AHEAD < n:  # the id of the row 4 AHEAD on, then its context 2 AHEAD on
+            prefetch(context_ids, index[i + 4 * AHEAD])
+        if i + 2 * AHEAD < n:
+            j = np.int64(index[i + 2 * AHEAD])
             if 0 <= j < context_ids.shape[0]:
                 a = np.int64(context_ids[j])
                 prefetch(entry_offsets, a)
