@@ -17,9 +17,9 @@ Code map (data flows left to right; each package imports only from the ones it n
   pair, atomic writes and temporaries, full verification, summaries.
 - ``targets``: :class:`TargetConfig` (what to compute) and :class:`Targets` (compiled batches
   of spec/TARGETS.md) over an open file; torch-free.
-- ``torch``: :class:`NgramDataset`, :class:`NgramLoader`, the losses.
+- ``torch``: :class:`NgramDataset`, :class:`NgramLoader`, :class:`NgramTargets`, the losses.
 - Below them all: ``errors``, ``progress``, ``hashing``, ``shuffle`` (keyed sample order),
-  ``version``. On top: ``cli`` (``ngramds``), ``train`` (``ngramds-train``: a small GPT
+  ``prefetch`` (a memory hint for compiled kernels), ``version``. On top: ``cli`` (``ngramds``), ``train`` (``ngramds-train``: a small GPT
   trained with one-hot or n-gram targets, held-out evaluation, the plot) and the framework
   glue (``ngramds.hf``).
 """

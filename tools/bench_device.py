@@ -87,6 +87,12 @@ def loader_rows(path, batches):
             got = rate(lambda: forever(NgramLoader(ds, batch_size=BATCH, num_workers=workers)),
                        batches)
             rows.append((f"ngramds, targets on the {where}", workers, *got, plain[0]))
+        # no GPU: the device path with its targets computed on this CPU, in this process
+        targets = NgramTargets(ds)
+        got = rate(lambda: map(targets, forever(NgramLoader(ds, batch_size=BATCH,
+                                                             num_workers=workers))), batches)
+        rows.append(("ngramds, targets on the device = this CPU (`NgramTargets(ds)` in the "
+                     "training process, compiled)", workers, got[0], rows[-1][3], plain[0]))
     return rows
 
 
