@@ -97,9 +97,10 @@ class NgramTargets:
 
     ``backend``: ``"torch"`` computes with batched torch ops on the device; ``"compiled"``
     (the CPU only) with the compiled kernels of :class:`ngramds.targets.Targets` on
-    ``torch.get_num_threads()`` threads, reading the mapped file where it lies; ``"auto"``
-    (the default) the compiled kernels on the CPU, torch ops elsewhere. Both give the same
-    targets.
+    ``torch.get_num_threads()`` threads, reading the mapped file where it lies (a compact
+    file's batch is checked to be the file's, then its contexts are found in the file);
+    ``"auto"`` (the default) the compiled kernels on the CPU, torch ops elsewhere. Both give
+    the same targets.
 
     Device memory (``"torch"``): per stored context of each order used 16 bytes (entry
     offset, total), per stored entry 12 bytes (next id, cumulative count), per context of
@@ -107,8 +108,9 @@ class NgramTargets:
     contexts); for a compact file, per context of the highest table 8 bytes (its packed key,
     searched for each position's context); with ``mixing="kneser-ney"``, 8 more per context
     of each order used (its undiscounted total); nothing per position. ``"compiled"`` copies
-    no table (only a compact file's packed keys, and 1 byte per 8 entries of the tables whose
-    distributions are long: the tail draws' block sums).
+    no table: it holds 1 byte per 8 entries of the tables whose distributions are long (the
+    tail draws' block sums; with ``mixing="kneser-ney"``, the discounted counts, 8 bytes per
+    entry, as the loader's kernels do).
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
@@ -154,9 +156,16 @@ class NgramTargets:
             self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
         self._levels = [chain.index(f.table(o)) for o in self.plan.orders]  # 0: the highest
         # a compact file: the highest table's packed keys, searched for each position's
+        # context (the compiled backend searches the file instead: built on first use)
         self.keys: torch.Tensor | None = None
-        if f.table().position_contexts is None and key_radix(f.table()) is not None:
-            self.keys = torch.from_numpy(packed_keys(f.table())).to(self.device)
+        if backend == "torch":
+            self._pack_keys()
+
+    def _pack_keys(self) -> None:
+        top = self.file.table()
+        if self.keys is None and top.position_contexts is None and \
+                key_radix(top) is not None:
+            self.keys = torch.from_numpy(packed_keys(top)).to(self.device)
 
     @property
     def nbytes(self) -> int:
@@ -171,18 +180,21 @@ class NgramTargets:
         """The batch (device mode) with its targets, every tensor on the device."""
         dev = self.device
         window = batch["window"].to(dev, non_blocking=True).long()
-        if "context_ids" in batch:
-            ctx = batch["context_ids"].to(dev, non_blocking=True).long()
-        else:  # a compact file's batch: the contexts are searched here
-            ctx = self.contexts(window, batch["history"].to(dev, non_blocking=True).long(),
-                                batch["context_lengths"].to(dev, non_blocking=True).long())
         starts = batch["start"].to(dev, non_blocking=True).long()
         epoch = batch["epoch"].to(dev, non_blocking=True).long()
         B, L = window.shape[0], window.shape[1] - 1
+        if "context_ids" in batch:
+            ctx = batch["context_ids"].to(dev, non_blocking=True).long().reshape(B * L)
+        elif self.compiled is not None:  # a compact file's batch: the file's compiled search
+            self._check_compact_batch(batch, starts)
+            ctx = None
+        else:  # a compact file's batch: the contexts are searched here
+            ctx = self.contexts(window, batch["history"].to(dev, non_blocking=True).long(),
+                                batch["context_lengths"].to(dev, non_blocking=True).long())
+            ctx = ctx.reshape(B * L)
         labels = window[:, 1:]
         positions = starts[:, None] + torch.arange(1, L + 1, device=dev)
-        ids, probs = self.targets(ctx.reshape(B * L), labels.reshape(-1),
-                                  positions.reshape(-1),
+        ids, probs = self.targets(ctx, labels.reshape(-1), positions.reshape(-1),
                                   epoch[:, None].expand(B, L).reshape(-1))
         out = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                for k, v in batch.items()
@@ -198,11 +210,30 @@ class NgramTargets:
         out.update(input_ids=inputs, labels=labels, target_ids=ids, target_probs=probs)
         return out
 
+    def _check_compact_batch(self, batch: dict, starts: torch.Tensor) -> None:
+        """A compact file's batch for the compiled search, which finds each position's context
+        from the file's own tokens: the batch must be what the file ships at its starts
+        (window, history, context lengths), else FormatError."""
+        L = batch["window"].shape[1] - 1
+        s = starts.cpu().numpy()
+        if s.size and (s.min() < 0 or s.max() + L >= self.file.num_tokens):
+            raise InputError("a sample's start is outside the file's token stream")
+        expect = self.compiled.device_inputs(s, L)
+        for key in ("window", "history", "context_lengths"):
+            got = batch[key].cpu().numpy()
+            if got.shape != expect[key].shape:
+                raise InputError(f"the batch's {key} is {list(got.shape)}; the file ships "
+                                 f"{list(expect[key].shape)} for these samples")
+            if not np.array_equal(got, expect[key]):
+                raise FormatError(f"the batch's {key} is not the file's at its starts: a "
+                                  "damaged batch or another file's")
+
     def contexts(self, window: torch.Tensor, history: torch.Tensor,
                  lengths: torch.Tensor) -> torch.Tensor:
         """The highest table's context ids [B, L] of a compact file's batch: each position's
         context (its last ``lengths`` tokens, from ``history`` [B, m] and ``window``
         [B, L+1]) packed like :func:`packed_keys`, then one search of the table's keys."""
+        self._pack_keys()
         if self.keys is None:
             raise InputError("this batch carries no context ids, and the file's contexts are "
                              "not searchable on the device (a compact file whose keys "
@@ -237,14 +268,16 @@ class NgramTargets:
     def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
                 epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N] their context
-        ids in the highest stored order, ``labels`` [N], ``positions`` [N] in the token
-        stream, ``epochs`` [N]."""
+        ids in the highest stored order (None: searched in the file, compiled backend only),
+        ``labels`` [N], ``positions`` [N] in the token stream, ``epochs`` [N]."""
         plan, n = self.plan, labels.shape[0]
         if plan.mode == K.ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
                     torch.empty(n, 0, dtype=torch.float32, device=labels.device))
         if self.compiled is not None:
             return self._compiled_targets(ctx, labels, positions, epochs)
+        if ctx is None:
+            raise InputError("the torch backend needs each position's context id")
         c = ctx.long()
         bad = (c < 0) | (c >= self.top_contexts)
         if labels.device.type == "cpu":
@@ -280,8 +313,10 @@ class NgramTargets:
 
     def _compiled_targets(self, ctx, labels, positions, epochs):
         """:meth:`targets` by the compiled CPU kernels (one call per epoch in the batch)."""
-        ctx, labels, positions, epochs = (np.ascontiguousarray(x.cpu().long().numpy())
-                                          for x in (ctx, labels, positions, epochs))
+        labels, positions, epochs = (np.ascontiguousarray(x.cpu().long().numpy())
+                                     for x in (labels, positions, epochs))
+        if ctx is not None:
+            ctx = np.ascontiguousarray(ctx.cpu().long().numpy())
         n, slots, threads = labels.shape[0], self.plan.slots, torch.get_num_threads()
         ids = torch.empty(n, slots, dtype=torch.int64)
         probs = torch.empty(n, slots, dtype=torch.float32)
@@ -294,7 +329,8 @@ class NgramTargets:
                 part_ids, part_probs = np.empty((rows.size, slots), np.int64), \
                     np.empty((rows.size, slots), np.float32)
                 self.compiled.compute_at(positions[rows], labels[rows], self.seed, epoch,
-                                         part_ids, part_probs, threads, contexts=ctx[rows])
+                                         part_ids, part_probs, threads,
+                                         contexts=None if ctx is None else ctx[rows])
                 ids.numpy()[rows], probs.numpy()[rows] = part_ids, part_probs
         return ids, probs
 
