@@ -171,7 +171,11 @@ class NgramTargets:
     def nbytes(self) -> int:
         """Bytes of the tables, links and keys on the device (with ``"compiled"``, what it
         holds besides the mapped file)."""
-        held = sum(p.nbytes for p in self.compiled.prefixes) if self.compiled else 0
+        held = 0
+        if self.compiled is not None:
+            kn = self.compiled.kn or []
+            held = sum(a.nbytes for a in self.compiled.prefixes) + sum(
+                a.nbytes for t in kn for a in (t.counts, t.totals, t.base_totals, t.prefix))
         return held + sum(t.nbytes for t in self.tables) + \
             sum(x.numel() * x.element_size() for x in self.links + [
                 self.keys if self.keys is not None else torch.empty(0)])
