@@ -4,7 +4,7 @@ repeated (every table read already in the cache: the gap between the two is what
 accesses cost). Default file layout and configuration (orders 2-4, Witten-Bell, r = 8).
 Prints markdown.
 
-    python tools/profile_targets.py out/stdlib.ngds [--tiles 160]
+    python tools/profile_targets.py out/stdlib.ngds [--tiles 40]
 """
 from __future__ import annotations
 

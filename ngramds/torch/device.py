@@ -269,7 +269,7 @@ class NgramTargets:
             torch._assert_async(~bad.any(), "a position's context is not in the table")
         return ids.view(B, L)
 
-    def targets(self, ctx: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor,
+    def targets(self, ctx: torch.Tensor | None, labels: torch.Tensor, positions: torch.Tensor,
                 epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N] their context
         ids in the highest stored order (None: searched in the file, compiled backend only),
