@@ -135,11 +135,11 @@ def fill_component(next_ids, counts, los, his, tots, labels, keys, w, mode, r, s
 
     A tail draw uses the position's word ``keys[i]`` (:func:`position_keys`), mixed with
     ``salt`` when ``label_free`` (lower orders of a mixture: the residual goes to a tail draw
-    whatever the label is, and ``renorm`` is ignored). Every entry
-    read is checked first. One loop over the rows with nothing called per row but the draw:
-    a call per row with the output arrays as arguments cost as much as the work itself.
-    Serial (Numba's thread pool does not survive the fork of DataLoader workers); callers run
-    tiles in Python threads instead."""
+    whatever the label is, and ``renorm`` is ignored). Every entry is checked as it is read.
+    One loop over the rows with nothing called per row but the draw: a call per row with the
+    output arrays as arguments cost as much as the work itself. Serial (Numba's thread pool
+    does not survive the fork of DataLoader workers); callers run tiles in Python threads
+    instead."""
     n = keys.shape[0]
     renorm = mode == RENORM and not label_free
     for i in range(n):
