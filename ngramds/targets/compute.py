@@ -182,12 +182,11 @@ class _Tiles:
             method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
             K.mix_weights(method, los, his, tots, t.rows, plan.min_count, plan.lambdas,
                           plan.escape, w)
-            los, his, tots = ([x[r] for r in t.rows] for x in (los, his, tots))  # views
-        else:  # Kneser-Ney: discounted (continuation) counts, their weights
-            los, his, tots = los[t.rows], his[t.rows], tots[t.rows]  # the orders used
-            crow = ctx[t.rows]
-            base = np.stack([kn.base_totals[c] for kn, c in zip(t.kn, crow)])
-            tots = np.stack([kn.totals[c] for kn, c in zip(t.kn, crow)])
+        # the orders used, ascending (views of the gathered rows)
+        los, his, tots, crow = ([x[r] for r in t.rows] for x in (los, his, tots, ctx))
+        if t.kn is not None:  # Kneser-Ney: discounted (continuation) counts, their weights
+            base = [kn.base_totals[c] for kn, c in zip(t.kn, crow)]
+            tots = [kn.totals[c] for kn, c in zip(t.kn, crow)]
             rest = np.ones(rows)
             for j in range(k - 1, 0, -1):
                 lam = t.kn[j].discount * (his[j] - los[j]) / base[j]
