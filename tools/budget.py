@@ -3,7 +3,7 @@ targets at N steps against n-gram targets at budgets f x N, each run with its ow
 schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a time.
 
     python tools/budget.py stdlib                 # runs what is missing, then the table
-    python tools/budget.py man --report           # only the table, from runs/budget/
+    python tools/budget.py man --report           # only the table, from docs/runs/budget/
     python tools/budget.py all --report           # every corpus
     python tools/budget.py all --report --seed 0,1,2 --plot docs/budget.png   # and the plot
     python tools/budget.py man-small --steps 1000 --seed 0,1 --fractions 0.7,1.0 --no-const
@@ -16,7 +16,7 @@ documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, 
 with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
 `ngramds-train run` with its defaults (the shipped targets: CoCoNTs r = 8, Witten-Bell over
 orders 2-4, alpha 1) but --steps f x N, --warmup N/8, --eval-every 50 and --threads 1
-(--threads); logs go to runs/budget/. --seed takes a list; each seed is a separate row.
+(--threads); logs go to docs/runs/budget/. --seed takes a list; each seed is a separate row.
 
 The table: one-hot's final held-out loss L at N; each n-gram budget's final loss; the budget
 (as a fraction of N) at which the n-gram runs match L, interpolated linearly between the two
@@ -40,7 +40,7 @@ from pathlib import Path
 from ngramds.targets import TargetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT, RUNS = ROOT / "out" / "budget", ROOT / "runs" / "budget"
+OUT, RUNS = ROOT / "out" / "budget", ROOT / "docs" / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
 # corpora made of the first documents of another corpus's JSONL file, with its tokenizer
 SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%

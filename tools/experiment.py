@@ -3,10 +3,10 @@ library (held-out documents never counted), sweeps of order n, r and alpha, and 
 backoff vs interpolated targets on two corpora (the stdlib, and package docs: tools/docs_corpus.py).
 
     python tools/experiment.py            # runs what is missing, then prints the tables
-    python tools/experiment.py --report   # only the tables, from runs/*.jsonl
+    python tools/experiment.py --report   # only the tables, from docs/runs/*.jsonl
 
 Each run is `ngramds-train run` (ngramds/train) with its defaults but 900 steps (about 5
-minutes on 2 CPU cores) plus the options listed in RUNS; logs go to runs/NAME.seedS.jsonl,
+minutes on 2 CPU cores) plus the options listed in RUNS; logs go to docs/runs/NAME.seedS.jsonl,
 files to out/. Each corpus's runs are compared with its own onehot run.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT, RUNS_DIR = ROOT / "out", ROOT / "runs"
+OUT, RUNS_DIR = ROOT / "out", ROOT / "docs" / "runs"
 CORPORA = ("stdlib", "docs")
 # the runs of this table kept alpha constant (ngramds-train's default now decays it: --alpha-hold)
 COCO = ["--targets", "coconts", "--top-r", "8", "--alpha-hold", "1"]

@@ -8,7 +8,7 @@ n-gram targets built from the fine-tuning data alone, on document-aligned sample
 
 Inputs: out/stdlib.ngds and out/stdlib.tokenizer.json (``ngramds build --default-corpus -o
 out/stdlib.ngds``) and out/corpora/man.jsonl (tools/corpora.py). Outputs under out/ft/ and
-runs/finetune/.
+docs/runs/finetune/.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from ngramds.train.loop import optimizer_step
 from ngramds.train.model import GPT
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT, RUNS = ROOT / "out" / "ft", ROOT / "runs" / "finetune"
+OUT, RUNS = ROOT / "out" / "ft", ROOT / "docs" / "runs" / "finetune"
 SEQ, BATCH, D, LAYERS, HEADS = 128, 8, 128, 3, 4
 PRE_STEPS, FT_STEPS, EVAL_EVERY, EVAL_BATCHES = 600, 400, 50, 32
 KEEP_EVERY = 4  # fine-tuning data: every 4th man page (a small domain set)
