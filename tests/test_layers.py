@@ -19,7 +19,7 @@ ALLOWED = {
     "top": {"base", "file", "corpus", "builder", "targets", "torch"},
 }
 BASE = {"errors", "progress", "hashing", "shuffle", "prefetch", "version"}
-TOP = {"__init__", "cli", "hf", "lightning", "train"}  # train: the ngramds-train tool
+TOP = {"__init__", "cli", "hf", "train"}  # train: the ngramds-train tool
 
 
 def layer(module: str) -> str:

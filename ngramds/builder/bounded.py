@@ -1,5 +1,5 @@
 """Memory-bounded, sharded and distributed builds (docs/SCALE.md): the map, reduce and
-assembly steps of :mod:`ngramds.external`, run here or on a Dask cluster."""
+assembly steps of :mod:`ngramds.builder.runs`, run here or on a Dask cluster."""
 from __future__ import annotations
 
 import os
@@ -20,7 +20,7 @@ from ..file.paths import check_distinct, check_output_path
 from ..file.temporaries import LOCK_NAME, remove_stale, temporary_dir
 from ..file.writer import write_atomic
 from ..progress import Progress
-from . import runs as X
+from . import runs
 from .links import file_tables
 from .keys import KeyLayout, key_bits
 from .options import check_orders
@@ -110,7 +110,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     1 GiB), spilling sorted runs under ``tmp_dir``.
     With ``partial`` the runs are kept in the directory ``output`` for `ngramds merge`."""
     t0 = time.perf_counter()
-    memory_limit = X.memory_limit_or_default(memory_limit)
+    memory_limit = runs.memory_limit_or_default(memory_limit)
     orders = check_orders(orders)
     output = check_output_path(output, directory=partial)
     if tmp_dir is not None and partial:
@@ -125,7 +125,7 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
         bits = 8 * fmt.token_dtype(vocab_size).itemsize
     else:
         bits = key_bits(vocab_size)
-    work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
+    work = runs.work_budget(memory_limit, runs.resident_bytes(), offsets.nbytes)
     token_dtype = fmt.token_dtype(vocab_size)
     if partial:
         parent = output.parent
@@ -136,28 +136,30 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
     with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
                                                          memory_limit) as ex:
         bar.step("sorting runs")
-        runs = {}
+        order_runs = {}
         for n in orders:
             layout = KeyLayout(n, bits)
-            size = sizes.positions or X.run_positions(work, layout.num_words,
-                                                      token_dtype.itemsize)
+            size = sizes.positions or runs.run_positions(work, layout.num_words,
+                                                         token_dtype.itemsize)
             starts = list(range(0, stream.size, size))
             paths = [str(root / f"order{n}" / f"run{i:06d}") for i in range(len(starts))]
-            runs[n] = ex.map(X.map_run, [stream] * len(starts), [offsets] * len(starts),
-                             starts, [min(stream.size, s + size) for s in starts],
-                             [layout] * len(starts), paths)
-            if sum(r.digest for r in runs[n]) & M64 != stream.checksum:
+            order_runs[n] = ex.map(runs.map_run, [stream] * len(starts),
+                                   [offsets] * len(starts), starts,
+                                   [min(stream.size, s + size) for s in starts],
+                                   [layout] * len(starts), paths)
+            if sum(r.digest for r in order_runs[n]) & M64 != stream.checksum:
                 raise changed_input(", ".join(stream.sources) or "tokens")
         if partial:
             bar.step("writing partial")
-            write_partial(root, stream, offsets, runs, orders, top_k, given_vocab, bits, hi)
+            write_partial(root, stream, offsets, order_runs, orders, top_k, given_vocab, bits,
+                          hi)
             os.replace(root, output)
             (output / LOCK_NAME).unlink(missing_ok=True)  # still held until the build ends
             bar.finish(f"ngramds: partial result {output}: {stream.size:,} tokens, orders "
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
-        return _merge_and_write(ex, stream, offsets, runs, orders, top_k, vocab_size, bits,
-                                work, root, output, bar, t0, sizes, compact)
+        return _merge_and_write(ex, stream, offsets, order_runs, orders, top_k, vocab_size,
+                                bits, work, root, output, bar, t0, sizes, compact)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
@@ -168,7 +170,7 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given (``compact``: see :func:`ngramds.build`)."""
     t0 = time.perf_counter()
-    memory_limit = X.memory_limit_or_default(memory_limit)
+    memory_limit = runs.memory_limit_or_default(memory_limit)
     if not partials:
         raise InputError("no partial results given")
     output = check_output_path(output)
@@ -202,36 +204,38 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                          [s for info in infos for s in info.sources],
                          tokenizers.pop() if len(tokenizers) == 1 else None)
     stream.min_max()  # the checksum the write compares with
-    runs = {n: [r for part in loaded for r in part.runs[n]] for n in first.orders}
+    order_runs = {n: [r for part in loaded for r in part.runs[n]] for n in first.orders}
     offsets = check_doc_offsets(offsets, stream.size)
-    work = X.work_budget(memory_limit, X.resident_bytes(), offsets.nbytes)
+    work = runs.work_budget(memory_limit, runs.resident_bytes(), offsets.nbytes)
     parent = Path(tmp_dir) if tmp_dir is not None else output.parent
     bar = Progress(["merging", "writing file"], enabled=progress)
     with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
                                                          memory_limit) as ex:
-        return _merge_and_write(ex, stream, offsets, runs, first.orders, first.top_k,
+        return _merge_and_write(ex, stream, offsets, order_runs, first.orders, first.top_k,
                                 vocab_size, first.bits, work, root, output, bar, t0, sizes,
                                 compact)
 
 
-def _merge_and_write(ex: Executor, stream, offsets, runs: dict, orders, top_k, vocab_size,
-                     bits, work, root: Path, output: Path, bar, t0, sizes: RunSizes,
-                     compact: bool) -> Path:
+def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, top_k,
+                     vocab_size, bits, work, root: Path, output: Path, bar, t0,
+                     sizes: RunSizes, compact: bool) -> Path:
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
-    arrays = X.token_sections(stream, offsets, token_dtype)
+    arrays = runs.token_sections(stream, offsets, token_dtype)
     tables, sections = [], {}
     for n in orders:
         layout = KeyLayout(n, bits)
-        cap = sizes.entries or X.bucket_entries(work, layout.num_words)
-        plan = X.plan_buckets(runs[n], layout, cap)
+        cap = sizes.entries or runs.bucket_entries(work, layout.num_words)
+        plan = runs.plan_buckets(order_runs[n], layout, cap)
         paths = [str(root / f"order{n}" / f"bucket{b:06d}") for b in range(len(plan))]
-        buckets = ex.map(X.reduce_bucket, [runs[n]] * len(plan), plan, [layout] * len(plan),
-                         [top_k] * len(plan), [token_dtype.str] * len(plan), paths)
-        sections[n], C, E = X.table_sections(runs[n], buckets, n, stream.size, token_dtype)
+        buckets = ex.map(runs.reduce_bucket, [order_runs[n]] * len(plan), plan,
+                         [layout] * len(plan), [top_k] * len(plan),
+                         [token_dtype.str] * len(plan), paths)
+        sections[n], C, E = runs.table_sections(order_runs[n], buckets, n, stream.size,
+                                                token_dtype)
         tables.append(table_entry(n, top_k, C, E))
     arrays.update(file_tables(sections, spill=root, compact=compact))
-    temp_bytes = X.directory_bytes(root)
+    temp_bytes = runs.directory_bytes(root)
     header = file_header(vocab_size, stream.size, offsets.size - 1, tables, stream.sources,
                          stream.tokenizer)
     bar.step("writing file")

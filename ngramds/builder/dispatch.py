@@ -34,7 +34,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
     ``doc_lengths`` or ``eos_id``; else one document), an iterable of token-id sequences (one
     per document), or input file path(s) read with ``input_options`` (see
-    :func:`ngramds.inputs.load_corpus`). The file stores one table for each of ``orders``
+    :func:`ngramds.corpus.load_corpus`). The file stores one table for each of ``orders``
     (default 2, 3, 4: what the default Witten-Bell targets use), sharing one token stream, or
     only the table of ``order``.
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels as K
+from . import kernels
 
 __all__ = ["KeyLayout", "key_layout", "key_bits", "radix_sort"]
 
@@ -35,12 +35,12 @@ def key_bits(vocab_size: int) -> int:
 def radix_sort(keys: np.ndarray, pos: np.ndarray, used_bits: list[int], lsb: bool):
     """Stable LSD radix sort of ``keys`` [n, words] (and ``pos`` alongside), over the used bits
     of each word: the top ones (``lsb=False``) or the low ones."""
-    nchunks = K.num_chunks(keys.shape[0])
+    nchunks = kernels.num_chunks(keys.shape[0])
     spare_keys, spare_pos = np.empty_like(keys), np.empty_like(pos)
     for w in reversed(range(len(used_bits))):
         lo = 0 if lsb else 64 - used_bits[w]
-        for shift in range(lo, lo + used_bits[w], K.RADIX_BITS):
-            if K.radix_pass(keys, pos, spare_keys, spare_pos, w, shift, nchunks):
+        for shift in range(lo, lo + used_bits[w], kernels.RADIX_BITS):
+            if kernels.radix_pass(keys, pos, spare_keys, spare_pos, w, shift, nchunks):
                 keys, spare_keys, pos, spare_pos = spare_keys, keys, spare_pos, pos
     return keys, pos
 

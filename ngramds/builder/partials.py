@@ -21,7 +21,7 @@ import numpy as np
 from ..corpus.stream import MappedPiece, digest
 from ..errors import InputError, os_errors_as
 from ..file import format as fmt
-from . import run_kernels as R
+from . import run_kernels
 from .keys import KeyLayout
 from .options import check_orders
 from .runs import OUTPUT_CHUNK, Run
@@ -220,12 +220,12 @@ def _check_run(path: Path, run: Run, layout: KeyLayout, max_id: int) -> None:
               (("keys", (run.num_keys, layout.num_words)), ("counts", (run.num_keys,)),
                ("ctx", (run.num_keys,)), ("local", (run.num_positions,)))]
     m = layout.order - 1
-    code = R.check_run(*arrays, layout.ctx_mask, layout.words, layout.shifts,
-                       (1 << int(m).bit_length()) - 1, (1 << layout.bits) - 1, m, max_id,
-                       run.num_contexts)
+    code = run_kernels.check_run(*arrays, layout.ctx_mask, layout.words, layout.shifts,
+                                 (1 << int(m).bit_length()) - 1, (1 << layout.bits) - 1, m,
+                                 max_id, run.num_contexts)
     del arrays
-    if code != R.RUN_OK:
-        raise _Damaged(f"run {rel}: {R.RUN_ERRORS[code]}")
+    if code != run_kernels.RUN_OK:
+        raise _Damaged(f"run {rel}: {run_kernels.RUN_ERRORS[code]}")
 
 
 # -- the manifest's fields ------------------------------------------------------------------

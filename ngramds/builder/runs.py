@@ -19,8 +19,7 @@ from ..corpus.stream import digest
 from ..errors import InputError
 from ..file import format as fmt
 from ..file.writer import SectionSource
-from . import kernels as K
-from . import run_kernels as R
+from . import kernels, run_kernels
 from .keys import KeyLayout, radix_sort
 from .options import DEFAULT_WORK_BYTES, parse_size
 
@@ -100,8 +99,8 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     local_offsets = np.concatenate([[0], doc_offsets[i0:i1] - buf_lo, [hi - buf_lo]])
     positions = np.arange(lo - buf_lo, hi - buf_lo, dtype=np.uint32)
     keys = np.empty((hi - lo, layout.num_words), np.uint64)
-    K.pack_contexts(tokens, local_offsets.astype(np.int64), positions, m, layout.words,
-                    layout.shifts, keys)
+    kernels.pack_contexts(tokens, local_offsets.astype(np.int64), positions, m, layout.words,
+                          layout.shifts, keys)
     keys[:, layout.words[-1]] |= tokens[lo - buf_lo:].astype(np.uint64) << np.uint64(
         layout.shifts[-1])
     run_digest = digest(tokens[lo - buf_lo:], lo)
@@ -111,8 +110,9 @@ def map_run(stream, doc_offsets: np.ndarray, lo: int, hi: int, layout: KeyLayout
     ukeys = np.empty_like(keys)
     ustart = np.empty(hi - lo + 1, np.uint32)
     uctx = np.empty(hi - lo, np.uint32)
-    nkeys, nctx = R.summarize_run(keys, positions, lo - buf_lo, layout.ctx_mask, local, ukeys,
-                                  ustart, uctx, K.num_chunks(hi - lo))
+    nkeys, nctx = run_kernels.summarize_run(keys, positions, lo - buf_lo, layout.ctx_mask,
+                                            local, ukeys, ustart, uctx,
+                                            kernels.num_chunks(hi - lo))
     del keys, positions
     ustart[nkeys] = hi - lo
     ucounts = np.diff(ustart[:nkeys + 1])
@@ -146,7 +146,7 @@ def plan_buckets(runs: list[Run], layout: KeyLayout, cap: int) -> list[list[tupl
     bounds = np.empty((len(runs), cand.shape[0] + 1), np.int64)
     for i, r in enumerate(runs):
         keys = r.array("keys")
-        R.lower_bounds(keys, cand, bounds[i, :-1])
+        run_kernels.lower_bounds(keys, cand, bounds[i, :-1])
         bounds[i, -1] = r.num_keys
         del keys
     bounds[:, 0] = 0
@@ -200,16 +200,17 @@ def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLay
     ctx_starts = np.empty(n + 1, np.int64)
     ids = np.empty(n, np.dtype(token_dtype))
     ecounts = np.empty(n, np.int64)
-    num_entries, num_ctx = R.aggregate(keys, perm, counts, layout.ctx_mask,
-                                       int(layout.words[-1]), int(layout.shifts[-1]),
-                                       (1 << layout.bits) - 1, ctx_of, ctx_first, ctx_starts,
-                                       ids, ecounts)
+    num_entries, num_ctx = run_kernels.aggregate(keys, perm, counts, layout.ctx_mask,
+                                                 int(layout.words[-1]), int(layout.shifts[-1]),
+                                                 (1 << layout.bits) - 1, ctx_of, ctx_first,
+                                                 ctx_starts, ids, ecounts)
     del counts
     m = layout.order - 1
     rows = np.empty((num_ctx, m), np.dtype(token_dtype))
     lengths = np.empty(num_ctx, np.int64)
-    R.decode_contexts(keys, ctx_first[:num_ctx], layout.words, layout.shifts,
-                      (1 << int(m).bit_length()) - 1, (1 << layout.bits) - 1, rows, lengths)
+    run_kernels.decode_contexts(keys, ctx_first[:num_ctx], layout.words, layout.shifts,
+                                (1 << int(m).bit_length()) - 1, (1 << layout.bits) - 1, rows,
+                                lengths)
     del keys, ctx_first
     ctx_starts = ctx_starts[:num_ctx + 1]
     distinct = np.diff(ctx_starts)
@@ -219,8 +220,8 @@ def reduce_bucket(runs: list[Run], slices: list[tuple[int, int]], layout: KeyLay
     out_ids = np.empty(int(out_offsets[-1]), ids.dtype)
     out_counts = np.empty(int(out_offsets[-1]), np.int64)
     totals = np.empty(num_ctx, np.int64)
-    R.order_entries(ctx_starts, ids[:num_entries], ecounts[:num_entries], out_offsets, out_ids,
-                    out_counts, totals)
+    run_kernels.order_entries(ctx_starts, ids[:num_entries], ecounts[:num_entries],
+                              out_offsets, out_ids, out_counts, totals)
     del ids, ecounts
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,7 +294,7 @@ def table_sections(runs: list[Run], buckets: list[Bucket], order: int, num_token
             local = _load(Path(run.path) / "local.npy")
             for lo in range(0, local.size, OUTPUT_CHUNK):
                 out = np.empty(min(OUTPUT_CHUNK, local.size - lo), pc_dtype)
-                R.map_ids(table, local[lo:lo + OUTPUT_CHUNK], out)
+                run_kernels.map_ids(table, local[lo:lo + OUTPUT_CHUNK], out)
                 yield out
 
     sections = {

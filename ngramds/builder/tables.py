@@ -8,7 +8,7 @@ import numpy as np
 
 from ..file import format as fmt
 from ..progress import Progress
-from . import kernels as K
+from . import kernels
 from .keys import key_bits, key_layout, radix_sort
 
 __all__ = ["build_tables", "TABLE_STAGES"]
@@ -32,17 +32,17 @@ def _group_by_context(tokens, doc_offsets, positions, m, bits) -> Groups:
     """Sort ``positions`` by context (any length, generic key layout)."""
     words, shifts, used_bits = key_layout(m, bits)
     keys = np.empty((positions.size, len(used_bits)), np.uint64)
-    K.pack_contexts(tokens, doc_offsets, positions, m, words, shifts, keys)
+    kernels.pack_contexts(tokens, doc_offsets, positions, m, words, shifts, keys)
     keys, pos = radix_sort(keys, positions, used_bits, lsb=False)
-    starts = K.group_starts(keys, 0, K.num_chunks(pos.size))
+    starts = kernels.group_starts(keys, 0, kernels.num_chunks(pos.size))
     rows = np.empty((starts.size - 1, m), tokens.dtype)
     lengths = np.empty(starts.size - 1, np.uint8)
     len_mask = (1 << m.bit_length()) - 1
-    K.context_rows(tokens, keys, pos, starts, words[0], shifts[0], len_mask, rows, lengths)
+    kernels.context_rows(tokens, keys, pos, starts, words[0], shifts[0], len_mask, rows, lengths)
     del keys
     nxt = np.empty(pos.size, tokens.dtype)
     distinct = np.empty(starts.size - 1, np.int64)
-    K.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
+    kernels.sorted_next_tokens(tokens, pos, starts, nxt, distinct)
     return Groups(pos, starts, rows, lengths, nxt, distinct)
 
 
@@ -55,15 +55,16 @@ def _group_by_ngram(tokens, doc_offsets, m, bits, pos_dtype) -> list[Groups]:
     keys = np.empty((n - short, 1), np.uint64)
     full_pos = np.empty(n - short, pos_dtype)
     short_pos = np.empty(short, pos_dtype)
-    K.pack_ngrams(tokens, doc_offsets, m, bits, keys, full_pos, short_pos, K.num_chunks(n))
+    kernels.pack_ngrams(tokens, doc_offsets, m, bits, keys, full_pos, short_pos,
+                        kernels.num_chunks(n))
     short_part = _group_by_context(tokens, doc_offsets, short_pos, m, bits)
     keys, pos = radix_sort(keys, full_pos, [(m + 1) * bits], lsb=True)
-    starts = K.group_starts(keys, bits, K.num_chunks(pos.size))
+    starts = kernels.group_starts(keys, bits, kernels.num_chunks(pos.size))
     rows = np.empty((starts.size - 1, m), tokens.dtype)
-    K.ngram_context_rows(tokens, pos, starts, rows)
+    kernels.ngram_context_rows(tokens, pos, starts, rows)
     nxt = np.empty(pos.size, tokens.dtype)
     distinct = np.empty(starts.size - 1, np.int64)
-    K.ngram_next_tokens(keys, starts, bits, nxt, distinct)
+    kernels.ngram_next_tokens(keys, starts, bits, nxt, distinct)
     lengths = np.full(starts.size - 1, m, np.uint8)
     return [short_part, Groups(pos, starts, rows, lengths, nxt, distinct)]
 
@@ -93,7 +94,7 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
 
     progress.step("counting next tokens")
     position_contexts = np.empty(n, fmt.uint_dtype(max(0, num_contexts - 1)))
-    K.position_contexts(pos, starts, position_contexts)
+    kernels.position_contexts(pos, starts, position_contexts)
     del pos
     kept = distinct if not top_k else np.minimum(distinct, top_k)
     entry_offsets = np.zeros(num_contexts + 1, np.int64)
@@ -106,7 +107,7 @@ def build_tables(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab_
     progress.step("assembling distributions")
     next_ids = np.empty(num_entries, tokens.dtype)
     counts = np.empty(num_entries, fmt.uint_dtype(max_total))
-    K.fill_entries(nxt, starts, distinct, entry_offsets, next_ids, counts)
+    kernels.fill_entries(nxt, starts, distinct, entry_offsets, next_ids, counts)
     del nxt, distinct, starts
     count_dtype = fmt.uint_dtype(int(counts.max()) if num_entries else 0)
     return {

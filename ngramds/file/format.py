@@ -13,7 +13,6 @@ from ..errors import FormatError
 
 MAGIC = b"\x93NGRAMDS"
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: per-position context ids in every table (no lower_contexts)
 ALIGNMENT = 64
 PREAMBLE = struct.Struct("<8sIIQII")  # magic, version, flags, header_len, header_crc32, reserved
 PREAMBLE_SIZE = PREAMBLE.size  # 32

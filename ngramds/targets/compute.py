@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import FormatError, InputError
 from ..file.reader import document_starts
-from . import kernels as K
+from . import kernels
 from .config import Plan, TargetConfig, check_int, widest_distribution
 
 TILE_ROWS = 4096  # positions per tile: a tile's targets stay in the cache across orders
@@ -60,9 +60,9 @@ class Targets:
         if out is None:
             out = [np.empty(shape, dtype) for shape, dtype in batch_shapes(plan, b, seq_len)]
         batch = TargetBatch(*out)
-        K.check(K.fill_windows(f.tokens, starts, seq_len, f.vocab_size, batch.input_ids,
-                               batch.labels))
-        if plan.mode == K.ONEHOT:
+        kernels.check(kernels.fill_windows(f.tokens, starts, seq_len, f.vocab_size,
+                                           batch.input_ids, batch.labels))
+        if plan.mode == kernels.ONEHOT:
             return batch
         n = b * seq_len
         positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
@@ -80,7 +80,7 @@ class Targets:
         the positions when the caller has them (a device batch; checked like the file's),
         else read from the file (searched in a compact one)."""
         n = positions.shape[0]
-        if self.plan.mode == K.ONEHOT or n == 0:
+        if self.plan.mode == kernels.ONEHOT or n == 0:
             return
         if int(positions.min()) < 0 or int(positions.max()) >= self.file.num_tokens:
             raise InputError("target positions must lie in the token stream")
@@ -123,8 +123,8 @@ class Targets:
         b, f = starts.size, self.file
         top = f.table()
         windows = np.empty((b, seq_len + 1), transit_dtype(f.vocab_size))
-        K.check(K.copy_slices(f.tokens, starts, 0, f.vocab_size, K.BAD_TOKEN,
-                              windows[:, :, None], 0))
+        kernels.check(kernels.copy_slices(f.tokens, starts, 0, f.vocab_size,
+                                          kernels.BAD_TOKEN, windows[:, :, None], 0))
         if top.position_contexts is None and key_radix(top) is not None:
             m = top.order - 1
             positions = starts[:, None] + np.arange(1, seq_len + 1)
@@ -133,15 +133,15 @@ class Targets:
             before = starts[:, None] + np.arange(-m, 0)
             history = np.where(before >= 0, f.tokens[before.clip(0)], 0).astype(windows.dtype)
             if history.size and int(history.max()) >= f.vocab_size:
-                K.check(K.BAD_TOKEN)
+                kernels.check(kernels.BAD_TOKEN)
             return {"window": windows, "history": history, "context_lengths": lengths}
         ids = np.empty((b, seq_len, 1), transit_dtype(top.num_contexts))
         if top.position_contexts is None:  # keys too wide for the device: searched here
             found = self._searched((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
             ids[:, :, 0] = found.reshape(b, seq_len)
         else:
-            K.check(K.copy_slices(top.position_contexts, starts, 1, top.num_contexts,
-                                  K.BAD_CONTEXT, ids, 0))
+            kernels.check(kernels.copy_slices(top.position_contexts, starts, 1,
+                                              top.num_contexts, kernels.BAD_CONTEXT, ids, 0))
         return {"window": windows, "context_ids": ids[:, :, 0]}
 
     def _searched(self, positions: np.ndarray) -> np.ndarray:
@@ -164,24 +164,26 @@ class _Tiles:
         k, top, rows = len(plan.orders), plan.orders[-1], z.stop - z.start
         ids, probs, labels, positions = self.ids[z], self.probs[z], self.labels[z], \
             self.positions[z]
-        K.init_rows(labels, ids, probs)
+        kernels.init_rows(labels, ids, probs)
         chain = len(t.chain)
         ctx, los, his, tots = (np.empty((chain, rows), np.int64) for _ in range(4))
         index = positions  # then each table's contexts, from the highest table down
         for j, (table, source) in enumerate(t.chain):
             if j == 0 and self.top is not None:  # the highest table's contexts, known
                 source, index = self.top[z], _ROWS[:rows]
-            K.check(K.gather(source, table.entry_offsets, table.totals, table.next_ids.size,
-                             index, ctx[j], los[j], his[j], tots[j]))
+            kernels.check(kernels.gather(source, table.entry_offsets, table.totals,
+                                         table.next_ids.size, index, ctx[j], los[j], his[j],
+                                         tots[j]))
             index = ctx[j]
         w = np.empty((k, rows), np.float64)
         keys = np.empty(rows, np.uint64)
-        K.position_keys(self.seed, self.epoch, positions, keys)
+        kernels.position_keys(self.seed, self.epoch, positions, keys)
         counts = [table.counts for table in t.tables]
         if t.kn is None:
-            method = K.MIXINGS.get(plan.mixing, K.FIXED)  # "none": one order of weight 1
-            K.mix_weights(method, los, his, tots, t.rows, plan.min_count, plan.lambdas,
-                          plan.escape, w)
+            # "none": one order of weight 1
+            method = kernels.MIXINGS.get(plan.mixing, kernels.FIXED)
+            kernels.mix_weights(method, los, his, tots, t.rows, plan.min_count, plan.lambdas,
+                                plan.escape, w)
         # the orders used, ascending (views of the gathered rows)
         los, his, tots, crow = ([x[r] for r in t.rows] for x in (los, his, tots, ctx))
         if t.kn is not None:  # Kneser-Ney: discounted (continuation) counts, their weights
@@ -197,10 +199,10 @@ class _Tiles:
         prefixes = t.prefixes if t.kn is None else [kn.prefix for kn in t.kn]
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width
-            K.check(K.fill_component(table.next_ids, counts[j], los[j], his[j], tots[j],
-                                     labels, keys, w[j], plan.mode, plan.top_r, order,
-                                     order != top, table.top_k is None, t.file.vocab_size, off,
-                                     plan.width, ids, probs, prefixes[j]))
+            kernels.check(kernels.fill_component(
+                table.next_ids, counts[j], los[j], his[j], tots[j], labels, keys, w[j],
+                plan.mode, plan.top_r, order, order != top, table.top_k is None,
+                t.file.vocab_size, off, plan.width, ids, probs, prefixes[j]))
 
 
 KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the tail draws
@@ -264,9 +266,9 @@ def kneser_ney(f, plan) -> list[KneserNeyTable]:
         counts = base * KN_SCALE - dq if j > 0 else base
         base_totals = np.add.reduceat(base, eo[:-1]) if base.size else base
         totals = np.add.reduceat(counts, eo[:-1]) if counts.size else counts
-        long = int(np.diff(eo).max(initial=0)) > 2 * K.PREFIX_BLOCK
+        long = int(np.diff(eo).max(initial=0)) > 2 * kernels.PREFIX_BLOCK
         out.append(KneserNeyTable(counts, totals, base_totals, dq / KN_SCALE,
-                                  K.count_prefix(counts) if long else K.NO_PREFIX))
+                                  kernels.count_prefix(counts) if long else kernels.NO_PREFIX))
     return out
 
 
@@ -287,7 +289,7 @@ def packed_keys(table) -> np.ndarray:
     keys = np.repeat(np.arange(m + 1, dtype=np.int64), np.diff(clo))
     rows = table.context_tokens
     if rows.size and int(rows.max()) >= table.vocab_size:
-        K.check(K.BAD_TOKEN)
+        kernels.check(kernels.BAD_TOKEN)
     for i in range(m):
         keys = keys * v + rows[:, i].astype(np.int64)
     if keys.size != table.num_contexts or np.any(np.diff(keys) <= 0):
@@ -313,8 +315,8 @@ def table_prefix(table) -> np.ndarray:
     (only for tables whose widest distribution is long enough to need it)."""
     prefix = getattr(table, "_count_prefix", None)
     if prefix is None:
-        long = widest_distribution(table) > 2 * K.PREFIX_BLOCK
-        prefix = K.count_prefix(table.counts) if long else K.NO_PREFIX
+        long = widest_distribution(table) > 2 * kernels.PREFIX_BLOCK
+        prefix = kernels.count_prefix(table.counts) if long else kernels.NO_PREFIX
         table._count_prefix = prefix
     return prefix
 

@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ..errors import FormatError, InputError
-from . import kernels as K
+from . import kernels
 
 TARGETS = ("onehot", "allnts", "coconts")
 RESIDUALS = ("tail", "renorm")
@@ -82,7 +82,8 @@ class TargetConfig:
     @property
     def mode(self) -> int:
         """The kernels' mode constant."""
-        return K.MODES[f"coconts-{self.residual}" if self.targets == "coconts" else self.targets]
+        name = f"coconts-{self.residual}" if self.targets == "coconts" else self.targets
+        return kernels.MODES[name]
 
     def resolve(self, f) -> "Plan":
         """The configuration made concrete for file ``f``: orders, mixing, weights, widths."""
@@ -124,7 +125,7 @@ class TargetConfig:
                 raise FormatError("entry offsets are inconsistent; the file is damaged "
                                   "(run `ngramds verify`)")
             max_k = widest if self.max_k is None else min(int(self.max_k), widest)
-        width = {K.ONEHOT: 0, K.ALLNTS: max_k}.get(mode, self.top_r + 1)
+        width = {kernels.ONEHOT: 0, kernels.ALLNTS: max_k}.get(mode, self.top_r + 1)
         blocks = 1 if mixing in ("none", "backoff") else len(orders)
         return Plan(mode, tuple(orders), mixing, weights, self.min_count, self.top_r, max_k,
                     width, blocks, self.escape)
