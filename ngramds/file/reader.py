@@ -12,7 +12,7 @@ from numba import njit
 from ..errors import ChecksumError, FileAccessError, FormatError, InputError
 from . import format as fmt
 from .header import read_fields
-from .verify import check_structure
+from .verify import check_file
 
 __all__ = ["NgramFile", "Table", "open_file"]
 
@@ -282,14 +282,24 @@ class NgramFile:
 
     # -- integrity --------------------------------------------------------------------------
     def verify(self) -> None:
-        """Recompute every section checksum and check structural invariants; raise on damage."""
+        """Recompute every section checksum, check that nothing follows the last section and
+        every invariant of spec/FORMAT.md (section 5).
+
+        Raises:
+            ChecksumError: a section's checksum fails.
+            FormatError: bytes after the last section, or an invariant broken.
+        """
         try:
             for name, s in self.sections.items():
                 if fmt.crc32(self._arrays[name]) != s.crc32:
                     raise ChecksumError(f"section {name!r} fails its checksum; the file is "
                                         "damaged, rebuild it")
-            for table in self.tables.values():
-                check_structure(self, table)
+            end = max(s.offset + s.length for s in self.sections.values())
+            if len(self._map) != end:
+                raise FormatError(f"{len(self._map) - end:,} bytes after the last section "
+                                  f"(which ends at byte {end:,}): the file was changed after "
+                                  "it was written")
+            check_file(self)
         except FormatError as exc:
             raise type(exc)(f"{self.path}: {exc}") from None
 

@@ -159,6 +159,8 @@ def read_file(path) -> dict:
     header = read_header(buf, pre)
     arrays = read_sections(buf, pre, header)
     by_name = {s["name"]: s for s in header["sections"]}
+    _need(max(s["offset"] + s["length"] for s in header["sections"]) == len(buf),
+          "bytes after the last section (invariant 14)")                  # FORMAT.md 1
     V, N, D = header["vocab_size"], header["num_tokens"], header["num_documents"]
     tok = header["token_dtype"]
 
@@ -679,6 +681,14 @@ def test_truncated_file_rejected(tmp_path):
     bad = tmp_path / "trunc.ngds"
     bad.write_bytes(buf[:-1])
     with pytest.raises(SpecError, match="past end"):
+        read_file(bad)
+
+
+def test_bytes_after_the_last_section_rejected(tmp_path):
+    path = build(tmp_path, [[1, 2, 3, 1, 2], [3, 3]], 2, None, 4)
+    bad = tmp_path / "appended.ngds"
+    bad.write_bytes(path.read_bytes() + b"\n")
+    with pytest.raises(SpecError, match="after the last section"):
         read_file(bad)
 
 
