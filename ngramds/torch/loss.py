@@ -62,6 +62,7 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
     masked).
     """
     probs = target_probs.to(target_ids.device)
+    _check_ids(target_ids, logits.shape[-1])
     if mask is not None:
         probs = probs * mask.unsqueeze(-1)
     return _reduce(_sparse_ce(logits, target_ids, probs), mask, reduction)
@@ -108,6 +109,7 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
         ids = torch.cat([ids, batch["target_ids"].to(device)], -1)
         probs = batch["target_probs"].to(device).float() * mask.unsqueeze(-1)
         weights = torch.cat([(1 - alpha) * weights, alpha * probs], -1)
+    _check_ids(ids, logits.shape[-1])
     loss = _sparse_ce(logits, ids, weights)
     if num_items_in_batch is not None:
         return loss.sum() / num_items_in_batch
@@ -155,6 +157,27 @@ def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
             raise ValueError(f"target_ids {tuple(ids.shape)} and target_probs "
                              f"{tuple(probs.shape)} must both be {(*labels.shape, 'K')}")
     return labels
+
+
+_VOCAB_MESSAGE = ("a label or target id is >= the logits' last dimension V: the "
+                  "model's vocabulary is smaller than the file's (make the model's vocab_size "
+                  "at least ngramds.open(path).vocab_size)")
+
+
+def _check_ids(ids: torch.Tensor, vocab: int) -> None:
+    """Every label and target id indexes a logit: on the CPU a ValueError naming the largest
+    id; on a device (and under torch.compile) an asynchronous device-side assert carrying the
+    message, so no host sync (on CUDA it ends the process's CUDA context, as any device-side
+    assert does; the gather would otherwise fail there with a bare index error)."""
+    bad = ((ids < 0) | (ids >= vocab)).any()
+    if ids.device.type != "cpu" or torch.compiler.is_compiling():
+        torch._assert_async(~bad, _VOCAB_MESSAGE)
+    elif bool(bad):
+        worst = int(ids.max()) if int(ids.max()) >= vocab else int(ids.min())
+        raise ValueError(f"a label or target id {worst} does not index the logits' "
+                         f"{vocab} classes: the model's vocabulary is smaller than the "
+                         "file's (make the model's vocab_size at least "
+                         "ngramds.open(path).vocab_size)")
 
 
 def _log_softmax(logits: torch.Tensor) -> torch.Tensor:

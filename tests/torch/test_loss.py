@@ -16,10 +16,10 @@ def random_targets(shape, vocab, k, gen):
     return ids, probs / probs.sum(-1, keepdim=True)
 
 
-def test_matches_dense_reference_and_gradcheck():
+def test_matches_dense_reference_and_gradcheck(device):
     gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 3, 7, dtype=torch.float64, generator=gen, requires_grad=True)
-    ids, probs = random_targets((2, 3), 7, 4, gen)
+    logits = torch.randn(2, 3, 7, dtype=torch.float64, generator=gen).to(device).requires_grad_()
+    ids, probs = (t.to(device) for t in random_targets((2, 3), 7, 4, gen))
     got = soft_cross_entropy(logits, ids, probs, reduction="none")
     torch.testing.assert_close(got, dense_reference(logits, ids, probs))
     assert torch.autograd.gradcheck(
@@ -29,12 +29,13 @@ def test_matches_dense_reference_and_gradcheck():
     torch.testing.assert_close(g1, g2)
 
 
-def test_ngram_loss_combines_terms_and_masks():
+def test_ngram_loss_combines_terms_and_masks(device):
     gen = torch.Generator().manual_seed(1)
-    logits = torch.randn(2, 5, 11, dtype=torch.float64, generator=gen, requires_grad=True)
-    labels = torch.randint(0, 11, (2, 5), generator=gen)
+    logits = torch.randn(2, 5, 11, dtype=torch.float64, generator=gen).to(device)
+    logits.requires_grad_()
+    labels = torch.randint(0, 11, (2, 5), generator=gen).to(device)
     labels[0, 1] = -100
-    ids, probs = random_targets((2, 5), 11, 3, gen)
+    ids, probs = (t.to(device) for t in random_targets((2, 5), 11, 3, gen))
     batch = {"labels": labels, "target_ids": ids, "target_probs": probs}
     alpha = 0.3
     keep = labels != -100
@@ -87,10 +88,10 @@ def test_sum_over_items_for_gradient_accumulation():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_logits(dtype):
+def test_half_precision_logits(dtype, device):
     gen = torch.Generator().manual_seed(2)
-    logits = torch.randn(4, 50, generator=gen)
-    ids, probs = random_targets((4,), 50, 5, gen)
+    logits = torch.randn(4, 50, generator=gen).to(device)
+    ids, probs = (t.to(device) for t in random_targets((4,), 50, 5, gen))
     half = logits.to(dtype).requires_grad_()
     loss = soft_cross_entropy(half, ids, probs.float())
     assert loss.dtype == torch.float32
@@ -113,3 +114,26 @@ def test_mask_and_reductions():
                                per.sum())
     with pytest.raises(ValueError):
         soft_cross_entropy(logits, ids, probs.float(), reduction="avg")
+
+
+def test_a_model_vocabulary_smaller_than_the_files_is_named(device):
+    """A label or target id >= the logits' V: one line naming the cause, not torch's index
+    error. (On CUDA a device-side assert, without a host sync, carries the message: it ends the
+    process's CUDA context, so tools/gpu_check.py checks it in a subprocess.)"""
+    if device != "cpu":
+        pytest.skip("a device-side assert ends the CUDA context (tools/gpu_check.py checks it)")
+    gen = torch.Generator().manual_seed(6)
+    labels = torch.randint(0, 11, (2, 5), generator=gen)
+    ids, probs = random_targets((2, 5), 11, 3, gen)
+    labels[1, 3] = 10
+    batch = {"labels": labels, "target_ids": ids, "target_probs": probs.float()}
+    for b in (batch, {**batch, "labels": labels.clamp(max=4)}):
+        b["target_ids"][0, 0, 0] = 10
+        with pytest.raises(ValueError, match=r"id 10 .* 5 classes.*vocabulary") as e:
+            ngram_loss(torch.randn(2, 5, 5), b)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="vocabulary"):
+        ngram_loss(torch.randn(2, 5, 5), {"labels": labels}, alpha=0)
+    compiled = torch.compile(ngram_loss, backend="eager", fullgraph=True)
+    with pytest.raises(RuntimeError, match="vocabulary"):
+        compiled(torch.randn(2, 5, 5), batch)
