@@ -164,6 +164,19 @@ class NgramDataset(IterableDataset):
         self._local_resume = None       # a worker's own state (torchdata), for its next pass
         self._next_block, self._in_block, self._base = None, 0, 0
 
+    def _copy_for_loader(self, batch_size: int) -> "NgramDataset":
+        """The copy an :class:`NgramLoader` of ``batch_size`` iterates (whole batches unless
+        ``batched=False`` was given): this dataset is left as it is, the copy shares its file
+        map and its shared state (epoch, resume position, pass counters)."""
+        check_int("batch_size", batch_size, 1, 1 << 40)
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy.batch_size = batch_size
+        copy.batched = True if self._batched_given is None else self.batched
+        copy._slot, copy._pass, copy._local_resume = None, None, None
+        copy._next_block, copy._in_block, copy._base = None, 0, 0
+        return copy
+
     # -- partition ----------------------------------------------------------------------
     def refresh_partition(self) -> Partition:
         """Re-read rank and world size from ``torch.distributed`` / the environment (unless
@@ -372,7 +385,8 @@ class NgramDataset(IterableDataset):
         if self.targets_on == "device":
             arrays = targets.device_inputs(starts, self.seq_len)
             arrays.update(start=starts, index=samples,
-                          epoch=np.full(samples.size, epoch, dtype=np.int64))
+                          epoch=np.full(samples.size, epoch, dtype=np.int64),
+                          file_crc=np.full(samples.size, targets.file.header_crc, np.int64))
             if self._hands_over_batches():
                 batch = dict(zip(arrays, _shared_tensors([(a.shape, a.dtype)
                                                           for a in arrays.values()])))

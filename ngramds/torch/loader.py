@@ -16,16 +16,17 @@ class NgramLoader(DataLoader):
     starts. The loader counts the samples the training loop has received (in the main
     process), so a run resumed from its state continues with the next sample whatever
     ``num_workers`` and world size it now uses. ``batch_size`` is the number of samples per
-    batch; the dataset's is set to match, and the dataset builds whole batches (batched mode)
-    unless it was made with ``batched=False``.
+    batch; the loader iterates its own copy of the dataset with that batch size, building
+    whole batches (batched mode) unless the dataset was made with ``batched=False``. The
+    dataset given is not changed (a ``DataLoader`` over it still gets its own items); the
+    copy shares its epoch and resume position, so ``set_epoch``, ``state_dict`` and
+    ``load_state_dict`` of either act on both.
     """
 
     def __init__(self, dataset: NgramDataset, batch_size: int = 1, **kwargs):
         if not isinstance(dataset, NgramDataset):
             raise TypeError(f"NgramLoader loads an NgramDataset, got {type(dataset).__name__}")
-        dataset.batch_size = batch_size
-        if dataset._batched_given is None:  # whole batches in one compiled call
-            dataset.batched = True
+        dataset = dataset._copy_for_loader(batch_size)
         super().__init__(dataset, batch_size=None if dataset.batched else batch_size, **kwargs)
         self._pass = None     # (epoch, start) of the iteration in progress
         self._consumed = 0    # samples of it the loop has received
