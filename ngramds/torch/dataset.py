@@ -317,6 +317,10 @@ class NgramDataset(IterableDataset):
         if missing:
             raise InputError(f"not an ngramds dataset state (missing {', '.join(missing)}); "
                              "save it with state_dict() of this ngramds version")
+        for key in ("version", "epoch", "consumed", "num_samples", "seq_len", "seed", "shuffle",
+                    "file_crc", "sampling"):
+            if key in state:
+                _check_plain(key, state[key])
         if state["version"] != STATE_VERSION:
             raise InputError(f"dataset state version {state['version']!r} is not supported "
                              f"(this ngramds writes {STATE_VERSION})")
@@ -538,10 +542,25 @@ def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:
         return
     if not isinstance(saved, dict):
         raise InputError("the state's target options are not a dict")
+    for key, value in saved.items():
+        _check_plain(f"target option {key}", value, lists=True)
     changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
     if changed:
         warnings.warn("resuming with other target options than the saved run's: "
                       + ", ".join(changed), InputWarning, stacklevel=3)
+
+
+_PLAIN = (int, float, str, np.generic, type(None))  # bool is an int
+
+
+def _check_plain(name: str, value, lists: bool = False) -> None:
+    """A state's ``name`` is a single plain value (Python or numpy scalar; with ``lists`` also
+    a list of them), as state_dict() writes it; InputError otherwise (an array, a tensor)."""
+    if isinstance(value, _PLAIN) or lists and isinstance(value, (list, tuple)) and \
+            all(isinstance(x, _PLAIN) for x in value):
+        return
+    raise InputError(f"the state's {name} is a {type(value).__name__}, not a single value; "
+                     "resume from a state saved by state_dict() (plain values)")
 
 
 def _identity(f: NgramFile) -> tuple:

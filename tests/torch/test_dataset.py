@@ -214,3 +214,25 @@ def test_default_mixing_follows_the_file(tmp_path):
     single = NgramDataset(tmp_path / "one.ngds", SEQ)
     assert single.mixing == "none" and next(iter(single))["target_ids"].shape == (SEQ, 9)
     assert NgramDataset(tmp_path / "all.ngds", SEQ, orders=[4]).mixing == "none"
+
+
+@pytest.mark.parametrize("key", ["version", "seq_len", "num_samples", "seed", "shuffle",
+                                 "file_crc", "sampling", "epoch", "consumed", "targets"])
+def test_a_state_holding_arrays_is_refused_in_one_line(path, key):
+    ds = NgramDataset(path, SEQ, seed=1)
+    state = ds.state_dict()
+    value = state[key]
+    state[key] = {"top_r": np.array([8, 8])} if key == "targets" else np.array([value, value])
+    with pytest.raises(ngramds.InputError, match=key.replace("targets", "top_r")) as e:
+        ds.load_state_dict(state)
+    assert "\n" not in str(e.value) and "ambiguous" not in str(e.value)
+
+
+def test_a_state_of_numpy_scalars_resumes(path):
+    ds = NgramDataset(path, SEQ, seed=1)
+    state = {k: np.int64(v) if type(v) is int else (np.bool_(v) if type(v) is bool else v)
+             for k, v in ds.state_dict().items()}
+    state["consumed"] = np.int64(5)
+    again = NgramDataset(path, SEQ, seed=1)
+    again.load_state_dict(state)
+    assert again.state_dict()["consumed"] == 5
