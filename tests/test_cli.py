@@ -57,6 +57,17 @@ def test_verify_reports_damage(tmp_path):
     assert r.returncode == 2 and "checksum" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+def test_verify_refuses_bytes_appended_to_a_file(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.arange(300, dtype=np.uint16) % 11)
+    out = tmp_path / "c.ngds"
+    assert main(["build", str(tmp_path / "c.npy"), "-o", str(out), "-q"]) == 0
+    with open(out, "ab") as f:
+        f.write(b'{"step": 2, "val_loss": 3.1}\n')  # a log appended by mistake
+    assert main(["verify", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "after the last section" in err and str(out) in err
+
+
 def test_several_orders_in_one_file(tmp_path, capsys):
     src = tmp_path / "c.npy"
     np.save(src, np.array([5, 6, 7, 5, 6, 8, 5, 6, 7, 1, 2], np.uint16))

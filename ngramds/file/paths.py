@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..errors import FileAccessError, InputError
 
-__all__ = ["check_output_path", "check_distinct", "same_file"]
+__all__ = ["check_output_path", "check_distinct", "same_file", "open_regular"]
 
 
 def check_output_path(path, *, directory: bool = False, what: str = "output") -> Path:
@@ -54,3 +55,42 @@ def check_distinct(outputs: list, inputs: list) -> None:
             if same_file(out, other):
                 raise InputError(f"{what} {out} and {other_what} {other} are the same file; "
                                  "give each output its own path")
+
+
+def open_regular(path, what: str = "input"):
+    """``path`` opened for reading in binary mode, once it is a regular file: a FIFO, device,
+    socket or directory is refused at once (opened without blocking, so a FIFO with no writer
+    never hangs the caller).
+
+    Args:
+        path: the file to read.
+        what: how the file is named in errors (e.g. "the log", "tokenizer").
+
+    Returns:
+        A binary file object (the caller closes it).
+
+    Raises:
+        FileAccessError: missing, not readable, or not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileAccessError(f"{what} {path} does not exist") from None
+    except PermissionError:
+        raise FileAccessError(f"{what} {path} is not readable (permission denied)") from None
+    except (OSError, ValueError) as exc:
+        raise FileAccessError(f"cannot read {what} {path}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise FileAccessError(f"{what} {path} is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise FileAccessError(f"{what} {path} is not a regular file (a pipe, device or "
+                                  "socket); give a file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

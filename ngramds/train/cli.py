@@ -14,10 +14,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ..errors import NgramdsError
+from ..errors import InputError, NgramdsError
 from ..targets.config import MIXINGS
 from ..version import __version__
-from .config import TARGET_KINDS, RunConfig
+from .config import TARGET_KINDS, RunConfig, check_log_outputs
 from .plot import PLOT_HINT, have_matplotlib
 
 PROG = "ngramds-train"
@@ -70,13 +70,16 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
         p.add_argument("--targets", type=_kinds, default=list(COMPARE_DEFAULT), metavar="LIST",
                        help=f"target kinds, one run each (default: {','.join(COMPARE_DEFAULT)})")
         p.add_argument("--out-dir", required=True, metavar="DIR",
-                       help="logs DIR/KIND.jsonl (replaced) and the plot")
+                       help="logs DIR/KIND.jsonl (new files; see --overwrite) and the plot")
         p.add_argument("--plot", metavar="PNG", help="the plot (default: DIR/val_loss.png "
                        "when matplotlib is installed)")
     else:
         opt(p, "--targets", str, "onehot: the cross-entropy baseline", choices=TARGET_KINDS)
         p.add_argument("--out", required=True, metavar="LOG",
-                       help="JSON-lines log, one record per evaluation (appended)")
+                       help="JSON-lines log, one record per evaluation (a new file; see "
+                            "--overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing logs (and the default plot) instead of refusing")
     t = p.add_argument_group("targets (see ngramds.torch.NgramDataset)")
     opt(t, "--top-r", int, "CoCoNTs: entries kept intact")
     opt(t, "--residual", str, "CoCoNTs: the residual slot", choices=["tail", "renorm"])
@@ -138,9 +141,11 @@ def _need_torch() -> None:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
+    cfg = _config(a)
+    check_log_outputs([cfg.out], cfg, a.overwrite)  # before torch: no work for a bad path
     _need_torch()
     from .loop import train_run
-    train_run(_config(a))
+    train_run(cfg, overwrite=a.overwrite)
     return 0
 
 
@@ -150,19 +155,29 @@ def _cmd_compare(a: argparse.Namespace) -> int:
         raise NgramdsError(PLOT_HINT)
     configs = [_config(a, targets=kind, out=str(out_dir / f"{kind}.jsonl"))
                for kind in a.targets]
-    for cfg in configs:  # every run's options before any work
+    for cfg in configs:  # every run's options and outputs before any work
         cfg.check()
+    inputs = [("training file", a.train), ("validation file", a.val)]
+    logs = [cfg.out for cfg in configs]
+    check_log_outputs(logs, configs[0], a.overwrite)
+    plot = None
+    if a.plot or have_matplotlib():
+        from .plot import check_plot_output
+        plot = check_plot_output(a.plot or out_dir / "val_loss.png",
+                                 inputs + [("log", p) for p in logs])
+        if not a.plot and plot.exists() and not a.overwrite:
+            raise InputError(f"the plot {plot} exists; give --overwrite to replace it, or "
+                             "another --out-dir or --plot")
     _need_torch()
     from .loop import train_run
     results = {}
     for cfg in configs:
         print(f"== {cfg.targets} -> {cfg.out}", flush=True)
-        Path(cfg.out).unlink(missing_ok=True)
-        results[cfg.targets] = train_run(cfg)
+        results[cfg.targets] = train_run(cfg, overwrite=a.overwrite)
     print(comparison_table(results))
-    if a.plot or have_matplotlib():
+    if plot is not None:
         from .plot import plot_runs
-        print(f"wrote {plot_runs([c.out for c in configs], a.plot or out_dir / 'val_loss.png')}")
+        print(f"wrote {plot_runs(logs, plot)}")
     else:
         print(f"{PROG}: note: {PLOT_HINT}; then `{PROG} plot {out_dir}/*.jsonl`",
               file=sys.stderr)

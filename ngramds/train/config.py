@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 from ..errors import InputError
+from ..file.paths import same_file
 from ..targets.config import DEFAULT_ESCAPE, MIXINGS
 
 TARGET_KINDS = ("onehot", "allnts", "coconts")
@@ -75,3 +77,35 @@ class RunConfig:
     def record(self) -> dict:
         """The configuration as the log's ``config`` field."""
         return asdict(self)
+
+
+def check_log_outputs(logs: list[str], cfg: RunConfig, overwrite: bool = False) -> None:
+    """InputError unless every path of ``logs`` can take a new log: not the run's training or
+    validation file (nor another of ``logs``), not a directory, and not an existing file
+    unless ``overwrite``.
+
+    Args:
+        logs: the log paths of the runs about to start.
+        cfg: a run's configuration (its ``train`` and ``val`` files are the inputs).
+        overwrite: existing logs may be replaced.
+
+    Raises:
+        InputError: naming the first unusable log.
+    """
+    inputs = [("training file", cfg.train), ("validation file", cfg.val)]
+    for i, log in enumerate(logs):
+        if not str(log).strip():
+            raise InputError("the log path is empty; give a file such as runs/coconts.jsonl")
+        for what, path in inputs:
+            if same_file(log, path):
+                raise InputError(f"the log {log} is the {what} {path} (an input): writing it "
+                                 "would destroy it; choose another log path")
+        for other in logs[i + 1:]:
+            if same_file(log, other):
+                raise InputError(f"the logs {log} and {other} are the same file")
+        if os.path.isdir(log):
+            raise InputError(f"the log {log} is a directory; give a file such as "
+                             f"{os.path.join(log, 'run.jsonl')}")
+        if os.path.lexists(log) and not overwrite:
+            raise InputError(f"the log {log} exists; give --overwrite to replace it, or "
+                             "another path")

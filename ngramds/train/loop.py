@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from ..file.reader import open_file
 from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, hold_for_epochs, ngram_loss
 from ..targets.entropy import mean_entropy
 from ..torch.schedule import alpha_at
-from .config import RunConfig
+from .config import RunConfig, check_log_outputs
 from .model import GPT
 
 
@@ -55,11 +56,14 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
-    """Train one model as ``cfg`` says; append one JSON record per evaluation (config, step,
+def train_run(cfg: RunConfig, echo: bool = True, overwrite: bool = False) -> list[dict]:
+    """Train one model as ``cfg`` says; write one JSON record per evaluation (config, step,
     train objective and plain cross-entropy, held-out loss and perplexity, tokens/s, wall
-    time) to ``cfg.out`` and return the records. ``echo`` prints one line per evaluation."""
+    time) to the new log ``cfg.out`` and return the records. ``echo`` prints one line per
+    evaluation; ``overwrite`` replaces an existing log (else it is refused, as is a log that
+    is the training or validation file)."""
     cfg.check()
+    check_log_outputs([cfg.out], cfg, overwrite)
     device = resolve_device(cfg.device)
     vocab = open_file(cfg.train).vocab_size
     if open_file(cfg.val).vocab_size > vocab:
@@ -97,7 +101,12 @@ def train_run(cfg: RunConfig, echo: bool = True) -> list[dict]:
     out = Path(cfg.out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        log = out.open("a")
+        if overwrite and os.path.lexists(out):
+            out.unlink()  # (a link itself, never the file it points to)
+        log = out.open("x")  # new: never appends to nor truncates another file
+    except FileExistsError:
+        raise FileAccessError(f"the log {out} appeared while the run started; give another "
+                              "path") from None
     except OSError as exc:
         raise FileAccessError(f"cannot write the log {out}: {exc.strerror or exc}") from None
     records: list[dict] = []

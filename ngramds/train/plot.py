@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import FileAccessError, InputError, NgramdsError
+from ..file.paths import open_regular, same_file
 
 PLOT_HINT = "plotting needs matplotlib: pip install 'ngramds[plot]'"
 
@@ -25,9 +26,15 @@ def load_runs(paths: list[str | Path]) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {}
     for path in map(Path, paths):
         try:
-            lines = path.read_text().splitlines()
+            with open_regular(path, "the log") as f:
+                lines = f.read().decode("utf-8").splitlines()
+        except FileAccessError as exc:
+            raise FileAccessError(f"cannot read the log: {exc}") from None
         except OSError as exc:
             raise FileAccessError(f"cannot read the log {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path} is not a log of `ngramds-train run`: byte {exc.start} is "
+                             "not UTF-8 text") from None
         records = []
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -47,8 +54,53 @@ def load_runs(paths: list[str | Path]) -> dict[str, list[dict]]:
     return runs
 
 
+def image_formats() -> list[str]:
+    """The file suffixes matplotlib can write (without the dot); NgramdsError naming the
+    install when matplotlib is missing."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise NgramdsError(PLOT_HINT) from None
+    return sorted(FigureCanvasBase.get_supported_filetypes())
+
+
+def check_plot_output(output: str | Path, inputs: list[tuple[str, str | Path]]) -> Path:
+    """``output`` as a Path once the plot can go there: an image suffix matplotlib writes,
+    not a directory, and none of ``inputs`` ((what, path) pairs: logs, ngramds files).
+
+    Raises:
+        InputError: an output that is an input, or has no image suffix.
+        NgramdsError: matplotlib is not installed.
+    """
+    output = Path(output)
+    for what, path in inputs:
+        if same_file(output, path):
+            raise InputError(f"the plot {output} is the {what} {path}: writing it would "
+                             "destroy it; choose another output path such as val_loss.png")
+    if output.is_dir():
+        raise InputError(f"the plot {output} is a directory; give a file such as "
+                         f"{output / 'val_loss.png'}")
+    formats = image_formats()
+    suffix = output.suffix[1:].lower()
+    if suffix not in formats:
+        raise InputError(f"the plot {output} needs an image suffix matplotlib writes "
+                         f"(.png, .pdf, .svg, ...: {', '.join(formats)}), not "
+                         f"{'.' + suffix if suffix else 'none'}")
+    return output
+
+
 def plot_runs(paths: list[str | Path], output: str | Path) -> Path:
-    """Write the plot of the logs ``paths`` to ``output`` (PNG) and return its path."""
+    """Write the plot of the logs ``paths`` to ``output`` (an image: PNG, PDF, SVG, ...) and
+    return its path.
+
+    Raises:
+        InputError: a log that is not one of ``ngramds-train run``, or an unusable output
+            (an input, no image suffix).
+        FileAccessError: a log that cannot be read (missing, not a regular file) or an
+            output that cannot be written.
+        NgramdsError: matplotlib is not installed.
+    """
+    output = check_plot_output(output, [("log", p) for p in paths])
     runs = load_runs(paths)
     try:
         import matplotlib
@@ -67,7 +119,6 @@ def plot_runs(paths: list[str | Path], output: str | Path) -> Path:
         ax.grid(alpha=0.3)
     by_step.legend(fontsize=7)
     fig.tight_layout()
-    output = Path(output)
     try:
         fig.savefig(output, dpi=120)
     except OSError as exc:

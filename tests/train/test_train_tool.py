@@ -1,6 +1,7 @@
 """The training tool shipped in the package (`ngramds-train`): tiny runs on tiny files."""
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -87,9 +88,14 @@ def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch
     assert "steps to onehot's final loss" in out and "\ncoconts " in out
     assert err.strip() == ("ngramds-train: note: plotting needs matplotlib: pip install "
                            f"'ngramds[plot]'; then `ngramds-train plot {tmp_path}/*.jsonl`")
-    # a second compare replaces the logs instead of appending to them
+    # a second compare keeps the logs, or replaces them (not appends) with --overwrite
+    kept = (tmp_path / "onehot.jsonl").read_bytes()
     assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
-                 str(tmp_path), "--targets", "onehot", *TINY]) == 0
+                 str(tmp_path), "--targets", "onehot", *TINY]) == 2
+    one_error_line(capsys, "onehot.jsonl", "exists", "--overwrite")
+    assert (tmp_path / "onehot.jsonl").read_bytes() == kept
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(tmp_path), "--targets", "onehot", "--overwrite", *TINY]) == 0
     assert len(read_log(tmp_path / "onehot.jsonl")) == 2
 
 
@@ -197,3 +203,76 @@ def test_held_out_loss_ignores_masked_labels():
     batch = {"input_ids": torch.zeros(2, 5, dtype=torch.long), "labels": labels}
     want = F.cross_entropy(logits.flatten(0, 1), labels.flatten()).item()  # mean over 7
     assert evaluate(Fixed(logits), [batch], "cpu") == pytest.approx(want, rel=1e-6)
+
+
+def test_a_log_naming_an_input_file_is_refused_and_the_file_kept(files, tmp_path, capsys):
+    train, val = files
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(train)
+    for out in (train, val, link):
+        before = train.read_bytes(), val.read_bytes()
+        assert main(["run", "--train", str(train), "--val", str(val), "--out", str(out),
+                     "--overwrite", *TINY]) == 2
+        one_error_line(capsys, str(out), "input")
+        assert (train.read_bytes(), val.read_bytes()) == before
+    ngramds.open(train, verify=True)
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(train.parent), "--targets", "onehot", "--plot", str(val), *TINY]) == 2
+    one_error_line(capsys, str(val))
+
+
+def test_an_existing_log_is_kept_unless_overwrite_is_given(files, tmp_path, capsys):
+    train, val = files
+    log = tmp_path / "mine.jsonl"
+    log.write_text("my notes\n")
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log),
+                 *TINY]) == 2
+    one_error_line(capsys, "mine.jsonl", "exists", "--overwrite")
+    assert log.read_text() == "my notes\n"
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log),
+                 "--overwrite", *TINY]) == 0
+    assert [r["step"] for r in read_log(log)] == [2, 3]  # replaced, not appended to
+
+
+def test_compare_keeps_a_users_log_in_the_out_dir(files, tmp_path, capsys):
+    train, val = files
+    (tmp_path / "onehot.jsonl").write_text("mine\n")
+    assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                 str(tmp_path), *TINY]) == 2
+    one_error_line(capsys, "onehot.jsonl", "--overwrite")
+    assert (tmp_path / "onehot.jsonl").read_text() == "mine\n"
+    assert not (tmp_path / "coconts.jsonl").exists()
+
+
+def test_plot_of_a_fifo_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "log.jsonl"
+    os.mkfifo(fifo)
+    r = subprocess.run([sys.executable, "-m", "ngramds.train", "plot", str(fifo), "-o",
+                        str(tmp_path / "p.png")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "not a regular file" in r.stderr and str(fifo) in r.stderr
+
+
+def test_plot_of_a_log_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    log = tmp_path / "r.jsonl"
+    log.write_bytes(b'{"step": 1, "val_loss": 2.0, "wall_s": 1.0}\n\xff\xfe\n')
+    assert main(["plot", str(log), "-o", str(tmp_path / "p.png")]) == 2
+    one_error_line(capsys, "r.jsonl", "UTF-8")
+
+
+@pytest.mark.parametrize("output", ["keep.jsonl", "x.ngds", "noformat"])
+def test_plot_output_that_is_a_log_or_no_image_is_refused(files, tmp_path, capsys, output):
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "keep.jsonl"
+    text = json.dumps({"step": 1, "val_loss": 2.0, "wall_s": 1.0}) + "\n"
+    log.write_text(text)
+    (tmp_path / "x.ngds").write_bytes(b"data")
+    assert main(["plot", str(log), "-o", str(tmp_path / output)]) == 2
+    one_error_line(capsys, output)
+    assert log.read_text() == text and (tmp_path / "x.ngds").read_bytes() == b"data"
+    if output == "x.ngds":  # compare refuses it before any training
+        train, val = files
+        assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
+                     str(tmp_path / "runs"), "--plot", str(tmp_path / output), *TINY]) == 2
+        one_error_line(capsys, output)
+        assert not (tmp_path / "runs").exists()
