@@ -234,8 +234,8 @@ def _build(a) -> int:
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit,
                   include=a.include)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"
-    pairs = _pairs_corpus(a)  # prompt/response pairs (corpus/pairs.py): built in memory
-    if streamed and a.inputs and a.val_fraction is None and pairs is None:
+    inputs.update(_pairs_fields(a))  # prompt/response pairs (corpus/pairs.py)
+    if streamed and a.inputs and a.val_fraction is None:
         # token files stay on disk and are read in bounded chunks
         build(a.inputs, a.output, partial=a.partial, **inputs, **options)
         if not a.partial and not a.quiet:  # the summary reads the whole file: not here
@@ -247,8 +247,6 @@ def _build(a) -> int:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
                   file=sys.stderr)
         corpus = stdlib_corpus(tok_path)
-    elif pairs is not None:
-        corpus = pairs
     else:
         corpus = load_corpus(a.inputs, progress=not a.quiet, **inputs)
     if a.val_fraction is not None:
@@ -263,19 +261,21 @@ def _build(a) -> int:
     return 0
 
 
-def _pairs_corpus(a):
-    """The corpus of --prompt-field/--response-field pairs, or None without them."""
+def _pairs_fields(a) -> dict:
+    """The input options of --prompt-field/--response-field pairs ({} without them),
+    checked before any work."""
     if a.prompt_field is None and a.response_field is None:
-        return None
+        return {}
     if a.prompt_field is None or a.response_field is None:
         raise InputError("--prompt-field and --response-field go together")
     if a.default_corpus or not a.tokenizer:
         raise InputError("prompt/response pairs are JSONL INPUT files read with --tokenizer")
-    if a.partial or a.memory_limit is not None or a.engine != "local":
-        raise InputError("prompt/response pairs are built in memory: no --partial, "
-                         "--memory-limit or --engine dask")
-    from .corpus.pairs import read_pairs
-    return read_pairs(a.inputs, a.tokenizer, a.prompt_field, a.response_field, a.eos_id)
+    if a.partial:
+        raise InputError("a partial result keeps no prompt lengths: build prompt/response "
+                         "pairs without --partial (--memory-limit and --engine are fine)")
+    from .corpus.pairs import check_pair_fields
+    check_pair_fields(a.prompt_field, a.response_field)
+    return {"prompt_field": a.prompt_field, "response_field": a.response_field}
 
 
 def _check_threads(threads) -> None:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..corpus.stream import M64, TokenStream, changed_input
-from ..corpus.types import check_doc_offsets, check_vocab
+from ..corpus.types import check_doc_offsets, check_prompt_lengths, check_vocab
 from ..errors import FileAccessError, InputError, os_errors_as
 from ..file import format as fmt
 from ..file.header import file_header, table_entry
@@ -222,6 +222,9 @@ def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, to
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = runs.token_sections(stream, offsets, token_dtype)
+    if getattr(stream, "prompt_lengths", None) is not None:  # as the in-memory build writes
+        prompts = check_prompt_lengths(stream.prompt_lengths, offsets)
+        arrays["prompt_lengths"] = prompts.astype(fmt.uint_dtype(int(prompts.max())))
     tables, sections = [], {}
     for n in orders:
         layout = KeyLayout(n, bits)

@@ -22,6 +22,8 @@ from .tables import TABLE_STAGES, build_tables
 
 __all__ = ["build"]
 
+READ_SHARE = 8  # one read of the input (a row, a pair record) holds at most 1/8 of the limit
+
 
 def build(source, output, *, order: int | None = None, orders=None, top_k: int | None = None,
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
@@ -83,9 +85,10 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     if tmp_dir is not None and not bounded:
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
                       "--memory-limit) or a Dask build spills runs there", stacklevel=2)
-    if bounded and getattr(source, "prompt_lengths", None) is not None:
-        raise InputError("prompt lengths are written by in-memory builds only; build this "
-                         "corpus without memory_limit, engine or partial")
+    if partial and (getattr(source, "prompt_lengths", None) is not None
+                    or input_options.get("prompt_field") is not None):
+        raise InputError("a partial result keeps no prompt lengths; build prompt/response "
+                         "pairs without partial (memory_limit and engine are fine)")
     if bounded:
         limit = parse_size(memory_limit) if memory_limit is not None else None  # checked early
         # text is tokenised batch by batch into token files in a locked temporary directory
@@ -95,7 +98,9 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
             if needs_spool(source, **input_options) else nullcontext()
         with spool as text_spool:
             stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                                 text_spool=text_spool, progress=progress, **input_options)
+                                 text_spool=text_spool, progress=progress,
+                                 read_bytes=limit // READ_SHARE if limit else None,
+                                 **input_options)
             return build_bounded(stream, output, orders=orders, top_k=top_k,
                                  vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
                                  engine=engine, scheduler=scheduler, workers=workers,

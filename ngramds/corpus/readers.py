@@ -42,42 +42,54 @@ HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as u
 def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
-                text_unit: str | None = None, include=None, progress: bool = False) -> Corpus:
+                text_unit: str | None = None, include=None, progress: bool = False,
+                prompt_field: str | None = None, response_field: str | None = None) -> Corpus:
     """Turn any supported ``source`` into a :class:`Corpus`.
 
     Documents come from, in this order of precedence: ``doc_offsets``/``doc_lengths`` (arrays)
     or ``boundaries`` (a file of document lengths, ``.npy`` or one integer per line) covering all
     tokens; else ``eos_id`` (an EOS token ends its document); else each input file (or the
     array) is one document. For text inputs ``eos_id`` is appended to every document instead.
+    With ``prompt_field`` and ``response_field`` the inputs are JSONL prompt/response pairs
+    (:mod:`ngramds.corpus.pairs`).
     """
     if isinstance(source, Corpus):
         return source
     stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                          eos_id=eos_id, dtype=dtype, boundaries=boundaries, tokenizer=tokenizer,
                          text_field=text_field, text_unit=text_unit, include=include,
-                         progress=progress)
+                         progress=progress, prompt_field=prompt_field,
+                         response_field=response_field)
     parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
     tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return Corpus(tokens, stream.doc_offsets, stream.sources, stream.tokenizer,
-                  stream.vocab_size)
+                  stream.vocab_size, prompt_lengths=stream.prompt_lengths)
 
 
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
                 text_unit: str | None = None, include=None, progress: bool = False,
-                text_spool: Path | None = None) -> TokenStream:
+                text_spool: Path | None = None, read_bytes: int | None = None,
+                prompt_field: str | None = None,
+                response_field: str | None = None) -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
     (the memory-bounded build reads them in chunks). Text is tokenised batch by batch into
     token files under ``text_spool`` (a temporary directory the caller removes), else in
-    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets."""
+    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets.
+    ``read_bytes`` (a memory-bounded build's share of its limit): a parquet/Arrow/dataset row
+    or a JSONL pair record holding more bytes is an InputError naming the limit."""
     if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
                                isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
         raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
     if isinstance(source, Corpus):
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),
-                           source.tokenizer, source.vocab_size)
+                           source.tokenizer, source.vocab_size, source.prompt_lengths)
+    if prompt_field is not None or response_field is not None:
+        from .pairs import pair_stream  # pairs reads with this module's tokenizer helpers
+        return pair_stream(source, tokenizer, prompt_field, response_field, eos_id,
+                           spool=text_spool, read_bytes=read_bytes, progress=progress)
     if text_unit not in (None, "line", "file"):
         raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
     if isinstance(source, (str, os.PathLike)):
@@ -95,6 +107,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                              if source else "no input files given")
         total = sum(_size(p) for p, _ in files)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, total)
+        reader.read_bytes = read_bytes
         parts = [reader.read(p, text_unit or ("file" if in_dir else "line"))
                  for p, in_dir in files]
         sources = [p.name for p, _ in files]
@@ -106,7 +119,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 "document; give --text-unit file (text_unit='file') for one document per "
                 "file, or --text-unit line to keep this", InputWarning, stacklevel=3)
     elif is_hf_dataset(source):
-        column = open_hf(source, text_field, prefer_ids=tokenizer is None)
+        column = open_hf(source, text_field, prefer_ids=tokenizer is None, row_bytes=read_bytes)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, 0)
         parts = [reader.column(column, "dataset")]
         sources = [column.where.removeprefix("dataset ")]
@@ -295,6 +308,8 @@ class _FileReader:
     """Reads input files one by one into (tokens, document offsets or None), counting what
     line-per-document text gave (for the short-document warning)."""
 
+    read_bytes: int | None = None  # the most bytes one row may hold (load_stream)
+
     def __init__(self, dtype, tokenizer, field, eos_id, spool, meter: Meter, total: int):
         self.dtype, self.tokenizer, self.field, self.eos_id = dtype, tokenizer, field, eos_id
         self.spool, self.meter, self.total, self.base = spool, meter, max(total, 1), 0
@@ -327,8 +342,8 @@ class _FileReader:
             raise InputError(f"{path}: only .txt and .jsonl inputs may be compressed; "
                              f"decompress {suffix or 'it'} first")
         if is_columnar(path):
-            return self.column(open_columnar(path, self.field, self.tokenizer is None),
-                               path.stem)
+            return self.column(open_columnar(path, self.field, self.tokenizer is None,
+                                             self.read_bytes), path.stem)
         return _read_token_file(path, self.dtype)
 
     def column(self, column: Column, stem: str):

@@ -93,13 +93,15 @@ def piece_of(arr: np.ndarray):
 @dataclass
 class TokenStream:
     """The tokens of a corpus as pieces back to back, with its document offsets (in memory:
-    8 bytes per document). Pickles by file name for memory-mapped pieces."""
+    8 bytes per document) and, for prompt/response pairs, each document's prompt length.
+    Pickles by file name for memory-mapped pieces."""
 
     pieces: list
     doc_offsets: np.ndarray
     sources: list = field(default_factory=list)
     tokenizer: str | None = None
     vocab_size: int | None = None
+    prompt_lengths: np.ndarray | None = None
 
     def __post_init__(self):
         self.bounds = np.cumsum([0] + [p.size for p in self.pieces]).astype(np.int64)

@@ -88,9 +88,23 @@ def test_prompt_lengths_are_checked(tmp_path):
     with pytest.raises(ngramds.InputError, match="prompt length"):
         ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([1])),
                       tmp_path / "x.ngds", order=2, progress=False)
-    with pytest.raises(ngramds.InputError, match="prompt"):
+    with pytest.raises(ngramds.InputError, match="prompt lengths"):
         ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([1, 1])),
+                      tmp_path / "part", order=2, progress=False, partial=True)
+    with pytest.raises(ngramds.InputError, match="prompt length"):
+        ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([3, 1])),
                       tmp_path / "x.ngds", order=2, progress=False, memory_limit="1G")
+
+
+def test_bounded_build_keeps_prompt_lengths(tmp_path):
+    """A memory-bounded build writes the prompt lengths as the in-memory build does."""
+    corpus = Corpus(np.arange(40) % 7, np.array([0, 5, 18, 40]),
+                    prompt_lengths=np.array([2, 0, 300 % 22]))
+    mem = ngramds.build(corpus, tmp_path / "m.ngds", order=2, progress=False)
+    lim = ngramds.build(corpus, tmp_path / "l.ngds", order=2, progress=False,
+                        memory_limit="1G")
+    assert mem.read_bytes() == lim.read_bytes()
+    assert ngramds.open(lim, verify=True).prompt_lengths.tolist() == [2, 0, 14]
 
 
 def test_split_keeps_prompt_lengths():
@@ -120,13 +134,10 @@ def test_cli_build_of_pairs(tmp_path, tokenizer, capsys):
                  "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
     assert "--response-field" in capsys.readouterr().err
     assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
-                 "--response-field", "response", "--memory-limit", "1G",
-                 "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
-    assert "built in memory" in capsys.readouterr().err  # refused before tokenising
-    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
-                 "--response-field", "response", "--engine", "dask",
-                 "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
-    assert "built in memory" in capsys.readouterr().err
+                 "--response-field", "response", "--partial",
+                 "-o", str(tmp_path / "part"), "-q"]) == 2
+    assert "no prompt lengths" in capsys.readouterr().err  # refused before tokenising
+    assert not (tmp_path / "part").exists()
 
 
 def test_verify_checks_prompt_lengths(tmp_path):
@@ -155,3 +166,146 @@ def test_compressed_pair_files_read_as_plain(tmp_path, tokenizer):
     packed = read_pairs([tmp_path / "p.jsonl.gz"], tok_path)
     assert np.array_equal(plain.tokens, packed.tokens)
     assert plain.prompt_lengths.tolist() == packed.prompt_lengths.tolist()
+
+
+@pytest.mark.parametrize("fields", [("prompt", "prompt"), ("q", "q")])
+def test_the_same_field_for_prompt_and_response_is_refused(tmp_path, tokenizer, capsys, fields):
+    from ngramds.cli import main
+    tok_path, _ = tokenizer
+    src = write(tmp_path / "p.jsonl", [{"prompt": "a", "q": "b", "response": "c"}])
+    with pytest.raises(ngramds.InputError, match="two different fields"):
+        read_pairs([src], tok_path, prompt_field=fields[0], response_field=fields[1])
+    assert main(["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", fields[0],
+                 "--response-field", fields[1], "-o", str(tmp_path / "x.ngds"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "two different fields" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.ngds").exists()
+
+
+class _SpyTokenizer:
+    """The tokenizer, recording the longest text of each batch call."""
+
+    def __init__(self, tok):
+        self.tok, self.longest = tok, []
+
+    def encode_batch(self, texts, **kw):
+        self.longest.append(max(map(len, texts)))
+        return self.tok.encode_batch(texts, **kw)
+
+    def __getattr__(self, name):
+        if name == "encode_batch_fast":
+            raise AttributeError(name)
+        return getattr(self.tok, name)
+
+
+def _long_text(chars: int, seed: int = 0) -> str:
+    import random
+    rng = random.Random(seed)
+    words = ["the", "cat", "sat", "on", "mat", "dog", "log", "a", "and", "\n", "  "]
+    out, size = [], 0
+    while size < chars:
+        w = rng.choice(words)
+        out.append(w)
+        size += len(w) + 1
+    return " ".join(out)
+
+
+def test_a_long_prompt_is_encoded_in_pieces_equal_to_whole_encoding(tmp_path, tokenizer,
+                                                                      monkeypatch):
+    """A 700 K-character prompt (in a .jsonl.gz) reaches the tokenizer in pieces of at most
+    TEXT_PIECE_CHARS characters; with the byte-level BPE the ids equal whole encoding."""
+    import gzip
+    from ngramds.corpus import pairs, readers
+    tok_path, tok = tokenizer
+    long = _long_text(700_000)
+    records = [{"prompt": "the cat", "response": " sat"},
+               {"prompt": long, "response": " the dog" + long[:300_000]},
+               {"prompt": "", "response": "a dog"}]
+    raw = "".join(json.dumps(r) + "\n" for r in records).encode()
+    (tmp_path / "p.jsonl.gz").write_bytes(gzip.compress(raw))
+    spy = _SpyTokenizer(tok)
+    monkeypatch.setattr(pairs, "load_tokenizer", lambda path: spy)
+    eos = tok.token_to_id("<eos>")
+    corpus = read_pairs(tmp_path / "p.jsonl.gz", tok_path, eos_id=eos)
+    assert spy.longest and max(spy.longest) <= readers.TEXT_PIECE_CHARS < len(long)
+    docs, lengths = [], []
+    for r in records:
+        p = tok.encode(r["prompt"], add_special_tokens=False).ids
+        q = tok.encode(r["response"], add_special_tokens=False).ids
+        docs.append(p + q + [eos])
+        lengths.append(len(p))
+    assert corpus.prompt_lengths.tolist() == lengths
+    assert corpus.tokens.tolist() == [t for d in docs for t in d]
+    assert corpus.doc_offsets.tolist() == np.cumsum([0] + [len(d) for d in docs]).tolist()
+
+
+def test_pairs_are_read_in_bounded_memory(tmp_path, tokenizer, monkeypatch):
+    """A 1.2 MB pairs file tokenised into a token file in batches of 16 K characters: Python's
+    peak allocation stays far below the file's size (records are read one at a time, tokens
+    written batch by batch; the whole-file read of before held the file twice over)."""
+    import tracemalloc
+    from ngramds.corpus import readers
+    from ngramds.corpus.pairs import pair_stream
+    monkeypatch.setattr(readers, "TEXT_BATCH_CHARS", 1 << 14)
+    tok_path, tok = tokenizer
+    text = _long_text(1_300_000, seed=3)
+    records = [{"prompt": text[i:i + 700], "response": text[i + 700:i + 1500]}
+               for i in range(0, len(text) - 1500, 1500)]
+    src = write(tmp_path / "p.jsonl", records)
+    assert src.stat().st_size > 1_200_000
+    read_pairs(write(tmp_path / "warm.jsonl", records[:3]), tok_path)  # imports, caches
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    tracemalloc.start()
+    try:
+        stream = pair_stream([src], tok_path, spool=spool)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"peak {peak / 2**20:.2f} MiB for {src.stat().st_size / 2**20:.1f} MiB of pairs")
+    assert peak < src.stat().st_size / 4
+    assert stream.prompt_lengths.size == len(records) == stream.doc_offsets.size - 1
+    first = [tok.encode(records[0][k], add_special_tokens=False).ids
+             for k in ("prompt", "response")]
+    assert stream.prompt_lengths[0] == len(first[0])
+    assert stream.read(0, int(stream.doc_offsets[1])).tolist() == first[0] + first[1]
+
+
+def test_cli_pairs_with_a_memory_limit_build_the_same_file(tmp_path, tokenizer, capsys):
+    from ngramds.cli import main
+    tok_path, tok = tokenizer
+    src = write(tmp_path / "p.jsonl", RECORDS * 30)
+    eos = str(tok.token_to_id("<eos>"))
+    args = ["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
+            "--response-field", "response", "--eos-id", eos, "-q"]
+    assert main(args + ["-o", str(tmp_path / "m.ngds")]) == 0
+    assert main(args + ["-o", str(tmp_path / "l.ngds"), "--memory-limit", "1G"]) == 0
+    assert (tmp_path / "m.ngds").read_bytes() == (tmp_path / "l.ngds").read_bytes()
+    f = ngramds.open(tmp_path / "l.ngds", verify=True)
+    assert f.prompt_lengths.tolist() == read_pairs([src], tok_path).prompt_lengths.tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.ngds", "m.ngds", "p.jsonl"]
+
+
+def test_a_record_longer_than_the_read_budget_is_refused_before_it_is_read(tmp_path,
+                                                                           tokenizer):
+    from ngramds.corpus import pairs
+    tok_path, _ = tokenizer
+    src = write(tmp_path / "p.jsonl", [{"prompt": "a", "response": "b"},
+                                       {"prompt": "x " * 2_000_000, "response": ""}])
+
+    class Counting:  # the bytes read from the file
+        def __init__(self, f):
+            self.f, self.read = f, 0
+
+        def readline(self, size=-1):
+            line = self.f.readline(size)
+            self.read += len(line)
+            return line
+
+    with open(src, "rb") as f:
+        counting = Counting(f)
+        with pytest.raises(ngramds.InputError, match=r"p\.jsonl:2: .*memory limit"):
+            list(pairs._lines(counting, src, 1 << 20))
+    assert counting.read < 3 << 20 < src.stat().st_size
+    with pytest.raises(ngramds.InputError, match=r"p\.jsonl:2: .*--memory-limit"):
+        pairs.pair_stream([src], tok_path, read_bytes=1 << 20)
