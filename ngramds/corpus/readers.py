@@ -37,59 +37,48 @@ TEXT_PIECE_CHARS = 1 << 18  # a longer document is encoded in pieces of this man
 TEXT_SUFFIX = ".text-tokens"  # a text input's token file among a build's temporaries
 DTYPE_SAMPLE = 1 << 20   # ids of a headerless file looked at to warn about a wrong --dtype
 HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as uint32
+BINARY_INVALID = 0.01    # a file read as text with more invalid UTF-8 bytes than this is binary
 
 
 def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
-                text_unit: str | None = None, include=None, progress: bool = False,
-                prompt_field: str | None = None, response_field: str | None = None) -> Corpus:
+                text_unit: str | None = None, include=None, progress: bool = False) -> Corpus:
     """Turn any supported ``source`` into a :class:`Corpus`.
 
     Documents come from, in this order of precedence: ``doc_offsets``/``doc_lengths`` (arrays)
     or ``boundaries`` (a file of document lengths, ``.npy`` or one integer per line) covering all
     tokens; else ``eos_id`` (an EOS token ends its document); else each input file (or the
     array) is one document. For text inputs ``eos_id`` is appended to every document instead.
-    With ``prompt_field`` and ``response_field`` the inputs are JSONL prompt/response pairs
-    (:mod:`ngramds.corpus.pairs`).
     """
     if isinstance(source, Corpus):
         return source
     stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                          eos_id=eos_id, dtype=dtype, boundaries=boundaries, tokenizer=tokenizer,
                          text_field=text_field, text_unit=text_unit, include=include,
-                         progress=progress, prompt_field=prompt_field,
-                         response_field=response_field)
+                         progress=progress)
     parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
     tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return Corpus(tokens, stream.doc_offsets, stream.sources, stream.tokenizer,
-                  stream.vocab_size, prompt_lengths=stream.prompt_lengths)
+                  stream.vocab_size)
 
 
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
                 dtype: str | None = None, boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
                 text_unit: str | None = None, include=None, progress: bool = False,
-                text_spool: Path | None = None, read_bytes: int | None = None,
-                prompt_field: str | None = None,
-                response_field: str | None = None) -> TokenStream:
+                text_spool: Path | None = None) -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
     (the memory-bounded build reads them in chunks). Text is tokenised batch by batch into
     token files under ``text_spool`` (a temporary directory the caller removes), else in
-    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets.
-    ``read_bytes`` (a memory-bounded build's share of its limit): a parquet/Arrow/dataset row
-    or a JSONL pair record holding more bytes is an InputError naming the limit."""
+    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets."""
     if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
                                isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
         raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
     if isinstance(source, Corpus):
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),
-                           source.tokenizer, source.vocab_size, source.prompt_lengths)
-    if prompt_field is not None or response_field is not None:
-        from .pairs import pair_stream  # pairs reads with this module's tokenizer helpers
-        return pair_stream(source, tokenizer, prompt_field, response_field, eos_id,
-                           spool=text_spool, read_bytes=read_bytes, progress=progress)
+                           source.tokenizer, source.vocab_size)
     if text_unit not in (None, "line", "file"):
         raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
     if isinstance(source, (str, os.PathLike)):
@@ -102,15 +91,14 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     elif _is_path_list(source):
         files = expand_inputs(source, include)
         if not files:
-            raise InputError(f"no input files given (none found in {', '.join(map(str, source))}"
-                             f"{' matching ' + ' '.join(include) if include else ''})"
-                             if source else "no input files given")
+            raise InputError(_none_found(source, include, tokenizer))
         total = sum(_size(p) for p, _ in files)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, total)
-        reader.read_bytes = read_bytes
-        parts = [reader.read(p, text_unit or ("file" if in_dir else "line"))
+        reader.source_unit = text_unit or "file"
+        parts = [reader.read(p, text_unit or ("file" if in_dir else "line"), in_dir)
                  for p, in_dir in files]
-        sources = [p.name for p, _ in files]
+        sources = [p.name for p, _ in files if p not in reader.skipped]
+        _report_skipped(reader.skipped, len(files), meter)
         if reader.line_docs >= SHORT_DOCUMENTS and text_unit is None and \
                 reader.line_tokens < SHORT_DOCUMENT * reader.line_docs:
             warnings.warn(
@@ -119,7 +107,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 "document; give --text-unit file (text_unit='file') for one document per "
                 "file, or --text-unit line to keep this", InputWarning, stacklevel=3)
     elif is_hf_dataset(source):
-        column = open_hf(source, text_field, prefer_ids=tokenizer is None, row_bytes=read_bytes)
+        column = open_hf(source, text_field, prefer_ids=tokenizer is None)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, 0)
         parts = [reader.column(column, "dataset")]
         sources = [column.where.removeprefix("dataset ")]
@@ -233,7 +221,8 @@ def needs_spool(source, tokenizer=None, **options) -> bool:
     if not _is_path_list(source):
         return False
     return any(inner_suffix(p) in TEXT_INPUTS or is_columnar(p)
-               for p, _ in expand_inputs(source, options.get("include")))
+               or _is_source_text(p, in_dir, tokenizer, options.get("dtype"))
+               for p, in_dir in expand_inputs(source, options.get("include")))
 
 
 def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
@@ -241,16 +230,19 @@ def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
     recursively in sorted order. In a directory, hidden names and symbolic links are skipped
     and a file is kept if its path inside the directory matches one of ``include`` (glob
     patterns), by default if it is a known input (text, token, columnar file); a Megatron
-    dataset is read once, by its .idx, whatever the patterns."""
+    dataset is read once, by its .idx, whatever the patterns. A directory that cannot be
+    listed is a FileAccessError, a file name that is not UTF-8 an InputError (the file's
+    header records input names)."""
     if isinstance(include, str):
         include = [include]
     out = []
     for p in map(Path, paths):
         if not p.is_dir():  # a directory named, through a link or not, is read
-            out.append((p, False))
+            out.append((_utf8_name(p), False))
             continue
         found = []
-        for top, dirs, names in os.walk(p):  # links to directories are listed, not entered
+        for top, dirs, names in os.walk(p, onerror=_unlistable):  # links to directories
+            # are listed, not entered
             dirs[:] = [d for d in dirs if not d.startswith(".")
                        and not os.path.islink(os.path.join(top, d))]
             for name in names:
@@ -266,8 +258,98 @@ def expand_inputs(paths, include=None) -> list[tuple[Path, bool]]:
                     keep = _known_input(path)
                 if keep:
                     found.append((rel.parts, path))
-        out += [(path, True) for _, path in sorted(found)]
+        out += [(_utf8_name(path), True) for _, path in sorted(found)]
     return out
+
+
+def _unlistable(exc: OSError) -> None:
+    """os.walk's error handler: a directory of the tree that cannot be listed stops the
+    build (it is never left out without a word)."""
+    raise FileAccessError(f"cannot list the directory {exc.filename}: "
+                          f"{exc.strerror or exc}; make it readable or move it out of the "
+                          "tree") from None
+
+
+def _utf8_name(path: Path) -> Path:
+    """``path``, once its name is UTF-8 (an undecodable byte would stop the build as it writes
+    the names into the header); InputError naming it otherwise."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise InputError(f"the file name {shown} is not UTF-8 (the output's header records "
+                         "input names as UTF-8): rename it or leave it out") from None
+    return path
+
+
+def _is_source_text(path: Path, in_dir: bool, tokenizer, dtype) -> bool:
+    """Whether ``path`` is read as text whatever its suffix (one document per file, e.g.
+    source code): with a tokenizer and no --dtype, a file of no known input kind (one named
+    compressed is refused instead: only .txt/.jsonl may be)."""
+    return tokenizer is not None and dtype is None and not _is_megatron(path) and \
+        not _known_input(path) and (in_dir or path.suffix not in COMPRESSED)
+
+
+def _source_text(raw: bytes) -> tuple[str | None, str]:
+    """(the text of a file read whatever its suffix, ""), or (None, why) for a binary file:
+    one holding NUL bytes or more than :data:`BINARY_INVALID` of its bytes invalid UTF-8
+    (fewer are read as U+FFFD)."""
+    if b"\0" in raw:
+        return None, "it holds NUL bytes"
+    try:
+        return raw.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        pass
+    text = raw.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - raw.count("\ufffd".encode())
+    if bad > BINARY_INVALID * len(raw):
+        return None, f"{bad:,} of its {len(raw):,} bytes are not UTF-8"
+    return text, ""
+
+
+def _report_skipped(skipped: list, matched: int, meter: Meter) -> None:
+    """Say how many binary files a directory build left out (InputError when that was every
+    file)."""
+    if not skipped:
+        return
+    n = len(skipped)
+    files = f"{n:,} binary file{'s' if n > 1 else ''} (NUL bytes or not UTF-8), e.g. " \
+        f"{skipped[0]}"
+    if n == matched:
+        raise InputError(f"every file found is binary: {files}; choose text files with "
+                         "--include GLOB")
+    if meter.enabled:
+        meter.stream.write(f"ngramds: skipped {files}\n")
+        meter.stream.flush()
+
+
+def _none_found(paths: list, include, tokenizer) -> str:
+    """The message for input directories with no file to read: what they hold, and the
+    option that reads it."""
+    if not paths:
+        return "no input files given"
+    message = f"no input files given (none found in {', '.join(map(str, paths))}" \
+        f"{' matching ' + ' '.join(include) if include else ''})"
+    if include:
+        return message
+    counts: dict[str, int] = {}
+    for p in map(Path, paths):
+        for top, dirs, names in os.walk(p, onerror=_unlistable):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in names:
+                if not name.startswith("."):
+                    suffix = Path(name).suffix
+                    counts[suffix] = counts.get(suffix, 0) + 1
+    if not counts:
+        return message
+    top = sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+    held = ", ".join(f"{n:,} {s or 'suffix-less'} file{'s' if n > 1 else ''}"
+                     for s, n in top[:3])
+    pattern = f"*{top[0][0]}" if top[0][0] else "*"
+    return (f"{message}; found there: {held}. Files of other kinds than "
+            f"{', '.join(TEXT_INPUTS + TOKEN_INPUTS + COLUMNAR)} are read as text (one "
+            "document per file) when --include matches them: give "
+            f"{'' if tokenizer else '--tokenizer tokenizer.json '}--include '{pattern}'")
 
 
 def _known_input(path: Path) -> bool:
@@ -300,7 +382,7 @@ def input_files(source, *, boundaries=None, tokenizer=None, include=None,
     if boundaries is not None:
         files.append(("document-lengths file", Path(boundaries)))
     if tokenizer is not None:
-        files.append(("tokenizer", Path(tokenizer)))
+        files.append(("tokenizer", _utf8_name(Path(tokenizer))))  # its name is recorded too
     return files
 
 
@@ -308,22 +390,23 @@ class _FileReader:
     """Reads input files one by one into (tokens, document offsets or None), counting what
     line-per-document text gave (for the short-document warning)."""
 
-    read_bytes: int | None = None  # the most bytes one row may hold (load_stream)
-
     def __init__(self, dtype, tokenizer, field, eos_id, spool, meter: Meter, total: int):
         self.dtype, self.tokenizer, self.field, self.eos_id = dtype, tokenizer, field, eos_id
         self.spool, self.meter, self.total, self.base = spool, meter, max(total, 1), 0
         self.current = 1  # bytes of the input being read (progress)
         self.line_files = self.line_docs = self.line_tokens = 0
+        self.skipped: list[Path] = []  # binary files found in directories, left out
 
-    def read(self, path: Path, unit: str):
+    source_unit = "file"  # a source file's documents: "file", or "line" when given so
+
+    def read(self, path: Path, unit: str, in_dir: bool = False):
         self.current = _size(path)
         try:
-            return self._read(path, unit)
+            return self._read(path, unit, in_dir)
         finally:
             self.base += self.current
 
-    def _read(self, path: Path, unit: str):
+    def _read(self, path: Path, unit: str, in_dir: bool = False):
         if _is_megatron(path):
             return read_megatron(path.with_suffix(""))
         _check_readable(path)
@@ -338,13 +421,40 @@ class _FileReader:
                 self.line_docs += offsets.size - 1
                 self.line_tokens += int(offsets[-1])
             return tokens, offsets
+        if _is_source_text(path, in_dir, self.tokenizer, self.dtype):
+            return self._source(path, in_dir)
         if path.suffix in COMPRESSED:
             raise InputError(f"{path}: only .txt and .jsonl inputs may be compressed; "
                              f"decompress {suffix or 'it'} first")
         if is_columnar(path):
-            return self.column(open_columnar(path, self.field, self.tokenizer is None,
-                                             self.read_bytes), path.stem)
+            return self.column(open_columnar(path, self.field, self.tokenizer is None),
+                               path.stem)
         return _read_token_file(path, self.dtype)
+
+    def _source(self, path: Path, in_dir: bool):
+        """(tokens, document offsets) of a file read as text whatever its suffix (source code):
+        one document (per line with ``source_unit`` "line"); a binary file found in a
+        directory gives none and is counted in ``skipped``, one named is an InputError."""
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise FileAccessError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text, why = _source_text(raw)
+        del raw
+        docs: list[str] = []
+        if text is None:
+            if not in_dir:
+                raise InputError(f"{path} is not text ({why}); a file of another suffix than "
+                                 f"{', '.join(TEXT_INPUTS + TOKEN_INPUTS + COLUMNAR)} is read "
+                                 "as text with --tokenizer: give --dtype uint16 or uint32 if "
+                                 "it is a headerless token file")
+            self.skipped.append(path)
+        elif self.source_unit == "line":
+            docs = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+        else:
+            docs = [text]
+        del text
+        return self._encode(iter(docs), path.name, lambda: self.current)
 
     def column(self, column: Column, stem: str):
         """(tokens, document offsets) of a columnar corpus: one row, one document."""
@@ -428,7 +538,8 @@ def _read_token_file(path: Path, dtype):
     if dtype is None:
         known = ", ".join(TEXT_INPUTS + (".npy",) + COLUMNAR)
         raise InputError(f"{path} is a headerless token file: give --dtype uint16 or uint32 "
-                         f"(other inputs are named by suffix: {known}, a Megatron .bin/.idx)")
+                         f"(other inputs are named by suffix: {known}, a Megatron .bin/.idx; "
+                         "with --tokenizer, files of other suffixes are read as text)")
     if dtype not in RAW_DTYPES:
         raise InputError(f"unknown --dtype {dtype!r}; use uint16 or uint32")
     size = path.stat().st_size
