@@ -34,6 +34,7 @@ MEGATRON_DTYPES = {1: "u1", 2: "i1", 3: "<i2", 4: "<i4", 5: "<i8", 8: "<u2"}
 TEXT_BATCH = 1024           # documents (or pieces of one) per tokenizer call, at most
 TEXT_BATCH_CHARS = 1 << 18  # characters per tokenizer call, about (it needs ~150 B a char)
 TEXT_PIECE_CHARS = 1 << 18  # a longer document is encoded in pieces of this many characters
+TEXT_LINE_BLOCK = 1 << 20   # bytes of a line read at a time; a longer .txt line is streamed
 TEXT_SUFFIX = ".text-tokens"  # a text input's token file among a build's temporaries
 DTYPE_SAMPLE = 1 << 20   # ids of a headerless file looked at to warn about a wrong --dtype
 HUGE_VOCAB = 1 << 21     # uint32 ids past this look like uint16 pairs read as uint32
@@ -414,7 +415,8 @@ class _FileReader:
         if suffix in TEXT_INPUTS:
             self._need_tokenizer(path)
             stream, counter = open_input(path)
-            docs = _text_documents(path, stream, suffix, self.field or "text", unit)
+            docs = _text_documents(path, stream, suffix, self.field or "text", unit,
+                                   self.read_bytes)
             tokens, offsets = self._encode(docs, path.name, lambda: counter.count)
             if suffix == ".txt" and unit == "line":
                 self.line_files += 1
@@ -630,28 +632,118 @@ def load_tokenizer(path):
     return _TOKENIZERS[path]
 
 
-def _text_documents(path: Path, stream, suffix: str, text_field: str, text_unit: str):
+def _text_documents(path: Path, stream, suffix: str, text_field: str, text_unit: str,
+                    read_bytes: int | None = None):
     """Yield the documents of a .txt (per line or whole file) or .jsonl file read from
-    ``stream`` (decompressed); a damaged compressed stream is an InputError."""
-    try:
-        with stream:
-            if suffix == ".txt" and text_unit == "file":
-                yield _decode(stream.read(), path, 1)
+    ``stream`` (decompressed); a damaged compressed stream is an InputError. A .txt line (or
+    file) longer than :data:`TEXT_LINE_BLOCK` bytes comes as an iterator of its pieces
+    (:func:`split_text`'s), read as they are encoded; a .jsonl line longer than ``read_bytes``
+    is an InputError naming the memory limit."""
+    with _damage_as_input_error(path), stream:
+        if suffix == ".txt" and text_unit == "file":
+            first = stream.read(TEXT_LINE_BLOCK)
+            if len(first) < TEXT_LINE_BLOCK:
+                yield _decode(first, path, 1)
+            else:
+                yield _streamed_text(path, stream, 1, first, whole_file=True)
+            return
+        lineno = 0
+        while True:
+            raw = stream.readline(TEXT_LINE_BLOCK)
+            if not raw:
                 return
-            for lineno, raw in enumerate(stream, 1):
-                line = _decode(raw, path, lineno)
-                if suffix == ".txt":
+            lineno += 1
+            if suffix == ".txt":
+                if raw.endswith(b"\n") or len(raw) < TEXT_LINE_BLOCK:
+                    line = _decode(raw, path, lineno)
                     if line.strip():
                         yield line.rstrip("\r\n")
                     continue
-                if not line.strip():
+                head = [raw]  # a long line: blank only if all whitespace
+                while not any(b.strip() for b in head[-1:]) and not head[-1].endswith(b"\n"):
+                    more = stream.readline(TEXT_LINE_BLOCK)
+                    if not more:
+                        break
+                    head.append(more)
+                if not any(b.strip() for b in head):
+                    _decode(b"".join(head), path, lineno)
                     continue
+                yield _streamed_text(path, stream, lineno, b"".join(head))
+                continue
+            parts, size = [raw], len(raw)
+            while True:
+                if read_bytes is not None and size > read_bytes:
+                    raise InputError(
+                        f"{path}:{lineno}: a line of more than {read_bytes / 2**20:.1f} MiB, "
+                        "more than one read may hold under the memory limit; raise "
+                        "--memory-limit (memory_limit=) or split the record")
+                if parts[-1].endswith(b"\n"):
+                    break
+                more = stream.readline(TEXT_LINE_BLOCK)
+                if not more:
+                    break
+                parts.append(more)
+                size += len(more)
+            line = _decode(parts[0] if len(parts) == 1 else b"".join(parts), path, lineno)
+            del parts
+            if line.strip():
                 yield _json_text(line, path, lineno, text_field)
-    except read_errors() as exc:
-        if isinstance(exc, FileAccessError):
-            raise
-        raise InputError(f"{path}: cannot read it to the end ({exc}); is the file damaged or "
-                         "truncated?") from None
+
+
+class _damage_as_input_error:
+    """A damaged compressed stream's read errors as one-line InputErrors naming ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None and isinstance(exc, read_errors()) \
+                and not isinstance(exc, (FileAccessError, InputError)):
+            raise InputError(f"{self.path}: cannot read it to the end ({exc}); is the file "
+                             "damaged or truncated?") from None
+        return False
+
+
+def _streamed_text(path: Path, stream, lineno: int, first: bytes, whole_file: bool = False):
+    """The pieces of the .txt line (or file) that starts with ``first`` and continues in
+    ``stream``, as :func:`split_text` cuts the whole (trailing CR/LF of a line dropped), read
+    :data:`TEXT_LINE_BLOCK` bytes at a time."""
+    import codecs
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    limit = TEXT_PIECE_CHARS
+    done = 0  # bytes of the line decoded before the current block
+
+    def decode(raw: bytes, final: bool = False) -> str:
+        nonlocal done
+        try:
+            text = decoder.decode(raw, final)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: text is not UTF-8 ({exc.reason} at byte "
+                             f"{done + exc.start} of the line); convert the file to UTF-8") \
+                from None
+        done += len(raw)
+        return text
+
+    with _damage_as_input_error(path):
+        buf, raw = decode(first), first
+        while not (raw.endswith(b"\n") and not whole_file):
+            raw = stream.read(TEXT_LINE_BLOCK) if whole_file else \
+                stream.readline(TEXT_LINE_BLOCK)
+            if not raw:
+                break
+            buf += decode(raw)
+            # cut as split_text cuts the whole once what remains is surely longer than the
+            # limit (a line's trailing CR/LF are dropped at its end)
+            while len(buf if whole_file else buf.rstrip("\r\n")) > limit:
+                m = _LAST_SPACE_RUN.search(buf, 0, limit)
+                cut = m.start() if m and m.start() > 0 else limit
+                yield buf[:cut]
+                buf = buf[cut:]
+        buf += decode(b"", final=True)
+        yield from split_text(buf if whole_file else buf.rstrip("\r\n"), limit)
 
 
 def _json_text(line: str, path: Path, lineno: int, text_field: str) -> str:
@@ -745,16 +837,19 @@ def _encoded_batches(documents, tok, eos_id, dtype):
         ids = np.concatenate(parts) if parts else np.empty(0, dtype)
         return ids, counts
 
-    for doc in documents:
-        pieces = split_text(doc)
+    for doc in documents:  # a text, or an iterator of a long text's pieces
+        pieces = iter(split_text(doc)) if isinstance(doc, str) else iter(doc)
         del doc
-        for i, piece in enumerate(pieces):
+        piece = next(pieces, "")
+        while piece is not None:
+            following = next(pieces, None)  # read ahead: is this piece the last?
             batch.append(piece)
-            last.append(i == len(pieces) - 1)
+            last.append(following is None)
             chars += len(piece)
             if len(batch) >= TEXT_BATCH or chars >= TEXT_BATCH_CHARS:
                 yield flush()
                 chars = 0
+            piece = following
         del pieces
     if batch:
         yield flush()
