@@ -5,6 +5,11 @@ targets of spec/TARGETS.md with batched gathers, in 64-bit integer arithmetic (t
 are bit for bit those of the compiled CPU kernels)."""
 from __future__ import annotations
 
+import os
+import weakref
+from collections import deque
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -89,6 +94,125 @@ def _check_table(table, eo, counts, totals, ids) -> None:
                           "damaged (run `ngramds verify`)")
 
 
+# What each batch is checked for (bits of a device-side error word; the lowest set bit is
+# reported): the exception class and the message.
+_FILE, _WINDOW, _START, _EPOCH, _CONTEXT, _SEARCH = 1, 2, 4, 8, 16, 32
+_CHECKS = {
+    _FILE: (InputError, "the batch is of another file (its file_crc is not {crc}, this file's "
+                        "header CRC): use the NgramTargets of the dataset the loader reads"),
+    _WINDOW: (FormatError, "the batch's window holds a token id outside 0..{last_id} (the "
+                           "file's vocabulary): a damaged batch or another file's"),
+    _START: (InputError, "a sample's start is outside the file's stream of {tokens} tokens "
+                         "(its window of seq_len + 1 tokens must lie in it)"),
+    _EPOCH: (InputError, "a sample's epoch is negative"),
+    _CONTEXT: (FormatError, K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged or the batch is "
+                            "another's"),
+    _SEARCH: (FormatError, "a position's context is not in the table; the file is damaged "
+                           "(run `ngramds verify`) or the batch is another's"),
+}
+
+
+class _Pending:
+    """Error words of batches checked on a device, read back without a host sync: each is
+    copied into pinned host memory behind an event; a word is read once its event has passed
+    (or, with ``wait``, after waiting for it)."""
+
+    def __init__(self):
+        self.items: deque = deque()
+
+    def push(self, word: torch.Tensor, batch: int) -> None:
+        event = None
+        if word.device.type == "cuda":
+            host = torch.empty((), dtype=word.dtype, pin_memory=True)
+            host.copy_(word, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:  # the CPU (deferred for a test), or another accelerator: read now
+            host = word.cpu()
+        self.items.append((batch, host, event))
+
+    def first_error(self, wait: bool) -> tuple[int, int] | None:
+        """(batch number, error word) of the first landed word that holds an error (the
+        words pending are dropped then); None when none has, so far."""
+        while self.items:
+            batch, host, event = self.items[0]
+            if event is not None and not event.query():
+                if not wait:
+                    return None
+                event.synchronize()
+            self.items.popleft()
+            code = int(host)
+            if code:
+                self.items.clear()
+                return batch, code
+        return None
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device`` (CUDA: the driver's free memory plus what
+    torch's caching allocator holds unused); None where unknown (the CPU, other devices)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+
+
+def _table_bytes(f: NgramFile, plan) -> int:
+    """Bytes of the arrays :class:`_Placed` puts on a device for ``plan`` (see
+    :meth:`NgramTargets.table_bytes`), from the file's header alone."""
+    kn = plan.mixing == "kneser-ney"
+    total = 0
+    for order in plan.orders:
+        t = f.table(order)
+        c, e = t.num_contexts, t.num_entries
+        total += (c + 1) * 8 + c * 8 + (e + 1) * 8 + e * (4 if t.vocab_size <= 1 << 31 else 8)
+        total += c * 8 if kn else 0
+    chain = f.chain(plan.orders[0])
+    for high, low in zip(chain, chain[1:]):
+        total += high.num_contexts * (4 if low.num_contexts < 1 << 31 else 8)
+    top = f.table()
+    if top.position_contexts is None and key_radix(top) is not None:
+        total += top.num_contexts * 8
+    return total
+
+
+def _file_key(f: NgramFile) -> tuple:
+    """What identifies a file's content for the cache of placed tables."""
+    try:
+        st = os.stat(f.path)
+        return (os.path.realpath(f.path), st.st_dev, st.st_ino, st.st_size, f.header_crc)
+    except (OSError, TypeError):  # removed since it was opened: this map only
+        return ("<unnamed>", id(f), f.header_crc)
+
+
+class _Placed:
+    """One file's tables (the orders of a plan), links and packed keys on one device, shared
+    by every :class:`NgramTargets` of this process that uses them (see ``_PLACED``)."""
+
+    def __init__(self, f: NgramFile, plan, device: torch.device):
+        kn = kneser_ney(f, plan) if plan.mixing == "kneser-ney" else [None] * len(plan.orders)
+        self.tables = [_Table(f.table(o), device, part) for o, part in zip(plan.orders, kn)]
+        # links from the highest stored table down to the lowest order used, checked once
+        chain = f.chain(plan.orders[0])
+        self.links: list[torch.Tensor] = []
+        for high, low in zip(chain, chain[1:]):
+            links = np.asarray(high.lower_contexts)
+            if links.size and int(links.max()) >= low.num_contexts:
+                raise FormatError(f"order {low.order}: a lower_contexts link is past the "
+                                  "table; the file is damaged (run `ngramds verify`)")
+            dtype = np.int32 if low.num_contexts < 1 << 31 else np.int64
+            self.links.append(torch.from_numpy(links.astype(dtype)).to(device))
+        # a compact file: the highest table's packed keys, searched for each position's context
+        top = f.table()
+        self.keys = torch.from_numpy(packed_keys(top)).to(device) \
+            if top.position_contexts is None and key_radix(top) is not None else None
+
+
+# (pid, device, file, orders, Kneser-Ney) -> the tables placed there, while any NgramTargets
+# holds them: each process (each DDP rank) places a file's tables once per device
+_PLACED: "weakref.WeakValueDictionary[tuple, _Placed]" = weakref.WeakValueDictionary()
+
+
 class NgramTargets:
     """Computes the targets of a batch of a device-mode :class:`NgramDataset`
     (``targets_on="device"``) on ``device``: ``NgramTargets(ds, device="cuda")(batch)``
@@ -107,10 +231,24 @@ class NgramTargets:
     each table above the lowest order used 4 bytes (its ``lower_contexts`` link; 8 past 2^31
     contexts); for a compact file, per context of the highest table 8 bytes (its packed key,
     searched for each position's context); with ``mixing="kneser-ney"``, 8 more per context
-    of each order used (its undiscounted total); nothing per position. ``"compiled"`` copies
-    no table: it holds 1 byte per 8 entries of the tables whose distributions are long (the
-    tail draws' block sums; with ``mixing="kneser-ney"``, the discounted counts, 8 bytes per
-    entry, as the loader's kernels do).
+    of each order used (its undiscounted total); nothing per position.
+    :meth:`table_bytes` gives the sum before anything is placed; on CUDA a construction whose
+    tables would not fit the free memory is refused (InputError naming the CPU path). The
+    tables are placed once per process and device: every ``NgramTargets`` of the same file,
+    orders and mixing there shares them. ``"compiled"`` copies no table: it holds 1 byte per
+    8 entries of the tables whose distributions are long (the tail draws' block sums; with
+    ``mixing="kneser-ney"``, the discounted counts, 8 bytes per entry, as the loader's
+    kernels do).
+
+    Each batch is checked (its keys and shapes; token ids < V; starts whose windows lie in the
+    token stream; epochs >= 0; context ids in the table; ``file_crc``, which the dataset
+    stamps on every batch, equal to this file's header CRC). On the CPU a failed check raises
+    at once (InputError / FormatError, one line). On another device the checks run there and
+    are read back without a host sync: a failed one raises at a later call, once its result
+    has reached the host (naming the batch), or at :meth:`check`, which waits for it; the bad
+    batch's ids are clamped in the meantime, so nothing reads outside a table and no id >= V
+    reaches the model. Host tensors are copied to CUDA asynchronously from pinned memory
+    (pinned here when the loader did not pin them).
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
@@ -125,6 +263,8 @@ class NgramTargets:
         self.file, self.config, self.seed = f, config, int(seed or 0)
         self.plan = config.resolve(f)
         self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         if backend not in ("auto", "torch", "compiled"):
             raise InputError(f"backend must be 'auto', 'torch' or 'compiled', not {backend!r}")
         if backend == "compiled" and self.device.type != "cpu":
@@ -135,33 +275,67 @@ class NgramTargets:
         self.backend = backend
         self.compiled: Targets | None = None
         self.tables: list[_Table] = []
+        self.links: list[torch.Tensor] = []
+        self.keys: torch.Tensor | None = None
+        self._placed: _Placed | None = None
         if backend == "compiled":
             self.compiled = Targets(f, config)
         else:
-            kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else \
-                [None] * len(self.plan.orders)
-            self.tables = [_Table(f.table(o), self.device, part)
-                           for o, part in zip(self.plan.orders, kn)]
+            self._place()
         self.vocab_size = f.vocab_size
         self.top_contexts = f.table().num_contexts
-        # links from the highest stored table down to the lowest order used, checked once
         chain = f.chain(self.plan.orders[0])
-        self.links: list[torch.Tensor] = []
-        for high, low in zip(chain, chain[1:]) if backend == "torch" else ():
-            links = np.asarray(high.lower_contexts)
-            if links.size and int(links.max()) >= low.num_contexts:
-                raise FormatError(f"order {low.order}: a lower_contexts link is past the "
-                                  "table; the file is damaged (run `ngramds verify`)")
-            dtype = np.int32 if low.num_contexts < 1 << 31 else np.int64
-            self.links.append(torch.from_numpy(links.astype(dtype)).to(self.device))
         self._levels = [chain.index(f.table(o)) for o in self.plan.orders]  # 0: the highest
-        # a compact file: the highest table's packed keys, searched for each position's
-        # context (the compiled backend searches the file instead: built on first use)
-        self.keys: torch.Tensor | None = None
-        if backend == "torch":
-            self._pack_keys()
+        top = f.table()
+        self._ships = ("context_ids",) if top.position_contexts is not None or \
+            key_radix(top) is None else ("history", "context_lengths")
+        # checks read back later (a device) or at once (the CPU)
+        self._defer = self.device.type != "cpu"
+        self._pending = _Pending()
+        self._word: torch.Tensor | None = None
+        self._batches = 0
+
+    def _place(self) -> None:
+        """The tables on the device: the ones this process placed there already, else placed
+        now, once their size is known to fit."""
+        f, plan, device = self.file, self.plan, self.device
+        key = (os.getpid(), str(device), _file_key(f), tuple(plan.orders),
+               plan.mixing == "kneser-ney")
+        placed = _PLACED.get(key)
+        if placed is None:
+            need, free = _table_bytes(f, plan), _free_bytes(device)
+            if free is not None and need > free:
+                raise InputError(
+                    f"the n-gram tables need {need / 2**20:,.1f} MiB on {device}, but "
+                    f"{free / 2**20:,.1f} MiB are free: compute the targets on the CPU instead "
+                    "(NgramTargets(ds) runs the compiled kernels on the mapped file, or "
+                    "NgramDataset(..., targets_on='loader') in the workers)")
+            placed = _Placed(f, plan, device)
+            _PLACED[key] = placed
+        self._placed = placed
+        self.tables, self.links, self.keys = placed.tables, placed.links, placed.keys
+
+    @staticmethod
+    def table_bytes(source: NgramDataset | NgramFile | str,
+                    config: TargetConfig | None = None) -> int:
+        """Bytes that ``NgramTargets(source, config, backend="torch")`` places on its device
+        (tables, links, keys: :attr:`nbytes` once placed), computed from the file's header
+        without placing anything.
+
+        Args:
+            source: a dataset (its file and target options), an open file or a path.
+            config: target options (default: the dataset's, else the defaults).
+        Returns:
+            The bytes, for any device.
+        """
+        if isinstance(source, NgramDataset):
+            f, config = source._file or open_file(source.path), config or source.config
+        else:
+            f = source if isinstance(source, NgramFile) else open_file(source)
+        return _table_bytes(f, (config or TargetConfig()).resolve(f))
 
     def _pack_keys(self) -> None:
+        """The compiled backend's packed keys (host memory), for :meth:`contexts`."""
         top = self.file.table()
         if self.keys is None and top.position_contexts is None and \
                 key_radix(top) is not None:
@@ -180,30 +354,136 @@ class NgramTargets:
             sum(x.numel() * x.element_size() for x in self.links + [
                 self.keys if self.keys is not None else torch.empty(0)])
 
-    def __call__(self, batch: dict) -> dict:
-        """The batch (device mode) with its targets, every tensor on the device."""
-        dev = self.device
-        window = batch["window"].to(dev, non_blocking=True).long()
-        starts = batch["start"].to(dev, non_blocking=True).long()
-        epoch = batch["epoch"].to(dev, non_blocking=True).long()
+    # -- checks ---------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise the error of any batch checked so far whose check failed (on a device, waits
+        for the checks' results; nothing to wait for on the CPU). Call it after the last
+        batch of a run, or wherever the loop synchronises anyway.
+
+        Raises:
+            InputError | FormatError: the first failed check, naming the batch.
+        """
+        self._push()
+        self._report(wait=True)
+
+    def _flag(self, bad: torch.Tensor, code: int) -> None:
+        """A check: ``bad`` marks what fails it; raised now on the CPU, else folded into the
+        batch's error word."""
+        if not self._defer:
+            if bool(bad.any()):
+                raise self._error(code)
+            return
+        hit = bad.any().long() * code
+        self._word = hit if self._word is None else self._word | hit
+
+    def _push(self) -> None:
+        if self._word is not None:
+            self._pending.push(self._word, self._batches)
+            self._word = None
+
+    def _report(self, wait: bool) -> None:
+        found = self._pending.first_error(wait)
+        if found is not None:
+            batch, code = found
+            e = self._error(code & -code)
+            raise type(e)(f"batch {batch} on {self.device}: {e} (checked on the device; "
+                          "reported once its result reached the host)")
+
+    def _error(self, code: int) -> Exception:
+        cls, message = _CHECKS[code]
+        return cls(message.format(crc=self.file.header_crc, last_id=self.vocab_size - 1,
+                                  tokens=self.file.num_tokens))
+
+    def _shape(self, batch) -> tuple[int, int]:
+        """(B, L) of a batch whose keys, types and shapes are those NgramDataset ships; a
+        one-line InputError naming the difference otherwise."""
+        if not isinstance(batch, Mapping):
+            raise InputError("NgramTargets takes a batch dict of NgramDataset(..., "
+                             f"targets_on='device'), got {type(batch).__name__}")
+        needed = ("window", *self._ships, "start", "epoch")
+        missing = [k for k in needed if k not in batch]
+        if missing:
+            raise InputError(f"the batch has no {', '.join(missing)}: NgramTargets takes the "
+                             "batches of NgramDataset(..., targets_on='device') of this file, "
+                             f"which carry {', '.join(needed)}")
+        for key in needed + (("file_crc",) if "file_crc" in batch else ()):
+            t = batch[key]
+            if not isinstance(t, torch.Tensor):
+                raise InputError(f"the batch's {key} is a {type(t).__name__}, not a tensor")
+            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise InputError(f"the batch's {key} is {t.dtype}: token ids, starts, epochs "
+                                 "and context ids are integers")
+        window = batch["window"]
+        if window.dim() != 2 or window.shape[1] < 2:
+            raise InputError(f"the batch's window is {list(window.shape)}; expected [B, L+1] "
+                             "with L >= 1")
         B, L = window.shape[0], window.shape[1] - 1
+        if B == 0:
+            raise InputError("the batch is empty (0 samples): give NgramTargets the batches "
+                             "the loader yields")
+        m = self.file.table().order - 1
+        for key, shape in (("start", (B,)), ("epoch", (B,)), ("file_crc", (B,)),
+                           ("context_ids", (B, L)), ("context_lengths", (B, L)),
+                           ("history", (B, m))):
+            if key in batch and tuple(batch[key].shape) != shape:
+                raise InputError(f"the batch's {key} is {list(batch[key].shape)}; expected "
+                                 f"{list(shape)} for its window {list(window.shape)}")
+        return B, L
+
+    def _move(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` on the device: from the host to CUDA asynchronously, from pinned memory
+        (pinned here unless the loader pinned it)."""
+        if t.device == self.device:
+            return t
+        if self.device.type == "cuda" and t.device.type == "cpu" and not t.is_pinned():
+            t = t.pin_memory()
+        return t.to(self.device, non_blocking=True)
+
+    # -- targets --------------------------------------------------------------------------
+    def __call__(self, batch: dict) -> dict:
+        """The batch (device mode) with its targets, every tensor on the device.
+
+        Raises:
+            InputError | FormatError: a batch that is not a device-mode batch of this file
+                (on a device other than the CPU, possibly at a later call: see the class).
+        """
+        self._report(wait=False)
+        B, L = self._shape(batch)
+        self._batches += 1
+        try:
+            return self._call(batch, B, L)
+        finally:
+            self._push()
+
+    def _call(self, batch: dict, B: int, L: int) -> dict:
+        window = self._move(batch["window"]).long()
+        starts = self._move(batch["start"]).long()
+        epoch = self._move(batch["epoch"]).long()
+        if "file_crc" in batch:
+            self._flag(self._move(batch["file_crc"]).long() != self.file.header_crc, _FILE)
+        v = self.vocab_size
+        self._flag((window < 0) | (window >= v), _WINDOW)
+        self._flag((starts < 0) | (starts > self.file.num_tokens - L - 1), _START)
+        self._flag(epoch < 0, _EPOCH)
+        if self._defer:  # no id >= V for the model (nor for a search) before it is reported
+            window = window.clamp(0, v - 1)
         if "context_ids" in batch:
-            ctx = batch["context_ids"].to(dev, non_blocking=True).long().reshape(B * L)
+            ctx = self._move(batch["context_ids"]).long().reshape(B * L)
         elif self.compiled is not None:  # a compact file's batch: the file's compiled search
             self._check_compact_batch(batch, starts)
             ctx = None
         else:  # a compact file's batch: the contexts are searched here
-            ctx = self.contexts(window, batch["history"].to(dev, non_blocking=True).long(),
-                                batch["context_lengths"].to(dev, non_blocking=True).long())
-            ctx = ctx.reshape(B * L)
+            ctx = self._contexts(window, self._move(batch["history"]).long(),
+                                 self._move(batch["context_lengths"]).long()).reshape(B * L)
         labels = window[:, 1:]
+        dev = self.device
         positions = starts[:, None] + torch.arange(1, L + 1, device=dev)
-        ids, probs = self.targets(ctx, labels.reshape(-1), positions.reshape(-1),
-                                  epoch[:, None].expand(B, L).reshape(-1))
-        out = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+        ids, probs = self._targets(ctx, labels.reshape(-1), positions.reshape(-1),
+                                   epoch[:, None].expand(B, L).reshape(-1))
+        out = {k: (self._move(v) if isinstance(v, torch.Tensor) else v)
                for k, v in batch.items()
                if k not in ("window", "context_ids", "history", "context_lengths", "start",
-                            "epoch")}
+                            "epoch", "file_crc")}
         ids, probs, inputs = ids.view(B, L, -1), probs.view(B, L, -1), window[:, :-1]
         if "label_shift" in batch:  # the dataset's HF layout (see NgramDataset's layout)
             labels = inputs
@@ -236,7 +516,15 @@ class NgramTargets:
                  lengths: torch.Tensor) -> torch.Tensor:
         """The highest table's context ids [B, L] of a compact file's batch: each position's
         context (its last ``lengths`` tokens, from ``history`` [B, m] and ``window``
-        [B, L+1]) packed like :func:`packed_keys`, then one search of the table's keys."""
+        [B, L+1]) packed like :func:`packed_keys`, then one search of the table's keys.
+        A context not in the table: FormatError (on a device, deferred: see the class)."""
+        try:
+            return self._contexts(window, history, lengths)
+        finally:
+            self._push()
+
+    def _contexts(self, window: torch.Tensor, history: torch.Tensor,
+                  lengths: torch.Tensor) -> torch.Tensor:
         self._pack_keys()
         if self.keys is None:
             raise InputError("this batch carries no context ids, and the file's contexts are "
@@ -260,20 +548,21 @@ class NgramTargets:
             bad |= used & ((tok < 0) | (tok >= v))  # (a digit past V would alias a key)
             key = key * v + torch.where(used, tok.clamp(0, v - 1), 0)
         ids = torch.searchsorted(keys, key.reshape(-1)).clamp(max=keys.numel() - 1)
-        bad = bad.reshape(-1) | (keys[ids] != key.reshape(-1))
-        if ids.device.type == "cpu":
-            if bool(bad.any()):
-                raise FormatError("a position's context is not in the table; the file is "
-                                  "damaged (run `ngramds verify`) or the batch is another's")
-        else:  # no host round trip
-            torch._assert_async(~bad.any(), "a position's context is not in the table")
+        self._flag(bad.reshape(-1) | (keys[ids] != key.reshape(-1)), _SEARCH)
         return ids.view(B, L)
 
     def targets(self, ctx: torch.Tensor | None, labels: torch.Tensor, positions: torch.Tensor,
                 epochs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(target_ids [N, K], target_probs [N, K]) of N positions: ``ctx`` [N] their context
         ids in the highest stored order (None: searched in the file, compiled backend only),
-        ``labels`` [N], ``positions`` [N] in the token stream, ``epochs`` [N]."""
+        ``labels`` [N], ``positions`` [N] in the token stream, ``epochs`` [N]. A context id
+        outside the table: FormatError (on a device, deferred: see the class)."""
+        try:
+            return self._targets(ctx, labels, positions, epochs)
+        finally:
+            self._push()
+
+    def _targets(self, ctx, labels, positions, epochs):
         plan, n = self.plan, labels.shape[0]
         if plan.mode == K.ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
@@ -283,12 +572,8 @@ class NgramTargets:
         if ctx is None:
             raise InputError("the torch backend needs each position's context id")
         c = ctx.long()
-        bad = (c < 0) | (c >= self.top_contexts)
-        if labels.device.type == "cpu":
-            if bool(bad.any()):
-                raise FormatError(K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged")
-        else:  # no host round trip: fails the stream; no out-of-bounds read meanwhile
-            torch._assert_async(~bad.any(), K.ERRORS[K.BAD_CONTEXT])
+        self._flag((c < 0) | (c >= self.top_contexts), _CONTEXT)
+        if self._defer:  # no read outside the table before it is reported
             c = c.clamp(0, self.top_contexts - 1)
         levels = [c]  # the highest table's contexts, then each lower table's (checked links)
         for links in self.links:

@@ -224,3 +224,141 @@ def test_a_link_past_the_lower_table_is_refused_once(tmp_path):
     with pytest.raises(ngramds.FormatError, match="link"):
         for batch in NgramLoader(ds, batch_size=4):
             targets(batch)
+
+
+def device_batch(ds, batch_size=2):
+    return next(iter(NgramLoader(ds, batch_size=batch_size)))
+
+
+def small_files(tmp_path, compact=False):
+    """Two files of the same length and vocabulary, different text (a batch of one passes every
+    range check of the other)."""
+    a = ngramds.build(np.arange(500) % 7, tmp_path / "a.ngds", progress=False, compact=compact)
+    b = ngramds.build((np.arange(500) * 3) % 7, tmp_path / "b.ngds", progress=False,
+                      compact=compact)
+    return (NgramDataset(a, 16, targets_on="device"), NgramDataset(b, 16, targets_on="device"))
+
+
+def checked(targets, batch):
+    """targets(batch) with its checks' verdict: raised by the call on the CPU, by
+    :meth:`NgramTargets.check` where they are deferred (on CUDA: no host sync)."""
+    out = targets(batch)
+    targets.check()
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+def test_hostile_windows_starts_and_epochs_are_refused(tmp_path, device, backend):
+    if device != "cpu" and backend == "compiled":
+        pytest.skip("the compiled backend runs on the CPU")
+    ds, _ = small_files(tmp_path)
+    targets = NgramTargets(ds, device=device, backend=backend)
+    for value in (10**6, -7):  # target ids must stay < V
+        batch = device_batch(ds)
+        batch["window"] = batch["window"].long()
+        batch["window"][0, 5] = value
+        with pytest.raises(ngramds.FormatError, match="token id outside 0..6"):
+            checked(targets, batch)
+    for value in (-100, 10**12, 500 - 16):  # the last: the window runs past the stream
+        batch = device_batch(ds)
+        batch["start"] = batch["start"].clone()
+        batch["start"][1] = value
+        with pytest.raises(ngramds.InputError, match="start"):
+            checked(targets, batch)
+    batch = device_batch(ds)
+    batch["epoch"] = batch["epoch"].clone()
+    batch["epoch"][0] = -1
+    with pytest.raises(ngramds.InputError, match="epoch"):
+        checked(targets, batch)
+    checked(targets, device_batch(ds))  # a good batch afterwards is fine
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_batch_of_another_file_is_refused(tmp_path, device, compact):
+    ds, other = small_files(tmp_path, compact)
+    assert device_batch(ds)["file_crc"].tolist() == [ds._file.header_crc] * 2
+    backends = ["torch"] + (["compiled"] if device == "cpu" else [])
+    for backend in backends:
+        targets = NgramTargets(ds, device=device, backend=backend)
+        with pytest.raises(ngramds.InputError, match="another file"):
+            checked(targets, device_batch(other))
+        checked(targets, device_batch(ds))
+
+
+@pytest.mark.parametrize("backend", ["torch", "compiled"])
+def test_malformed_batches_are_one_line_input_errors(tmp_path, device, backend):
+    if device != "cpu" and backend == "compiled":
+        pytest.skip("the compiled backend runs on the CPU")
+    ds, _ = small_files(tmp_path)
+    targets = NgramTargets(ds, device=device, backend=backend)
+    cases = [({k: v[:0] for k, v in device_batch(ds).items()}, "empty"),
+             ({**device_batch(ds), "context_ids": device_batch(ds)["context_ids"][:, :5]},
+              r"context_ids is \[2, 5\]; expected \[2, 16\]"),
+             ({**device_batch(ds), "start": torch.zeros(3, dtype=torch.int64)},
+              r"start is \[3\]; expected \[2\]"),
+             ({**device_batch(ds), "window": device_batch(ds)["window"].float()}, "integer"),
+             ("window", "batch dict")]
+    for key in ("window", "start", "epoch", "context_ids"):
+        batch = device_batch(ds)
+        del batch[key]
+        cases.append((batch, f"no {key}"))
+    for batch, message in cases:
+        with pytest.raises(ngramds.InputError, match=message) as e:
+            checked(targets, batch)
+        assert "\n" not in str(e.value)
+
+
+def test_deferred_checks_report_the_batch_later(tmp_path, monkeypatch):
+    """Where a host sync would be needed (CUDA), the checks raise at the next call or at
+    check(), naming the batch; the bad batch's ids are clamped meanwhile (no read outside a
+    table, no id >= V handed to the model). Here forced on the CPU."""
+    ds, _ = small_files(tmp_path)
+    targets = NgramTargets(ds, backend="torch")
+    monkeypatch.setattr(targets, "_defer", True)
+    bad = device_batch(ds)
+    bad["window"] = bad["window"].long()
+    bad["window"][0, 5] = 10**6
+    out = targets(bad)  # not raised yet
+    assert int(out["input_ids"].max()) < 7 and int(out["target_ids"].max()) < 7
+    with pytest.raises(ngramds.FormatError, match="batch 1 .*token id outside"):
+        targets(device_batch(ds))
+    targets(device_batch(ds))
+    targets.check()  # nothing pending: the error was reported once
+    bad = device_batch(ds)
+    bad["context_ids"] = bad["context_ids"].long()
+    bad["context_ids"][0, 3] = 10**6
+    targets(bad)
+    with pytest.raises(ngramds.FormatError, match="context id"):
+        targets.check()
+
+
+def test_table_bytes_are_known_before_placing_them(tmp_path):
+    tokens = (np.random.default_rng(3).zipf(1.2, 20_000) % 500).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "t.ngds", progress=False, orders=[1, 2, 3, 4])
+    ngramds.build(tokens, tmp_path / "c.ngds", progress=False, compact=True)
+    for name, cfg in (("t.ngds", TargetConfig()), ("t.ngds", TargetConfig(orders=[2, 4])),
+                      ("c.ngds", TargetConfig()), ("c.ngds", TargetConfig(mixing="kneser-ney"))):
+        path = tmp_path / name
+        planned = NgramTargets.table_bytes(path, cfg)
+        assert planned == NgramTargets(path, cfg, backend="torch").nbytes > 0
+
+
+def test_tables_that_do_not_fit_are_refused_naming_the_cpu_path(tmp_path, monkeypatch):
+    from ngramds.torch import device as mod
+    path = ngramds.build(np.arange(500) % 7, tmp_path / "m.ngds", progress=False)
+    monkeypatch.setattr(mod, "_free_bytes", lambda device: 100)
+    with pytest.raises(ngramds.InputError, match=r"need .* free.*on the CPU") as e:
+        NgramTargets(path, device="meta", backend="torch")
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(mod, "_free_bytes", lambda device: 10**9)
+    assert NgramTargets(path, device="meta", backend="torch").nbytes == \
+        NgramTargets.table_bytes(path)
+
+
+def test_tables_are_placed_once_per_device(tmp_path, device):
+    path = ngramds.build(np.arange(500) % 7, tmp_path / "p.ngds", progress=False)
+    a = NgramTargets(path, device=device, backend="torch")
+    b = NgramTargets(ngramds.open(path), device=device, backend="torch")
+    assert a.tables[0].next_ids is b.tables[0].next_ids and a.links[0] is b.links[0]
+    c = NgramTargets(path, TargetConfig(orders=[2, 4]), device=device, backend="torch")
+    assert c.tables[0].next_ids is not a.tables[0].next_ids
