@@ -79,6 +79,10 @@ def pair_stream(paths, tokenizer, prompt_field: str = "prompt",
                          "--tokenizer tokenizer.json")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if not isinstance(paths, (list, tuple)) or \
+            not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise InputError("prompt/response pairs are read from JSONL files: give their paths, "
+                         f"not {type(paths).__name__}")
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no input files given")

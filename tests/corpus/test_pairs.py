@@ -309,3 +309,12 @@ def test_a_record_longer_than_the_read_budget_is_refused_before_it_is_read(tmp_p
     assert counting.read < 3 << 20 < src.stat().st_size
     with pytest.raises(ngramds.InputError, match=r"p\.jsonl:2: .*--memory-limit"):
         pairs.pair_stream([src], tok_path, read_bytes=1 << 20)
+
+
+def test_pairs_need_jsonl_paths(tmp_path, tokenizer):
+    tok_path, _ = tokenizer
+    with pytest.raises(ngramds.InputError, match="JSONL files"):
+        ngramds.build(np.arange(5), tmp_path / "o.ngds", tokenizer=tok_path,
+                      prompt_field="p", response_field="r", progress=False)
+    with pytest.raises(ngramds.InputError, match="is a directory"):
+        read_pairs([tmp_path], tok_path)
