@@ -40,6 +40,7 @@ class Column:
             if chunk.null_count:
                 raise InputError(f"{self.where}: column {self.name!r} has null rows; fill or "
                                  "drop them first")
+            _check_chunk(chunk, self.where, self.name)
             if self.row_bytes is not None:
                 sizes = pc.binary_length(chunk).to_numpy(zero_copy_only=False)
                 check_rows(self.where, done, sizes, sizes, "bytes of text", self.row_bytes)
@@ -56,7 +57,12 @@ class Column:
                                  "drop them first")
             # lengths from the list offsets: a row too large is refused before its ids are
             # touched (memory-mapped files) or converted
+            _check_chunk(chunk, self.where, self.name)
             lengths = pc.list_value_length(chunk).to_numpy(zero_copy_only=False)
+            if lengths.size and lengths.min() < 0:
+                raise InputError(f"{self.where}: column {self.name!r} is damaged (its list "
+                                 f"offsets fall at row {done + int(lengths.argmin()) + 1:,}); "
+                                 "rewrite the file")
             if self.row_bytes is not None:
                 check_rows(self.where, done, lengths, lengths * _value_bytes(chunk.type),
                            "token ids", self.row_bytes)
@@ -65,6 +71,18 @@ class Column:
             if flat.null_count:
                 raise InputError(f"{self.where}: column {self.name!r} holds null token ids")
             yield flat.to_numpy(zero_copy_only=False), lengths.astype(np.int64), frac
+
+
+def _check_chunk(chunk, where: str, name: str) -> None:
+    """InputError naming the file when a chunk's buffers do not hold together (list or string
+    offsets past the values: a damaged file); Arrow's cheap checks, not a pass over the
+    values."""
+    import pyarrow as pa
+    try:
+        chunk.validate()
+    except pa.ArrowException as exc:
+        raise InputError(f"{where}: column {name!r} is damaged ({_first_line(exc)}); rewrite "
+                         "the file") from None
 
 
 def check_rows(where: str, first: int, counts: np.ndarray, sizes: np.ndarray, what: str,

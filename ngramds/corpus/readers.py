@@ -623,13 +623,23 @@ def load_tokenizer(path):
         except ImportError:
             raise InputError("text input needs the `tokenizers` package: "
                              "pip install 'ngramds[text]'") from None
-        if not Path(path).is_file():
-            raise FileAccessError(f"tokenizer file {path} does not exist")
+        _check_tokenizer_file(Path(path))
         try:
             _TOKENIZERS[path] = Tokenizer.from_file(path)
         except Exception as exc:
             raise InputError(f"{path} is not a HuggingFace tokenizer.json ({exc})") from None
     return _TOKENIZERS[path]
+
+
+def _check_tokenizer_file(path: Path) -> None:
+    """FileAccessError unless ``path`` is a regular file (a FIFO would block the read)."""
+    if not os.path.exists(path):
+        raise FileAccessError(f"tokenizer file {path} does not exist")
+    if path.is_dir():
+        raise FileAccessError(f"tokenizer {path} is a directory; give its tokenizer.json")
+    if not path.is_file():
+        raise FileAccessError(f"tokenizer {path} is not a regular file (a FIFO, socket or "
+                              "device); give a tokenizer.json file")
 
 
 def _text_documents(path: Path, stream, suffix: str, text_field: str, text_unit: str,

@@ -378,3 +378,67 @@ def test_without_a_tokenizer_the_token_id_column_is_chosen(tmp_path):
     out = ngramds.build([tmp_path / "a.parquet"], tmp_path / "o.ngds", progress=False)
     with ngramds.open(out) as f:
         assert f.tokens.tolist() == [1, 2, 3]
+
+
+# -- messages that name the file and the cause ---------------------------------------------
+def test_arrow_list_offsets_past_the_values_name_the_file(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.ipc as ipc
+    docs = [list(range(i % 7 + 1)) for i in range(50)]
+    table = pa.table({"input_ids": pa.array(docs, pa.list_(pa.int64()))})
+    with ipc.new_file(str(tmp_path / "c.arrow"), table.schema) as w:
+        w.write_table(table)
+    raw = bytearray((tmp_path / "c.arrow").read_bytes())
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int32)
+    at = raw.find(offsets.tobytes()) + 4 * (len(offsets) - 1)  # the last offset, past the ids
+    raw[at:at + 4] = np.int32(offsets[-1] + 40).tobytes()
+    (tmp_path / "bad.arrow").write_bytes(bytes(raw))
+    assert main(["build", str(tmp_path / "bad.arrow"), "-o", str(tmp_path / "o.ngds"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "bad.arrow" in err and "offsets" in err, err
+    assert not (tmp_path / "o.ngds").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "missing"])
+def test_tokenizer_that_is_not_a_regular_file_says_what_it_is(text, tmp_path, capsys, kind):
+    d, _, _ = text
+    tok = tmp_path / "tok.json"
+    if kind == "fifo":
+        os.mkfifo(tok)
+    elif kind == "directory":
+        tok.mkdir()
+    assert main(["build", str(d / "a.jsonl"), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 str(tok), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "tok.json" in err, err
+    assert {"fifo": "not a regular file", "directory": "is a directory",
+            "missing": "does not exist"}[kind] in err, err
+    assert not (tmp_path / "o.ngds").exists()
+
+
+def test_directory_given_for_prompt_response_pairs_says_so(text, tmp_path, capsys):
+    d, _, _ = text
+    (tmp_path / "pd").mkdir()
+    (tmp_path / "pd" / "a.jsonl").write_text('{"prompt": "alpha", "response": "beta"}\n')
+    assert main(["build", str(tmp_path / "pd"), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 str(d / "tok.json"), "--prompt-field", "prompt", "--response-field",
+                 "response", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "pd is a directory" in err, err
+    assert not (tmp_path / "o.ngds").exists()
+
+
+def test_tokenizer_name_not_utf8_is_refused_before_any_work(text, tmp_path, capsys):
+    d, _, _ = text
+    bad = os.path.join(os.fsencode(tmp_path), b"tok\xff.json")
+    try:
+        with open(bad, "wb") as f:
+            f.write((d / "tok.json").read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    assert main(["build", str(d / "a.jsonl"), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 os.fsdecode(bad), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "tok\\xff.json" in err and "UTF-8" in err, err
+    assert not (tmp_path / "o.ngds").exists()
