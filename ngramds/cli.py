@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         "search on the device)")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
+    b.add_argument("--force-dtype", action="store_true",
+                   help="read headerless files with --dtype even where their ids look like "
+                        "the other dtype's (refused by default)")
     b.add_argument("--eos-id", type=int,
                    help="token files: EOS ends its document; text: appended to each document")
     b.add_argument("--doc-lengths", metavar="FILE",
@@ -230,7 +233,8 @@ def _build(a) -> int:
     if a.threads:
         import numba
         numba.set_num_threads(a.threads)
-    inputs = dict(dtype=a.dtype, eos_id=a.eos_id, boundaries=a.doc_lengths,
+    inputs = dict(dtype=a.dtype, force_dtype=a.force_dtype, eos_id=a.eos_id,
+                  boundaries=a.doc_lengths,
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit,
                   include=a.include)
     streamed = a.partial or a.memory_limit is not None or a.engine != "local"

@@ -42,7 +42,8 @@ BINARY_INVALID = 0.01    # a file read as text with more invalid UTF-8 bytes tha
 
 
 def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
-                dtype: str | None = None, boundaries: str | os.PathLike | None = None,
+                dtype: str | None = None, force_dtype: bool = False,
+                boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
                 text_unit: str | None = None, include=None, progress: bool = False) -> Corpus:
     """Turn any supported ``source`` into a :class:`Corpus`.
@@ -51,11 +52,14 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     or ``boundaries`` (a file of document lengths, ``.npy`` or one integer per line) covering all
     tokens; else ``eos_id`` (an EOS token ends its document); else each input file (or the
     array) is one document. For text inputs ``eos_id`` is appended to every document instead.
+    A headerless token file read with ``dtype`` whose ids clearly have the other width is an
+    InputError naming the right dtype, unless ``force_dtype``.
     """
     if isinstance(source, Corpus):
         return source
     stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                         eos_id=eos_id, dtype=dtype, boundaries=boundaries, tokenizer=tokenizer,
+                         eos_id=eos_id, dtype=dtype, force_dtype=force_dtype,
+                         boundaries=boundaries, tokenizer=tokenizer,
                          text_field=text_field, text_unit=text_unit, include=include,
                          progress=progress)
     parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
@@ -65,7 +69,8 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
 
 
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
-                dtype: str | None = None, boundaries: str | os.PathLike | None = None,
+                dtype: str | None = None, force_dtype: bool = False,
+                boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
                 text_unit: str | None = None, include=None, progress: bool = False,
                 text_spool: Path | None = None) -> TokenStream:
@@ -82,6 +87,9 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                            source.tokenizer, source.vocab_size)
     if text_unit not in (None, "line", "file"):
         raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
+    if force_dtype and dtype is None:
+        raise InputError("force_dtype (--force-dtype) forces the dtype given: give --dtype "
+                         "uint16 or uint32 (dtype=) with it")
     if isinstance(source, (str, os.PathLike)):
         source = [source]
     meter = Meter("tokenising", enabled=progress)
@@ -96,6 +104,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
         total = sum(_size(p) for p, _ in files)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, total)
         reader.source_unit = text_unit or "file"
+        reader.force_dtype = bool(force_dtype)
         parts = [reader.read(p, text_unit or ("file" if in_dir else "line"), in_dir)
                  for p, in_dir in files]
         sources = [p.name for p, _ in files if p not in reader.skipped]
@@ -399,6 +408,7 @@ class _FileReader:
         self.skipped: list[Path] = []  # binary files found in directories, left out
 
     source_unit = "file"  # a source file's documents: "file", or "line" when given so
+    force_dtype = False   # read headerless files with dtype even where it looks wrong
 
     def read(self, path: Path, unit: str, in_dir: bool = False):
         self.current = _size(path)
@@ -431,7 +441,7 @@ class _FileReader:
         if is_columnar(path):
             return self.column(open_columnar(path, self.field, self.tokenizer is None),
                                path.stem)
-        return _read_token_file(path, self.dtype)
+        return _read_token_file(path, self.dtype, self.force_dtype)
 
     def _source(self, path: Path, in_dir: bool):
         """(tokens, document offsets) of a file read as text whatever its suffix (source code):
@@ -527,8 +537,9 @@ def _collect(batches, dtype, spool: Path | None, stem: str):
     return tokens, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
 
 
-def _read_token_file(path: Path, dtype):
-    """(tokens, None) of a .npy or headerless token file."""
+def _read_token_file(path: Path, dtype, force: bool = False):
+    """(tokens, None) of a .npy or headerless token file (read with ``dtype`` even where its
+    ids look like the other dtype's with ``force``)."""
     if path.suffix == ".npy":
         try:
             arr = np.load(path, mmap_mode="r")
@@ -551,21 +562,27 @@ def _read_token_file(path: Path, dtype):
     if size == 0:
         return np.empty(0, RAW_DTYPES[dtype]), None
     tokens = np.memmap(path, dtype=RAW_DTYPES[dtype], mode="r")
-    _warn_if_other_dtype(path, tokens, dtype)
+    if not force:
+        _check_other_dtype(path, tokens, dtype)
     return tokens, None
 
 
-def _warn_if_other_dtype(path: Path, tokens: np.ndarray, dtype: str) -> None:
-    """Warn when a headerless file's first ids look like the other dtype's: every second
-    uint16 zero (uint32 ids read as uint16), or uint32 ids past 2^21 (pairs of uint16 ids)."""
+def _check_other_dtype(path: Path, tokens: np.ndarray, dtype: str) -> None:
+    """InputError naming the right dtype when a headerless file's first ids clearly have the
+    other width: every second uint16 zero (uint32 ids read as uint16), or uint32 ids past 2^21
+    (pairs of uint16 ids read as one)."""
     sample = np.asarray(tokens[:DTYPE_SAMPLE])
     if dtype == "uint16" and sample.size >= 16 and sample.size % 2 == 0 \
             and not sample[1::2].any() and sample[0::2].any():
-        warnings.warn(f"{path}: every second uint16 value is zero, as in uint32 ids; is "
-                      "--dtype uint16 right?", InputWarning, stacklevel=5)
+        seen, right = "every second uint16 value is zero, as in uint32 ids", "uint32"
     elif dtype == "uint32" and sample.size and int(sample.max()) >= HUGE_VOCAB:
-        warnings.warn(f"{path}: uint32 ids reach {int(sample.max()):,}, as two uint16 ids read "
-                      "as one would; is --dtype uint32 right?", InputWarning, stacklevel=5)
+        seen = f"uint32 ids reach {int(sample.max()):,}, as two uint16 ids read as one do"
+        right = "uint16"
+    else:
+        return
+    raise InputError(f"{path}: {seen}: the file holds {right} ids; give --dtype {right} "
+                     f"(dtype={right!r}), or --force-dtype (force_dtype=True) to read it as "
+                     f"{dtype} anyway")
 
 
 def read_megatron(prefix: Path):

@@ -308,15 +308,37 @@ def test_eos_outside_given_vocabulary_warns(tmp_path):
     assert any("never occurs" in str(w.message) for w in seen)
 
 
-def test_wrong_dtype_warns_and_strict_refuses(tmp_path):
-    (tmp_path / "a.bin").write_bytes(np.arange(1000, dtype=np.uint32).tobytes())
-    with pytest.warns(InputWarning, match="dtype"):
-        ngramds.build([tmp_path / "a.bin"], tmp_path / "o.ngds", dtype="uint16",
+@pytest.mark.parametrize("data,given,right", [(np.uint32, "uint16", "uint32"),
+                                               (np.uint16, "uint32", "uint16")])
+def test_wrong_dtype_is_refused_naming_the_right_one_unless_forced(tmp_path, capsys, data,
+                                                                   given, right):
+    ids = np.random.default_rng(0).integers(0, 50257 if data == np.uint16 else 1000, 4000)
+    (tmp_path / "train.bin").write_bytes(ids.astype(data).tobytes())
+    args = ["build", str(tmp_path / "train.bin"), "-o", str(tmp_path / "o.ngds"), "--dtype",
+            given, "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "train.bin" in err and f"--dtype {right}" in err
+    assert not (tmp_path / "o.ngds").exists()
+    with pytest.raises(InputError, match=f"dtype {right}"):
+        ngramds.build([tmp_path / "train.bin"], tmp_path / "o.ngds", dtype=given,
                       progress=False)
+    # the right dtype builds without a word; the wrong one only when forced
+    assert main(args[:-3] + ["--dtype", right, "-q"]) == 0
+    assert capsys.readouterr().err == ""
     os.unlink(tmp_path / "o.ngds")
-    with pytest.raises(InputError, match="dtype"):
-        ngramds.build([tmp_path / "a.bin"], tmp_path / "o.ngds", dtype="uint16", strict=True,
-                      progress=False)
+    assert main(args + ["--force-dtype"]) == 0
+    assert capsys.readouterr().err == ""
+    with ngramds.open(tmp_path / "o.ngds") as f:
+        assert f.num_tokens == ids.size * np.dtype(data).itemsize // np.dtype(given).itemsize
+    out = ngramds.build([tmp_path / "train.bin"], tmp_path / "p.ngds", dtype=given,
+                        force_dtype=True, progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_tokens == ids.size * np.dtype(data).itemsize // np.dtype(given).itemsize
+    # forcing needs a dtype to force
+    assert main(["build", str(tmp_path / "train.bin"), "-o", str(tmp_path / "q.ngds"),
+                 "--force-dtype", "-q"]) == 2
+    assert "--dtype" in capsys.readouterr().err
 
 
 def test_many_txt_files_line_per_document_warns(text, tmp_path):
