@@ -14,6 +14,7 @@ and skipping the batches already trained.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -33,8 +34,10 @@ class NgramTrainer(Trainer):
     """``Trainer(model, args, train_dataset=NgramDataset(...), alpha=1.0, ...)``.
 
     ``alpha`` weighs the soft targets (see :func:`ngram_loss`). The model is called as
-    ``model(input_ids=...)`` (plus ``position_ids`` when the dataset has ``doc_info=True``) and
-    must return logits for every position (``.logits`` or the first output); the loss follows
+    ``model(input_ids=...)`` (plus ``position_ids`` and ``use_cache=False`` when the dataset has
+    ``doc_info=True``: an HF model reads packed documents from ``position_ids`` only without a
+    cache; ``use_cache`` is passed when the forward takes it) and must return logits for every
+    position (``.logits`` or the first output); the loss follows
     the dataset's label layout (``layout="hf"`` included). Evaluation datasets are handled by
     ``Trainer`` as usual.
     """
@@ -78,11 +81,24 @@ class NgramTrainer(Trainer):
         return self._loader
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        extra = {"position_ids": inputs["position_ids"]} if "position_ids" in inputs else {}
+        extra = {}
+        if "position_ids" in inputs:  # packed documents: the model finds them without a cache
+            extra["position_ids"] = inputs["position_ids"]
+            if _takes_use_cache(self.accelerator.unwrap_model(model)):
+                extra["use_cache"] = False
         outputs = model(input_ids=inputs["input_ids"], **extra)
         logits = outputs.logits if hasattr(outputs, "logits") else outputs[0]
         loss = ngram_loss(logits, inputs, alpha=self.alpha)
         return (loss, outputs) if return_outputs else loss
+
+
+def _takes_use_cache(model) -> bool:
+    """Whether ``model``'s forward takes ``use_cache`` (as a parameter or in ``**kwargs``)."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return "use_cache" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class _SaveLoaderState(TrainerCallback):

@@ -72,3 +72,32 @@ def test_resume_from_a_checkpoint_continues_exactly(run):
     for step in (3, 9, 12):  # 8 steps per epoch
         rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]["seen"]
         assert [idx for _, idx in rest] == [idx for _, idx in full[step:]], step
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("train", [False, True])
+def test_trainer_keeps_packed_documents_apart(tmp_path, kind, train):
+    """NgramTrainer's forward of a tiny random HF model on packed documents gives each
+    document's logits as if it ran alone (the model must not make a cache, which hides the
+    boundaries, whatever its config or the arguments' ``use_cache`` say), in eval and train
+    mode (dropout 0)."""
+    import torch
+    from transformers import TrainingArguments
+
+    from ngramds.hf import NgramTrainer
+    from ngramds.torch import NgramDataset, NgramLoader
+    from test_packing import per_document_logits, tiny_hf_model, write_finetune_file
+
+    write_finetune_file(tmp_path)
+    ds = NgramDataset(tmp_path / "finetune.ngds", 512, sampling="documents", doc_info=True,
+                      layout="hf", seed=0)
+    model = tiny_hf_model(kind, "sdpa", 30, 512).train(train)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), report_to=[], use_cpu=True,
+                             per_device_train_batch_size=4, use_cache=True)
+    trainer = NgramTrainer(model=model, args=args, train_dataset=ds)
+    batch = next(iter(NgramLoader(ds, batch_size=4)))
+    assert ((batch["position_ids"] == 0).sum(-1) > 1).any()
+    with torch.no_grad():
+        _, out = trainer.compute_loss(model, batch, return_outputs=True)
+        alone = per_document_logits(model, batch["input_ids"], batch["position_ids"])
+    assert float((out.logits - alone).abs().max()) <= 1e-4

@@ -193,3 +193,80 @@ def test_the_readme_fine_tuning_recipe_runs_as_pasted(tmp_path, monkeypatch):
              "NgramDataset": NgramDataset, "NgramLoader": NgramLoader, "ngram_loss": ngram_loss}
     exec(code, scope)
     assert torch.isfinite(scope["loss"]) and scope["loader"].state_dict()["epoch"] == 1
+
+
+
+RECIPES = Path(__file__).resolve().parents[2] / "docs" / "RECIPES.md"
+RECIPE = "## Packed documents in HF models"
+
+
+def tiny_hf_model(kind: str, attention: str, vocab: int, seq_len: int):
+    """A randomly initialised 2-layer Llama or GPT-2 without dropout."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    if kind == "llama":
+        config = transformers.LlamaConfig(
+            vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=seq_len,
+            attention_dropout=0.0)
+        model = transformers.LlamaForCausalLM(config)
+    else:
+        config = transformers.GPT2Config(vocab_size=vocab, n_positions=seq_len, n_embd=16,
+                                         n_layer=2, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
+                                         attn_pdrop=0.0)
+        model = transformers.GPT2LMHeadModel(config)
+    model.config._attn_implementation = attention
+    return model
+
+
+def per_document_logits(model, input_ids, position_ids):
+    """Logits of each row's segments (documents, pieces, padding: where position_ids restart
+    at 0), each run alone, put back in place."""
+    out = torch.empty(*input_ids.shape, model.config.vocab_size)
+    for b, pos in enumerate(position_ids):
+        starts = torch.nonzero(pos == 0).reshape(-1).tolist() + [pos.numel()]
+        for a, e in zip(starts[:-1], starts[1:]):
+            out[b, a:e] = model(input_ids=input_ids[b:b + 1, a:e]).logits[0]
+    return out
+
+
+class AgainstEachDocumentAlone(torch.nn.Module):
+    """Calls the model as it is called, and records how far its logits are from those of each
+    document run alone (computed with the same weights, before any step)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.gaps, self.documents = model, [], 0
+
+    def forward(self, *args, **kwargs):
+        out = self.model(*args, **kwargs)
+        pos = kwargs["position_ids"]
+        self.documents = max(self.documents, int((pos == 0).sum(-1).max()))
+        with torch.no_grad():
+            alone = per_document_logits(self.model, kwargs["input_ids"], pos)
+        self.gaps.append(float((out.logits.detach() - alone).abs().max()))
+        return out
+
+
+def write_finetune_file(directory):
+    rng = np.random.default_rng(1)
+    docs = [rng.integers(1, 30, int(n)).tolist() + [0] for n in [90, 300, 40, 200, 700, 60]]
+    ngramds.build(docs, Path(directory) / "finetune.ngds", progress=False)
+
+
+@pytest.mark.parametrize("kind,attention,train", [
+    ("llama", "sdpa", False), ("llama", "sdpa", True), ("gpt2", "sdpa", False),
+    ("gpt2", "sdpa", True), ("llama", "eager", True), ("gpt2", "eager", False)])
+def test_the_hf_packed_documents_recipe_keeps_documents_apart(tmp_path, monkeypatch, kind,
+                                                               attention, train):
+    """docs/RECIPES.md's call of a tiny random HF model on packed documents (as pasted) gives
+    each document's logits as if it ran alone, in eval and train mode (dropout 0)."""
+    import re
+    text = RECIPES.read_text()
+    code = re.search(r"```python\n(.*?)```", text[text.index(RECIPE):], re.S).group(1)
+    write_finetune_file(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    model = AgainstEachDocumentAlone(tiny_hf_model(kind, attention, 30, 512).train(train))
+    exec(code, {"model": model, "opt": torch.optim.SGD(model.parameters(), lr=0.1)})
+    assert model.gaps and model.documents >= 2  # rows of several documents each
+    assert max(model.gaps) <= 1e-4, model.gaps
