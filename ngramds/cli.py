@@ -251,6 +251,9 @@ def _build(a) -> int:
             print(f"ngramds: tokenising the standard library (tokenizer: {tok_path})",
                   file=sys.stderr)
         corpus = stdlib_corpus(tok_path)
+    elif a.prompt_field is not None:
+        from .corpus.pairs import read_pairs
+        corpus = read_pairs(a.inputs, a.tokenizer, a.prompt_field, a.response_field, a.eos_id)
     else:
         corpus = load_corpus(a.inputs, progress=not a.quiet, **inputs)
     if a.val_fraction is not None:

@@ -7,6 +7,7 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
+from ..corpus.pairs import pair_stream, read_pairs
 from ..corpus.readers import input_files, load_corpus, load_stream, needs_spool
 from ..corpus.types import check_corpus, check_prompt_lengths
 from ..errors import InputError, InputWarning, strict_inputs
@@ -68,6 +69,10 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
            compact, **input_options) -> Path:
     if order is not None and orders is not None:
         raise InputError("give order (one table) or orders (several), not both")
+    pairs = {k: input_options.pop(k) for k in ("prompt_field", "response_field")
+             if input_options.get(k) is not None}  # JSONL prompt/response pairs
+    if len(pairs) == 1:
+        raise InputError("prompt_field and response_field go together")
     orders = check_orders(orders if orders is not None else
                           DEFAULT_ORDERS if order is None else [order])
     top_k = check_top_k(top_k)
@@ -86,7 +91,7 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
         warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
                       "--memory-limit) or a Dask build spills runs there", stacklevel=2)
     if partial and (getattr(source, "prompt_lengths", None) is not None
-                    or input_options.get("prompt_field") is not None):
+                    or pairs):
         raise InputError("a partial result keeps no prompt lengths; build prompt/response "
                          "pairs without partial (memory_limit and engine are fine)")
     if bounded:
@@ -97,10 +102,15 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
         spool = spill_dir(parent, output.name, "tokenising text") \
             if needs_spool(source, **input_options) else nullcontext()
         with spool as text_spool:
-            stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                                 text_spool=text_spool, progress=progress,
-                                 read_bytes=limit // READ_SHARE if limit else None,
-                                 **input_options)
+            read_bytes = limit // READ_SHARE if limit else None
+            if pairs:
+                stream = pair_stream(source, input_options.get("tokenizer"), eos_id=eos_id,
+                                     spool=text_spool, read_bytes=read_bytes,
+                                     progress=progress, **pairs)
+            else:
+                stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                                     text_spool=text_spool, progress=progress,
+                                     read_bytes=read_bytes, **input_options)
             return build_bounded(stream, output, orders=orders, top_k=top_k,
                                  vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
                                  engine=engine, scheduler=scheduler, workers=workers,
@@ -110,8 +120,11 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)
     bar.step("reading input")
-    corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                         progress=progress, **input_options)
+    if pairs:
+        corpus = read_pairs(source, input_options.get("tokenizer"), eos_id=eos_id, **pairs)
+    else:
+        corpus = load_corpus(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
+                             progress=progress, **input_options)
     tokens, offsets, vocab_size = check_corpus(corpus, vocab_size)
     num_docs = offsets.size - 1
     arrays = {"tokens": tokens,

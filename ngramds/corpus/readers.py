@@ -65,7 +65,7 @@ def load_corpus(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     parts = [p.array if isinstance(p, ArrayPiece) else p.read(0, p.size) for p in stream.pieces]
     tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return Corpus(tokens, stream.doc_offsets, stream.sources, stream.tokenizer,
-                  stream.vocab_size)
+                  stream.vocab_size, prompt_lengths=stream.prompt_lengths)
 
 
 def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | None = None,
@@ -73,18 +73,20 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 boundaries: str | os.PathLike | None = None,
                 tokenizer: str | os.PathLike | None = None, text_field: str | None = None,
                 text_unit: str | None = None, include=None, progress: bool = False,
-                text_spool: Path | None = None) -> TokenStream:
+                text_spool: Path | None = None, read_bytes: int | None = None) -> TokenStream:
     """Like :func:`load_corpus`, but token files stay on disk as :class:`TokenStream` pieces
     (the memory-bounded build reads them in chunks). Text is tokenised batch by batch into
     token files under ``text_spool`` (a temporary directory the caller removes), else in
-    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets."""
+    memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets.
+    ``read_bytes`` (a memory-bounded build's share of its limit): a parquet/Arrow/dataset row
+    or a JSONL line holding more bytes is an InputError naming the limit."""
     if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
                                isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
         raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
     if isinstance(source, Corpus):
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),
-                           source.tokenizer, source.vocab_size)
+                           source.tokenizer, source.vocab_size, source.prompt_lengths)
     if text_unit not in (None, "line", "file"):
         raise InputError(f"unknown text unit {text_unit!r}; use 'line' or 'file'")
     if force_dtype and dtype is None:
@@ -103,6 +105,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
             raise InputError(_none_found(source, include, tokenizer))
         total = sum(_size(p) for p, _ in files)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, total)
+        reader.read_bytes = read_bytes
         reader.source_unit = text_unit or "file"
         reader.force_dtype = bool(force_dtype)
         parts = [reader.read(p, text_unit or ("file" if in_dir else "line"), in_dir)
@@ -117,7 +120,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
                 "document; give --text-unit file (text_unit='file') for one document per "
                 "file, or --text-unit line to keep this", InputWarning, stacklevel=3)
     elif is_hf_dataset(source):
-        column = open_hf(source, text_field, prefer_ids=tokenizer is None)
+        column = open_hf(source, text_field, prefer_ids=tokenizer is None, row_bytes=read_bytes)
         reader = _FileReader(dtype, tokenizer, text_field, eos_id, text_spool, meter, 0)
         parts = [reader.column(column, "dataset")]
         sources = [column.where.removeprefix("dataset ")]
@@ -400,6 +403,8 @@ class _FileReader:
     """Reads input files one by one into (tokens, document offsets or None), counting what
     line-per-document text gave (for the short-document warning)."""
 
+    read_bytes: int | None = None  # the most bytes one row may hold (load_stream)
+
     def __init__(self, dtype, tokenizer, field, eos_id, spool, meter: Meter, total: int):
         self.dtype, self.tokenizer, self.field, self.eos_id = dtype, tokenizer, field, eos_id
         self.spool, self.meter, self.total, self.base = spool, meter, max(total, 1), 0
@@ -439,8 +444,8 @@ class _FileReader:
             raise InputError(f"{path}: only .txt and .jsonl inputs may be compressed; "
                              f"decompress {suffix or 'it'} first")
         if is_columnar(path):
-            return self.column(open_columnar(path, self.field, self.tokenizer is None),
-                               path.stem)
+            return self.column(open_columnar(path, self.field, self.tokenizer is None,
+                                             self.read_bytes), path.stem)
         return _read_token_file(path, self.dtype, self.force_dtype)
 
     def _source(self, path: Path, in_dir: bool):
