@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -33,3 +34,22 @@ def tmpfs(tmp_path):
     yield mount
     for mnt in mounts:
         subprocess.run(["umount", str(mnt)])
+
+
+@pytest.fixture
+def token_dir(tmp_path):
+    """A scratch directory holding a small token file a.npy (3000 tokens, EOS 0)."""
+    rng = np.random.default_rng(0)
+    tokens = (rng.zipf(1.3, 3000) % 300).astype(np.uint16)
+    np.save(tmp_path / "a.npy", tokens)
+    return tmp_path
+
+
+@pytest.fixture
+def built_file(token_dir, capsys):
+    """token_dir's a.npy built by the CLI into o.ngds (EOS 0)."""
+    from ngramds.cli import main
+    assert main(["build", str(token_dir / "a.npy"), "-o", str(token_dir / "o.ngds"),
+                 "--eos-id", "0", "-q"]) == 0
+    capsys.readouterr()
+    return token_dir / "o.ngds"

@@ -1,9 +1,14 @@
 import json
+import os
 import subprocess
 import sys
+import time
 
+import msgpack
 import numpy as np
+import pytest
 
+from cli_helpers import SUBPROCESS_ENV, boom, cli, dead_pid, one_error_line, rewrite_header
 from ngramds.cli import main
 
 
@@ -112,3 +117,106 @@ def test_compact_build_and_merge(tmp_path, capsys):
     r = run("build", tmp_path / "c.bin", "-o", tmp_path / "p2", "--partial", "--compact",
             "--dtype", "uint16")
     assert r.returncode == 2 and "merge --compact" in r.stderr
+
+
+# ---------------------------------------------------------------- bad options: one line, exit 2
+def test_huge_order_ranges_are_refused_at_once(token_dir, capsys):
+    d = token_dir
+    for orders in ("1-1000000000000", "1-1e12", "2-17", "3-1", "0-2"):
+        t = time.perf_counter()
+        code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--orders", orders)
+        assert code == 2 and time.perf_counter() - t < 5
+        one_error_line(err, "orders")
+
+
+@pytest.mark.parametrize("out", ["", ".", "/", "{d}", "{d}/"])
+def test_an_output_that_is_a_directory_or_empty_is_refused_before_the_build(
+        token_dir, capsys, monkeypatch, out):
+    import ngramds.builder
+    d = token_dir
+    monkeypatch.setattr(ngramds.builder, "build", boom)
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", out.format(d=d), "-q")
+    assert code == 2
+    one_error_line(err)
+
+
+@pytest.mark.parametrize("threads", ["-1", "0", "1000"])
+def test_threads_out_of_range_are_refused(token_dir, capsys, threads):
+    d = token_dir
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", f"--threads={threads}",
+                       "-q")
+    assert code == 2
+    one_error_line(err, "--threads")
+    assert not (d / "o.ngds").exists()
+
+
+@pytest.mark.parametrize("ident", [2**63, 2**64 + 3, -1, -2**70, 300])
+def test_query_ids_outside_the_vocabulary_are_refused(built_file, capsys, ident):
+    code, _, err = cli(capsys, "query", built_file, "5", "--", ident)
+    assert code == 2
+    one_error_line(err, str(ident))
+
+
+def test_query_negative_top_is_refused(built_file, capsys):
+    code, _, err = cli(capsys, "query", built_file, "5", "--top=-3")
+    assert code == 2
+    one_error_line(err, "--top")
+
+
+def test_info_json_prints_header_bytes_as_hex(built_file, capsys):
+    rewrite_header(built_file, lambda h: h["build"].update(sources=[b"\xff\x00raw"],
+                                                         note=msgpack.ExtType(5, b"x")))
+    code, out, err = cli(capsys, "info", built_file, "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["build"]["sources"] == ["ff00726177"]
+
+
+def test_a_broken_pipe_exits_quietly(built_file):
+    for args in (["info", built_file, "--json"], ["query", built_file, "5", "--top", "100000"]):
+        proc = subprocess.Popen([sys.executable, "-m", "ngramds.cli", *map(str, args)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **SUBPROCESS_ENV})
+        proc.stdout.close()  # as `| head` does once it has its lines
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+        assert err == "", err
+
+
+def test_tmp_dir_without_memory_limit_is_said_to_be_ignored(token_dir, capsys):
+    d = token_dir
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--tmp-dir", d, "-q")
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("ngramds: warning: ") and "--tmp-dir" in err
+
+
+def test_a_missing_merge_tmp_dir_is_refused(token_dir, capsys):
+    d = token_dir
+    assert cli(capsys, "build", d / "a.npy", "--partial", "-o", d / "p", "--order", "2",
+               "--memory-limit", "4G", "-q")[0] == 0
+    code, _, err = cli(capsys, "merge", d / "p", "-o", d / "m.ngds", "--tmp-dir", d / "nope",
+                       "--memory-limit", "4G", "-q")
+    assert code == 2
+    one_error_line(err, "nope")
+    assert not (d / "nope").exists() and not (d / "m.ngds").exists()
+
+
+def test_every_output_is_checked_before_the_first_is_written(token_dir, capsys):
+    d = token_dir
+    (d / "ok").mkdir()
+    code, _, err = cli(capsys, "build", d / "a.npy", "--eos-id", "0", "--val-fraction", "0.2",
+                       "--val-output", d / "ok" / "v.ngds", "-o", d / "missing" / "o.ngds",
+                       "-q")
+    assert code == 2
+    one_error_line(err, "missing")
+    assert list((d / "ok").iterdir()) == []
+
+
+def test_warnings_are_one_line(token_dir, capsys):
+    d = token_dir
+    pid = dead_pid()
+    (d / f"o.ngds.tmp-{pid}").write_bytes(b"\0" * 64)      # what a killed build left, in the
+    (d / ".o.ngds.k1ll3d00.ngds-tmp").write_bytes(b"\0" * 64)  # old and the new naming
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "-q")
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("ngramds: warning: "), err

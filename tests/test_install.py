@@ -1,6 +1,9 @@
-"""What an installed ngramds offers besides the library: one version, the console scripts.
+"""What an installed ngramds offers besides the library: one version, the console scripts;
+it imports and works where nothing can be written.
 (The wheel itself is built, installed and smoke-tested from outside the checkout by .ci/run.)"""
 import importlib
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -44,3 +47,22 @@ def test_the_plot_extra_is_declared():
     assert any(r.startswith("matplotlib") for r in PROJECT["project"]["optional-dependencies"]
                ["plot"])
     assert any(r.startswith("build") for r in PROJECT["project"]["optional-dependencies"]["dev"])
+
+
+def test_import_works_with_an_unwritable_package_directory_and_home(tmp_path, built_file):
+    """numba cannot cache next to the package nor in $HOME: import and use still work."""
+    pkg = tmp_path / "site" / "ngramds"
+    shutil.copytree(Path(ngramds.__file__).parent, pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for sub in [pkg, *[p for p in pkg.rglob("*") if p.is_dir()]]:
+        (sub / "__pycache__").write_text("not a directory")  # nothing can be written there
+    (tmp_path / "home").write_text("not a directory either")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE", "XDG_"))}
+    env.update(HOME=str(tmp_path / "home"), PYTHONPATH=str(tmp_path / "site"),
+               XDG_CACHE_HOME=str(tmp_path / "home" / "cache"))
+    r = subprocess.run([sys.executable, "-c", "import ngramds, sys; "
+                        "f = ngramds.open(sys.argv[1]); print(f.distribution([5])[0].size)",
+                        str(built_file)], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout) > 0

@@ -5,12 +5,13 @@
     python tools/robustness_table.py --check           # exit 1 if the table is out of date
 
 Each row is one case of the outside audit (issue 13): what the user sees now, and the tests
-that cover it with their result (passed / run, from pytest's JUnit XML). With ``--before REV``
-the tests that use only the CLI and the public API (tests/test_audit.py and the tampering
-tests of tests/builder/test_partials.py) also run on a checkout of REV, the code the audit
-tried, and the "before" column records how many of them failed there; without it the column
-keeps what the last such run wrote. Cases that cannot be fixed are listed with what is
-documented instead.
+that cover it with their result (passed / run, from pytest's JUnit XML). This table is the one
+place that maps audit items to tests; the tests themselves are named by behaviour and live in
+the file that mirrors the module they exercise. With ``--before REV`` the tests that use only
+the CLI and the public API (PORTABLE) also run on a checkout of REV, the code the audit tried,
+and the "before" column records how many of them failed there; without it the column keeps
+what the last such run wrote. Cases that cannot be fixed are listed with what is documented
+instead.
 """
 from __future__ import annotations
 
@@ -26,13 +27,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "ROBUSTNESS.md"
 START, END = "<!-- robustness-table:start -->", "<!-- robustness-table:end -->"
-# tests that use only the CLI and the public API: they also run on older code
-PORTABLE = ["tests/test_audit.py",
-            "tests/builder/test_partials.py::test_a_tampered_partial_is_refused"]
-
-A = "tests/test_audit.py::"
+CLI = "tests/test_cli.py::"
+INSTALL = "tests/test_install.py::"
+ERRORS = "tests/test_errors.py::"
+PATHS = "tests/file/test_paths.py::"
+TEMPS = "tests/file/test_temporaries.py::"
+READER = "tests/file/test_reader.py::"
+FORMAT = "tests/file/test_format.py::"
+WRITER = "tests/file/test_writer.py::"
+STREAM = "tests/corpus/test_stream.py::"
+READERS = "tests/corpus/test_readers.py::"
+STDLIB = "tests/corpus/test_stdlib.py::"
+OPTIONS = "tests/builder/test_options.py::"
+BOUNDED = "tests/builder/test_bounded.py::"
 P = "tests/builder/test_partials.py::"
-R = "tests/test_robustness.py::"
+COMPUTE = "tests/targets/test_compute.py::"
 T = "tests/torch/"
 X = "tests/corpus/test_text_streaming.py::"
 
@@ -43,24 +52,24 @@ ITEMS = [
      "links; merge into a partial's file; `ngramds.build`)",
      "exit 2 before any work: `output X is the input Y: writing it would destroy the input`; "
      "inputs untouched",
-     [A + "test_i1_output_that_is_an_input_or_another_output_is_refused",
-      A + "test_i1_library_refuses_output_that_is_an_input",
-      A + "test_i1_merge_output_that_is_a_partial_file_is_refused"]),
+     [PATHS + "test_an_output_that_is_an_input_or_another_output_is_refused",
+      PATHS + "test_build_refuses_an_output_that_is_an_input",
+      PATHS + "test_a_merge_output_that_is_a_file_of_a_partial_is_refused"]),
     ("2. stale-temporary cleanup by glob (`-o 'x*'` removed other files)",
      "only exact hidden names `.OUT.<random>.ngds-tmp` / `.ngds-parts` are candidates",
-     [A + "test_i2_cleanup_touches_only_its_own_exact_names"]),
+     [TEMPS + "test_cleanup_touches_only_its_own_exact_names"]),
     ("3. shared --tmp-dir: a build in another PID namespace lost its runs",
      "stale = its `flock` is free; a running build anywhere keeps its lock and its files",
-     [A + "test_i3_temporaries_of_a_running_build_are_never_removed",
-      "tests/builder/test_bounded.py::test_runs_of_a_killed_build_are_removed_by_the_next"]),
+     [TEMPS + "test_temporaries_of_a_running_build_are_never_removed",
+      BOUNDED + "test_runs_of_a_killed_build_are_removed_by_the_next"]),
     ("4. a symlink planted at the predictable temporary name was followed",
      "temporaries made with O_EXCL (mkstemp/mkdtemp) under random names; links never followed",
-     [A + "test_i4_a_planted_symlink_at_a_temporary_name_is_never_followed"]),
+     [TEMPS + "test_a_planted_symlink_at_a_temporary_name_is_never_followed"]),
     ("5. `<u8` values >= 2^63 in position_contexts / entry_offsets / counts / totals "
      "(SIGSEGV, wrapped ids, huge probabilities)",
      "FormatError from every target path (one order, Witten-Bell, backoff), never a crash",
-     [R + "test_u8_values_at_and_above_2_63_are_refused_by_every_target_path",
-      R + "test_u8_fuzz_values_at_and_above_2_63_never_crash",
+     [COMPUTE + "test_64bit_values_at_and_above_2_63_are_refused_by_every_target_path",
+      COMPUTE + "test_fuzzed_64bit_values_at_and_above_2_63_never_crash",
       T + "test_device.py::test_real_corpus_every_mixing"]),
     ("6. the file truncated by another process while a dataset reads it (SIGBUS)",
      "not fixable in general (a mapped page that vanished kills the process with SIGBUS, "
@@ -88,12 +97,12 @@ ITEMS = [
      "identity (device, inode, size, mtime) checked at every read and a checksum of the "
      "tokens compared across passes: `input X changed while the build was reading it`, "
      "nothing written",
-     [A + "test_i10_input_changed_during_a_bounded_build_is_refused"]),
+     [STREAM + "test_an_input_changed_during_a_bounded_build_is_refused"]),
     ("11. `--orders 1-1e12`, a 16 MB header of empty maps",
      "orders checked (1..16) before any range is made; header decoding capped at 262,144 "
      "msgpack values (refused in < 0.1 s and ~30 MiB)",
-     [A + "test_i11_huge_order_ranges_are_refused_at_once",
-      A + "test_i11_a_header_of_millions_of_empty_maps_is_refused_in_little_memory"]),
+     [CLI + "test_huge_order_ranges_are_refused_at_once",
+      FORMAT + "test_a_header_of_millions_of_empty_maps_is_refused_in_little_memory"]),
     ("11. text input under --memory-limit (a 50 MB one-line JSONL)",
      "tokenised in batches of <= 256 Ki characters (long documents in pieces cut at "
      "whitespace) into a temporary token file read in chunks, removed whatever happens; the "
@@ -109,65 +118,76 @@ ITEMS = [
      [T + "test_epochs.py::test_bad_partition_and_epoch_arguments"]),
     ("`-o ''`, `-o .`, `-o /` (failed after the build)",
      "exit 2 before any work: `output . is a directory`",
-     [A + "test_tb_output_that_is_a_directory_or_empty_is_refused_before_the_build"]),
+     [CLI + "test_an_output_that_is_a_directory_or_empty_is_refused_before_the_build"]),
     ("`--memory-limit inf|nan|1e400`", "exit 2, one line",
-     [A + "test_tb_memory_limit_not_a_size"]),
+     [OPTIONS + "test_a_memory_limit_that_is_not_a_size_is_refused"]),
     ("`--threads -1|0|1000`", "exit 2: `--threads must be in 1..N`",
-     [A + "test_tb_threads_out_of_range"]),
+     [CLI + "test_threads_out_of_range_are_refused"]),
     ("Megatron with an empty .bin or zero sequences", "exit 2: the corpus is empty / truncated",
-     [A + "test_tb_megatron_without_tokens"]),
+     [READERS + "test_a_megatron_dataset_without_tokens_is_refused"]),
     ("`--doc-lengths` pickled, garbage, float or 2-D .npy", "exit 2 naming the file",
-     [A + "test_tb_doc_lengths_not_integers"]),
+     [READERS + "test_doc_lengths_that_are_not_integers_are_refused"]),
     ("JSONL nested 100,000 deep or with a 5000-digit integer", "exit 2 naming file:line",
-     [A + "test_tb_jsonl_deep_nesting_and_huge_integers"]),
+     [READERS + "test_jsonl_nested_too_deep_or_with_huge_integers_is_refused"]),
     ("`--top-k 2**70`, `--seed 2**70` with a validation split", "exit 2, one line",
-     [A + "test_tb_top_k_and_seed_past_64_bits"]),
+     [OPTIONS + "test_top_k_and_seed_past_64_bits_are_refused"]),
     ("`query` with an id >= 2^63, negative or >= V", "exit 2: `token id X is outside the "
-     "vocabulary`", [A + "test_tb_query_ids_outside_the_vocabulary"]),
+     "vocabulary`", [CLI + "test_query_ids_outside_the_vocabulary_are_refused"]),
     ("`info --json` on a header holding bytes", "bytes printed as hex",
-     [A + "test_tb_info_json_of_a_header_holding_bytes"]),
+     [CLI + "test_info_json_prints_header_bytes_as_hex"]),
     ("a real full disk during a bounded build or merge (np.save: no errno)",
      "exit 2: `disk full while ...`, no temporaries left",
-     [A + "test_tb_disk_full_during_a_bounded_build_and_a_merge",
-      R + "test_full_disk_on_a_real_small_tmpfs"]),
+     [BOUNDED + "test_a_full_disk_during_a_bounded_build_or_a_merge_is_one_error_line",
+      WRITER + "test_full_disk_on_a_real_small_tmpfs"]),
     ("an unwritable --tmp-dir", "exit 2: `cannot write temporary runs under DIR: ...`",
-     [A + "test_tb_unwritable_tmp_dir"]),
+     [BOUNDED + "test_an_unwritable_tmp_dir_is_refused"]),
     ("`--default-corpus` with a foreign X.tokenizer.json or a missing output directory",
      "exit 2 before any work; the foreign file is never overwritten",
-     [A + "test_tb_default_corpus_foreign_tokenizer_or_missing_directory"]),
+     [STDLIB + "test_default_corpus_refuses_a_foreign_tokenizer_file_or_a_missing_directory"]),
     ("an unreachable Dask scheduler", "exit 2: `cannot reach the Dask scheduler at ...`",
-     [A + "test_tb_unreachable_dask_scheduler"]),
+     [BOUNDED + "test_an_unreachable_dask_scheduler_is_one_error_line"]),
     ("an unknown zero-length section shaped [0, 2^62]", "ignored, as spec/FORMAT.md says",
-     [A + "test_tb_unknown_zero_length_section_of_a_huge_shape_is_ignored"]),
+     [READER + "test_an_unknown_zero_length_section_of_a_huge_shape_is_ignored"]),
     ("BrokenPipeError under `| head`", "quiet exit (141)",
-     [A + "test_tb_broken_pipe_exits_quietly"]),
+     [CLI + "test_a_broken_pipe_exits_quietly"]),
     ("`import ngramds` with an unwritable package directory and $HOME",
      "numba caches in a private temporary directory",
-     [A + "test_tb_import_with_unwritable_package_directory_and_home"]),
+     [INSTALL + "test_import_works_with_an_unwritable_package_directory_and_home"]),
     ("`f.distribution([1.7])` became `[1]`", "InputError: ids must be integers",
-     [A + "test_ms_distribution_of_non_integer_ids_is_refused"]),
-    ("`query --top -3` hid entries", "exit 2", [A + "test_ms_query_negative_top_is_refused"]),
+     [READER + "test_distribution_of_non_integer_ids_is_refused"]),
+    ("`query --top -3` hid entries", "exit 2", [CLI + "test_query_negative_top_is_refused"]),
     ("`--dtype` that looks wrong; `--eos-id` never seen or outside the vocabulary",
      "one-line warning / exit 2",
-     [A + "test_ms_dtype_that_looks_wrong_warns_in_one_line",
-      A + "test_ms_eos_id_never_seen_warns_or_outside_vocabulary_is_refused"]),
+     [READERS + "test_a_dtype_that_looks_wrong_is_refused_in_one_line",
+      READERS + "test_an_eos_id_never_seen_warns_and_one_outside_the_vocabulary_is_refused"]),
     ("`--tmp-dir` silently ignored without --memory-limit", "one-line warning",
-     [A + "test_ms_tmp_dir_without_memory_limit_is_said_to_be_ignored"]),
+     [CLI + "test_tmp_dir_without_memory_limit_is_said_to_be_ignored"]),
     ("`merge --tmp-dir` on a missing directory", "exit 2, nothing created",
-     [A + "test_ms_merge_tmp_dir_missing_is_refused"]),
+     [CLI + "test_a_missing_merge_tmp_dir_is_refused"]),
     ("the validation file written before the main output's directory was checked",
      "every output checked first",
-     [A + "test_ms_every_output_is_checked_before_the_first_is_written"]),
+     [CLI + "test_every_output_is_checked_before_the_first_is_written"]),
     ("`ngramds info FIFO` hung", "exit 2: not a regular file",
-     [A + "test_ms_info_of_a_fifo_does_not_hang"]),
+     [READER + "test_opening_a_fifo_is_refused_without_hanging"]),
     ("a SIGKILL between the magic and the rename left a temporary that opens as valid",
      "the temporary is hidden (`.OUT.<random>.ngds-tmp`), OUT never holds it; the next "
      "build removes it (README corrected)",
-     [A + "test_ms_a_build_killed_before_its_rename_leaves_only_a_hidden_temporary",
-      R + "test_sigkill_at_random_moments_never_leaves_a_partial_file"]),
+     [WRITER + "test_a_build_killed_before_its_rename_leaves_only_a_hidden_temporary",
+      WRITER + "test_sigkill_at_random_moments_never_leaves_a_partial_file"]),
     ("a two-line warning", "`ngramds: warning: ...`, one line",
-     [A + "test_ms_warnings_are_one_line"]),
+     [CLI + "test_warnings_are_one_line"]),
 ]
+
+# tests that use only the CLI and the public API (the audit's own cases): with --before they
+# also run on older code
+PORTABLE = [t for _, _, tests in ITEMS for t in tests
+            if t.startswith((CLI, INSTALL, PATHS, TEMPS, READER, FORMAT, STREAM, READERS,
+                             STDLIB, OPTIONS, BOUNDED))
+            and t != BOUNDED + "test_runs_of_a_killed_build_are_removed_by_the_next"]
+PORTABLE += [WRITER + "test_a_build_killed_before_its_rename_leaves_only_a_hidden_temporary",
+             P + "test_a_tampered_partial_is_refused"]
+# shared helpers the portable tests import (copied next to them for --before)
+SUPPORT = ["tests/conftest.py", "tests/helpers.py", "tests/cli_helpers.py"]
 
 
 # what the cases whose tests need this version's API did on ac67cf9 (checked by hand)
@@ -209,7 +229,8 @@ def results(tests: list[str], root: Path = ROOT, rename=None) -> dict[str, list[
 
 
 def before_run(rev: str) -> dict[str, list[str]]:
-    """Outcomes of the PORTABLE tests on a checkout of ``rev`` (its tests are flat)."""
+    """Outcomes of the PORTABLE tests on a checkout of ``rev``: each test's file and the
+    SUPPORT files are copied flat into its tests/ (its tests were flat)."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=ROOT,
@@ -221,7 +242,8 @@ def before_run(rev: str) -> dict[str, list[str]]:
                 shutil.copy(ROOT / src, tree / "tests" / Path(src).name)
                 rename[f"tests/{Path(src).name}"] = src
                 tests.append(t.replace(src, f"tests/{Path(src).name}"))
-            shutil.copy(ROOT / "tests" / "helpers.py", tree / "tests" / "helpers.py")
+            for helper in SUPPORT:
+                shutil.copy(ROOT / helper, tree / "tests" / Path(helper).name)
             return results(tests, tree, rename)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,

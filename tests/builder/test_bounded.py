@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ngramds
+from cli_helpers import cli, one_error_line, run_cli
 from ngramds.builder import RunSizes
 from ngramds.cli import main
 from strategies import corpora
@@ -132,3 +133,45 @@ def test_default_budget_is_beyond_what_the_process_holds(tmp_path, monkeypatch):
     with pytest.raises(ngramds.NgramdsError, match="too small"):
         ngramds.build([str(shards[0])], tmp_path / "x.ngds", memory_limit="1G",
                       progress=False)
+
+
+# ---------------------------------------------------------------- failures: one line, no leftovers
+def test_a_full_disk_during_a_bounded_build_or_a_merge_is_one_error_line(tmp_path, tmpfs,
+                                                                          capsys):
+    small = tmpfs("size=192k")
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "c.npy", rng.integers(0, 3000, 120_000).astype(np.uint16))
+    code, _, err = cli(capsys, "build", tmp_path / "c.npy", "-o", tmp_path / "o.ngds",
+                       "--memory-limit", "2G", "--tmp-dir", small, "-q")
+    assert code == 2
+    one_error_line(err, "disk full")
+    assert list(small.iterdir()) == [] and not (tmp_path / "o.ngds").exists()
+    assert cli(capsys, "build", tmp_path / "c.npy", "--partial", "-o", tmp_path / "p",
+               "--memory-limit", "4G", "-q")[0] == 0
+    for where in (["-o", small / "m.ngds"], ["-o", tmp_path / "m.ngds", "--tmp-dir", small]):
+        code, _, err = cli(capsys, "merge", tmp_path / "p", *where, "--memory-limit", "4G",
+                           "-q")
+        assert code == 2
+        one_error_line(err, "disk full")
+        assert list(small.iterdir()) == [] and not (tmp_path / "m.ngds").exists()
+
+
+def test_an_unwritable_tmp_dir_is_refused(token_dir, tmpfs, capsys):
+    d = token_dir
+    ro = tmpfs("ro,size=64k")
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--memory-limit",
+                       "4G", "--tmp-dir", ro, "-q")
+    assert code == 2
+    one_error_line(err, str(ro))
+    assert not (d / "o.ngds").exists()
+
+
+def test_an_unreachable_dask_scheduler_is_one_error_line(token_dir):
+    d = token_dir
+    pytest.importorskip("dask.distributed")
+    r = run_cli("build", d / "a.npy", "-o", d / "o.ngds", "--engine", "dask", "--scheduler",
+                "tcp://127.0.0.1:9", "-q",
+                env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    assert r.returncode == 2
+    one_error_line(r.stderr, "scheduler")
+    assert sorted(p.name for p in d.iterdir()) == ["a.npy"]

@@ -1,4 +1,4 @@
-"""Partial results are checked before a merge (issue 13, item 8): a damaged, reordered,
+"""Partial results are checked before a merge: a damaged, reordered,
 hand-edited or forged partial gives exit 2 and one line, never a crash, a traceback or a
 silently wrong file."""
 import json

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import ngramds
+from cli_helpers import cli, one_error_line, run_cli
 from helpers import train_small_tokenizer, write_jsonl, write_megatron
 
 DOCS = [[3, 1, 4, 1, 5], [9, 2, 6], [5], [3, 5, 8, 9, 7, 9]]
@@ -123,3 +124,89 @@ def test_text_not_utf8_names_line(tmp_path, tokenizer):
 def test_iterable_of_documents_generator(tmp_path):
     ngramds.build((np.array(d) for d in DOCS), tmp_path / "g.ngds", order=2, progress=False)
     assert ngramds.open(tmp_path / "g.ngds").num_tokens == sum(map(len, DOCS))
+
+
+# ---------------------------------------------------------------- bad inputs through the CLI
+def test_a_megatron_dataset_without_tokens_is_refused(token_dir, capsys):
+    d = token_dir
+    write_megatron(d / "none", [])                  # zero sequences, empty .bin
+    write_megatron(d / "empty", [[], []])           # sequences of no tokens, empty .bin
+    write_megatron(d / "short", [[1, 2, 3]])
+    (d / "short.bin").write_bytes(b"")              # the index names tokens the .bin lacks
+    for name, words in (("none", ["empty"]), ("empty", ["empty"]), ("short", ["shorter"])):
+        code, _, err = cli(capsys, "build", d / f"{name}.bin", "-o", d / "o.ngds", "-q")
+        assert code == 2, name
+        one_error_line(err, *words)
+
+
+def test_doc_lengths_that_are_not_integers_are_refused(token_dir, capsys):
+    d = token_dir
+    np.save(d / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (d / "garbage.npy").write_bytes(b"\x93NUMPY" + b"garbage" * 20)
+    np.save(d / "floats.npy", np.array([1000.0, 2000.0]))
+    np.save(d / "matrix.npy", np.array([[1000, 2000]]))
+    (d / "huge.txt").write_text("9" * 30 + "\n")
+    for name in ("pickled.npy", "garbage.npy", "floats.npy", "matrix.npy", "huge.txt"):
+        code, _, err = cli(capsys, "build", d / "a.npy", "--doc-lengths", d / name, "-o",
+                           d / "o.ngds", "-q")
+        assert code == 2, name
+        one_error_line(err, name)
+
+
+def test_jsonl_nested_too_deep_or_with_huge_integers_is_refused(token_dir, capsys):
+    d = token_dir
+    tok = d / "tok.json"
+    train_small_tokenizer(tok, ["hello world"] * 10)
+    (d / "deep.jsonl").write_text('{"text": "ok"}\n{"text": ' + "[" * 100_000 +
+                                  "]" * 100_000 + "}\n")
+    (d / "digits.jsonl").write_text('{"text": "ok", "n": ' + "9" * 5000 + "}\n")
+    for name in ("deep.jsonl", "digits.jsonl"):
+        code, _, err = cli(capsys, "build", d / name, "--tokenizer", tok, "-o", d / "o.ngds",
+                           "-q")
+        assert code == 2, name
+        one_error_line(err, name)
+
+
+def test_a_dtype_that_looks_wrong_is_refused_in_one_line(tmp_path, capsys):
+    u16 = (np.arange(4000) * 7 % 1000).astype(np.uint16)
+    u16.tofile(tmp_path / "u16.bin")
+    code, _, err = cli(capsys, "build", tmp_path / "u16.bin", "--dtype", "uint32", "-o",
+                       tmp_path / "o.ngds", "-q")
+    assert code == 2
+    one_error_line(err, "--dtype uint16")
+    u16.astype(np.uint32).tofile(tmp_path / "u32.bin")
+    code, _, err = cli(capsys, "build", tmp_path / "u32.bin", "--dtype", "uint16", "-o",
+                       tmp_path / "o.ngds", "-q")
+    assert code == 2
+    one_error_line(err, "--dtype uint32")
+    code, _, err = cli(capsys, "build", tmp_path / "u32.bin", "--dtype", "uint32", "-o",
+                       tmp_path / "o.ngds", "-q")
+    assert code == 0 and err == ""
+
+
+def test_an_eos_id_never_seen_warns_and_one_outside_the_vocabulary_is_refused(token_dir,
+                                                                              capsys):
+    d = token_dir
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--eos-id", "50256",
+                       "-q")
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("ngramds: warning: ") and "50256" in err
+    tok = d / "tok.json"
+    train_small_tokenizer(tok, ["hello world"] * 10)
+    write_jsonl(d / "t.jsonl", ["hello world"] * 5)
+    code, _, err = cli(capsys, "build", d / "t.jsonl", "--tokenizer", tok, "--eos-id", "70000",
+                       "-o", d / "o2.ngds", "-q")
+    assert code == 2
+    one_error_line(err, "70000", "vocabulary")
+    code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "--eos-id=-1", "-q")
+    assert code == 2
+    one_error_line(err, "-1")
+
+
+def test_text_not_utf8_is_refused_naming_its_line_in_the_cli(tmp_path):
+    tok = tmp_path / "tok.json"
+    train_small_tokenizer(tok, ["hello world"] * 10)
+    (tmp_path / "bad.txt").write_bytes(b"good\n\xc3\x28 bad\n")
+    r = run_cli("build", tmp_path / "bad.txt", "-o", tmp_path / "o.ngds", "--tokenizer", tok,
+                timeout=None)
+    assert r.returncode == 2 and "bad.txt:2: text is not UTF-8" in r.stderr

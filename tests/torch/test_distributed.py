@@ -1,6 +1,6 @@
 """Under real torchrun (gloo, CPU, 2 ranks): every worker start method, persistent or not, with
 and without workers, gets every sample once per epoch across ranks, a new order each epoch and
-len() equal to what arrives; resume works across world sizes (issue 12 #1, #2, #8, #9)."""
+len() equal to what arrives; resume works across world sizes."""
 import json
 import os
 import subprocess

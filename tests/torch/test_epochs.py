@@ -1,4 +1,4 @@
-"""Epochs that cannot go stale and resume states that are checked and elastic (issue 12)."""
+"""Epochs that cannot go stale and resume states that are checked and elastic."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -36,7 +36,7 @@ def epoch_order(path, epoch, **kw):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_persistent_workers_see_set_epoch(path, workers):
-    """#2: with persistent workers, set_epoch in the main process reaches the live workers."""
+    """With persistent workers, set_epoch in the main process reaches the live workers."""
     ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
     loader = DataLoader(ds, batch_size=BS, num_workers=workers,
                         persistent_workers=workers > 0)
@@ -48,7 +48,7 @@ def test_persistent_workers_see_set_epoch(path, workers):
 @pytest.mark.parametrize("kind", ["DataLoader", "NgramLoader"])
 @pytest.mark.parametrize("workers,persistent", [(0, False), (2, False), (2, True)])
 def test_a_new_pass_is_a_new_epoch_without_set_epoch(path, kind, workers, persistent):
-    """#3: loops that never call set_epoch (Lightning, plain for loops) get a new order."""
+    """Loops that never call set_epoch (Lightning, plain for loops) get a new order."""
     ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
     cls = NgramLoader if kind == "NgramLoader" else DataLoader
     loader = cls(ds, batch_size=BS, num_workers=workers, persistent_workers=persistent)
@@ -69,7 +69,7 @@ def test_loader_epoch_follows_complete_passes_only(path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_set_epoch_after_load_state_dict_keeps_the_resume(path, workers):
-    """#4: the README's loop calls set_epoch(epoch) after load_state_dict."""
+    """The README's loop calls set_epoch(epoch) after load_state_dict."""
     full = epoch_order(path, 2)
     first = NgramLoader(NgramDataset(path, SEQ, seed=1), batch_size=BS, num_workers=workers)
     first.set_epoch(2)
@@ -100,7 +100,7 @@ def run_ranks(path, world, steps, state=None, workers=0):
 
 @pytest.mark.parametrize("before,after", [(2, 1), (1, 2), (2, 3), (2, 2)])
 def test_resume_with_another_world_size_is_exactly_once(path, before, after):
-    """#9: the consumed prefix of the global order is known, whatever the world size."""
+    """The consumed prefix of the global order is known, whatever the world size."""
     num_samples = NgramDataset(path, SEQ).num_samples
     seen, state = run_ranks(path, before, steps=3)
     assert state["world_size"] == before
@@ -153,7 +153,7 @@ def test_bad_partition_and_epoch_arguments(path, monkeypatch):
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_rank_reaches_workers_of_any_start_method(path, method, monkeypatch):
-    """#1 (in one process): the partition travels with the dataset to spawned workers."""
+    """In one process: the partition travels with the dataset to spawned workers."""
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     ds = NgramDataset(path, SEQ, seed=1, batch_size=BS)
@@ -187,7 +187,7 @@ FIELD_VALUES = {
        data=st.data(), drop=st.sampled_from([None, "epoch", "consumed", "file_crc"]))
 @settings(max_examples=80)
 def test_fuzzed_states_are_refused_or_resume_exactly_once(path, changes, data, drop):
-    """Issue 13: any state is refused with a one-line InputError, or resumes the epoch with
+    """Any state is refused with a one-line InputError, or resumes the epoch with
     every remaining sample once; never a hang, a crash or an empty epoch by mistake."""
     ds = NgramDataset(path, SEQ, seed=1)
     loader = NgramLoader(ds, batch_size=BS)

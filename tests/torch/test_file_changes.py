@@ -1,6 +1,6 @@
 """A dataset keeps the file it was made with: a rebuilt file is refused by workers instead of
 silently mixing two files, and a file truncated in place is refused at the next pass instead of
-killing the process with SIGBUS (issue 13 #6, #7)."""
+killing the process with SIGBUS."""
 import subprocess
 import sys
 

@@ -1,6 +1,6 @@
 """Lightning with the recipe of the README (train_dataloader returns an NgramLoader): a new
 order every epoch without set_epoch, and mid-epoch resume from a checkpoint that continues
-exactly (Lightning saves and restores the loader's state itself) (issue 12 #3)."""
+exactly (Lightning saves and restores the loader's state itself)."""
 import numpy as np
 import pytest
 import torch

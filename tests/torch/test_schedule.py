@@ -1,4 +1,4 @@
-"""alpha_at: the soft term's weight over a run (issue 17)."""
+"""alpha_at: the soft term's weight over a run."""
 import pytest
 from hypothesis import given, strategies as st
 
