@@ -55,7 +55,6 @@ def open_input(path: Path) -> tuple[io.BufferedIOBase, CountingReader]:
     if path.is_dir():
         raise InputError(f"{path} is a directory, not a file; name the files in it")
     suffix = path.suffix
-    zstandard = None
     if suffix == ".zst":
         try:
             import zstandard
