@@ -69,13 +69,35 @@ def _numba_cache_fallback() -> None:
 
 _numba_cache_fallback()
 
-from .builder import build, merge_partials as merge
-from .corpus import Corpus, split_documents
 from .errors import ChecksumError, FileAccessError, FormatError, InputError, NgramdsError
-from .file.reader import NgramFile
-from .file.reader import open_file as open  # noqa: A001  (ngramds.open is the public name)
-from .targets import TargetConfig
 from .version import __version__
+
+# The public names of the layers load on first use (numpy, numba and the compiled kernels
+# take seconds the first time): `import ngramds` and the command lines' imports stay light,
+# so that a Ctrl-C while they load is the command's own one-line "interrupted".
+_LAZY = {"build": ("builder", "build"), "merge": ("builder", "merge_partials"),
+         "Corpus": ("corpus", "Corpus"), "split_documents": ("corpus", "split_documents"),
+         "NgramFile": ("file.reader", "NgramFile"), "open": ("file.reader", "open_file"),
+         "TargetConfig": ("targets", "TargetConfig")}
+_SUBPACKAGES = ("builder", "corpus", "file", "targets", "torch", "train", "cli", "hf",
+                "progress", "hashing", "shuffle", "prefetch")
+
+
+def __getattr__(name: str):
+    """The lazily loaded public names and subpackages (PEP 562)."""
+    import importlib
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = ["build", "merge", "open", "Corpus", "split_documents", "NgramFile", "TargetConfig",
            "NgramdsError", "InputError", "FormatError", "ChecksumError", "FileAccessError",

@@ -9,10 +9,10 @@ import warnings
 from pathlib import Path
 
 
-from .builder.bounded import RunSizes
 from .errors import InputError, NgramdsError
-from .file.format import MAX_ORDER
 from .version import __version__
+
+# (numpy, numba and the layers load in the commands, inside main()'s handling of Ctrl-C)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,11 +149,13 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler (default: a local cluster of --workers processes)")
     p.add_argument("--workers", type=int, help="local Dask worker processes (default 2)")
+    from .builder.bounded import RunSizes
     p.add_argument("--run-sizes", type=_run_sizes, default=RunSizes(), help=argparse.SUPPRESS)
 
 
 def _run_sizes(text: str) -> RunSizes:
     """'POSITIONS,ENTRIES': run and bucket sizes instead of the memory limit's (tests)."""
+    from .builder.bounded import RunSizes
     try:
         positions, entries = (int(x) for x in text.split(","))
     except ValueError:
@@ -163,6 +165,7 @@ def _run_sizes(text: str) -> RunSizes:
 
 def _orders(text: str) -> list[int]:
     """'1-4' or '2,3,4' -> [1, 2, 3, 4] / [2, 3, 4] (each in 1..MAX_ORDER)."""
+    from .file.format import MAX_ORDER
     try:
         out = []
         for part in text.split(","):
@@ -485,7 +488,16 @@ def _cmd_show(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code (130 after Ctrl-C, at any
+    moment: also while the heavy modules load)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("ngramds: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help (0)

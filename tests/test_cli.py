@@ -220,3 +220,44 @@ def test_warnings_are_one_line(token_dir, capsys):
     code, _, err = cli(capsys, "build", d / "a.npy", "-o", d / "o.ngds", "-q")
     assert code == 0
     assert err.count("\n") == 1 and err.startswith("ngramds: warning: "), err
+
+
+INTERRUPT_AT_IMPORT = """
+import sys
+
+class Interrupt:  # Ctrl-C while {module} is being imported (numba's first load takes seconds)
+    def find_spec(self, name, path=None, target=None):
+        if name == "{module}":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from {entry} import main  # what the console script runs
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize("entry,argv", [
+    ("ngramds.cli", ["build", "c.npy", "-o", "c.ngds"]),
+    ("ngramds.cli", ["verify", "c.ngds"]),
+    ("ngramds.train.cli", ["plot", "r.jsonl"]),
+])
+@pytest.mark.parametrize("module", ["numpy", "numba"])
+def test_ctrl_c_while_heavy_modules_load_is_one_line(tmp_path, entry, argv, module):
+    np.save(tmp_path / "c.npy", np.arange(50, dtype=np.uint16) % 7)
+    code = INTERRUPT_AT_IMPORT.format(module=module, entry=entry, argv=argv)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, **SUBPROCESS_ENV}, timeout=120)
+    prog = "ngramds-train" if "train" in entry else "ngramds"
+    assert (r.returncode, r.stderr) == (130, f"{prog}: interrupted\n")
+    assert not (tmp_path / "c.ngds").exists()
+
+
+def test_ctrl_c_before_the_command_starts_is_one_line(monkeypatch, capsys):
+    import ngramds.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ngramds.cli, "_parser", interrupted)
+    assert main(["info", "x.ngds"]) == 130
+    assert capsys.readouterr().err == "ngramds: interrupted\n"

@@ -10,6 +10,13 @@ and the plot of held-out loss of several runs.
 
 Needs ``torch`` (``pip install 'ngramds[torch]'``); importing this package needs nothing.
 """
-from .config import TARGET_KINDS, RunConfig
-
 __all__ = ["RunConfig", "TARGET_KINDS"]
+
+
+def __getattr__(name: str):
+    """RunConfig and TARGET_KINDS, loaded on first use (they need the targets' kernels: the
+    command line loads them inside its handling of Ctrl-C)."""
+    if name in __all__:
+        from . import config
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,14 +15,18 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, NgramdsError
-from ..targets.config import MIXINGS
 from ..version import __version__
-from .config import TARGET_KINDS, RunConfig, check_log_outputs
 from .plot import PLOT_HINT, have_matplotlib
 
+# (the run's options and the targets' kernels load in main(), inside its handling of Ctrl-C)
 PROG = "ngramds-train"
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 COMPARE_DEFAULT = ("onehot", "coconts")
+
+
+def _defaults() -> dict:
+    """RunConfig's fields and their defaults."""
+    from .config import RunConfig
+    return {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +48,7 @@ def _list(kind: type, what: str):
 
 def _kinds(text: str) -> list[str]:
     """'onehot,coconts' -> the target kinds, each once."""
+    from .config import TARGET_KINDS
     kinds = [k.strip() for k in text.split(",")]
     bad = [k for k in kinds if k not in TARGET_KINDS]
     if bad or len(set(kinds)) != len(kinds):
@@ -54,8 +59,12 @@ def _kinds(text: str) -> list[str]:
 
 def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
     """The options of RunConfig; unset ones take RunConfig's defaults."""
+    from ..targets.config import MIXINGS
+    from .config import TARGET_KINDS
+    defaults = _defaults()
+
     def opt(group, flag: str, kind, text: str, **kw) -> None:
-        default = DEFAULTS[flag[2:].replace("-", "_")]
+        default = defaults[flag[2:].replace("-", "_")]
         shown = kw.pop("shown", default)
         metavar = {int: "N", float: "X"}.get(kind, "LIST" if kind is not str else None)
         group.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
@@ -128,7 +137,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(a: argparse.Namespace, **override) -> RunConfig:
-    given = {k: v for k, v in vars(a).items() if k in DEFAULTS}
+    from .config import RunConfig
+    defaults = _defaults()
+    given = {k: v for k, v in vars(a).items() if k in defaults}
     return RunConfig(**{**given, **override})
 
 
@@ -141,6 +152,7 @@ def _need_torch() -> None:
 
 
 def _cmd_run(a: argparse.Namespace) -> int:
+    from .config import check_log_outputs
     cfg = _config(a)
     check_log_outputs([cfg.out], cfg, a.overwrite)  # before torch: no work for a bad path
     _need_torch()
@@ -157,6 +169,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
                for kind in a.targets]
     for cfg in configs:  # every run's options and outputs before any work
         cfg.check()
+    from .config import check_log_outputs
     inputs = [("training file", a.train), ("validation file", a.val)]
     logs = [cfg.out for cfg in configs]
     check_log_outputs(logs, configs[0], a.overwrite)
@@ -210,7 +223,16 @@ def _cmd_plot(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code (130 after Ctrl-C, at any
+    moment: also while the heavy modules load)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2), --help and --version (0)
