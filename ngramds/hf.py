@@ -10,7 +10,8 @@ divides by the gradient-accumulation steps (all micro-batches are the same size)
 loss and gradients of ``gradient_accumulation_steps=k`` equal those of one k-times larger batch;
 checkpoints hold the loader's state (``ngramds_loader.json``), and
 ``train(resume_from_checkpoint=...)`` continues the epoch from it exactly instead of replaying
-and skipping the batches already trained.
+and skipping the batches already trained (the Trainer still counts them: steps and the logged
+epoch go on as in an uninterrupted run).
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class NgramTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._loader: NgramLoader | None = None
         self._resume_state: dict | None = None
+        self._loader_resumed = False  # the loader continues from a checkpoint's state
         self.add_callback(_SaveLoaderState(self))
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
@@ -61,8 +63,17 @@ class NgramTrainer(Trainer):
             if os.path.isfile(state_file):
                 with open(state_file) as f:
                     self._resume_state = json.load(f)
-                self.args.ignore_data_skip = True  # the loader resumes; no replay and skip
+                if not hasattr(Trainer, "get_resumed_dataloader"):  # transformers < 5
+                    self.args.ignore_data_skip = True  # the loader resumes; no replay and skip
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """The train loader resumed from the checkpoint's loader state is already past the
+        ``num_batches`` trained: it is returned as it is (the Trainer still counts those
+        batches, so the epoch it logs is right); other loaders are skipped as usual."""
+        if dataloader is self._loader and self._loader_resumed:
+            return dataloader
+        return super().get_resumed_dataloader(dataloader, num_batches)
 
     def get_train_dataloader(self):
         ds = self.train_dataset
@@ -75,6 +86,7 @@ class NgramTrainer(Trainer):
                           prefetch_factor=a.dataloader_prefetch_factor,
                           multiprocessing_context=a.dataloader_multiprocessing_context)
         self._loader = NgramLoader(ds, batch_size=self._train_batch_size, **kwargs)
+        self._loader_resumed = self._resume_state is not None
         if self._resume_state is not None:
             self._loader.load_state_dict(self._resume_state)
             self._resume_state = None

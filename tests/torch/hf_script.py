@@ -1,7 +1,7 @@
 """Train a tiny GPT-2 with ngramds.hf.NgramTrainer (alone or under torchrun); used by
 test_hf.py. python hf_script.py FILE OUT NAME BATCH ACCUMULATION WORKERS [RESUME]
 Writes OUT/NAME.rank<r>.json: the sample indices of every micro-batch with its epoch, the
-logged losses and the final parameters' sum of squares. Checkpoints every 3 steps into
+logged losses with their (step, epoch) and the final parameters' sum of squares. Checkpoints every 3 steps into
 OUT/NAME; RESUME names a checkpoint directory to resume from.
 """
 import json
@@ -43,10 +43,11 @@ def main(path, out, name, batch, accumulation, workers, resume=None):
     trainer = Recording(model=model, args=args, train_dataset=ds)
     trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    epochs = [[h["step"], h["epoch"]] for h in trainer.state.log_history if "loss" in h]
     params = float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
     rank = int(os.environ.get("RANK", "0"))
     with open(f"{out}/{name}.rank{rank}.json", "w") as f:
-        json.dump({"seen": trainer.seen, "losses": losses, "params": params,
+        json.dump({"seen": trainer.seen, "losses": losses, "epochs": epochs, "params": params,
                    "steps": trainer.state.global_step}, f)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()

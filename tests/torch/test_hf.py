@@ -67,11 +67,13 @@ def test_trainer_alone_and_under_ddp_with_accumulation(run):
 
 def test_resume_from_a_checkpoint_continues_exactly(run):
     """Checkpoints hold the loader state: a resumed run trains exactly the remaining samples
-    in the same order, in the first epoch and the second (no replay of trained batches)."""
-    full = run("full", 8, 1, 2)[0]["seen"]
+    in the same order, in the first epoch and the second (no replay of trained batches), and
+    logs the epochs the uninterrupted run logs."""
+    full = run("full", 8, 1, 2)[0]
     for step in (3, 9, 12):  # 8 steps per epoch
-        rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]["seen"]
-        assert [idx for _, idx in rest] == [idx for _, idx in full[step:]], step
+        rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]
+        assert [idx for _, idx in rest["seen"]] == [idx for _, idx in full["seen"][step:]], step
+        assert rest["epochs"] == full["epochs"], step  # the history is resumed too
 
 
 @pytest.mark.parametrize("kind", ["llama", "gpt2"])
