@@ -245,7 +245,7 @@ def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, to
     size = write_atomic(output, header, arrays)
     dt = time.perf_counter() - t0
     bar.finish(f"ngramds: built {output}: {stream.size:,} tokens, orders "
-               f"{','.join(map(str, orders))}, {size / 2**20:.1f} MiB in {dt:.2f}s "
-               f"({stream.size / dt / 1e6:.2f}M tokens/s); temporary disk "
+               f"{','.join(map(str, orders))}, {size / 2**20:.1f} MiB "
+               f"{bar.timing(dt, stream.size)}; temporary disk "
                f"{temp_bytes / 2**20:.1f} MiB ({temp_bytes / stream.size:.1f} bytes/token)")
     return output

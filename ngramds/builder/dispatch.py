@@ -149,5 +149,5 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     contexts = ", ".join(f"{t['num_contexts']:,}" for t in tables)
     bar.finish(f"ngramds: built {output}: {tokens.size:,} tokens, {num_docs:,} documents, "
                f"order {','.join(map(str, orders))}, {contexts} contexts, "
-               f"{size / 2**20:.1f} MiB in {dt:.2f}s ({tokens.size / dt / 1e6:.2f}M tokens/s)")
+               f"{size / 2**20:.1f} MiB {bar.timing(dt, tokens.size)}")
     return Path(output)
