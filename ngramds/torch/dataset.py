@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import fields
 
@@ -209,7 +210,13 @@ class NgramDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` the next pass's epoch, from its beginning; right after
-        :meth:`load_state_dict` of the same epoch it keeps the resumed position."""
+        :meth:`load_state_dict` of the same epoch it keeps the resumed position.
+
+        Raises:
+            InputError: called by a loader of accelerate's ``prepare()`` (or a plain
+                transformers ``Trainer``'s), which would shard the data a second time.
+        """
+        _refuse_accelerate_loaders(sys._getframe(1))
         check_int("epoch", epoch, 0, MAX_EPOCH)
         s = self._shared
         keep = int(s[_RESUME_EPOCH]) == epoch and not bool(s[_SLOTS:].any())
@@ -548,6 +555,31 @@ def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:
     if changed:
         warnings.warn("resuming with other target options than the saved run's: "
                       + ", ".join(changed), InputWarning, stacklevel=3)
+
+
+def _refuse_accelerate_loaders(caller) -> None:
+    """InputError when ``caller`` (the frame that called :meth:`NgramDataset.set_epoch`) is
+    accelerate's loader code: every loader ``accelerator.prepare()`` makes (and the plain
+    transformers ``Trainer``'s) calls its dataset's ``set_epoch`` when a pass starts, in every
+    process; it would shard the rank's share a second time and drop the loader's state."""
+    if not caller.f_globals.get("__name__", "").startswith("accelerate."):
+        return
+    frame = caller
+    for _ in range(8):  # the Trainer calls the prepared loader's set_epoch
+        frame = frame.f_back
+        if frame is None:
+            break
+        if frame.f_globals.get("__name__", "") == "transformers.trainer":
+            raise InputError(
+                "a plain transformers Trainer trains an NgramDataset wrong (accelerate shards it "
+                "a second time and the loss ignores the soft targets): use "
+                "ngramds.hf.NgramTrainer(model=..., args=..., train_dataset=ds) "
+                "(docs/RECIPES.md, \"HuggingFace Trainer\")")
+    raise InputError(
+        "an NgramLoader (or a DataLoader over an NgramDataset) went through accelerate's "
+        "prepare(), which would shard it a second time and drop its state: prepare only the "
+        "model and optimizer (model, opt = accelerator.prepare(model, opt)) and iterate the "
+        "NgramLoader itself (docs/RECIPES.md, \"accelerate\")")
 
 
 _PLAIN = (int, float, str, np.generic, type(None))  # bool is an int
