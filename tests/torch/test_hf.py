@@ -103,3 +103,25 @@ def test_trainer_keeps_packed_documents_apart(tmp_path, kind, train):
         _, out = trainer.compute_loss(model, batch, return_outputs=True)
         alone = per_document_logits(model, batch["input_ids"], batch["position_ids"])
     assert float((out.logits - alone).abs().max()) <= 1e-4
+
+
+def test_a_plain_trainer_on_an_ngram_dataset_is_refused(tmp_path):
+    """A plain Trainer's accelerate loader would shard the data a second time and its loss
+    ignores the soft targets: refused before the first step, naming NgramTrainer (under 2
+    processes: test_accelerate.py)."""
+    import ngramds
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+    from ngramds.torch import NgramDataset
+
+    tokens = (np.random.default_rng(3).zipf(1.3, SEQ * 16 + 1) % 60).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "t.ngds", progress=False)
+    ds = NgramDataset(tmp_path / "t.ngds", SEQ)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=ds._file.vocab_size, n_positions=SEQ,
+                                       n_embd=8, n_layer=1, n_head=1))
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, report_to=[],
+                             use_cpu=True, per_device_train_batch_size=2, save_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=ds)
+    with pytest.raises(ngramds.InputError, match="NgramTrainer") as e:
+        trainer.train()
+    assert "\n" not in str(e.value) and trainer.state.global_step == 0
