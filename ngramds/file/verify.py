@@ -50,7 +50,9 @@ def _entries_bad_at(entry_offsets, next_ids, counts, totals, top_k):
                 return c
             if i > lo:
                 prev = np.uint64(counts[i - 1])
-                if v > prev or (v == prev and np.uint64(next_ids[i]) <= np.uint64(next_ids[i - 1])):
+                if v > prev:
+                    return c
+                if v == prev and np.uint64(next_ids[i]) <= np.uint64(next_ids[i - 1]):
                     return c
             t = s + v
             if t < s:  # wrapped past 2^64
