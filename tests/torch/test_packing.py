@@ -176,11 +176,11 @@ def test_per_sample_items_collate(tmp_path):
     assert batch["labels"].shape == (2, 5) and (batch["labels"] == IGNORE).any()
 
 
-def test_the_readme_fine_tuning_recipe_runs_as_pasted(tmp_path, monkeypatch):
+def test_the_fine_tuning_recipe_runs_as_pasted(tmp_path, monkeypatch):
     transformers = pytest.importorskip("transformers")
     import re
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Fine-tuning on documents"):]
+    recipes = (Path(__file__).resolve().parents[2] / "docs" / "RECIPES.md").read_text()
+    section = recipes[recipes.index("## Fine-tuning on documents"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     rng = np.random.default_rng(0)
     docs = [rng.integers(1, 30, int(n)).tolist() + [0] for n in rng.integers(5, 700, 12)]
