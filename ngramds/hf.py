@@ -21,9 +21,11 @@ import os
 
 try:
     from transformers import Trainer, TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("ngramds.hf needs transformers: pip install 'ngramds[hf]'") from exc
 
+from .errors import InputError
 from .torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss
 
 STATE_FILE = "ngramds_loader.json"  # in each checkpoint directory
@@ -54,10 +56,17 @@ class NgramTrainer(Trainer):
         self._loader: NgramLoader | None = None
         self._resume_state: dict | None = None
         self._loader_resumed = False  # the loader continues from a checkpoint's state
+        self._checkpoint: str | None = None
         self.add_callback(_SaveLoaderState(self))
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         checkpoint = resume_from_checkpoint
+        if checkpoint is True and isinstance(self.train_dataset, NgramDataset):
+            # the Trainer's own "last checkpoint", resolved here to read the loader's state
+            out = self.args.output_dir
+            checkpoint = (get_last_checkpoint(out) if out and os.path.isdir(out) else None) or True
+            resume_from_checkpoint = checkpoint
+        self._checkpoint = checkpoint if isinstance(checkpoint, str) else None
         if isinstance(checkpoint, str) and isinstance(self.train_dataset, NgramDataset):
             state_file = os.path.join(checkpoint, STATE_FILE)
             if os.path.isfile(state_file):
@@ -70,9 +79,19 @@ class NgramTrainer(Trainer):
     def get_resumed_dataloader(self, dataloader, num_batches: int):
         """The train loader resumed from the checkpoint's loader state is already past the
         ``num_batches`` trained: it is returned as it is (the Trainer still counts those
-        batches, so the epoch it logs is right); other loaders are skipped as usual."""
-        if dataloader is self._loader and self._loader_resumed:
-            return dataloader
+        batches, so the epoch it logs is right); other loaders are skipped as usual.
+
+        Raises:
+            InputError: the checkpoint holds no loader state (not written by NgramTrainer, or
+                not on a file system every node shares): the epoch cannot go on exactly.
+        """
+        if dataloader is self._loader:
+            if self._loader_resumed:
+                return dataloader
+            raise InputError(f"{self._checkpoint} holds no {STATE_FILE} (the NgramLoader's "
+                             "position), so its epoch cannot be continued exactly: resume from "
+                             "a checkpoint NgramTrainer wrote (on a file system every node "
+                             "shares)")
         return super().get_resumed_dataloader(dataloader, num_batches)
 
     def get_train_dataloader(self):

@@ -2,7 +2,8 @@
 test_hf.py. python hf_script.py FILE OUT NAME BATCH ACCUMULATION WORKERS [RESUME]
 Writes OUT/NAME.rank<r>.json: the sample indices of every micro-batch with its epoch, the
 logged losses with their (step, epoch) and the final parameters' sum of squares. Checkpoints every 3 steps into
-OUT/NAME; RESUME names a checkpoint directory to resume from.
+OUT/NAME; RESUME names a checkpoint directory to resume from, or is "last" (resume from the
+last checkpoint in OUT/NAME: resume_from_checkpoint=True).
 """
 import json
 import os
@@ -41,7 +42,7 @@ def main(path, out, name, batch, accumulation, workers, resume=None):
         seed=0, dataloader_num_workers=int(workers), disable_tqdm=True,
         ddp_backend="gloo" if world > 1 else None, remove_unused_columns=True)
     trainer = Recording(model=model, args=args, train_dataset=ds)
-    trainer.train(resume_from_checkpoint=resume)
+    trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     epochs = [[h["step"], h["epoch"]] for h in trainer.state.log_history if "loss" in h]
     params = float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))

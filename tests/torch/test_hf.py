@@ -3,6 +3,7 @@ under 2-rank DDP; gradient accumulation gives the loss and weights of one larger
 (issue 12 #5, #6, #7)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,12 @@ def run(tmp_path_factory):
             f"--nproc_per_node={nproc}"]
         r = subprocess.run([*launch, str(SCRIPT), str(out / "t.ngds"), str(out), name,
                             str(batch), str(accumulation), str(workers),
-                            *([str(out / resume)] if resume else [])],
+                            *([resume if resume == "last" else str(out / resume)]
+                              if resume else [])],
                            capture_output=True, text=True, env=env, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         return [json.loads((out / f"{name}.rank{i}.json").read_text()) for i in range(nproc)]
+    go.out = out
     return go
 
 
@@ -70,8 +73,14 @@ def test_resume_from_a_checkpoint_continues_exactly(run):
     in the same order, in the first epoch and the second (no replay of trained batches), and
     logs the epochs the uninterrupted run logs."""
     full = run("full", 8, 1, 2)[0]
+    out = run.out
     for step in (3, 9, 12):  # 8 steps per epoch
-        rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]
+        if step == 9:  # resume_from_checkpoint=True: the last checkpoint of the output dir
+            (out / "last9").mkdir()
+            shutil.copytree(out / "full" / "checkpoint-9", out / "last9" / "checkpoint-9")
+            rest = run("last9", 8, 1, 2, resume="last")[0]
+        else:
+            rest = run(f"resumed{step}", 8, 1, 2, resume=f"full/checkpoint-{step}")[0]
         assert [idx for _, idx in rest["seen"]] == [idx for _, idx in full["seen"][step:]], step
         assert rest["epochs"] == full["epochs"], step  # the history is resumed too
 
@@ -125,3 +134,32 @@ def test_a_plain_trainer_on_an_ngram_dataset_is_refused(tmp_path):
     with pytest.raises(ngramds.InputError, match="NgramTrainer") as e:
         trainer.train()
     assert "\n" not in str(e.value) and trainer.state.global_step == 0
+
+
+def test_resuming_from_a_checkpoint_without_the_loader_state_is_refused(tmp_path):
+    """A checkpoint without ngramds_loader.json (not written by NgramTrainer, or another
+    node's disk) cannot continue the epoch exactly: refused in one line naming it, instead of
+    training the resumed epoch in another order."""
+    import ngramds
+    from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
+
+    from ngramds.hf import STATE_FILE, NgramTrainer
+    from ngramds.torch import NgramDataset
+
+    tokens = (np.random.default_rng(3).zipf(1.3, SEQ * 16 + 1) % 60).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "t.ngds", progress=False)
+
+    def trainer():
+        ds = NgramDataset(tmp_path / "t.ngds", SEQ, seed=1)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=ds._file.vocab_size, n_positions=SEQ,
+                                           n_embd=8, n_layer=1, n_head=1))
+        args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=4, report_to=[],
+                                 use_cpu=True, per_device_train_batch_size=2, save_steps=2,
+                                 disable_tqdm=True)
+        return NgramTrainer(model=model, args=args, train_dataset=ds)
+    trainer().train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    (checkpoint / STATE_FILE).unlink()
+    with pytest.raises(ngramds.InputError, match=STATE_FILE) as e:
+        trainer().train(resume_from_checkpoint=str(checkpoint))
+    assert str(checkpoint) in str(e.value) and "\n" not in str(e.value)
