@@ -118,7 +118,6 @@ def test_a_plain_trainer_on_an_ngram_dataset_is_refused(tmp_path):
     """A plain Trainer's accelerate loader would shard the data a second time and its loss
     ignores the soft targets: refused before the first step, naming NgramTrainer (under 2
     processes: test_accelerate.py)."""
-    import ngramds
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
     from ngramds.torch import NgramDataset
@@ -140,7 +139,6 @@ def test_resuming_from_a_checkpoint_without_the_loader_state_is_refused(tmp_path
     """A checkpoint without ngramds_loader.json (not written by NgramTrainer, or another
     node's disk) cannot continue the epoch exactly: refused in one line naming it, instead of
     training the resumed epoch in another order."""
-    import ngramds
     from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 
     from ngramds.hf import STATE_FILE, NgramTrainer
