@@ -1,4 +1,5 @@
-"""The README's training code as pasted, and the nanoGPT recipe against nanoGPT's model API
+"""What the documented training code does when pasted (tests/test_docs.py runs every block;
+these check the results), and the nanoGPT recipe against nanoGPT's model API
 (forward(idx, targets=None) -> (logits, loss), last-position logits without targets)."""
 import re
 from pathlib import Path
@@ -10,7 +11,8 @@ import torch
 import ngramds
 from ngramds.torch import NgramDataset, NgramLoader, ngram_loss
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README, RECIPES = ROOT / "README.md", ROOT / "docs" / "RECIPES.md"
 VOCAB = 50
 
 
@@ -22,9 +24,9 @@ def train_file(tmp_path_factory):
     return path
 
 
-def readme_block(heading: str) -> str:
-    """The first python code block after ``heading`` in the README."""
-    text = README.read_text()
+def doc_block(heading: str, doc: Path = README) -> str:
+    """The first python code block after ``heading`` in ``doc``."""
+    text = doc.read_text()
     section = text[text.index(heading):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
@@ -33,22 +35,18 @@ def test_the_readme_training_loop_runs_as_pasted(train_file, monkeypatch):
     monkeypatch.chdir(train_file.parent)
     model = torch.nn.Embedding(VOCAB, VOCAB)
     scope = {"model": model, "opt": torch.optim.SGD(model.parameters(), lr=0.1), "epochs": 2}
-    code = readme_block("## Train with it")
-    if not torch.cuda.is_available():
-        code = code.replace('device = "cuda"', 'device = "cpu"')
-    exec(code, scope)
+    exec(doc_block("## Train with it"), scope)  # picks the CPU where there is no GPU
     assert scope["loader"].state_dict()["epoch"] == 2  # two complete passes
     assert scope["batch"]["target_ids"].shape[-1] == 27  # orders 2-4, r = 8: 3 blocks of 9
 
 
-def test_the_readme_alpha_schedule_runs_as_pasted(train_file):
-    from ngramds.torch import NgramDataset, NgramLoader
-    loader = NgramLoader(NgramDataset(train_file, 16, seed=0), batch_size=4)
-    batch = next(iter(loader))
-    scope = {"loader": loader, "batch": batch, "step": 0, "total_steps": 3 * len(loader),
-             "logits": torch.randn(*batch["labels"].shape, VOCAB)}
-    exec(readme_block("In your own loop:"), scope)
+def test_the_alpha_schedule_recipe_holds_for_half_an_epoch(train_file, monkeypatch):
+    monkeypatch.chdir(train_file.parent)
+    model = torch.nn.Embedding(VOCAB, VOCAB)
+    scope = {"model": model, "opt": torch.optim.SGD(model.parameters(), lr=0.1)}
+    exec(doc_block("## The loss-weight schedule", RECIPES), scope)
     assert scope["hold"] == pytest.approx(0.5 / 3) and torch.isfinite(scope["loss"])
+    assert scope["step"] == scope["total_steps"] == 3 * len(scope["loader"])  # every epoch
 
 
 class NanoGPTLike(torch.nn.Module):
@@ -76,3 +74,24 @@ def test_the_nanogpt_recipe(train_file):
     ngram_loss(logits, batch).backward()
     with pytest.raises(ValueError, match="nanoGPT"):
         ngram_loss(model(batch["input_ids"])[0], batch)
+
+
+def test_the_ddp_recipe_runs_under_torchrun(tmp_path):
+    """docs/RECIPES.md's DDP block, saved as train_ddp.py and started as it says (2 CPU
+    processes, gloo): each rank trains its share of two epochs and rank 0 saves the state."""
+    import os
+    import subprocess
+    import sys
+    tokens = (np.random.default_rng(1).zipf(1.3, 1024 * 33 + 1) % VOCAB).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "train.ngds", progress=False)  # one batch of 16 per rank
+    code = doc_block("## DDP with torchrun", RECIPES)
+    assert code.startswith("# train_ddp.py -- torchrun --nproc_per_node=2 train_ddp.py")
+    (tmp_path / "train_ddp.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc_per_node=2", "train_ddp.py"], cwd=tmp_path, env=dict(
+                            env, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES=""),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = torch.load(tmp_path / "ckpt.pt")["loader"]
+    assert state["epoch"] == 2 and state["world_size"] == 2
