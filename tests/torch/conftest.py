@@ -5,7 +5,7 @@ import os
 import torch
 
 
-def test_devices() -> list[str]:
+def chosen_devices() -> list[str]:
     """The devices of the ``device`` parameter."""
     chosen = os.environ.get("NGRAMDS_TEST_DEVICES", "").strip()
     if chosen:
@@ -15,4 +15,4 @@ def test_devices() -> list[str]:
 
 def pytest_generate_tests(metafunc):
     if "device" in metafunc.fixturenames:
-        metafunc.parametrize("device", test_devices())
+        metafunc.parametrize("device", chosen_devices())

@@ -14,7 +14,12 @@ from ngramds.torch.device import splitmix64
 from strategies import multi_order_files
 
 
-def compare(f, cfg, seed, epoch, seq_len=3):
+def backends(device):
+    """The backends NgramTargets has on ``device``."""
+    return ("torch", "compiled") if device == "cpu" else ("torch",)
+
+
+def compare(f, cfg, seed, epoch, seq_len=3, device="cpu"):
     cpu = Targets(f, cfg)
     starts = np.arange(0, f.num_tokens - seq_len, max(1, seq_len // 2))
     if starts.size == 0:
@@ -26,15 +31,16 @@ def compare(f, cfg, seed, epoch, seq_len=3):
     b = starts.size
     batch = {k: torch.from_numpy(v) for k, v in shipped.items()}
     batch.update(start=torch.from_numpy(starts), epoch=torch.full((b,), epoch))
-    for backend in ("torch", "compiled"):
-        dev = NgramTargets(f, cfg, seed=seed, backend=backend)
+    for backend in backends(device):
+        dev = NgramTargets(f, cfg, seed=seed, backend=backend, device=device)
         if compact:  # the device's search finds the contexts the file's own search does
-            found = dev.contexts(batch["window"].long(), batch["history"].long(),
-                                 batch["context_lengths"].long())
+            found = dev.contexts(*(batch[k].to(device).long() for k in
+                                   ("window", "history", "context_lengths")))
             expect_ids = f.contexts_at((starts[:, None] +
                                         np.arange(1, seq_len + 1)).reshape(-1))
             assert found.reshape(-1).tolist() == expect_ids.tolist()
-        got = dev(batch)
+        got = {k: v.cpu() for k, v in dev(batch).items()}
+        dev.check()
         assert torch.equal(got["input_ids"], torch.from_numpy(expect.input_ids))
         assert torch.equal(got["labels"], torch.from_numpy(expect.labels))
         assert torch.equal(got["target_ids"], torch.from_numpy(expect.target_ids)), backend
@@ -48,8 +54,8 @@ def compare(f, cfg, seed, epoch, seq_len=3):
        seed=st.sampled_from([0, 1, 2**64 - 1]), epoch=st.integers(0, 3),
        min_count=st.integers(1, 3), escape=st.sampled_from([1.0, 0.5, 3.0, 7.25]))
 @settings(max_examples=60)
-def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, data, mode, mixing, r,
-                                                   max_k, seed, epoch, min_count, escape):
+def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, device, data, mode, mixing,
+                                                   r, max_k, seed, epoch, min_count, escape):
     f = data.draw(multi_order_files(tmp_path_factory))
     orders = data.draw(st.lists(st.sampled_from(f.orders), min_size=1, unique=True))
     lambdas = data.draw(st.lists(st.integers(0, 3), min_size=len(orders),
@@ -63,10 +69,10 @@ def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, data, mode,
     if mixing == "kneser-ney" and (any(f.table(o).top_k for o in orders) or any(
             o + 1 not in f.tables for o in sorted(orders)[:-1])):
         return  # (refused: tests/targets/test_kneser_ney.py)
-    compare(f, cfg, seed, epoch)
+    compare(f, cfg, seed, epoch, device=device)
 
 
-def test_real_corpus_every_mixing(tmp_path):
+def test_real_corpus_every_mixing(tmp_path, device):
     rng = np.random.default_rng(4)
     tokens = (rng.zipf(1.2, 60_000) % 3000).astype(np.uint16)  # long tails: block searches
     ngramds.build(tokens, tmp_path / "z.ngds", orders=[1, 2, 3, 4], eos_id=0, progress=False)
@@ -78,27 +84,30 @@ def test_real_corpus_every_mixing(tmp_path):
         for cfg in (TargetConfig(top_r=4), TargetConfig(residual="renorm", top_r=4),
                     TargetConfig("allnts", max_k=8), *kn, TargetConfig(top_r=4, escape=3.0),
                     TargetConfig(mixing="backoff", top_r=3), TargetConfig(mixing="none", top_r=2)):
-            compare(f, cfg, seed=7, epoch=3, seq_len=256)
+            compare(f, cfg, seed=7, epoch=3, seq_len=256, device=device)
 
 
 @pytest.mark.parametrize("backend", ["torch", "compiled"])
-def test_a_batch_across_an_epoch_boundary(tmp_path, backend):
+def test_a_batch_across_an_epoch_boundary(tmp_path, device, backend):
     """Each sample's tail draws use its own epoch."""
+    if backend not in backends(device):
+        pytest.skip("the compiled backend runs on the CPU")
     tokens = (np.random.default_rng(6).zipf(1.2, 5_000) % 300).astype(np.uint16)
     f = ngramds.open(ngramds.build(tokens, tmp_path / "e.ngds", progress=False))
     cpu, starts = Targets(f), np.array([5, 900, 17, 2_000])
     epochs = np.array([3, 4, 3, 4])
     shipped = {k: torch.from_numpy(v) for k, v in cpu.device_inputs(starts, 64).items()}
     shipped.update(start=torch.from_numpy(starts), epoch=torch.from_numpy(epochs))
-    got = NgramTargets(f, seed=9, backend=backend)(shipped)
+    got = {k: v.cpu() for k, v in
+           NgramTargets(f, seed=9, backend=backend, device=device)(shipped).items()}
     for i, (s, e) in enumerate(zip(starts, epochs)):
         expect = cpu.compute(starts[i:i + 1], 64, seed=9, epoch=int(e))
         assert torch.equal(got["target_ids"][i], torch.from_numpy(expect.target_ids[0]))
         np.testing.assert_allclose(got["target_probs"][i].numpy(), expect.target_probs[0],
                                    rtol=1e-6, atol=1e-7)
     assert not torch.equal(got["target_ids"],
-                           NgramTargets(f, seed=9, backend=backend)(
-                               {**shipped, "epoch": torch.full((4,), 3)})["target_ids"])
+                           NgramTargets(f, seed=9, backend=backend, device=device)(
+                               {**shipped, "epoch": torch.full((4,), 3)})["target_ids"].cpu())
 
 
 def test_backend_choice(tmp_path):
@@ -121,7 +130,9 @@ def test_hash_equals_the_kernels():
 
 @pytest.mark.parametrize("workers,compact,backend", [(0, False, "torch"), (2, False, "auto"),
                                                      (2, True, "torch"), (0, True, "auto")])
-def test_device_mode_through_the_loader(tmp_path, workers, compact, backend):
+def test_device_mode_through_the_loader(tmp_path, device, workers, compact, backend):
+    if device != "cpu":
+        backend = "torch"
     tokens = (np.random.default_rng(5).zipf(1.3, 30_000) % 400).astype(np.uint16)
     ngramds.build(tokens, tmp_path / "d.ngds", progress=False, compact=compact,
                   doc_lengths=[10_000, 3, 1, 19_996])
@@ -129,8 +140,9 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact, backend):
     host = NgramLoader(NgramDataset(tmp_path / "d.ngds", 125, seed=2, batched=True),
                        batch_size=3)
     ds = NgramDataset(tmp_path / "d.ngds", 125, seed=2, batched=True, targets_on="device")
-    device = NgramLoader(ds, batch_size=3, num_workers=workers)
-    targets = NgramTargets(ds, backend=backend)
+    loader = NgramLoader(ds, batch_size=3, num_workers=workers,
+                         pin_memory=device.startswith("cuda"))
+    targets = NgramTargets(ds, backend=backend, device=device)
     f = ds._file
     assert targets.nbytes < 16 * sum(f.table(o).num_contexts for o in ds.orders) + \
         12 * sum(f.table(o).num_entries for o in ds.orders) + \
@@ -138,7 +150,7 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact, backend):
         8 * compact * f.num_contexts + 4096  # links (and keys), not positions
     for epoch in range(2):
         n = 0
-        for a, b in zip(host, device):
+        for a, b in zip(host, loader):
             # the highest order's ids only (a compact file: each context's length and
             # the tokens before the window), each as narrow as its values allow
             assert b["window"].dtype == torch.uint16  # 400 token ids
@@ -150,18 +162,21 @@ def test_device_mode_through_the_loader(tmp_path, workers, compact, backend):
                 assert b["context_ids"].shape == b["window"][:, 1:].shape
                 assert b["context_ids"].dtype == (torch.uint16 if f.num_contexts <= 1 << 16
                                                   else torch.int32)
-            b = targets(b)
+            b = {k: v.cpu() for k, v in targets(b).items()}
             for key in ("input_ids", "labels", "target_ids", "index"):
                 assert torch.equal(a[key], b[key]), key
             torch.testing.assert_close(a["target_probs"], b["target_probs"])
             logits = torch.randn(*b["labels"].shape, 400)
             torch.testing.assert_close(ngram_loss(logits, a), ngram_loss(logits, b))
             n += 1
-        assert n == len(device)
+        assert n == len(loader)
+    targets.check()
 
 
 @pytest.mark.parametrize("backend", ["torch", "compiled"])
-def test_hostile_context_ids_are_refused(tmp_path, backend):
+def test_hostile_context_ids_are_refused(tmp_path, device, backend):
+    if backend not in backends(device):
+        pytest.skip("the compiled backend runs on the CPU")
     ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False)
     ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
     for bad in (10**6, -1):
@@ -169,14 +184,16 @@ def test_hostile_context_ids_are_refused(tmp_path, backend):
         batch["context_ids"] = batch["context_ids"].long()
         batch["context_ids"][0, 3] = bad
         with pytest.raises(ngramds.FormatError, match="context id"):
-            NgramTargets(ds, backend=backend)(batch)
+            checked(NgramTargets(ds, backend=backend, device=device), batch)
 
 
 @pytest.mark.parametrize("backend", ["torch", "compiled"])
-def test_hostile_context_lengths_are_refused(tmp_path, backend):
+def test_hostile_context_lengths_are_refused(tmp_path, device, backend):
+    if backend not in backends(device):
+        pytest.skip("the compiled backend runs on the CPU")
     ngramds.build(np.arange(500) % 7, tmp_path / "h.ngds", progress=False, compact=True)
     ds = NgramDataset(tmp_path / "h.ngds", 16, targets_on="device")
-    targets = NgramTargets(ds, backend=backend)
+    targets = NgramTargets(ds, backend=backend, device=device)
     # the torch search finds no such context; the compiled one checks the batch against the
     # file it searches
     refused = "not in the table" if backend == "torch" else "not the file's"
@@ -184,12 +201,12 @@ def test_hostile_context_lengths_are_refused(tmp_path, backend):
         batch = next(iter(NgramLoader(ds, batch_size=2)))
         batch["context_lengths"][0, 3] = value
         with pytest.raises(ngramds.FormatError, match=refused):
-            targets(batch)
+            checked(targets, batch)
     batch = next(iter(NgramLoader(ds, batch_size=2)))
     batch["history"][0] = 6  # a context the corpus never had (..., 6, 6, 6, 0, ...)
     batch["context_lengths"][0, 0] = 3
     with pytest.raises(ngramds.FormatError, match=refused):
-        targets(batch)
+        checked(targets, batch)
     # a token past V would carry into the next digit of a packed key: (0, 9, w) reads as
     # (1, 2, w), a context of the corpus; refused, not aliased
     batch = next(iter(NgramLoader(ds, batch_size=2)))
@@ -198,15 +215,15 @@ def test_hostile_context_lengths_are_refused(tmp_path, backend):
     batch["window"][:, 0] = 3
     batch["context_lengths"][:, 0] = 3
     with pytest.raises(ngramds.FormatError, match=refused):
-        targets(batch)
+        checked(targets, batch)
     batch = next(iter(NgramLoader(ds, batch_size=2)))
     batch["context_lengths"][0, 5] = 1  # not 0 (a document start) nor one more than before
     with pytest.raises(ngramds.FormatError, match=refused):
-        targets(batch)
+        checked(targets, batch)
     batch = next(iter(NgramLoader(ds, batch_size=2)))
     batch["history"] = batch["history"][:, :0]  # the wrong shape: not read as no history
     with pytest.raises(ngramds.InputError, match="history"):
-        targets(batch)
+        checked(targets, batch)
 
 
 def test_a_link_past_the_lower_table_is_refused_once(tmp_path):
