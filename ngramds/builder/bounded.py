@@ -168,7 +168,29 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                    workers: int | None = None, progress: bool = True,
                    sizes: RunSizes = RunSizes(), compact: bool = False) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
-    one build of their inputs in the order given (``compact``: see :func:`ngramds.build`)."""
+    one build of their inputs in the order given.
+
+    Args:
+        partials: the partial result directories, in corpus order.
+        output: the file to write (atomically).
+        vocab_size: the vocabulary size (default: from the shards).
+        memory_limit: bytes (or "1G", ...) the merge may hold; default: a share of memory.
+        tmp_dir: where to spill (default: beside the output).
+        engine: "local" or "dask" (as :func:`ngramds.build`).
+        scheduler: the Dask scheduler's address (``engine="dask"``).
+        workers: Dask workers to start locally when no scheduler is given.
+        progress: print a progress line.
+        sizes: the run and bucket sizes (tests, tuning; default: from ``memory_limit``).
+        compact: leave out the per-position context ids (as :func:`ngramds.build`).
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        InputError: bad options, or partials that do not fit together.
+        FormatError: a partial is damaged or not a partial result.
+        FileAccessError: a partial cannot be read or the output cannot be written.
+    """
     t0 = time.perf_counter()
     memory_limit = runs.memory_limit_or_default(memory_limit)
     if not partials:

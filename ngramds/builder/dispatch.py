@@ -55,6 +55,38 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     less); readers then find each position's context from its tokens: the previous position's
     context and ``prefix_offsets`` in the CPU loader, a search of packed keys on the device
     (docs/BENCHMARKS.md: compiled CPU targets about 0.7x as fast).
+
+    Args:
+        source: a :class:`Corpus`, a 1-D integer array, an iterable of documents (token-id
+            sequences), a HuggingFace dataset, or input file path(s).
+        output: the file to write (atomically), or with ``partial`` the shard's directory.
+        order: store the table of this one order (1..16).
+        orders: store these orders (default 2, 3, 4); give ``order`` or ``orders``.
+        top_k: keep only the K most frequent next tokens per context (totals stay exact).
+        vocab_size: the vocabulary size (default: the tokenizer's, else max id + 1).
+        doc_offsets: document start offsets of an array ``source`` (with its length last).
+        doc_lengths: document lengths of an array ``source``, or a file of them.
+        progress: print a progress line.
+        memory_limit: bytes (or "1G", ...) the build may hold; spills sorted runs beyond.
+        tmp_dir: where to spill (default: beside ``output``).
+        engine: "local" or "dask".
+        scheduler: the Dask scheduler's address (``engine="dask"``).
+        workers: Dask workers to start locally when no scheduler is given.
+        partial: write a shard's sorted runs for :func:`ngramds.merge` instead of a file.
+        sizes: the run and bucket sizes (tests, tuning; default: from ``memory_limit``).
+        strict: make input warnings errors, raised before anything is written.
+        compact: leave out the per-position context ids.
+        **input_options: options of the readers (``eos_id``, ``tokenizer``, ``dtype``,
+            ``text_field``, ``include``, ...; see :func:`ngramds.corpus.load_corpus`).
+
+    Returns:
+        The path of the written file (or shard directory).
+
+    Raises:
+        InputError: unusable input or options (named in the message).
+        FormatError: an input file is damaged or of an unknown kind.
+        FileAccessError: an input cannot be read, or the output cannot be written (or is
+            one of the inputs).
     """
     with strict_inputs(strict):
         return _build(source, output, order=order, orders=orders, top_k=top_k,

@@ -9,8 +9,22 @@ from .types import Corpus
 
 
 def split_documents(corpus: Corpus, val_fraction: float, seed: int = 0) -> tuple[Corpus, Corpus]:
-    """(train, validation): round(val_fraction * D) documents, chosen by a keyed permutation of
-    the document indices (deterministic for ``seed``), go to validation; order is kept."""
+    """Split a corpus into training and validation documents.
+
+    round(val_fraction * D) of the D documents, chosen by a keyed permutation of the document
+    indices, go to validation; both parts keep the corpus order.
+
+    Args:
+        corpus: the corpus to split.
+        val_fraction: the fraction of documents held out, in (0, 1).
+        seed: the key of the permutation (the same seed gives the same split).
+
+    Returns:
+        ``(train, validation)``, two :class:`Corpus`.
+
+    Raises:
+        InputError: ``val_fraction`` outside (0, 1), a bad ``seed``, or too few documents.
+    """
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or \

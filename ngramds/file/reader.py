@@ -21,6 +21,15 @@ class NgramFile:
     """A built ngramds file. Arrays are read-only views into the mapped file.
 
     Open with :func:`ngramds.open`. Pickling re-opens the file by path (spawned workers).
+
+    Args:
+        path: the file.
+        verify: also check every checksum and invariant (as :meth:`verify`).
+
+    Raises:
+        FileAccessError: the path cannot be read.
+        FormatError: not an ngramds file, an unsupported version, or a damaged structure.
+        ChecksumError: with ``verify=True``, a section does not match its checksum.
     """
 
     def __init__(self, path: str | os.PathLike, verify: bool = False):
@@ -595,5 +604,19 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
 
 
 def open_file(path: str | os.PathLike, verify: bool = False) -> NgramFile:
-    """Open an ngramds file (cheap structural checks; ``verify=True`` also checks content)."""
+    """Open an ngramds file: memory-map it and check its structure (no data read).
+
+    Args:
+        path: the file (format version 1 or 2).
+        verify: also check every section's checksum and the content's invariants
+            (reads the whole file; :meth:`NgramFile.verify` does it later).
+
+    Returns:
+        The open :class:`NgramFile`.
+
+    Raises:
+        FileAccessError: the path cannot be read.
+        FormatError: not an ngramds file, an unsupported version, or a damaged structure.
+        ChecksumError: with ``verify=True``, a section's content does not match its checksum.
+    """
     return NgramFile(path, verify=verify)
