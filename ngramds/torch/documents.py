@@ -20,10 +20,20 @@ def window_position_ids(doc_offsets: np.ndarray, starts: np.ndarray, seq_len: in
 
 
 def cu_seqlens(position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``(cu_seqlens, max_seqlen)`` of a batch's ``position_ids`` ([B, L] or [L], each row
-    starting at 0): the segments of the flattened batch that start where a position is 0,
-    as FlashAttention's varlen functions take them (``cu_seqlens`` int32 [segments + 1], on
-    the tensor's device)."""
+    """The segments of a packed batch, as FlashAttention's varlen functions take them.
+
+    A segment of the flattened batch starts wherever a position is 0.
+
+    Args:
+        position_ids: [B, L] or [L], each row starting at 0 (``NgramDataset(doc_info=True)``).
+
+    Returns:
+        ``(cu_seqlens, max_seqlen)``: int32 [segments + 1] on the tensor's device, and the
+        longest segment's length.
+
+    Raises:
+        ValueError: another shape, an empty tensor, or a row that does not start at 0.
+    """
     if position_ids.dim() not in (1, 2) or position_ids.numel() == 0:
         raise ValueError(f"position_ids must be [B, L] or [L], got {tuple(position_ids.shape)}")
     rows = position_ids.reshape(-1, position_ids.shape[-1])

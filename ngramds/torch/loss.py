@@ -60,6 +60,19 @@ def soft_cross_entropy(logits: torch.Tensor, target_ids: torch.Tensor,
     from the loss and from the mean's denominator; a row of all-zero probabilities adds 0.
     ``reduction``: "mean" (over counted positions), "sum" or "none" (per position, 0 where
     masked).
+
+    Args:
+        logits: [..., V], any float dtype.
+        target_ids: [..., K] int64.
+        target_probs: [..., K].
+        reduction: "mean", "sum" or "none".
+        mask: [...] bool, True where a position counts (default: all).
+
+    Returns:
+        The loss: a scalar, or [...] with ``reduction="none"``.
+
+    Raises:
+        ValueError: a target id outside the logits' vocabulary, or an unknown ``reduction``.
     """
     probs = target_probs.to(target_ids.device)
     _check_ids(target_ids, logits.shape[-1])
@@ -87,6 +100,23 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     input_ids) is shifted here, logits at t against the label and target of t + 1 (the last
     position counts for nothing); a batch without it is already shifted. ``shift`` (default:
     from the batch) states which you expect; a batch of the other layout is an error.
+
+    Args:
+        logits: [B, L, V], the model's logits at every position of the batch.
+        batch: the batch dict of :class:`NgramDataset` / :class:`NgramLoader`.
+        alpha: the weight of the soft term (1: the soft targets alone; 0: plain cross-entropy).
+        reduction: "mean", "sum" or "none".
+        num_items_in_batch: divide the sum by this (gradient accumulation).
+        shift: the label layout you expect (True: HF layout, shifted here); default: the
+            batch's.
+
+    Returns:
+        The loss: a scalar, or [B, L] with ``reduction="none"``.
+
+    Raises:
+        ValueError: a batch without its soft targets, shapes that do not match (both are
+            named), a label or target id outside the vocabulary, or a layout other than
+            ``shift`` says.
     """
     marked = isinstance(batch, Mapping) and LABEL_SHIFT in batch
     if shift is not None and bool(shift) != marked:

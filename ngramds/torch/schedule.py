@@ -20,7 +20,17 @@ def hold_for_epochs(epochs: float) -> float:
     full weight for the first half epoch only). The targets are counted from the training
     documents themselves: repeated for several epochs at full weight they made held-out loss
     worse than one-hot's (docs/RESULTS.md, "Several epochs"), and decaying them earlier
-    removed most of that."""
+    removed most of that.
+
+    Args:
+        epochs: the run's length in epochs (passes over the training documents), > 0.
+
+    Returns:
+        The fraction of the run at full alpha, for :func:`alpha_at`'s ``hold``.
+
+    Raises:
+        ValueError: ``epochs`` is not a positive number.
+    """
     if not (isinstance(epochs, numbers.Real) and math.isfinite(epochs) and epochs > 0):
         raise ValueError(f"epochs must be a positive number, got {epochs!r}")
     return DEFAULT_HOLD if epochs <= 1 else DEFAULT_HOLD / float(epochs)
@@ -34,6 +44,19 @@ def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
     first step.
 
         loss = ngram_loss(logits, batch, alpha=alpha_at(step, total_steps))
+
+    Args:
+        step: the step, counted from 0.
+        total_steps: the run's number of steps, >= 1.
+        alpha: the weight while held.
+        hold: the fraction of the run at full weight, in [0, 1].
+
+    Returns:
+        The soft term's weight at ``step``.
+
+    Raises:
+        ValueError: a step or step count that is not a non-negative integer, or ``alpha`` /
+            ``hold`` out of range.
     """
     if not (_is_int(total_steps) and total_steps >= 1):
         raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
