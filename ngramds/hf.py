@@ -43,6 +43,11 @@ class NgramTrainer(Trainer):
     position (``.logits`` or the first output); the loss follows
     the dataset's label layout (``layout="hf"`` included). Evaluation datasets are handled by
     ``Trainer`` as usual.
+
+    Args:
+        *args: ``Trainer``'s arguments, with ``train_dataset`` an :class:`NgramDataset`.
+        alpha: the weight of the soft targets in :func:`ngramds.torch.ngram_loss`.
+        **kwargs: ``Trainer``'s keyword arguments.
     """
 
     loss_is_scaled_for_ga = False  # a per-micro-batch mean: the Trainer divides it

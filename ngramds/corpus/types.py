@@ -20,6 +20,17 @@ class Corpus:
     ``tokens[doc_offsets[d]:doc_offsets[d + 1]]``. ``prompt_lengths`` (optional, one per
     document): the first prompt_lengths[d] tokens of document d are its prompt, which training
     items never use as labels (the file's ``prompt_lengths`` section).
+
+    Args:
+        tokens: 1-D integer array of token ids.
+        doc_offsets: int64 [D + 1], rising from 0 to ``len(tokens)``.
+        sources: where the documents came from (file names, for messages and the header).
+        tokenizer: the tokenizer.json path the text was encoded with, if any.
+        vocab_size: the vocabulary size (default: the tokenizer's, else max id + 1).
+        prompt_lengths: [D], the prompt tokens at the start of each document (optional).
+
+    Checked by :func:`ngramds.build` (InputError: ids that are not integers or not below
+    ``vocab_size``, boundaries that do not rise from 0 to the number of tokens).
     """
 
     tokens: np.ndarray
