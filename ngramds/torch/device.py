@@ -249,13 +249,26 @@ class NgramTargets:
     batch's ids are clamped in the meantime, so nothing reads outside a table and no id >= V
     reaches the model. Host tensors are copied to CUDA asynchronously from pinned memory
     (pinned here when the loader did not pin them).
+
+    Args:
+        source: the device-mode :class:`NgramDataset` (its file, options and seed), or a
+            file (an :class:`ngramds.NgramFile` or a path).
+        config: the target options (default: the dataset's, else ``TargetConfig()``).
+        seed: the tail draws' seed (default: the dataset's, else 0).
+        device: where the targets are computed and returned (default: the CPU).
+        backend: "auto", "torch" or "compiled" (the CPU only).
+
+    Raises:
+        InputError: a bad ``backend``, tables that would not fit a CUDA device's free memory,
+            and, when called, a batch that is not this file's or not well formed.
+        FormatError: a damaged file.
     """
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
                  *, seed: int | None = None, device: str | torch.device | None = None,
                  backend: str = "auto"):
         if isinstance(source, NgramDataset):
-            f, config = source._file or open_file(source.path), config or source.config
+            f, config = source.file, config or source.config
             seed = source.seed if seed is None else seed
         else:
             f = source if isinstance(source, NgramFile) else open_file(source)
@@ -329,7 +342,7 @@ class NgramTargets:
             The bytes, for any device.
         """
         if isinstance(source, NgramDataset):
-            f, config = source._file or open_file(source.path), config or source.config
+            f, config = source.file, config or source.config
         else:
             f = source if isinstance(source, NgramFile) else open_file(source)
         return _table_bytes(f, (config or TargetConfig()).resolve(f))
