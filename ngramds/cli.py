@@ -123,16 +123,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="sample length (default 64)")
     s.add_argument("--tokenizer", metavar="JSON", help="decode ids")
     s.add_argument("--top", type=_count, default=5, help="targets per position (default 5)")
-    s.add_argument("--targets", choices=["coconts", "allnts", "onehot"], default="coconts")
-    s.add_argument("--top-r", type=_count, default=8, help="CoCoNTs r (default 8)")
-    s.add_argument("--residual", choices=["tail", "renorm"], default="tail")
-    s.add_argument("--mixing", default="auto",
-                   choices=["auto", "none", "backoff", "witten-bell"])
-    s.add_argument("--escape", type=float, metavar="E",
-                   help="witten-bell: weight of a context's distinct next tokens (default: "
-                        "the library's, ngramds.targets.config.DEFAULT_ESCAPE)")
     s.add_argument("--seed", type=_count, default=0, help="dataset seed (tail draws)")
     s.add_argument("--epoch", type=_count, default=0, help="epoch (tail draws)")
+    from .targets.config import add_target_flags
+    add_target_flags(s.add_argument_group("targets (NgramDataset's: see ngramds.TargetConfig)"))
     return p
 
 
@@ -426,15 +420,14 @@ def _cmd_show(a) -> int:
 
     from .corpus.readers import load_tokenizer
     from .file.reader import open_file
-    from .targets import TargetConfig, Targets, batch_shapes
+    from .targets import Targets, batch_shapes
+    from .targets.config import config_from_args
     from .targets.entropy import mean_entropy, target_entropy
     from .targets.packing import hide_window_prompts, pack_documents, packed_batch
     f = open_file(a.file)
     if a.seq_len < 1:
         raise InputError("--seq-len must be at least 1")
-    config = TargetConfig(targets=a.targets, top_r=a.top_r, residual=a.residual,
-                          mixing=a.mixing,
-                          **({} if a.escape is None else {"escape": a.escape}))
+    config = config_from_args(a)
     L, k = a.seq_len, a.sample
     packing = pack_documents(f.doc_offsets, L) if a.sampling == "documents" else None
     n = packing.num_samples if packing is not None else (f.num_tokens - 1) // L
@@ -460,7 +453,8 @@ def _cmd_show(a) -> int:
     text = (lambda i: f" {tok.decode([int(i)])!r}") if tok else (lambda i: "")
     plan = t.plan
     print(f"sample {k} of {n:,}: {where}, seq_len {L}; targets "
-          f"{a.targets}{f' r={a.top_r} {a.residual}' if a.targets == 'coconts' else ''}, "
+          f"{config.targets}"
+          f"{f' r={config.top_r} {config.residual}' if config.targets == 'coconts' else ''}, "
           f"orders {','.join(map(str, plan.orders))}, mixing {plan.mixing}"
           f"{f' (escape {plan.escape:g})' if plan.mixing == 'witten-bell' else ''}, "
           f"seed {a.seed}, epoch {a.epoch}")

@@ -2,7 +2,8 @@
 file (spec/TARGETS.md)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -32,28 +33,50 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """The target options of :class:`ngramds.torch.NgramDataset` (see its docstring).
+    """The target options of :class:`ngramds.torch.NgramDataset`,
+    :class:`ngramds.torch.NgramTargets`, ``ngramds show`` and ``ngramds-train`` (one flag per
+    field, made by :func:`add_target_flags`). See spec/TARGETS.md.
 
-    targets: "onehot", "allnts" (``max_k`` keeps the first max_k entries, renormalised) or
-    "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm").
+    targets: "onehot", "allnts" (the full stored distribution; ``max_k`` keeps the first max_k
+    entries, renormalised) or "coconts" (top ``top_r`` plus one residual slot, ``residual``
+    "tail" or "renorm").
     mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
     of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``: the weight of a
     context's distinct next tokens D in lambda = T / (T + escape * D); 1 is classic
     Witten-Bell, the default 10 gives the lower orders more weight, most where a context was
     seen least: docs/RESULTS.md), "fixed" (``lambdas``, one per order as given) or
-    "kneser-ney" (complete tables, order o+1 stored for every lower order o). ``orders``
-    defaults to every stored order.
+    "kneser-ney" (interpolated; complete tables, order o+1 stored for every lower order o;
+    continuation counts derived once per process). ``orders`` defaults to every stored order.
+
+    Raises:
+        InputError: a value out of range or of the wrong kind (a file-dependent check, such
+            as an order the file lacks, waits for :meth:`resolve`).
     """
 
-    targets: str = "coconts"
-    top_r: int = 8
-    residual: str = "tail"
-    max_k: int | None = None
-    mixing: str = "auto"
-    orders: Sequence[int] | None = None
-    min_count: int = 2
-    lambdas: Sequence[float] | None = None
-    escape: float = DEFAULT_ESCAPE
+    # metadata: the command-line flag's help (without the default), its parser ("type", else
+    # str), "choices", and what None means ("unset"): add_target_flags makes the flags of both
+    # CLIs from these fields
+    targets: str = field(default="coconts", metadata=dict(
+        help="onehot: the cross-entropy baseline; allnts: the stored distributions; coconts: "
+             "the top r entries and a residual slot", choices=TARGETS))
+    top_r: int = field(default=8, metadata=dict(help="CoCoNTs: entries kept intact", type=int))
+    residual: str = field(default="tail", metadata=dict(help="CoCoNTs: the residual slot",
+                                                        choices=RESIDUALS))
+    max_k: int | None = field(default=None, metadata=dict(
+        help="AllNTs: entries kept per position", type=int, unset="all"))
+    mixing: str = field(default="auto", metadata=dict(help="targets from several orders",
+                                                      choices=MIXINGS))
+    orders: Sequence[int] | None = field(default=None, metadata=dict(
+        help="orders taking part, e.g. 2,3,4", type=(int, "orders like 2,3,4"),
+        unset="all stored"))
+    min_count: int = field(default=2, metadata=dict(
+        help="backoff: a context seen this often", type=int))
+    lambdas: Sequence[float] | None = field(default=None, metadata=dict(
+        help="fixed mixing: one weight per order", type=(float, "weights like 0.2,0.3,0.5"),
+        unset="none"))
+    escape: float = field(default=DEFAULT_ESCAPE, metadata=dict(
+        help="witten-bell mixing: weight of a context's distinct next tokens D in lambda = "
+             "T / (T + escape D); above 1 moves weight to the lower orders", type=float))
 
     def __post_init__(self):
         if self.targets not in TARGETS:
@@ -78,6 +101,14 @@ class TargetConfig:
             if len(set(orders)) != len(orders):
                 raise InputError(f"orders must be distinct, got {orders}")
             object.__setattr__(self, "orders", tuple(int(o) for o in orders))
+
+    def options(self) -> dict:
+        """Every field as plain Python values (sequences as lists): what a dataset state and a
+        training log record."""
+        def plain(v):
+            return [x.item() if isinstance(x, np.generic) else x for x in v] \
+                if isinstance(v, (list, tuple, np.ndarray)) else v
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
     @property
     def mode(self) -> int:
@@ -129,6 +160,86 @@ class TargetConfig:
         blocks = 1 if mixing in ("none", "backoff") else len(orders)
         return Plan(mode, tuple(orders), mixing, weights, self.min_count, self.top_r, max_k,
                     width, blocks, self.escape)
+
+
+def add_target_flags(parser, defaults: TargetConfig | None = None, skip=()) -> None:
+    """Add one flag per :class:`TargetConfig` field to ``parser`` (an argparse parser or
+    group): ``--top-r`` for ``top_r``, its help, parser and choices from the field's metadata.
+    Unset flags stay out of the namespace (:func:`config_from_args` keeps their defaults).
+
+    Args:
+        parser: where the flags go.
+        defaults: the defaults the help states (default: ``TargetConfig()``); where one differs
+            from the library's, the help says both.
+        skip: field names that get no flag (the caller has its own).
+    """
+    library = TargetConfig()
+    defaults = library if defaults is None else defaults
+    for f in fields(TargetConfig):
+        if f.name in skip:
+            continue
+        meta = f.metadata
+        kind = meta.get("type", str)
+        metavar = {int: "N", float: "X", str: None}.get(kind, "LIST")
+        if isinstance(kind, tuple):
+            kind = _list_of(*kind)
+        shown = _shown(getattr(defaults, f.name), meta)
+        if getattr(defaults, f.name) != getattr(library, f.name):
+            shown += f"; the library's: {_shown(getattr(library, f.name), meta)}"
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, metavar=metavar,
+                            choices=meta.get("choices"), default=argparse.SUPPRESS,
+                            help=f"{meta['help']} (default: {shown})")
+
+
+def config_from_args(args: argparse.Namespace, base: TargetConfig | None = None
+                     ) -> TargetConfig:
+    """``base`` (default: ``TargetConfig()``) with the target flags given in ``args`` (made by
+    :func:`add_target_flags`).
+
+    Raises:
+        InputError: a value the configuration refuses.
+    """
+    given = {f.name: getattr(args, f.name) for f in fields(TargetConfig)
+             if hasattr(args, f.name)}
+    return replace(base or TargetConfig(), **given)
+
+
+def config_from_options(config: TargetConfig | None, options: dict) -> TargetConfig:
+    """``config``, or a TargetConfig of the keyword ``options`` (the shortcut of
+    :class:`ngramds.torch.NgramDataset`), not both.
+
+    Raises:
+        InputError: both given, an unknown option name, or a config that is no TargetConfig.
+    """
+    names = [f.name for f in fields(TargetConfig)]
+    unknown = [k for k in options if k not in names]
+    if unknown:
+        raise InputError(f"unknown target option {unknown[0]!r}; the target options are "
+                         f"{', '.join(names)}")
+    if config is None:
+        return TargetConfig(**options)
+    if not isinstance(config, TargetConfig):
+        raise InputError(f"config must be a TargetConfig, got {type(config).__name__}")
+    if options:
+        raise InputError(f"give config= or target keywords ({', '.join(options)}), not both")
+    return config
+
+
+def _shown(value, meta) -> str:
+    """A default as the help states it."""
+    if value is None:
+        return meta.get("unset", "none")
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _list_of(kind: type, what: str):
+    """Parser of comma-separated ``kind`` values, e.g. '2,3,4'."""
+    def parse(text: str) -> list:
+        try:
+            return [kind(x) for x in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    return parse
 
 
 class Plan(NamedTuple):

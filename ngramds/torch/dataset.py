@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from dataclasses import fields
 
 import numpy as np
 import torch
@@ -14,7 +13,7 @@ from ..errors import FormatError, InputError, InputWarning
 from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
-from ..targets.config import DEFAULT_ESCAPE, check_int
+from ..targets.config import check_int, config_from_options
 from ..targets.packing import (IGNORE_INDEX, hide_window_prompts, pack_documents,
                                 packed_batch)
 from .documents import window_position_ids
@@ -39,14 +38,11 @@ class NgramDataset(IterableDataset):
     ``input_ids`` and ``labels`` (int64 [L]), ``index`` (the sample number k), ``target_ids``
     (int64 [L, K]) and ``target_probs`` (float32 [L, K]); K is 0 for ``targets="onehot"``.
 
-    Target options (checked by :class:`ngramds.TargetConfig`): ``targets`` "onehot", "allnts"
-    (full stored distribution; ``max_k`` keeps the first max_k entries, renormalised) or
-    "coconts" (top ``top_r`` plus one residual slot, ``residual`` "tail" or "renorm");
-    ``mixing`` of several stored orders: "auto" (Witten-Bell over several orders, else the
-    one), "none", "backoff" (``min_count``), "witten-bell" (``escape``, default 10: the
-    weight of a context's distinct next tokens, spec/TARGETS.md), "fixed" (``lambdas``),
-    "kneser-ney" (interpolated, continuation counts derived once per process); ``orders``
-    defaults to every stored order. See spec/TARGETS.md.
+    Target options: ``config``, a :class:`ngramds.TargetConfig` (default ``TargetConfig()``),
+    or its fields as keywords, a shortcut (``NgramDataset(path, L, targets="allnts")`` is
+    ``NgramDataset(path, L, config=TargetConfig(targets="allnts"))``; not both; an unknown
+    keyword is an InputError naming the target options). What each option means:
+    :class:`ngramds.TargetConfig` and spec/TARGETS.md.
 
     Order: one global order of the samples per epoch, a permutation keyed by (seed, epoch) when
     ``shuffle``. Rank r of W takes global positions r, r+W, r+2W, ... of it; with ``drop_last``
@@ -100,15 +96,12 @@ class NgramDataset(IterableDataset):
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
-                 targets: str = "coconts", top_r: int = 8, residual: str = "tail",
-                 max_k: int | None = None, mixing: str = "auto", orders=None,
-                 min_count: int = 2, lambdas=None, escape: float = DEFAULT_ESCAPE,
-                 shuffle: bool = True, seed: int = 0,
+                 config: TargetConfig | None = None, shuffle: bool = True, seed: int = 0,
                  rank: int | None = None, world_size: int | None = None,
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
                  layout: str = "shifted", sampling: str = "windows",
-                 mask_prompt: bool | None = None):
+                 mask_prompt: bool | None = None, **target_options):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
         check_int("seed", seed, 0, (1 << 64) - 1)
@@ -123,9 +116,7 @@ class NgramDataset(IterableDataset):
                              "targets_on='loader' (targets_on='device' is for windows)")
         self.targets_on, self.layout, self.doc_info = targets_on, layout, bool(doc_info)
         self.sampling = sampling
-        self.config = TargetConfig(targets=targets, top_r=top_r, residual=residual, max_k=max_k,
-                                   mixing=mixing, orders=orders, min_count=min_count,
-                                   lambdas=lambdas, escape=escape)
+        self.config = config_from_options(config, target_options)
         self.path = source.path if isinstance(source, NgramFile) else source
         self._file = source if isinstance(source, NgramFile) else open_file(source, verify)
         self._pid = os.getpid()
@@ -133,7 +124,8 @@ class NgramDataset(IterableDataset):
         self._identity = _identity(f)
         self._targets = Targets(f, self.config)
         plan = self._targets.plan
-        self.seq_len, self.targets, self.top_r, self.residual = seq_len, targets, top_r, residual
+        self.seq_len, self.targets = seq_len, self.config.targets
+        self.top_r, self.residual = self.config.top_r, self.config.residual
         self.mode, self.orders, self.mixing, self.max_k = (plan.mode, list(plan.orders),
                                                            plan.mixing, plan.max_k)
         if mask_prompt is None:
@@ -289,10 +281,7 @@ class NgramDataset(IterableDataset):
     def _target_options(self) -> dict:
         """The target options (every field of :class:`TargetConfig`), as a state records
         them: plain Python values, sequences as lists."""
-        def plain(v):
-            return [x.item() if isinstance(x, np.generic) else x for x in v] \
-                if isinstance(v, (list, tuple, np.ndarray)) else v
-        return {f.name: plain(getattr(self.config, f.name)) for f in fields(self.config)}
+        return self.config.options()
 
     def load_state_dict(self, state: dict) -> None:
         """Resume after ``state['consumed']`` samples of the global order of

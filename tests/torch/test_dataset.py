@@ -166,6 +166,29 @@ def test_bad_arguments(path):
         NgramDataset(path, 10**9)
 
 
+def test_a_target_config_or_its_keywords_give_the_same_dataset(path):
+    """``config=TargetConfig(...)`` carries the target options; the keywords are a shortcut
+    that builds the same config. Unknown keywords, or both forms at once, are one-line
+    InputErrors."""
+    from ngramds.targets import TargetConfig
+    config = TargetConfig("allnts", max_k=3, mixing="backoff", min_count=3)
+    given = NgramDataset(path, SEQ, config=config, seed=2)
+    short = NgramDataset(path, SEQ, targets="allnts", max_k=3, mixing="backoff", min_count=3,
+                         seed=2)
+    assert given.config == short.config == config
+    assert (given.targets, given.max_k, given.mixing) == ("allnts", 3, "backoff")
+    for key, value in given[5].items():
+        assert torch.equal(value, short[5][key]), key
+    assert NgramDataset(path, SEQ).config == TargetConfig()
+    with pytest.raises(ngramds.InputError, match=r"unknown target option 'top_k'.*top_r") as e:
+        NgramDataset(path, SEQ, top_k=3)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ngramds.InputError, match="config= or target keywords"):
+        NgramDataset(path, SEQ, config=config, top_r=2)
+    with pytest.raises(ngramds.InputError, match="config must be a TargetConfig"):
+        NgramDataset(path, SEQ, config={"targets": "allnts"})
+
+
 def test_no_memory_growth_per_item(path):
     import resource
     ds = NgramDataset(path, SEQ, batch_size=BS)

@@ -142,6 +142,29 @@ def test_show_takes_the_escape_weight(path, capsys):
     assert err.count("\n") == 1 and "escape must be a number" in err
 
 
+@pytest.mark.parametrize("args,kw", [
+    (["--mixing", "fixed", "--lambdas", "1,2,5"], dict(mixing="fixed", lambdas=[1, 2, 5])),
+    (["--mixing", "kneser-ney"], dict(mixing="kneser-ney")),
+    (["--targets", "allnts", "--max-k", "2", "--orders", "2,3"],
+     dict(targets="allnts", max_k=2, orders=[2, 3])),
+    (["--mixing", "backoff", "--min-count", "3"], dict(mixing="backoff", min_count=3)),
+])
+def test_show_takes_every_target_option(path, capsys, args, kw):
+    """show's target flags are NgramDataset's target options, every one of them."""
+    assert main(["show", str(path), "--sample", "1", "--seq-len", str(SEQ), "--top", "1",
+                 *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"mixing {kw.get('mixing', 'witten-bell')}" in out[0]
+    item = NgramDataset(path, SEQ, **kw)[1]
+    rows = [line.split() for line in out if line.lstrip()[:1].isdigit()]
+    for t, fields in enumerate(rows):
+        merged = {}
+        for i, q in zip(item["target_ids"][t].tolist(), item["target_probs"][t].tolist()):
+            merged[i] = merged.get(i, 0.0) + q
+        best = min(merged, key=lambda i: (-merged[i], i))
+        assert fields[4] == f"{best}:{merged[best]:.3f}"
+
+
 def test_show_documents_and_prompt_rows(tmp_path, capsys):
     tokens, offsets = np.arange(40) % 7, np.array([0, 9, 13, 30, 40])
     path = ngramds.build(ngramds.Corpus(tokens, offsets, prompt_lengths=np.array([3, 0, 5, 2])),
