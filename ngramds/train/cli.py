@@ -24,7 +24,7 @@ COMPARE_DEFAULT = ("onehot", "coconts")
 
 
 def _defaults() -> dict:
-    """RunConfig's fields and their defaults."""
+    """RunConfig's fields and their defaults (``target``: the default TargetConfig)."""
     from .config import RunConfig
     return {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
@@ -34,16 +34,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
-
-
-def _list(kind: type, what: str):
-    """Parser of comma-separated ``kind`` values, e.g. '2,3,4'."""
-    def parse(text: str) -> list:
-        try:
-            return [kind(x) for x in text.split(",")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    return parse
 
 
 def _kinds(text: str) -> list[str]:
@@ -59,14 +49,13 @@ def _kinds(text: str) -> list[str]:
 
 def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
     """The options of RunConfig; unset ones take RunConfig's defaults."""
-    from ..targets.config import MIXINGS
-    from .config import TARGET_KINDS
+    from ..targets.config import add_target_flags
     defaults = _defaults()
 
     def opt(group, flag: str, kind, text: str, **kw) -> None:
         default = defaults[flag[2:].replace("-", "_")]
         shown = kw.pop("shown", default)
-        metavar = {int: "N", float: "X"}.get(kind, "LIST" if kind is not str else None)
+        metavar = {int: "N", float: "X"}.get(kind)
         group.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar,
                            help=f"{text} (default: {shown})", **kw)
 
@@ -77,30 +66,20 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
                         "--val-fraction 0.05 --val-output FILE`")
     if compare:
         p.add_argument("--targets", type=_kinds, default=list(COMPARE_DEFAULT), metavar="LIST",
+                       dest="kinds",
                        help=f"target kinds, one run each (default: {','.join(COMPARE_DEFAULT)})")
         p.add_argument("--out-dir", required=True, metavar="DIR",
                        help="logs DIR/KIND.jsonl (new files; see --overwrite) and the plot")
         p.add_argument("--plot", metavar="PNG", help="the plot (default: DIR/val_loss.png "
                        "when matplotlib is installed)")
     else:
-        opt(p, "--targets", str, "onehot: the cross-entropy baseline", choices=TARGET_KINDS)
         p.add_argument("--out", required=True, metavar="LOG",
                        help="JSON-lines log, one record per evaluation (a new file; see "
                             "--overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing logs (and the default plot) instead of refusing")
-    t = p.add_argument_group("targets (see ngramds.torch.NgramDataset)")
-    opt(t, "--top-r", int, "CoCoNTs: entries kept intact")
-    opt(t, "--residual", str, "CoCoNTs: the residual slot", choices=["tail", "renorm"])
-    opt(t, "--max-k", int, "AllNTs: entries kept per position")
-    opt(t, "--mixing", str, "targets from several orders", choices=MIXINGS)
-    opt(t, "--orders", _list(int, "orders like 2,3,4"), "orders taking part, e.g. 2,3,4",
-        shown="all stored")
-    opt(t, "--min-count", int, "backoff: a context seen this often")
-    opt(t, "--lambdas", _list(float, "weights like 0.2,0.3,0.5"),
-        "fixed mixing: one weight per order", shown="none")
-    opt(t, "--escape", float, "witten-bell mixing: weight of a context's distinct next tokens "
-        "D in lambda = T / (T + escape D); above 1 moves weight to the lower orders")
+    t = p.add_argument_group("targets (see ngramds.TargetConfig)")
+    add_target_flags(t, defaults["target"], skip=("targets",) if compare else ())
     opt(t, "--alpha", float, "weight of the soft-target term", shown="ngramds.torch.DEFAULT_ALPHA")
     opt(t, "--alpha-hold", float, "alpha for this fraction of the steps, then linearly to 0 "
         "(ngramds.torch.alpha_at)", shown="0.5 up to one epoch, else 0.5 / epochs: "
@@ -136,11 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(a: argparse.Namespace, **override) -> RunConfig:
+def _config(a: argparse.Namespace, kind: str | None = None, **override) -> RunConfig:
+    """The RunConfig of the options in ``a`` (``kind``: compare's target kind)."""
+    from ..targets.config import config_from_args
     from .config import RunConfig
     defaults = _defaults()
     given = {k: v for k, v in vars(a).items() if k in defaults}
-    return RunConfig(**{**given, **override})
+    target = config_from_args(a, defaults["target"])
+    if kind is not None:
+        target = dataclasses.replace(target, targets=kind)
+    return RunConfig(**{**given, **override, "target": target})
 
 
 def _need_torch() -> None:
@@ -165,8 +149,7 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     out_dir = Path(a.out_dir)
     if a.plot and not have_matplotlib():
         raise NgramdsError(PLOT_HINT)
-    configs = [_config(a, targets=kind, out=str(out_dir / f"{kind}.jsonl"))
-               for kind in a.targets]
+    configs = [_config(a, kind, out=str(out_dir / f"{kind}.jsonl")) for kind in a.kinds]
     for cfg in configs:  # every run's options and outputs before any work
         cfg.check()
     from .config import check_log_outputs
@@ -185,8 +168,8 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from .loop import train_run
     results = {}
     for cfg in configs:
-        print(f"== {cfg.targets} -> {cfg.out}", flush=True)
-        results[cfg.targets] = train_run(cfg, overwrite=a.overwrite)
+        print(f"== {cfg.target.targets} -> {cfg.out}", flush=True)
+        results[cfg.target.targets] = train_run(cfg, overwrite=a.overwrite)
     print(comparison_table(results))
     if plot is not None:
         from .plot import plot_runs

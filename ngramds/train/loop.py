@@ -73,11 +73,7 @@ def train_run(cfg: RunConfig, echo: bool = True, overwrite: bool = False) -> lis
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    train = NgramDataset(cfg.train, cfg.seq_len, targets=cfg.targets, top_r=cfg.top_r,
-                         residual=cfg.residual, max_k=cfg.max_k, mixing=cfg.mixing,
-                         orders=cfg.orders, min_count=cfg.min_count, lambdas=cfg.lambdas,
-                         escape=cfg.escape,
-                         seed=cfg.seed, batched=True)
+    train = NgramDataset(cfg.train, cfg.seq_len, config=cfg.target, seed=cfg.seed, batched=True)
     loader = NgramLoader(train, batch_size=cfg.batch_size, num_workers=cfg.workers)
     val = NgramDataset(cfg.val, cfg.seq_len, targets="onehot", shuffle=False, batched=True,
                        batch_size=cfg.batch_size)
@@ -86,12 +82,12 @@ def train_run(cfg: RunConfig, echo: bool = True, overwrite: bool = False) -> lis
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * (
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))))
-    alpha = 0.0 if cfg.targets == "onehot" else (DEFAULT_ALPHA if cfg.alpha is None
+    alpha = 0.0 if cfg.target.targets == "onehot" else (DEFAULT_ALPHA if cfg.alpha is None
                                                  else cfg.alpha)
     epochs = cfg.steps / len(loader)  # passes over the training documents
     hold = hold_for_epochs(epochs) if cfg.alpha_hold is None else cfg.alpha_hold
     # the soft term's floor: a soft loss near it is as low as these targets allow
-    floor = None if cfg.targets == "onehot" else \
+    floor = None if cfg.target.targets == "onehot" else \
         mean_entropy(open_file(cfg.train), train.config, seed=cfg.seed)[0]
     config = {**cfg.record(), "alpha": alpha, "alpha_hold": hold, "epochs": epochs,
               "device": device,

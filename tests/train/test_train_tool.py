@@ -51,6 +51,38 @@ def test_run_trains_and_logs(files, tmp_path, capsys, targets):
         assert cfg["target_entropy"] > 0 and "mean entropy" in out
 
 
+def test_run_config_embeds_the_target_config_and_logs_it_flat():
+    """RunConfig carries a TargetConfig (the train tool's max_k is 64, the library's all);
+    the log's ``config`` record keeps the flat keys of older logs (docs/runs)."""
+    from ngramds.targets import TargetConfig
+    from ngramds.train import RunConfig
+    cfg = RunConfig("t.ngds", "v.ngds", "r.jsonl")
+    assert cfg.target == TargetConfig(max_k=64)
+    record = RunConfig("t.ngds", "v.ngds", "r.jsonl",
+                       target=TargetConfig("allnts", orders=[2, 3], lambdas=[1, 2])).record()
+    assert list(record) == [
+        "train", "val", "out", "targets", "top_r", "residual", "max_k", "mixing", "orders",
+        "min_count", "lambdas", "escape", "alpha", "alpha_hold", "steps", "batch_size",
+        "seq_len", "d_model", "layers", "heads", "lr", "warmup", "eval_every", "eval_batches",
+        "seed", "workers", "threads", "device"]
+    assert json.loads(json.dumps(record))["orders"] == [2, 3]
+    assert (record["targets"], record["max_k"], record["lambdas"]) == ("allnts", None, [1, 2])
+
+
+def test_target_flags_are_the_target_config_fields(capsys):
+    """run and compare take one flag per TargetConfig field (compare's --targets is a list of
+    kinds); the help says where the train tool's default differs from the library's."""
+    from dataclasses import fields
+
+    from ngramds.targets import TargetConfig
+    for command in ("run", "compare"):
+        assert main([command, "--help"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        for f in fields(TargetConfig):
+            assert "--" + f.name.replace("_", "-") in out
+    assert "(default: 64; the library's: all)" in out
+
+
 def test_alpha_hold_decays_the_soft_term(files, tmp_path):
     """--alpha-hold 0.5: alpha 1 for the first half of the steps, then linearly towards 0 (the
     log records the alpha of each evaluation's step)."""
