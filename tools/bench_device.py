@@ -8,6 +8,11 @@ Default configuration: orders 2-4, Witten-Bell, r = 8, seq_len 1024, batch 16. P
     python tools/bench_device.py out/stdlib.ngds [--batches 20] [--device cuda]
     ngramds build --default-corpus -o out/stdlib.compact.ngds --compact   # the compact file
     python tools/bench_device.py out/stdlib.compact.ngds
+
+With ``--device cuda``: the device targets on the GPU at seq 1024, batch 16 and 64 (from
+pinned host batches and from batches already there), the tables' GPU memory per token, and
+the step of a 92M-parameter GPT (``--model``) with device targets against plain
+cross-entropy, alone and fed by the loader (tools/gpu_check.py runs these).
 """
 from __future__ import annotations
 
@@ -34,17 +39,195 @@ SEQ, BATCH = 1024, 16
 class PlainWindows(IterableDataset):
     """nanoGPT-style: random windows of a token memmap, no targets (batched, per worker)."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, seq: int = SEQ, batch: int = BATCH):
+        self.path, self.seq, self.batch = path, seq, batch
 
     def __iter__(self):
         f = ngramds.open(self.path)
         info = get_worker_info()
         rng = np.random.default_rng(info.id if info else 0)
+        seq = self.seq
         while True:
-            ix = rng.integers(0, f.num_tokens - SEQ - 1, BATCH)
-            w = np.stack([f.tokens[i:i + SEQ + 1] for i in ix]).astype(np.int64)
+            ix = rng.integers(0, f.num_tokens - seq - 1, self.batch)
+            w = np.stack([f.tokens[i:i + seq + 1] for i in ix]).astype(np.int64)
             yield {"input_ids": torch.from_numpy(w[:, :-1]), "labels": torch.from_numpy(w[:, 1:])}
+
+
+class Block(torch.nn.Module):
+    """A pre-LayerNorm transformer block: causal attention by SDPA (flash attention on CUDA),
+    GELU MLP of 4 d."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)
+        self.qkv, self.proj = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(d, 4 * d), torch.nn.GELU(),
+                                       torch.nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        B, T, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, self.heads, d // self.heads).unbind(2)
+        a = torch.nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        x = x + self.proj(a.transpose(1, 2).reshape(B, T, d))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(torch.nn.Module):
+    """nanoGPT-like decoder (token and learned position embeddings, pre-LN blocks, tied
+    output head): ``GPT(8192, **GPT_SIZES["gpt2"])`` has 92M parameters (85M outside the
+    embeddings), GPT-2 small's shape."""
+
+    def __init__(self, vocab: int, d: int = 768, layers: int = 12, heads: int = 12,
+                 seq_len: int = SEQ):
+        super().__init__()
+        self.emb = torch.nn.Embedding(vocab, d)
+        self.pos = torch.nn.Embedding(seq_len, d)
+        self.blocks = torch.nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.ln = torch.nn.LayerNorm(d)
+        self.head = torch.nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.emb.weight
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                torch.nn.init.normal_(p, std=0.02 / (2 * layers) ** 0.5 if name.endswith(
+                    "proj.weight") or name.endswith("mlp.2.weight") else 0.02)
+            elif name.endswith("bias"):
+                torch.nn.init.zeros_(p)
+
+    def forward(self, x):
+        h = self.emb(x) + self.pos(torch.arange(x.shape[1], device=x.device))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.ln(h))
+
+
+GPT_SIZES = {"toy": dict(d=64, layers=2, heads=2), "gpt2": dict(d=768, layers=12, heads=12)}
+
+
+def sync(device) -> None:
+    """Wait for ``device`` (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8) -> list[dict]:
+    """Positions/s of ``NgramTargets`` on ``device`` (the default configuration), per batch
+    size: the batches as the loader hands them over (pinned host memory on CUDA, copied by the
+    call) and already on the device; the tables' bytes and bytes per file token."""
+    rows = []
+    cuda = torch.device(device).type == "cuda"
+    for bs in batch_sizes:
+        ds = NgramDataset(path, seq, batched=True, targets_on="device")
+        it = iter(NgramLoader(ds, batch_size=bs, pin_memory=cuda))
+        held = [next(it) for _ in range(batches)]
+        del it
+        targets = NgramTargets(ds, device=device)
+        targets(held[0])  # (first call: kernels, caches)
+        count = batches * bs * seq
+        on_device = [{k: v.to(device) for k, v in b.items()} for b in held]
+        rows.append({"batch": bs, "seq": seq, "backend": targets.backend,
+                     "positions_per_s_from_host": throughput(each(targets, held), count,
+                                                             str(device)),
+                     "positions_per_s_on_device": throughput(each(targets, on_device), count,
+                                                             str(device)),
+                     "table_bytes": targets.nbytes,
+                     "table_bytes_per_token": targets.nbytes / ds._file.num_tokens})
+        targets.check()
+    return rows
+
+
+def _loss_step(model, opt, batch, targets, amp):
+    """One optimiser step: plain cross-entropy when ``targets`` is None (on the window's
+    labels), else ngram_loss with the batch's targets (computed by ``targets``, an
+    NgramTargets, for a device-mode batch)."""
+    if targets is None:
+        w = batch["window"].to(model.head.weight.device, non_blocking=True).long() \
+            if "window" in batch else None
+        x, y = (w[:, :-1], w[:, 1:]) if w is not None else \
+            (batch["input_ids"].to(model.head.weight.device, non_blocking=True),
+             batch["labels"].to(model.head.weight.device, non_blocking=True))
+        with amp():
+            logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+    else:
+        b = targets(batch) if "window" in batch else \
+            {k: v.to(model.head.weight.device, non_blocking=True) for k, v in batch.items()}
+        with amp():
+            logits = model(b["input_ids"])
+        loss = ngram_loss(logits, b)
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
+def autocast_for(device, dtype=torch.bfloat16):
+    """A callable returning the autocast context of ``device`` (bf16)."""
+    kind = torch.device(device).type
+    return lambda: torch.autocast(kind, dtype=dtype)
+
+
+def model_step_rows(path, device, size="gpt2", batch=16, seq=SEQ, steps=12, workers=4,
+                    warmup=3) -> dict:
+    """The step of a GPT (``GPT_SIZES[size]``, bf16 autocast) on ``device``:
+
+    - ``isolated``: median step time with the batches already in memory (loading excluded),
+      plain cross-entropy against device targets + ngram_loss (the targets included),
+      interleaved, and their ratio (goal <= 1.03x);
+    - ``fed``: steps/s with the loader feeding the step (``workers`` workers, pinned memory):
+      a plain memmap token loader + cross-entropy, NgramLoader with the targets in the
+      workers + ngram_loss, NgramLoader with device targets + ngram_loss.
+    """
+    cuda = torch.device(device).type == "cuda"
+    f = ngramds.open(path)
+    torch.manual_seed(0)
+    model = GPT(f.vocab_size, seq_len=seq, **GPT_SIZES[size]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    amp = autocast_for(device)
+    ds = NgramDataset(path, seq, batched=True, targets_on="device")
+    targets = NgramTargets(ds, device=device)
+    it = forever(NgramLoader(ds, batch_size=batch, num_workers=min(workers, 2),
+                             pin_memory=cuda))
+    held = [next(it) for _ in range(steps + warmup)]
+    del it  # (its workers stop)
+    times = {"plain cross-entropy": [], "device targets + ngram_loss": []}
+    for i, raw in enumerate(held + held):
+        kind = list(times)[i % 2]
+        sync(device)
+        t0 = time.perf_counter()
+        _loss_step(model, opt, raw, targets if kind != "plain cross-entropy" else None, amp)
+        sync(device)
+        if i >= 2 * warmup:
+            times[kind].append(time.perf_counter() - t0)
+    iso = {k: statistics.median(v) for k, v in times.items()}
+    iso["ratio"] = iso["device targets + ngram_loss"] / iso["plain cross-entropy"]
+    fed = {}
+    feeds = {
+        "plain memmap loader + cross-entropy": (lambda: iter(DataLoader(
+            PlainWindows(path, seq, batch), batch_size=None, num_workers=workers,
+            pin_memory=cuda)), None),
+        "NgramLoader, targets in the workers + ngram_loss": (lambda: forever(NgramLoader(
+            NgramDataset(path, seq, batched=True), batch_size=batch, num_workers=workers,
+            pin_memory=cuda)), "loader"),
+        "NgramLoader, device targets + ngram_loss": (lambda: forever(NgramLoader(
+            NgramDataset(path, seq, batched=True, targets_on="device"), batch_size=batch,
+            num_workers=workers, pin_memory=cuda)), targets),
+    }
+    for name, (make, how) in feeds.items():
+        loader_it = make()
+        for _ in range(warmup):
+            _loss_step(model, opt, next(loader_it), how, amp)
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            _loss_step(model, opt, next(loader_it), how, amp)
+        sync(device)
+        fed[name] = steps / (time.perf_counter() - t0)
+        del loader_it
+    targets.check()
+    return {"model": size, "parameters": sum(p.numel() for p in model.parameters()),
+            "batch": batch, "seq": seq, "isolated_s_per_step": iso, "fed_steps_per_s": fed}
 
 
 def positions(batch) -> int:
@@ -241,6 +424,8 @@ def main():
     p.add_argument("file")
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--model", default="gpt2", choices=sorted(GPT_SIZES),
+                   help="the GPT of the step rows on a GPU (default: gpt2, 92M parameters)")
     a = p.parse_args()
     f = ngramds.open(a.file)
     print(f"file {a.file}: {f.num_tokens:,} tokens, orders {f.orders}; torch threads "
@@ -262,6 +447,27 @@ def main():
         print("|---|---:|---:|")
         for name, r, size in rows:
             print(f"| {name} | {r / 1e6:.1f} | {size:.2f} |")
+    if a.device != "cpu":
+        print(f"\n| device targets on {a.device} (seq {SEQ}) | batch | M positions/s from "
+              "pinned host batches | M positions/s, batches on the device | table MiB | "
+              "table bytes per file token |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in device_targets_rows(a.file, a.device, seq=SEQ):
+            print(f"| NgramTargets ({r['backend']}) | {r['batch']} | "
+                  f"{r['positions_per_s_from_host'] / 1e6:.1f} | "
+                  f"{r['positions_per_s_on_device'] / 1e6:.1f} | "
+                  f"{r['table_bytes'] / 2**20:.1f} | {r['table_bytes_per_token']:.2f} |")
+        r = model_step_rows(a.file, a.device, a.model)
+        iso = r["isolated_s_per_step"]
+        print(f"\n| step of a {r['parameters'] / 1e6:.0f}M GPT on {a.device} (bf16, batch "
+              f"{r['batch']} x {r['seq']}) | median s | ratio |")
+        print("|---|---:|---:|")
+        for k in ("plain cross-entropy", "device targets + ngram_loss"):
+            print(f"| {k} | {iso[k]:.4f} | {iso[k] / iso['plain cross-entropy']:.3f}x |")
+        print("\n| the loader feeding the step | steps/s |\n|---|---:|")
+        for k, v in r["fed_steps_per_s"].items():
+            print(f"| {k} | {v:.2f} |")
+        return
     steps = step_rows(a.file)
     base = steps["plain cross-entropy"]
     print("\n| step of a small GPT (CPU, batch 4 x 1024) | median s | ratio |")

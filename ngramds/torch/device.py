@@ -452,6 +452,16 @@ class NgramTargets:
             t = t.pin_memory()
         return t.to(self.device, non_blocking=True)
 
+    def _ids(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` on the device as int64 (the loader's uint16 / uint32 widened there through
+        their signed views, which every device supports)."""
+        t = self._move(t)
+        if t.dtype == torch.uint16:
+            return t.view(torch.int16).long() & 0xFFFF
+        if t.dtype == torch.uint32:
+            return t.view(torch.int32).long() & 0xFFFFFFFF
+        return t.long()
+
     # -- targets --------------------------------------------------------------------------
     def __call__(self, batch: dict) -> dict:
         """The batch (device mode) with its targets, every tensor on the device.
@@ -469,11 +479,11 @@ class NgramTargets:
             self._push()
 
     def _call(self, batch: dict, B: int, L: int) -> dict:
-        window = self._move(batch["window"]).long()
-        starts = self._move(batch["start"]).long()
-        epoch = self._move(batch["epoch"]).long()
+        window = self._ids(batch["window"])
+        starts = self._ids(batch["start"])
+        epoch = self._ids(batch["epoch"])
         if "file_crc" in batch:
-            self._flag(self._move(batch["file_crc"]).long() != self.file.header_crc, _FILE)
+            self._flag(self._ids(batch["file_crc"]) != self.file.header_crc, _FILE)
         v = self.vocab_size
         self._flag((window < 0) | (window >= v), _WINDOW)
         self._flag((starts < 0) | (starts > self.file.num_tokens - L - 1), _START)
@@ -481,13 +491,13 @@ class NgramTargets:
         if self._defer:  # no id >= V for the model (nor for a search) before it is reported
             window = window.clamp(0, v - 1)
         if "context_ids" in batch:
-            ctx = self._move(batch["context_ids"]).long().reshape(B * L)
+            ctx = self._ids(batch["context_ids"]).reshape(B * L)
         elif self.compiled is not None:  # a compact file's batch: the file's compiled search
             self._check_compact_batch(batch, starts)
             ctx = None
         else:  # a compact file's batch: the contexts are searched here
-            ctx = self._contexts(window, self._move(batch["history"]).long(),
-                                 self._move(batch["context_lengths"]).long()).reshape(B * L)
+            ctx = self._contexts(window, self._ids(batch["history"]),
+                                 self._ids(batch["context_lengths"])).reshape(B * L)
         labels = window[:, 1:]
         dev = self.device
         positions = starts[:, None] + torch.arange(1, L + 1, device=dev)

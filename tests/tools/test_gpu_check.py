@@ -1,0 +1,45 @@
+"""tools/gpu_check.py --dry-run: every step of the GPU check runs on the CPU at toy sizes, so the
+script the GPU machine will run does not rot between the (rare) GPU sessions."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STEPS = ["device tests", "loss", "no host sync", "pinned loader", "corpus", "speed", "gain"]
+
+
+def test_the_dry_run_runs_every_step_and_reports_them(tmp_path):
+    """Kept under a minute (the script's own budget is 60 s; the subprocess is stopped at 150
+    s on a loaded machine)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # as on the GPU machine: no install
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path / "out"),
+                           "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=150)
+    seconds = time.monotonic() - t0
+    result = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    failed = {k: v.get("error") or v.get("result") for k, v in result["steps"].items()
+              if not v["ok"]}
+    assert proc.returncode == 0 and not failed, (failed, proc.stderr[-2000:])
+    assert list(result["steps"]) == STEPS
+    assert result["dry_run"] and result["machine"]["torch"]
+    gain = result["steps"]["gain"]["result"]
+    assert gain["onehot"]["curve"] and gain["ngram"]["curve"] and "final_gain" in gain
+    assert result["steps"]["loss"]["result"]["compile_graph_breaks"] == 0
+    table = (tmp_path / "out" / "gpu_check.md").read_text()
+    assert all(f"| {step} | ok |" in table for step in STEPS) and table in proc.stdout
+    assert seconds < 120, f"the dry run took {seconds:.0f} s"
+
+
+def test_without_cuda_the_full_check_refuses_in_one_line(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        return
+    proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path)],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--dry-run" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,600 @@
+"""One command that checks ngramds on a GPU (issue 26): correctness on CUDA, speed, and the gain
+of the n-gram targets for a 92M-parameter GPT. Sized for <= 8 minutes on one H200 of a bare
+machine holding only a copy of this checkout (nothing downloaded; torch, numba, msgpack,
+hypothesis, tokenizers preinstalled):
+
+    PYTHONPATH=. python tools/gpu_check.py --out $OUT            # on the GPU machine
+    PYTHONPATH=. python tools/gpu_check.py --out /tmp/x --dry-run  # every step, CPU, toy sizes
+
+Steps, each timed and guarded (a failure is recorded and the next step runs):
+
+- ``device tests``: tests/torch/test_device.py and test_loss.py with NGRAMDS_TEST_DEVICES=cuda
+  (hypothesis reference vs compiled kernels, every mode x mixing x escape, hostile batches);
+- ``loss``: gradcheck in float64 on the device; bf16 / fp16 autocast against a float32
+  reference (loss and gradients); torch.compile with 0 graph breaks (torch._dynamo.explain)
+  and its value and gradient; a vocabulary smaller than the ids' (a subprocess on CUDA: the
+  device-side assert ends its CUDA context);
+- ``no host sync``: ``torch.cuda.set_sync_debug_mode("error")`` around the device targets,
+  the loss and its backward of training steps fed by a pinned loader;
+- ``pinned loader``: NgramLoader with ``pin_memory=True`` and 4 workers, device targets equal
+  to the workers' targets;
+- ``corpus``: this machine's Python stdlib + site-packages source, one document per file, BPE
+  vocabulary 8192 trained on a sample, >= 50M tokens; a 1% held-out split;
+- ``speed``: tools/bench_device.py on the GPU (targets positions/s at seq 1024, batch 16 / 64;
+  table bytes per token; the GPT step with device targets vs plain cross-entropy, alone and
+  fed by the loader);
+- ``gain``: one-hot vs the default targets (README alpha schedule: ``alpha_at`` with
+  ``hold_for_epochs``) at equal steps, the same samples, each run ~2 minutes (fitted to the time
+  left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
+  is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point.
+
+Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
+every step (a run cut short keeps what it measured).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import sysconfig
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import ngramds  # noqa: E402
+from ngramds.torch import (NgramDataset, NgramLoader, NgramTargets, alpha_at,  # noqa: E402
+                           hold_for_epochs, ngram_loss)
+import bench_device as bench  # noqa: E402
+
+FULL = dict(budget=480, tests_timeout=150, vocab=8192, min_tokens=50_000_000,
+            tokenizer_mb=24, model="gpt2", seq=1024, batch=16, run_s=120, evals=15,
+            eval_batches=8, speed_batches=(16, 64), speed_steps=10, lr=6e-4, files=None,
+            held_out_every=100, workers=4, max_chars=280e6)
+DRY = dict(budget=60, tests_timeout=40, vocab=512, min_tokens=60_000, tokenizer_mb=0.3,
+           model="toy", seq=64, batch=4, run_s=3, evals=4, eval_batches=2,
+           speed_batches=(2, 4), speed_steps=2, lr=3e-3, files=60, held_out_every=10,
+           workers=2, max_chars=1e7)
+
+
+class Check:
+    """The steps' results, written to OUT after each one."""
+
+    def __init__(self, out: Path, dry: bool, budget: float):
+        self.out, self.dry, self.t0, self.budget = out, dry, time.monotonic(), budget
+        self.result = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "dry_run": dry,
+                       "machine": machine(), "steps": {}}
+
+    def left(self) -> float:
+        """Seconds of the budget left."""
+        return self.budget - (time.monotonic() - self.t0)
+
+    def step(self, name: str, fn, *args):
+        """Run ``fn(*args)``, timed and guarded; its dict is the step's result."""
+        t = time.monotonic()
+        print(f"[gpu_check] {name} ... ({self.left():.0f} s of the budget left)", flush=True)
+        entry = {"ok": False}
+        try:
+            value = fn(*args)
+            entry.update(ok=bool(value.pop("ok", True)) if isinstance(value, dict) else True,
+                         result=value)
+        except Exception as exc:  # guarded: the others still run and report
+            entry.update(error=f"{type(exc).__name__}: {str(exc)[:500]}",
+                         traceback=traceback.format_exc()[-3000:])
+        entry["seconds"] = round(time.monotonic() - t, 2)
+        self.result["steps"][name] = entry
+        self.write()
+        print(f"[gpu_check] {name}: {'ok' if entry['ok'] else 'FAILED'} in "
+              f"{entry['seconds']} s" + (f" ({entry['error']})" if "error" in entry else ""),
+              flush=True)
+        return entry.get("result")
+
+    def write(self) -> None:
+        self.result["seconds"] = round(time.monotonic() - self.t0, 1)
+        (self.out / "gpu_check.json").write_text(json.dumps(self.result, indent=1,
+                                                            default=str))
+        (self.out / "gpu_check.md").write_text(table(self.result))
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "host": platform.node(), "ngramds": ngramds.__version__}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    cuda=torch.version.cuda)
+    try:
+        info["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
+                                         "HEAD"], capture_output=True, text=True,
+                                        timeout=10).stdout.strip() or None
+    except Exception:
+        info["commit"] = None
+    return info
+
+
+# -- a: correctness -----------------------------------------------------------------------
+def device_tests(device: str, dry: bool, timeout: float) -> dict:
+    """The device-target and loss tests, on ``device``, in a subprocess."""
+    select = ["tests/torch/test_device.py", "-k", "epoch_boundary or hostile_windows"] if dry \
+        else ["tests/torch/test_device.py", "tests/torch/test_loss.py"]
+    env = dict(os.environ, NGRAMDS_TEST_DEVICES=device, CI="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                               "-x", *select], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=max(10.0, timeout))
+    except subprocess.TimeoutExpired as e:
+        return {"ok": False, "summary": f"timed out after {e.timeout:.0f} s",
+                "tail": (e.stdout or "")[-2000:] if isinstance(e.stdout, str) else ""}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    return {"ok": proc.returncode == 0, "summary": lines[-1] if lines else "",
+            "tail": "" if proc.returncode == 0 else (proc.stdout + proc.stderr)[-3000:]}
+
+
+def toy_batch(device, vocab=50, B=2, L=6, K=4, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, vocab, (B, L), generator=g)
+    labels[0, 1] = -100
+    ids = torch.randint(0, vocab, (B, L, K), generator=g)
+    probs = torch.rand(B, L, K, generator=g, dtype=torch.float64)
+    probs = (probs / probs.sum(-1, keepdim=True)).to(dtype)
+    return {"labels": labels.to(device), "target_ids": ids.to(device),
+            "target_probs": probs.to(device)}
+
+
+def loss_checks(device: str, dry: bool) -> dict:
+    """gradcheck float64; bf16/fp16 autocast vs a float32 reference; torch.compile with 0
+    graph breaks; the vocabulary check."""
+    out, ok = {}, True
+    batch = toy_batch(device, vocab=11, dtype=torch.float64)
+    z = torch.randn(2, 6, 11, dtype=torch.float64, device=device, requires_grad=True)
+    out["gradcheck_float64"] = bool(torch.autograd.gradcheck(
+        lambda x: ngram_loss(x, batch, alpha=0.5), (z,)))
+    ok &= out["gradcheck_float64"]
+    # autocast: a linear head's logits in bf16 / fp16 against float32
+    torch.manual_seed(0)
+    V = 512 if dry else 8192
+    head = torch.nn.Linear(64, V).to(device)
+    h = torch.randn(4, 128, 64, device=device)
+    b = toy_batch(device, vocab=V, B=4, L=128, K=9)
+    ref = ngram_loss(head(h), b)
+    ref_grad = torch.autograd.grad(ref, head.weight)[0]
+    kind = torch.device(device).type
+    for dtype in (torch.bfloat16, torch.float16):
+        name = str(dtype).split(".")[-1]
+        try:
+            with torch.autocast(kind, dtype=dtype):
+                logits = head(h)
+            loss = ngram_loss(logits, b)
+            grad = torch.autograd.grad(loss, head.weight)[0]
+            rel = float((grad.float() - ref_grad).norm() / ref_grad.norm())
+            diff = abs(loss.item() - ref.item())
+            out[f"autocast_{name}"] = {"logits_dtype": str(logits.dtype).split(".")[-1],
+                                       "loss_abs_diff": diff, "grad_rel_err": rel}
+            ok &= diff < 0.05 and rel < 0.05
+        except RuntimeError as exc:  # (fp16 autocast where a CPU build lacks it)
+            out[f"autocast_{name}"] = f"not run: {str(exc)[:120]}"
+            ok &= kind != "cuda"
+    # torch.compile: the loss traced in one graph, equal values and gradients
+    torch._dynamo.reset()
+    logits = torch.randn(4, 128, V, device=device, requires_grad=True)
+    explained = torch._dynamo.explain(ngram_loss)(logits, b)
+    out["compile_graph_breaks"] = explained.graph_break_count
+    out["compile_break_reasons"] = [str(r)[:200] for r in explained.break_reasons]
+    compiled = torch.compile(ngram_loss, backend="aot_eager" if dry else "inductor")
+    a, c = ngram_loss(logits, b), compiled(logits, b)
+    ga, = torch.autograd.grad(a, logits)
+    gc, = torch.autograd.grad(c, logits)
+    out["compile_loss_abs_diff"] = abs(a.item() - c.item())
+    out["compile_grad_max_abs_diff"] = float((ga - gc).abs().max())
+    ok &= explained.graph_break_count == 0 and out["compile_loss_abs_diff"] < 1e-4 and \
+        out["compile_grad_max_abs_diff"] < 1e-5
+    out["vocabulary_check"] = vocabulary_check(device)
+    ok &= out["vocabulary_check"].startswith("ok")
+    out["ok"] = ok
+    return out
+
+
+VOCAB_SCRIPT = """
+import torch
+from ngramds.torch import ngram_loss
+b = {"labels": torch.full((2, 3), 7, device="cuda"),
+     "target_ids": torch.zeros(2, 3, 2, dtype=torch.long, device="cuda"),
+     "target_probs": torch.full((2, 3, 2), 0.5, device="cuda")}
+ngram_loss(torch.randn(2, 3, 5, device="cuda"), b)
+torch.cuda.synchronize()
+"""
+
+
+def vocabulary_check(device: str) -> str:
+    """Ids past the logits' vocabulary: a one-line error naming the cause (on CUDA a
+    device-side assert carrying it, in a subprocess)."""
+    if torch.device(device).type != "cuda":
+        b = toy_batch(device, vocab=11)
+        try:
+            ngram_loss(torch.randn(2, 6, 5, device=device), b)
+        except ValueError as exc:
+            return f"ok: {exc}" if "vocabulary" in str(exc) else f"wrong message: {exc}"
+        return "not refused"
+    proc = subprocess.run([sys.executable, "-c", VOCAB_SCRIPT], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    said = "vocabulary is smaller" in proc.stderr
+    return ("ok: " if proc.returncode and said else "not named: ") + \
+        " | ".join(ln for ln in proc.stderr.splitlines()[-3:])[:400]
+
+
+def tiny_file(tmp: Path, compact: bool = False) -> Path:
+    tokens = (np.random.default_rng(1).zipf(1.2, 120_000) % 900).astype(np.uint16)
+    name = "tiny.compact.ngds" if compact else "tiny.ngds"
+    return ngramds.build(tokens, tmp / name, progress=False, compact=compact,
+                         doc_lengths=[50_000, 7, 69_993])
+
+
+def no_sync(device: str, tmp: Path, dry: bool) -> dict:
+    """Training steps under torch.cuda.set_sync_debug_mode("error") around the device
+    targets, the loss and its backward: any host synchronisation raises."""
+    cuda = torch.device(device).type == "cuda"
+    out = {}
+    for compact in (False, True):
+        path = tiny_file(tmp, compact)
+        ds = NgramDataset(path, 128, targets_on="device", seed=1)
+        targets = NgramTargets(ds, device=device)
+        model = bench.GPT(ds._file.vocab_size, seq_len=128, **bench.GPT_SIZES["toy"]).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        loader = iter(NgramLoader(ds, batch_size=8, num_workers=2, pin_memory=cuda))
+        first = True
+        steps = 0
+        for raw in loader:
+            if cuda and not first:
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                batch = targets(raw)
+                logits = model(batch["input_ids"])
+                loss = ngram_loss(logits, batch)
+                loss.backward()
+            finally:
+                if cuda:
+                    torch.cuda.set_sync_debug_mode(0)
+            opt.step()
+            opt.zero_grad()
+            first = False
+            steps += 1
+            if steps == 6:
+                break
+        del loader
+        targets.check()
+        out["compact" if compact else "default"] = f"{steps - 1} steps without a host sync" \
+            if cuda else f"{steps} steps (no CUDA: the sync debug mode is not checked)"
+    return out
+
+
+def pinned_loader(device: str, tmp: Path, dry: bool) -> dict:
+    """pin_memory=True with 4 workers: pinned batches, and device targets equal to the
+    workers' targets."""
+    cuda = torch.device(device).type == "cuda"
+    path = tiny_file(tmp)
+    dev_ds = NgramDataset(path, 128, targets_on="device", seed=3)
+    host = NgramLoader(NgramDataset(path, 128, seed=3), batch_size=8, num_workers=4)
+    loader = NgramLoader(dev_ds, batch_size=8, num_workers=4, pin_memory=cuda)
+    targets = NgramTargets(dev_ds, device=device)
+    n, pinned, worst = 0, True, 0.0
+    for a, raw in zip(host, loader):
+        pinned &= all(v.is_pinned() for v in raw.values()) if cuda else True
+        b = {k: v.cpu() for k, v in targets(raw).items()}
+        for key in ("input_ids", "labels", "target_ids", "index"):
+            if not torch.equal(a[key], b[key]):
+                raise AssertionError(f"batch {n}: {key} differs from the workers' targets")
+        worst = max(worst, float((a["target_probs"] - b["target_probs"]).abs().max()))
+        n += 1
+        if dry and n == 6:
+            break
+    targets.check()
+    return {"ok": pinned and worst < 1e-6, "batches": n, "pinned": pinned,
+            "max_prob_diff": worst}
+
+
+# -- the corpus ---------------------------------------------------------------------------
+def source_files() -> list[Path]:
+    """This machine's Python source: the standard library, then site-packages, sorted."""
+    from ngramds.corpus.stdlib import stdlib_files
+    files = stdlib_files()
+    seen = {p.resolve() for p in files}
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    for root in sorted(roots):
+        for p in sorted(Path(root).rglob("*.py")):
+            r = p.resolve()
+            if r not in seen and p.is_file():
+                seen.add(r)
+                files.append(p)
+    return files
+
+
+def build_corpus(tmp: Path, cfg: dict, dry: bool) -> dict:
+    """Train/held-out files of the machine's Python source (>= cfg min_tokens tokens)."""
+    from ngramds.corpus.stdlib import EOS_TOKEN, train_tokenizer
+    files = source_files()
+    if cfg["files"]:
+        files = files[:cfg["files"]]
+    texts = []
+    for p in files:
+        try:
+            t = p.read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        if t.strip():
+            texts.append(t)
+    chars = sum(map(len, texts))
+    if chars > cfg["max_chars"]:  # every k-th file, spread over the whole tree
+        texts = texts[::math.ceil(chars / cfg["max_chars"])]
+        chars = sum(map(len, texts))
+    step = max(1, round(chars / (cfg["tokenizer_mb"] * 1e6)))
+    tok = train_tokenizer(texts[::step], cfg["vocab"])
+    tok.save(str(tmp / "tokenizer.json"))
+    eos = tok.token_to_id(EOS_TOKEN)
+    parts = {"train": ([], []), "val": ([], [])}
+    for lo in range(0, len(texts), 2000):
+        for j, enc in enumerate(tok.encode_batch(texts[lo:lo + 2000])):
+            split = "val" if (lo + j) % cfg["held_out_every"] == cfg["held_out_every"] - 1 \
+                else "train"
+            ids = np.asarray(enc.ids + [eos], dtype=np.uint16)
+            parts[split][0].append(ids)
+            parts[split][1].append(ids.size)
+    out = {"files": len(texts), "characters": chars, "tokenizer_sample_every": step,
+           "vocab": tok.get_vocab_size()}
+    for split, (ids, lengths) in parts.items():
+        tokens = np.concatenate(ids)
+        path = ngramds.build(tokens, tmp / f"{split}.ngds", doc_lengths=lengths,
+                             vocab_size=tok.get_vocab_size(), progress=False)
+        out[f"{split}_tokens"] = int(tokens.size)
+        out[f"{split}_path"] = str(path)
+    out["ok"] = out["train_tokens"] >= cfg["min_tokens"]
+    return out
+
+
+# -- b: speed -----------------------------------------------------------------------------
+def speed(device: str, path: str, cfg: dict) -> dict:
+    rows = bench.device_targets_rows(path, device, cfg["speed_batches"], seq=cfg["seq"],
+                                     batches=cfg["speed_steps"])
+    step = bench.model_step_rows(path, device, cfg["model"], batch=cfg["batch"],
+                                 seq=cfg["seq"], steps=cfg["speed_steps"],
+                                 workers=cfg["workers"])
+    out = {"targets": rows, "step": step,
+           "goal_200M_positions_per_s": all(r["positions_per_s_from_host"] >= 2e8
+                                            for r in rows),
+           "goal_step_ratio_1.03": step["isolated_s_per_step"]["ratio"] <= 1.03}
+    if torch.device(device).type == "cuda":
+        out["gpu_peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return out
+
+
+# -- c: the gain --------------------------------------------------------------------------
+def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
+              ngram: bool, evals: int) -> dict:
+    """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
+    steps / evals steps; the same samples for one-hot and n-gram runs (seed 0)."""
+    cuda = torch.device(device).type == "cuda"
+    ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0)
+    targets = NgramTargets(ds, device=device) if ngram else None
+    loader = NgramLoader(ds, batch_size=cfg["batch"], num_workers=cfg["workers"],
+                         pin_memory=cuda)
+    hold = hold_for_epochs(steps / len(loader))
+    torch.manual_seed(0)
+    model = bench.GPT(ds._file.vocab_size, seq_len=cfg["seq"],
+                      **bench.GPT_SIZES[cfg["model"]]).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"],
+                            betas=(0.9, 0.95), fused=cuda)
+    amp = bench.autocast_for(device)
+    warm = max(1, steps // 20)
+    every = max(1, steps // evals)
+    curve, t0, step = [], time.monotonic(), 0
+    batches = bench.forever(loader)
+    while step < steps:
+        raw = next(batches)
+        lr = cfg["lr"] * (step + 1) / warm if step < warm else cfg["lr"] * (
+            0.1 + 0.45 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if ngram:
+            batch = targets(raw)
+            with amp():
+                logits = model(batch["input_ids"])
+            loss = ngram_loss(logits, batch, alpha=alpha_at(step, steps, hold=hold))
+        else:
+            w = raw["window"].to(device, non_blocking=True).long()
+            with amp():
+                logits = model(w[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(),
+                                                     w[:, 1:].flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if step % every == 0 or step == steps:
+            curve.append((step, evaluate(model, val_batches, amp)))
+    bench.sync(device)
+    seconds = time.monotonic() - t0
+    del batches
+    if targets is not None:
+        targets.check()
+    return {"steps": steps, "seconds": round(seconds, 1), "s_per_step": seconds / steps,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "hold": hold, "epochs": steps / len(loader), "curve": curve,
+            "final": curve[-1][1]}
+
+
+@torch.no_grad()
+def evaluate(model, batches: list, amp) -> float:
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with amp():
+            logits = model(x)
+        total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(),
+                                                         y.flatten()))
+    model.train()
+    return round(total / len(batches), 4)
+
+
+def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
+    """One-hot vs n-gram targets at equal steps; then 0.7x if time is left."""
+    val = NgramDataset(corpus["val_path"], cfg["seq"], targets="onehot", shuffle=False)
+    it = iter(NgramLoader(val, batch_size=cfg["batch"]))
+    val_batches = []
+    for _ in range(cfg["eval_batches"]):
+        b = next(it, None)
+        if b is None:
+            break
+        val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
+    # the step count: what fits the time per run, from a probe of the slower (n-gram) step
+    probe = train_run(device, corpus["train_path"], val_batches[:1], cfg, 6, True, 1)
+    per_step = probe["s_per_step"] * 1.05 + 0.1 * cfg["eval_batches"] * 0.02
+    run_s = min(cfg["run_s"], max(2.0, (check.left() - 15) / 2.1))
+    steps = max(10, int(run_s / per_step))
+    out = {"probe_s_per_step": round(probe["s_per_step"], 4), "steps": steps,
+           "model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
+    onehot = train_run(device, corpus["train_path"], val_batches, cfg, steps, False,
+                       cfg["evals"])
+    out["onehot"] = onehot
+    check.write()
+    ngram = train_run(device, corpus["train_path"], val_batches, cfg, steps, True, cfg["evals"])
+    out["ngram"] = ngram
+    out["final_gain"] = round(onehot["final"] - ngram["final"], 4)
+    crossing = next((s for s, v in ngram["curve"] if v <= onehot["final"]), None)
+    out["within_run_crossing"] = None if crossing is None else \
+        {"step": crossing, "fraction": round(crossing / steps, 3)}
+    out["parameters"] = ngram["parameters"]
+    short = int(0.7 * steps)
+    if check.left() > 0.7 * ngram["seconds"] + 10:
+        r = train_run(device, corpus["train_path"], val_batches, cfg, short, True,
+                      cfg["evals"])
+        out["ngram_0.7x"] = r
+        out["budget_0.7x_matches_onehot"] = r["final"] <= onehot["final"]
+    else:
+        out["ngram_0.7x"] = f"not run: {check.left():.0f} s left"
+    return out
+
+
+# -- the report ---------------------------------------------------------------------------
+def figures(name: str, r) -> str:
+    """A short summary of a step's result for the table."""
+    if not isinstance(r, dict):
+        return ""
+    try:
+        if name == "device tests":
+            return r.get("summary", "")
+        if name == "loss":
+            return (f"gradcheck {r['gradcheck_float64']}; bf16 grad rel err "
+                    f"{_get(r, 'autocast_bfloat16', 'grad_rel_err')}; fp16 "
+                    f"{_get(r, 'autocast_float16', 'grad_rel_err')}; compile graph breaks "
+                    f"{r['compile_graph_breaks']}; vocab check {r['vocabulary_check'][:60]}")
+        if name == "no host sync":
+            return "; ".join(f"{k}: {v}" for k, v in r.items())
+        if name == "pinned loader":
+            return f"{r['batches']} batches, pinned {r['pinned']}, max prob diff " \
+                   f"{r['max_prob_diff']:.1e}"
+        if name == "corpus":
+            return f"{r['files']} files, train {r['train_tokens'] / 1e6:.1f}M tokens, " \
+                   f"held out {r['val_tokens'] / 1e6:.2f}M"
+        if name == "speed":
+            t = ", ".join(f"batch {x['batch']}: {x['positions_per_s_from_host'] / 1e6:.0f}M/s"
+                          for x in r["targets"])
+            s = r["step"]
+            return (f"targets {t} (goal 200M: {r['goal_200M_positions_per_s']}); tables "
+                    f"{r['targets'][0]['table_bytes_per_token']:.2f} B/token; "
+                    f"step ratio {s['isolated_s_per_step']['ratio']:.3f}x (goal 1.03: "
+                    f"{r['goal_step_ratio_1.03']}); fed steps/s " + ", ".join(
+                        f"{v:.2f}" for v in s["fed_steps_per_s"].values()))
+        if name == "gain":
+            c = r.get("within_run_crossing")
+            c = "none" if c is None else f"{c['step']} ({c['fraction']}x)"
+            seven = r.get("ngram_0.7x")
+            return (f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps: one-hot "
+                    f"{r['onehot']['final']:.3f}, n-gram {r['ngram']['final']:.3f}, gain "
+                    f"{r['final_gain']:+.3f}; crossing "
+                    f"{c}; 0.7x: "
+                    f"{seven['final'] if isinstance(seven, dict) else seven}")
+    except (KeyError, TypeError) as exc:
+        return f"(incomplete: {exc})"
+    return ""
+
+
+def _get(r, key, field):
+    v = r.get(key)
+    return f"{v[field]:.1e}" if isinstance(v, dict) else "n/a"
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"gpu_check {'(dry run, CPU) ' if result['dry_run'] else ''}{result['date']}: "
+             f"{m.get('gpu', 'no GPU')}, torch {m['torch']}, {m['cpus']} CPUs, commit "
+             f"{m.get('commit')}; {result.get('seconds', 0)} s", "",
+             "| step | ok | s | figures |", "|---|---|---:|---|"]
+    for name, e in result["steps"].items():
+        fig = figures(name, e.get("result")) if e["ok"] or e.get("result") else \
+            e.get("error", "")
+        lines.append(f"| {name} | {'ok' if e['ok'] else 'FAILED'} | {e['seconds']} | "
+                     f"{fig.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="directory for the JSON and table")
+    p.add_argument("--dry-run", action="store_true",
+                   help="every step on the CPU at toy sizes (under a minute)")
+    p.add_argument("--budget", type=float, help="seconds for the whole check (default 480; "
+                   "the dry run 60)")
+    p.add_argument("--skip", default="", help="comma-separated steps to leave out")
+    a = p.parse_args()
+    cfg = dict(DRY if a.dry_run else FULL)
+    if a.budget:
+        cfg["budget"] = a.budget
+    device = "cpu" if a.dry_run else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: error: no CUDA device (use --dry-run to check the script on the "
+              "CPU)", file=sys.stderr)
+        return 2
+    a.out.mkdir(parents=True, exist_ok=True)
+    tmp = a.out / "work"
+    tmp.mkdir(exist_ok=True)
+    if a.dry_run:
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+    check = Check(a.out, a.dry_run, cfg["budget"])
+    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+
+    def run(name, fn, *args):
+        if name in skip:
+            return None
+        return check.step(name, fn, *args)
+
+    run("device tests", device_tests, device, a.dry_run, min(cfg["tests_timeout"],
+                                                             check.left() - 30))
+    run("loss", loss_checks, device, a.dry_run)
+    run("no host sync", no_sync, device, tmp, a.dry_run)
+    run("pinned loader", pinned_loader, device, tmp, a.dry_run)
+    corpus = run("corpus", build_corpus, tmp, cfg, a.dry_run)
+    if corpus and corpus.get("train_path"):
+        run("speed", speed, device, corpus["train_path"], cfg)
+        run("gain", gain, device, corpus, cfg, check)
+    check.write()
+    text = table(check.result)
+    print("\n" + text)
+    return 0 if all(e["ok"] for e in check.result["steps"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
