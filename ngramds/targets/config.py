@@ -37,16 +37,23 @@ class TargetConfig:
     :class:`ngramds.torch.NgramTargets`, ``ngramds show`` and ``ngramds-train`` (one flag per
     field, made by :func:`add_target_flags`). See spec/TARGETS.md.
 
-    targets: "onehot", "allnts" (the full stored distribution; ``max_k`` keeps the first max_k
-    entries, renormalised) or "coconts" (top ``top_r`` plus one residual slot, ``residual``
-    "tail" or "renorm").
-    mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the highest
-    of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``: the weight of a
-    context's distinct next tokens D in lambda = T / (T + escape * D); 1 is classic
-    Witten-Bell, the default 10 gives the lower orders more weight, most where a context was
-    seen least: docs/RESULTS.md), "fixed" (``lambdas``, one per order as given) or
-    "kneser-ney" (interpolated; complete tables, order o+1 stored for every lower order o;
-    continuation counts derived once per process). ``orders`` defaults to every stored order.
+    Args:
+        targets: "onehot", "allnts" (the full stored distribution) or "coconts" (top
+            ``top_r`` plus one residual slot).
+        top_r: CoCoNTs: entries kept intact (1..4096; at most the file's ``--top-k``).
+        residual: CoCoNTs: "tail" or "renorm".
+        max_k: AllNTs: keep the first max_k entries, renormalised (None: all).
+        mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the
+            highest of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``),
+            "fixed" (``lambdas``) or "kneser-ney" (interpolated; complete tables, order o+1
+            stored for every lower order o; continuation counts derived once per process).
+        orders: the stored orders taking part (None: every stored order).
+        min_count: backoff: a context seen this often gives the target.
+        lambdas: fixed mixing: one weight per order, in the order of ``orders``.
+        escape: witten-bell: the weight of a context's distinct next tokens D in
+            lambda = T / (T + escape * D); 1 is classic Witten-Bell, the default 10 gives
+            the lower orders more weight, most where a context was seen least
+            (docs/RESULTS.md).
 
     Raises:
         InputError: a value out of range or of the wrong kind (a file-dependent check, such
