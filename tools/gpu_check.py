@@ -57,9 +57,9 @@ from ngramds.torch import (NgramDataset, NgramLoader, NgramTargets, alpha_at,  #
 import bench_device as bench  # noqa: E402
 
 FULL = dict(budget=480, tests_timeout=150, vocab=8192, min_tokens=50_000_000,
-            tokenizer_mb=24, model="gpt2", seq=1024, batch=16, run_s=120, evals=15,
+            tokenizer_mb=16, model="gpt2", seq=1024, batch=16, run_s=120, evals=15,
             eval_batches=8, speed_batches=(16, 64), speed_steps=10, lr=6e-4, files=None,
-            held_out_every=100, workers=4, max_chars=280e6)
+            held_out_every=100, workers=4, max_chars=200e6)
 DRY = dict(budget=60, tests_timeout=40, vocab=512, min_tokens=60_000, tokenizer_mb=0.3,
            model="toy", seq=64, batch=4, run_s=3, evals=4, eval_batches=2,
            speed_batches=(2, 4), speed_steps=2, lr=3e-3, files=60, held_out_every=10,
