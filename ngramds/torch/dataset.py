@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -17,17 +18,24 @@ from ..targets.config import check_int, config_from_options
 from ..targets.packing import (IGNORE_INDEX, hide_window_prompts, pack_documents,
                                 packed_batch)
 from .documents import window_position_ids
-from .partition import Partition, resolve_partition
+from .partition import (MAX_WORKERS, Partition, SharedPasses, WorkerStart, consumed_position,
+                        order_positions, pass_of, rank_samples, resolve_partition,
+                        resumed_worker, worker_blocks, worker_delivered)
 
 STATE_VERSION = 1
 TARGETS_ON = ("loader", "device")
 LAYOUTS = ("shifted", "hf")
 SAMPLINGS = ("windows", "documents")
-MAX_WORKERS = 64            # DataLoader workers per loader this dataset keeps pass counts for
 MAX_EPOCH = (1 << 63) - 1
-# the shared state: what every copy of the dataset (workers of any start method, persistent or
-# not) reads when it starts a pass
-_BASE, _RESUME_EPOCH, _RESUME_START, _SLOTS = 0, 1, 2, 3
+
+
+class LoaderPass(NamedTuple):
+    """A loader's pass: its ``epoch``, the global order position it starts at and the
+    ``samples`` this rank delivers in it."""
+
+    epoch: int
+    start: int
+    samples: int
 
 
 class NgramDataset(IterableDataset):
@@ -149,15 +157,23 @@ class NgramDataset(IterableDataset):
         self._batched_given = batched
         self._given = (rank, world_size)
         self.partition: Partition = resolve_partition(rank, world_size)
-        self._shared = torch.zeros(_SLOTS + (MAX_WORKERS + 1) * MAX_WORKERS,
-                                   dtype=torch.int64).share_memory_()
-        self._shared[_RESUME_EPOCH] = -1
-        self._slot: int | None = None   # this copy's pass counter (set by its first pass)
-        self._pass = None               # (epoch, start) of this copy's pass in progress
+        self._shared = SharedPasses()   # epoch, resume position, pass counters of every copy
+        self._counter: int | None = None  # this copy's pass counter (set by its first pass)
         self._local_resume = None       # a worker's own state (torchdata), for its next pass
-        self._next_block, self._in_block, self._base = None, 0, 0
+        self._end_cursor()
 
-    def _copy_for_loader(self, batch_size: int) -> "NgramDataset":
+    def _end_cursor(self) -> None:
+        """No pass in progress in this copy: ``_pass`` (epoch, start) of the pass in progress,
+        ``_base``, ``_next_block``, ``_in_block``: the position a worker's state records."""
+        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+
+    @property
+    def file(self) -> NgramFile:
+        """The dataset's :class:`NgramFile` (mapped again in a process that unpickled the
+        dataset)."""
+        return self._file if self._file is not None else open_file(self.path)
+
+    def loader_copy(self, batch_size: int) -> "NgramDataset":
         """The copy an :class:`NgramLoader` of ``batch_size`` iterates (whole batches unless
         ``batched=False`` was given): this dataset is left as it is, the copy shares its file
         map and its shared state (epoch, resume position, pass counters)."""
@@ -166,8 +182,8 @@ class NgramDataset(IterableDataset):
         copy.__dict__.update(self.__dict__)
         copy.batch_size = batch_size
         copy.batched = True if self._batched_given is None else self.batched
-        copy._slot, copy._pass, copy._local_resume = None, None, None
-        copy._next_block, copy._in_block, copy._base = None, 0, 0
+        copy._counter, copy._local_resume = None, None
+        copy._end_cursor()
         return copy
 
     # -- partition ----------------------------------------------------------------------
@@ -179,9 +195,7 @@ class NgramDataset(IterableDataset):
 
     def _rank_count(self, start: int = 0) -> int:
         """Samples this rank delivers in a pass starting at global position ``start``."""
-        world = self.partition.world_size
-        remaining = self.num_samples - start
-        return remaining // world if self.drop_last else -(-remaining // world)
+        return rank_samples(self.num_samples, self.partition.world_size, self.drop_last, start)
 
     def rank_samples(self) -> int:
         """Samples this rank delivers per epoch."""
@@ -197,8 +211,8 @@ class NgramDataset(IterableDataset):
         """The epoch of the next pass (of the pass in progress, in the copy that runs it)."""
         if self._pass is not None:
             return self._pass[0]
-        s = self._shared
-        return int(s[_BASE]) + (int(s[self._slot]) if self._slot is not None else 0)
+        shared = self._shared
+        return shared.epoch + (shared.passes(self._counter) if self._counter is not None else 0)
 
     def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` the next pass's epoch, from its beginning; right after
@@ -210,37 +224,44 @@ class NgramDataset(IterableDataset):
         """
         _refuse_accelerate_loaders(sys._getframe(1))
         check_int("epoch", epoch, 0, MAX_EPOCH)
-        s = self._shared
-        keep = int(s[_RESUME_EPOCH]) == epoch and not bool(s[_SLOTS:].any())
-        if not keep:
-            s[_RESUME_EPOCH] = -1
+        shared = self._shared
+        if shared.resume_epoch != epoch or shared.any_started():
+            shared.drop_resume()
             self._local_resume = None
-        s[_BASE] = int(epoch)
-        s[_SLOTS:] = 0
-        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+        shared.epoch = int(epoch)
+        shared.restart()
+        self._end_cursor()
 
-    def _resume_start(self, epoch: int) -> int:
-        """Where a pass of ``epoch`` starts: the loaded state's position if it is of ``epoch``,
-        else 0."""
-        s = self._shared
-        return int(s[_RESUME_START]) if int(s[_RESUME_EPOCH]) == epoch else 0
+    # -- the loader's passes (NgramLoader runs one per iteration; it owns the epoch) ------
+    def begin_pass(self) -> LoaderPass:
+        """Start a loader's pass: rank and world size are read again
+        (:meth:`refresh_partition`) and every copy's pass counter restarts, so every worker's
+        next pass is this one."""
+        self.refresh_partition()
+        self._shared.restart()
+        return self._next_pass()
 
-    # -- passes run by NgramLoader (one per iteration; it owns the epoch) -----------------
-    def _loader_pass(self) -> tuple[int, int]:
-        """(epoch, start) of a loader's next pass."""
-        epoch = int(self._shared[_BASE])
-        return epoch, self._resume_start(epoch)
+    def end_pass(self, epoch: int) -> None:
+        """A loader's pass of ``epoch`` is complete: the next one is the next epoch, from its
+        beginning."""
+        shared = self._shared
+        shared.epoch = epoch + 1
+        shared.drop_resume()
+        shared.restart()
 
-    def _begin_loader_pass(self) -> tuple[int, int]:
-        """Start a loader's pass: every copy's pass counter restarts, so every worker's next
-        pass is the loader's epoch. Returns (epoch, start)."""
-        self._shared[_SLOTS:] = 0
-        return self._loader_pass()
+    def state_at(self, loader_pass: LoaderPass | None = None, delivered: int = 0) -> dict:
+        """The state (as :meth:`state_dict`'s) after ``delivered`` samples of this rank in
+        ``loader_pass`` (from :meth:`begin_pass`); without one, at the start of the next pass."""
+        if loader_pass is None:
+            loader_pass, delivered = self._next_pass(), 0
+        epoch, start, _ = loader_pass
+        return self._state(epoch, consumed_position(start, delivered, self.partition.world_size,
+                                                    self.num_samples))
 
-    def _end_loader_pass(self, epoch: int) -> None:
-        """A loader's pass of ``epoch`` is complete: the next one is the next epoch."""
-        s = self._shared
-        s[_BASE], s[_RESUME_EPOCH], s[_SLOTS:] = epoch + 1, -1, 0
+    def _next_pass(self) -> LoaderPass:
+        epoch = self._shared.epoch
+        start = self._shared.resume_start(epoch)
+        return LoaderPass(epoch, start, self._rank_count(start))
 
     def state_dict(self) -> dict:
         """Where the epoch stands, in terms of the global sample order: ``consumed`` samples of
@@ -251,20 +272,15 @@ class NgramDataset(IterableDataset):
         that worker's own position, so restoring each worker's state continues it exactly.
         """
         if self._pass is None:
-            return self._state(self.epoch, self._resume_start(self.epoch))
+            return self._state(self.epoch, self._shared.resume_start(self.epoch))
         info = get_worker_info()
         workers = info.num_workers if info else 1
         epoch, start = self._pass
-        bs, block = self.batch_size, self._next_block
-        if block is None:
-            local = self._base
-        elif self._in_block:
-            local = self._base + block * bs + self._in_block
-        else:
-            local = self._base + (block - workers + 1) * bs
-        local = min(local, self._rank_count(start))
-        state = self._state(epoch, start + local * self.partition.world_size)
-        state["worker"] = {"start": start, "base": self._base, "next_block": block,
+        delivered = min(worker_delivered(self._base, self.batch_size, workers, self._next_block,
+                                         self._in_block), self._rank_count(start))
+        world = self.partition.world_size
+        state = self._state(epoch, consumed_position(start, delivered, world, self.num_samples))
+        state["worker"] = {"start": start, "base": self._base, "next_block": self._next_block,
                            "in_block": self._in_block, "num_workers": workers,
                            "rank": self.partition.rank}
         return state
@@ -288,19 +304,19 @@ class NgramDataset(IterableDataset):
         ``state['epoch']``: with any number of workers and any world size, every remaining
         sample is delivered once. A state of another file or sample layout is refused."""
         epoch, consumed = self.check_state(state)
-        s = self._shared
-        s[_BASE] = epoch
+        shared = self._shared
+        shared.epoch = epoch
         worker = state.get("worker")
         info = get_worker_info()
         if info is not None:  # a worker restoring its own state: its own counter only
-            if self._slot is not None:
-                s[self._slot] = 0
+            if self._counter is not None:
+                shared.reset(self._counter)
             self._local_resume = (epoch, consumed, worker, state.get("batch_size"))
         else:
-            s[_RESUME_EPOCH], s[_RESUME_START] = epoch, consumed
-            s[_SLOTS:] = 0
+            shared.set_resume(epoch, consumed)
+            shared.restart()
             self._local_resume = None
-        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+        self._end_cursor()
 
     def check_state(self, state) -> tuple[int, int]:
         """(epoch, consumed) of a state of this dataset's file and sample layout; InputError
@@ -457,27 +473,19 @@ class NgramDataset(IterableDataset):
         batch = self._items(self._open(), self.epoch, np.array([k % n], dtype=np.int64))
         return {key: v[0] for key, v in batch.items()}
 
-    def _begin(self, wid: int, workers: int, n: int) -> tuple[int, int, int, int, int]:
-        """Start this copy's pass: (epoch, start, base, first block, samples to skip in it)."""
-        if n > MAX_WORKERS:
-            raise InputError(f"num_workers={n} is more than the {MAX_WORKERS} workers "
-                             "NgramDataset supports")
-        s = self._shared
-        self._slot = _SLOTS + n * MAX_WORKERS + wid
-        s[self._slot] += 1
-        started = int(s[self._slot])
-        epoch = int(s[_BASE]) + started - 1
-        start = self._resume_start(epoch) if started == 1 else 0
-        base, block, skip = 0, wid, 0
+    def _begin(self, wid: int, workers: int, n: int) -> tuple[int, WorkerStart]:
+        """Start this copy's pass as worker ``wid`` of ``workers`` (``n``: the DataLoader's
+        worker count, 0 in the main process): its epoch and where this worker's share starts."""
+        shared = self._shared
+        self._counter = shared.counter(n, wid)
+        started = shared.start_pass(self._counter)
+        epoch, start = pass_of(shared.epoch, started, *shared.resume)
+        first = WorkerStart(start, 0, wid, 0)
         local, self._local_resume = self._local_resume, None
         if local is not None and local[0] == epoch and started == 1:
-            start, w = local[1], local[2]
-            if isinstance(w, dict) and w.get("num_workers") == workers and \
-                    w.get("rank") == self.partition.rank and local[3] == self.batch_size \
-                    and w.get("next_block") is not None:
-                start, base = int(w["start"]), int(w["base"])
-                block, skip = int(w["next_block"]), int(w["in_block"])
-        return epoch, start, base, block, skip
+            first = resumed_worker(local[2], workers, self.partition.rank, self.batch_size,
+                                   local[3]) or WorkerStart(local[1], 0, wid, 0)
+        return epoch, first
 
     def __iter__(self):
         info = get_worker_info()
@@ -486,26 +494,24 @@ class NgramDataset(IterableDataset):
         wid, workers = (info.id, info.num_workers) if info else (0, 1)
         targets = self._open()
         rank, world = self.partition
-        epoch, start, base, block, skip = self._begin(wid, workers, info.num_workers if info
-                                                      else 0)
-        total, bs = self._rank_count(start), self.batch_size
-        self._pass, self._base, self._next_block, self._in_block = (epoch, start), base, None, 0
-        while base + block * bs < total:
-            lo = base + block * bs
-            local = np.arange(lo, min(lo + bs, total), dtype=np.int64)
-            batch = self._batch(targets, epoch, start + local * world + rank)
+        epoch, first = self._begin(wid, workers, info.num_workers if info else 0)
+        start, skip = first.start, first.skip
+        self._pass, self._base, self._next_block, self._in_block = (epoch, start), first.base, \
+            None, 0
+        for block, lo, hi in worker_blocks(self._rank_count(start), self.batch_size, workers,
+                                           first):
+            batch = self._batch(targets, epoch, order_positions(start, rank, world, lo, hi))
             if self.batched:
                 self._next_block, self._in_block = block + workers, 0
                 yield batch
             else:
-                for j in range(skip, local.size):
-                    done = j + 1 == local.size
+                for j in range(skip, hi - lo):
+                    done = j + 1 == hi - lo
                     self._next_block = block + workers if done else block
                     self._in_block = 0 if done else j + 1
                     yield {k: v[j] for k, v in batch.items()}
             skip = 0
-            block += workers
-        self._pass, self._next_block, self._in_block, self._base = None, None, 0, 0
+        self._end_cursor()
 
 
 def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch.utils.data import DataLoader
 
-from .dataset import NgramDataset
+from .dataset import LoaderPass, NgramDataset
 
 
 class NgramLoader(DataLoader):
@@ -26,23 +26,21 @@ class NgramLoader(DataLoader):
     def __init__(self, dataset: NgramDataset, batch_size: int = 1, **kwargs):
         if not isinstance(dataset, NgramDataset):
             raise TypeError(f"NgramLoader loads an NgramDataset, got {type(dataset).__name__}")
-        dataset = dataset._copy_for_loader(batch_size)
+        dataset = dataset.loader_copy(batch_size)
         super().__init__(dataset, batch_size=None if dataset.batched else batch_size, **kwargs)
-        self._pass = None     # (epoch, start) of the iteration in progress
+        self._pass: LoaderPass | None = None  # the iteration in progress
         self._consumed = 0    # samples of it the loop has received
 
     def __iter__(self):
         ds = self.dataset
-        ds.refresh_partition()
-        epoch, start = ds._begin_loader_pass()
-        self._pass, self._consumed = (epoch, start), 0
-        remaining = self._batches(ds._rank_count(start))
+        self._pass, self._consumed = ds.begin_pass(), 0
+        remaining = self._batches(self._pass.samples)
         for batch in super().__iter__():
             self._consumed += int(batch["index"].shape[0])
             remaining -= 1
             if remaining == 0:  # the pass is complete once the last batch is handed over:
                 # frameworks that stop at len(loader) never ask for the end of the iteration
-                ds._end_loader_pass(epoch)
+                ds.end_pass(self._pass.epoch)
                 self._pass = None
             yield batch
 
@@ -62,11 +60,7 @@ class NgramLoader(DataLoader):
     def state_dict(self) -> dict:
         """The dataset's state at the last batch the loop received: enough to resume with any
         number of workers and any world size."""
-        ds = self.dataset
-        if self._pass is None:
-            return ds._state(*ds._loader_pass())
-        epoch, start = self._pass
-        return ds._state(epoch, start + self._consumed * ds.partition.world_size)
+        return self.dataset.state_at(self._pass, self._consumed)
 
     def load_state_dict(self, state: dict) -> None:
         """Continue after the state's position (see :meth:`NgramDataset.load_state_dict`)."""
