@@ -21,6 +21,16 @@ class NgramLoader(DataLoader):
     dataset given is not changed (a ``DataLoader`` over it still gets its own items); the
     copy shares its epoch and resume position, so ``set_epoch``, ``state_dict`` and
     ``load_state_dict`` of either act on both.
+
+    Args:
+        dataset: the :class:`NgramDataset`.
+        batch_size: samples per batch.
+        **kwargs: any other ``DataLoader`` option (``num_workers``, ``pin_memory``,
+            ``persistent_workers``, ``multiprocessing_context``, ...).
+
+    Raises:
+        TypeError: ``dataset`` is not an :class:`NgramDataset`.
+        InputError: a bad ``batch_size``.
     """
 
     def __init__(self, dataset: NgramDataset, batch_size: int = 1, **kwargs):
