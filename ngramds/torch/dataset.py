@@ -101,6 +101,31 @@ class NgramDataset(IterableDataset):
 
     ``ds[k]`` is the item of sample number k (not the k-th of the epoch's order) with the
     targets of the current epoch (:attr:`epoch`): what a pass of that epoch yields for it.
+
+    Args:
+        source: the file (a path or an open :class:`ngramds.NgramFile`).
+        seq_len: L, the tokens of a sample.
+        config: the target options (default ``TargetConfig()``).
+        shuffle: a new keyed order of the samples every epoch (else corpus order).
+        seed: the key of the order and of the tail draws.
+        rank: this process's rank (default: ``torch.distributed``, else ``RANK``, else 0).
+        world_size: the number of ranks (default: as ``rank``).
+        drop_last: each rank gets floor(S / W) samples (else ceil, wrapping around).
+        batch_size: the loader's batch size (the unit of the workers' round-robin).
+        batched: yield whole batches (default: items; :class:`NgramLoader` batches unless False).
+        targets_on: "loader" (the workers compute the targets) or "device"
+            (:class:`ngramds.torch.NgramTargets` computes them).
+        verify: check every checksum of the file first.
+        doc_info: add ``position_ids``.
+        layout: "shifted" or "hf".
+        sampling: "windows" or "documents".
+        mask_prompt: label no prompt token (default: when the file has prompt lengths).
+        **target_options: the fields of :class:`ngramds.TargetConfig`, instead of ``config``.
+
+    Raises:
+        InputError: an option out of range or unknown, options that do not go together, or
+            a corpus too short for one sample.
+        FormatError: a damaged file (or, later, one changed or truncated while in use).
     """
 
     def __init__(self, source: str | os.PathLike | NgramFile, seq_len: int, *,
