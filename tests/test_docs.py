@@ -280,3 +280,25 @@ def test_install_advice_comes_first_and_nothing_installs_from_an_index():
         for line in doc.read_text(encoding="utf-8").splitlines():
             if "pip install" in line:  # extras come from the checkout or a built wheel
                 assert not re.search(r"pip install ['\"]?ngramds\[", line), line
+
+
+# ---- the API reference -----------------------------------------------------------------------
+
+def _api_docs():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("api_docs", ROOT / "tools" / "api_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_api_reference_builds_from_the_docstrings(tmp_path):
+    pytest.importorskip("pdoc")
+    index = _api_docs().build(tmp_path / "api")
+    assert index.is_file()
+    page = (tmp_path / "api" / "ngramds" / "torch.html").read_text(encoding="utf-8")
+    assert "ngram_loss" in page and "num_items_in_batch" in page and "Raises" in page
+
+
+def test_public_docstrings_say_args_returns_raises():
+    assert _api_docs().style_problems() == []
