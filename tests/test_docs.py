@@ -302,3 +302,16 @@ def test_the_api_reference_builds_from_the_docstrings(tmp_path):
 
 def test_public_docstrings_say_args_returns_raises():
     assert _api_docs().style_problems() == []
+
+
+def test_the_readmes_links_reach_files_and_headings():
+    def slug(heading):
+        return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+    for target in re.findall(r"\]\(([^)#]+)(?:#([^)]+))?\)", DOCS[0].read_text(encoding="utf-8")):
+        path, anchor = target
+        if path.startswith("http"):
+            continue
+        assert (ROOT / path).exists(), path
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", (ROOT / path).read_text(encoding="utf-8"), re.M)
+            assert anchor in {slug(h) for h in headings}, f"{path}#{anchor}"
