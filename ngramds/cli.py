@@ -143,18 +143,6 @@ def _scale_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler (default: a local cluster of --workers processes)")
     p.add_argument("--workers", type=int, help="local Dask worker processes (default 2)")
-    from .builder.bounded import RunSizes
-    p.add_argument("--run-sizes", type=_run_sizes, default=RunSizes(), help=argparse.SUPPRESS)
-
-
-def _run_sizes(text: str) -> RunSizes:
-    """'POSITIONS,ENTRIES': run and bucket sizes instead of the memory limit's (tests)."""
-    from .builder.bounded import RunSizes
-    try:
-        positions, entries = (int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected POSITIONS,ENTRIES, got {text!r}") from None
-    return RunSizes(positions, entries)
 
 
 def _orders(text: str) -> list[int]:
@@ -193,16 +181,16 @@ def _cmd_build(a) -> int:
 
 
 def _build(a) -> int:
-    from .builder import build
+    from dataclasses import replace
+
+    from .builder.dispatch import build_from
+    from .builder.options import build_options
     from .corpus import load_corpus
     from .corpus.readers import input_files
     from .file.paths import check_distinct, check_output_path
     _check_threads(a.threads)
-    _check_workers(a.workers)
     if (a.val_fraction is None) != (a.val_output is None):
         raise NgramdsError("--val-fraction and --val-output go together")
-    if a.order is not None and a.orders is not None:
-        raise NgramdsError("give --order (one table) or --orders (several), not both")
     if a.default_corpus and a.inputs:
         raise NgramdsError("give either INPUT files or --default-corpus, not both")
     if a.partial and (a.val_fraction is not None or a.default_corpus or not a.inputs):
@@ -210,7 +198,11 @@ def _build(a) -> int:
                            "--val-fraction or --default-corpus")
     if not a.inputs and not a.default_corpus:
         raise NgramdsError("no INPUT given; name corpus files or use --default-corpus")
-    tmp_dir = _used_tmp_dir(a, spills=a.memory_limit is not None and not a.partial)
+    # the build options checked once, by the library, before any work
+    options = build_options(order=a.order, orders=a.orders, top_k=a.top_k,
+                            vocab_size=a.vocab_size, compact=a.compact, progress=not a.quiet,
+                            memory_limit=a.memory_limit, tmp_dir=a.tmp_dir, engine=a.engine,
+                            scheduler=a.scheduler, workers=a.workers, partial=a.partial)
     # every output checked before any work: usable, and none of them an input or another
     outputs = [("output", check_output_path(a.output, directory=a.partial))]
     if a.val_output is not None:
@@ -222,11 +214,6 @@ def _build(a) -> int:
         outputs.append(("tokenizer", tok_path))
     check_distinct(outputs, input_files(a.inputs, boundaries=a.doc_lengths,
                                         tokenizer=a.tokenizer, include=a.include))
-    options = dict(order=a.order, orders=a.orders, top_k=a.top_k, vocab_size=a.vocab_size,
-                   compact=a.compact,
-                   progress=not a.quiet, memory_limit=a.memory_limit, tmp_dir=tmp_dir,
-                   engine=a.engine, scheduler=a.scheduler, workers=a.workers,
-                   sizes=a.run_sizes)
     if a.threads:
         import numba
         numba.set_num_threads(a.threads)
@@ -234,11 +221,10 @@ def _build(a) -> int:
                   boundaries=a.doc_lengths,
                   tokenizer=a.tokenizer, text_field=a.text_field, text_unit=a.text_unit,
                   include=a.include)
-    streamed = a.partial or a.memory_limit is not None or a.engine != "local"
     inputs.update(_pairs_fields(a))  # prompt/response pairs (corpus/pairs.py)
-    if streamed and a.inputs and a.val_fraction is None:
+    if options.bounded and a.inputs and a.val_fraction is None:
         # token files stay on disk and are read in bounded chunks
-        build(a.inputs, a.output, partial=a.partial, **inputs, **options)
+        build_from(a.inputs, a.output, options, **inputs)
         if not a.partial and not a.quiet:  # the summary reads the whole file: not here
             print(f"ngramds: `ngramds info {a.output}` summarises the file", file=sys.stderr)
         return 0
@@ -256,11 +242,11 @@ def _build(a) -> int:
     if a.val_fraction is not None:
         from .corpus import split_documents
         corpus, val = split_documents(corpus, a.val_fraction, a.seed)
-        if options["vocab_size"] is None:  # both files share one vocabulary
-            options["vocab_size"] = corpus.vocab_size or int(max(corpus.tokens.max(),
-                                                                 val.tokens.max())) + 1
-        build(val, a.val_output, **options)
-    build(corpus, a.output, **options)
+        if options.vocab_size is None:  # both files share one vocabulary
+            options = replace(options, vocab_size=corpus.vocab_size or int(
+                max(corpus.tokens.max(), val.tokens.max())) + 1)
+        build_from(val, a.val_output, options)
+    build_from(corpus, a.output, options)
     _print_summary(a.output, a.quiet)
     return 0
 
@@ -268,18 +254,11 @@ def _build(a) -> int:
 def _pairs_fields(a) -> dict:
     """The input options of --prompt-field/--response-field pairs ({} without them),
     checked before any work."""
-    if a.prompt_field is None and a.response_field is None:
-        return {}
-    if a.prompt_field is None or a.response_field is None:
-        raise InputError("--prompt-field and --response-field go together")
-    if a.default_corpus or not a.tokenizer:
+    from .builder.dispatch import pair_fields
+    pairs = pair_fields(a.prompt_field, a.response_field, partial=a.partial)
+    if pairs and (a.default_corpus or not a.tokenizer):
         raise InputError("prompt/response pairs are JSONL INPUT files read with --tokenizer")
-    if a.partial:
-        raise InputError("a partial result keeps no prompt lengths: build prompt/response "
-                         "pairs without --partial (--memory-limit and --engine are fine)")
-    from .corpus.pairs import check_pair_fields
-    check_pair_fields(a.prompt_field, a.response_field)
-    return {"prompt_field": a.prompt_field, "response_field": a.response_field}
+    return pairs
 
 
 def _check_threads(threads) -> None:
@@ -291,27 +270,6 @@ def _check_threads(threads) -> None:
                              f"{threads}")
 
 
-def _check_workers(workers) -> None:
-    if workers is not None and not 1 <= workers <= 4096:
-        raise InputError(f"--workers must be in 1..4096, got {workers}")
-
-
-def _used_tmp_dir(a, spills: bool):
-    """--tmp-dir when the command spills runs there; else None, with a warning that it is
-    ignored. A missing directory is refused before any work."""
-    if a.tmp_dir is None:
-        return None
-    if not (spills or a.engine == "dask"):
-        warnings.warn("--tmp-dir is ignored: only --memory-limit (or --engine dask) builds "
-                      "spill runs there" + (" (a --partial build keeps its runs in OUTPUT)"
-                                            if getattr(a, "partial", False) else ""))
-        return None
-    if not Path(a.tmp_dir).is_dir():
-        raise NgramdsError(f"temporary directory {a.tmp_dir} does not exist; create it or "
-                           "choose another --tmp-dir")
-    return a.tmp_dir
-
-
 def _print_summary(path, quiet: bool) -> None:
     if not quiet:
         from .file.reader import open_file
@@ -321,12 +279,9 @@ def _print_summary(path, quiet: bool) -> None:
 
 def _cmd_merge(a) -> int:
     from .builder import merge_partials
-    _check_workers(a.workers)
-    limit = {} if a.memory_limit is None else {"memory_limit": a.memory_limit}
-    merge_partials(a.partials, a.output, vocab_size=a.vocab_size,
-                   tmp_dir=_used_tmp_dir(a, spills=True),
-                   engine=a.engine, scheduler=a.scheduler, workers=a.workers,
-                   progress=not a.quiet, sizes=a.run_sizes, compact=a.compact, **limit)
+    merge_partials(a.partials, a.output, vocab_size=a.vocab_size, memory_limit=a.memory_limit,
+                   tmp_dir=a.tmp_dir, engine=a.engine, scheduler=a.scheduler,
+                   workers=a.workers, progress=not a.quiet, compact=a.compact)
     return 0
 
 

@@ -1,8 +1,35 @@
-"""Small writers of third-party input formats and a tiny offline tokenizer, for tests."""
+"""Small writers of third-party input formats, a tiny offline tokenizer and the package's
+private test hooks, for tests."""
 import json
 import struct
+from contextlib import contextmanager
 
 import numpy as np
+
+
+@contextmanager
+def run_sizes(positions=None, entries=None):
+    """Within the block, bounded builds and merges (in this process) use sorted runs of
+    ``positions`` positions and merged buckets of ``entries`` run entries instead of the sizes
+    derived from the memory limit: tiny ones cross every boundary."""
+    from ngramds.builder import bounded
+    saved, bounded._run_sizes = bounded._run_sizes, bounded.RunSizes(positions, entries)
+    try:
+        yield
+    finally:
+        bounded._run_sizes = saved
+
+
+@contextmanager
+def widened_sections(min_bytes=8):
+    """Within the block, sections sized by ``uint_dtype`` are at least ``min_bytes`` wide:
+    64-bit sections (what past-2^32 files get) from a small corpus."""
+    from ngramds.file import format as fmt
+    saved, fmt._min_uint_bytes = fmt._min_uint_bytes, min_bytes
+    try:
+        yield
+    finally:
+        fmt._min_uint_bytes = saved
 
 
 def write_megatron(prefix, docs, dtype=np.uint16, code=8, magic=b"MMIDIDX\x00\x00", version=1):

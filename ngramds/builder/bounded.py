@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -23,18 +22,19 @@ from ..progress import Progress
 from . import runs
 from .links import file_tables
 from .keys import KeyLayout, key_bits
-from .options import check_orders
+from .options import BuildOptions, build_options
 from .partials import load_partial, write_partial
-
-ENGINES = ("local", "dask")
 
 
 class RunSizes(NamedTuple):
-    """Run and bucket sizes that override the ones derived from the memory limit (tests use
-    tiny ones to cross every boundary; ``None`` keeps the derived size)."""
+    """Run and bucket sizes that override the ones derived from the memory limit (``None``
+    keeps the derived size)."""
 
     positions: int | None = None  # positions per sorted run
     entries: int | None = None    # run entries per merged bucket
+
+
+_run_sizes = RunSizes()  # a test hook: tiny runs and buckets cross every boundary
 
 
 @contextmanager
@@ -55,12 +55,12 @@ def spill_dir(parent: Path, name: str, what: str = "spilling sorted runs"):
 class Executor:
     """Runs a step's independent tasks: in this process, or on a Dask cluster."""
 
-    def __init__(self, engine: str = "local", scheduler: str | None = None,
-                 workers: int | None = None, memory_limit: int | None = None):
-        if engine not in ENGINES:
-            raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
+    def __init__(self, options: BuildOptions, memory_limit: int | None = None):
+        """``options``' engine (checked), scheduler and workers; ``memory_limit``: the bytes
+        of each local worker."""
         self.client = self._cluster = None
-        if engine == "dask":
+        scheduler = options.scheduler
+        if options.engine == "dask":
             try:
                 from dask.distributed import Client, LocalCluster
             except ImportError:
@@ -75,7 +75,7 @@ class Executor:
                         f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
                         "); check --scheduler and that the scheduler runs") from None
             else:
-                self._cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1,
+                self._cluster = LocalCluster(n_workers=options.workers or 2, threads_per_worker=1,
                                              processes=True, dashboard_address=None,
                                              memory_limit=memory_limit or "auto")
                 self.client = Client(self._cluster)
@@ -99,23 +99,17 @@ class Executor:
             self._cluster.close()
 
 
-def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = None,
-                  vocab_size: int | None = None, memory_limit: int | str | None = None,
-                  tmp_dir=None, engine: str = "local", scheduler: str | None = None,
-                  workers: int | None = None, partial: bool = False,
-                  progress: bool = True, sizes: RunSizes = RunSizes(),
-                  compact: bool = False) -> Path:
-    """Build ``stream`` into ``output`` with at most ``memory_limit`` bytes resident per process
-    (plus the constant documented in docs/SCALE.md; default: what the process holds plus
-    1 GiB), spilling sorted runs under ``tmp_dir``.
-    With ``partial`` the runs are kept in the directory ``output`` for `ngramds merge`."""
+def build_bounded(stream: TokenStream, output, options: BuildOptions) -> Path:
+    """Build ``stream`` into ``output`` with at most ``options.memory_limit`` bytes resident
+    per process (plus the constant documented in docs/SCALE.md; default: what the process
+    holds plus 1 GiB), spilling sorted runs under ``options.tmp_dir``.
+    With ``options.partial`` the runs are kept in the directory ``output`` for
+    `ngramds merge`."""
     t0 = time.perf_counter()
-    memory_limit = runs.memory_limit_or_default(memory_limit)
-    orders = check_orders(orders)
+    memory_limit = runs.memory_limit_or_default(options.memory_limit)
+    orders, top_k, partial = options.orders, options.top_k, options.partial
+    vocab_size = options.vocab_size
     output = check_output_path(output, directory=partial)
-    if tmp_dir is not None and partial:
-        warnings.warn("tmp_dir is not used by a partial build: its runs go to the partial "
-                      "result itself", stacklevel=3)
     lo, hi = stream.min_max()
     given_vocab = vocab_size if vocab_size is not None else stream.vocab_size
     vocab_size = check_vocab(lo, hi, given_vocab)
@@ -127,19 +121,15 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
         bits = key_bits(vocab_size)
     work = runs.work_budget(memory_limit, runs.resident_bytes(), offsets.nbytes)
     token_dtype = fmt.token_dtype(vocab_size)
-    if partial:
-        parent = output.parent
-    else:
-        parent = Path(tmp_dir) if tmp_dir is not None else output.parent
+    parent = options.tmp_dir or output.parent  # (a partial build's tmp_dir is None)
     bar = Progress(["sorting runs", "merging", "writing file"] if not partial
-                   else ["sorting runs", "writing partial"], enabled=progress)
-    with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
-                                                         memory_limit) as ex:
+                   else ["sorting runs", "writing partial"], enabled=options.progress)
+    with spill_dir(parent, output.name) as root, Executor(options, memory_limit) as ex:
         bar.step("sorting runs")
         order_runs = {}
         for n in orders:
             layout = KeyLayout(n, bits)
-            size = sizes.positions or runs.run_positions(work, layout.num_words,
+            size = _run_sizes.positions or runs.run_positions(work, layout.num_words,
                                                          token_dtype.itemsize)
             starts = list(range(0, stream.size, size))
             paths = [str(root / f"order{n}" / f"run{i:06d}") for i in range(len(starts))]
@@ -159,14 +149,14 @@ def build_bounded(stream: TokenStream, output, *, orders, top_k: int | None = No
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
         return _merge_and_write(ex, stream, offsets, order_runs, orders, top_k, vocab_size,
-                                bits, work, root, output, bar, t0, sizes, compact)
+                                bits, work, root, output, bar, t0, options.compact)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                    memory_limit: int | str | None = None, tmp_dir=None,
                    engine: str = "local", scheduler: str | None = None,
                    workers: int | None = None, progress: bool = True,
-                   sizes: RunSizes = RunSizes(), compact: bool = False) -> Path:
+                   compact: bool = False) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given.
 
@@ -180,7 +170,6 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
         scheduler: the Dask scheduler's address (``engine="dask"``).
         workers: Dask workers to start locally when no scheduler is given.
         progress: print a progress line.
-        sizes: the run and bucket sizes (tests, tuning; default: from ``memory_limit``).
         compact: leave out the per-position context ids (as :func:`ngramds.build`).
 
     Returns:
@@ -191,8 +180,18 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
         FormatError: a partial is damaged or not a partial result.
         FileAccessError: a partial cannot be read or the output cannot be written.
     """
+    options = build_options(vocab_size=vocab_size, memory_limit=memory_limit, tmp_dir=tmp_dir,
+                            engine=engine, scheduler=scheduler, workers=workers,
+                            progress=progress, compact=compact, merge=True)
+    return merge_from(partials, output, options)
+
+
+def merge_from(partials: list, output, options: BuildOptions) -> Path:
+    """:func:`merge_partials` with its options checked (their orders and top_k unused: the
+    partials' own)."""
     t0 = time.perf_counter()
-    memory_limit = runs.memory_limit_or_default(memory_limit)
+    memory_limit = runs.memory_limit_or_default(options.memory_limit)
+    vocab_size = options.vocab_size
     if not partials:
         raise InputError("no partial results given")
     output = check_output_path(output)
@@ -229,18 +228,17 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     order_runs = {n: [r for part in loaded for r in part.runs[n]] for n in first.orders}
     offsets = check_doc_offsets(offsets, stream.size)
     work = runs.work_budget(memory_limit, runs.resident_bytes(), offsets.nbytes)
-    parent = Path(tmp_dir) if tmp_dir is not None else output.parent
-    bar = Progress(["merging", "writing file"], enabled=progress)
-    with spill_dir(parent, output.name) as root, Executor(engine, scheduler, workers,
-                                                         memory_limit) as ex:
+    parent = options.tmp_dir or output.parent
+    bar = Progress(["merging", "writing file"], enabled=options.progress)
+    with spill_dir(parent, output.name) as root, Executor(options, memory_limit) as ex:
         return _merge_and_write(ex, stream, offsets, order_runs, first.orders, first.top_k,
-                                vocab_size, first.bits, work, root, output, bar, t0, sizes,
-                                compact)
+                                vocab_size, first.bits, work, root, output, bar, t0,
+                                options.compact)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, top_k,
                      vocab_size, bits, work, root: Path, output: Path, bar, t0,
-                     sizes: RunSizes, compact: bool) -> Path:
+                     compact: bool) -> Path:
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = runs.token_sections(stream, offsets, token_dtype)
@@ -250,7 +248,7 @@ def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, to
     tables, sections = [], {}
     for n in orders:
         layout = KeyLayout(n, bits)
-        cap = sizes.entries or runs.bucket_entries(work, layout.num_words)
+        cap = _run_sizes.entries or runs.bucket_entries(work, layout.num_words)
         plan = runs.plan_buckets(order_runs[n], layout, cap)
         paths = [str(root / f"order{n}" / f"bucket{b:06d}") for b in range(len(plan))]
         buckets = ex.map(runs.reduce_bucket, [order_runs[n]] * len(plan), plan,

@@ -7,7 +7,7 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
-from ..corpus.pairs import pair_stream, read_pairs
+from ..corpus.pairs import check_pair_fields, pair_stream, read_pairs
 from ..corpus.readers import input_files, load_corpus, load_stream, needs_spool
 from ..corpus.types import check_corpus, check_prompt_lengths
 from ..errors import InputError, InputWarning, strict_inputs
@@ -16,12 +16,12 @@ from ..file.header import file_header, table_entry
 from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
-from .bounded import RunSizes, build_bounded, spill_dir
+from .bounded import build_bounded, spill_dir
 from .links import file_tables
-from .options import DEFAULT_ORDERS, check_orders, check_top_k, parse_size
+from .options import BuildOptions, build_options
 from .tables import TABLE_STAGES, build_tables
 
-__all__ = ["build"]
+__all__ = ["build", "build_from", "pair_fields"]
 
 READ_SHARE = 8  # one read of the input (a row, a pair record) holds at most 1/8 of the limit
 
@@ -30,8 +30,8 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
           vocab_size: int | None = None, doc_offsets=None, doc_lengths=None,
           progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
           engine: str = "local", scheduler: str | None = None, workers: int | None = None,
-          partial: bool = False, sizes: RunSizes = RunSizes(), strict: bool = False,
-          compact: bool = False, **input_options) -> Path:
+          partial: bool = False, strict: bool = False, compact: bool = False,
+          **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
 
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
@@ -46,7 +46,6 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
     steps on a Dask cluster (``scheduler`` address, else ``workers`` local processes);
     ``partial`` writes a shard's runs to the directory ``output`` for
     :func:`ngramds.merge`. All give the same file as the in-memory build (docs/SCALE.md).
-    ``sizes`` overrides the run and bucket sizes derived from the memory limit (tests, tuning).
     Input that looks wrong (an EOS id that never occurs, ids that look like the other dtype,
     tiny line documents) warns with :class:`ngramds.errors.InputWarning`; ``strict`` makes it
     an InputError, before anything is written.
@@ -73,7 +72,6 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
         scheduler: the Dask scheduler's address (``engine="dask"``).
         workers: Dask workers to start locally when no scheduler is given.
         partial: write a shard's sorted runs for :func:`ngramds.merge` instead of a file.
-        sizes: the run and bucket sizes (tests, tuning; default: from ``memory_limit``).
         strict: make input warnings errors, raised before anything is written.
         compact: leave out the per-position context ids.
         **input_options: options of the readers (``eos_id``, ``tokenizer``, ``dtype``,
@@ -89,25 +87,42 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
             one of the inputs).
     """
     with strict_inputs(strict):
-        return _build(source, output, order=order, orders=orders, top_k=top_k,
-                      vocab_size=vocab_size, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
-                      progress=progress, memory_limit=memory_limit, tmp_dir=tmp_dir,
-                      engine=engine, scheduler=scheduler, workers=workers, partial=partial,
-                      sizes=sizes, compact=compact, **input_options)
+        options = build_options(order=order, orders=orders, top_k=top_k,
+                                vocab_size=vocab_size, memory_limit=memory_limit,
+                                tmp_dir=tmp_dir, engine=engine, scheduler=scheduler,
+                                workers=workers, partial=partial, compact=compact,
+                                progress=progress)
+        return build_from(source, output, options, doc_offsets=doc_offsets,
+                          doc_lengths=doc_lengths, **input_options)
 
 
-def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc_lengths,
-           progress, memory_limit, tmp_dir, engine, scheduler, workers, partial, sizes,
-           compact, **input_options) -> Path:
-    if order is not None and orders is not None:
-        raise InputError("give order (one table) or orders (several), not both")
-    pairs = {k: input_options.pop(k) for k in ("prompt_field", "response_field")
-             if input_options.get(k) is not None}  # JSONL prompt/response pairs
-    if len(pairs) == 1:
-        raise InputError("prompt_field and response_field go together")
-    orders = check_orders(orders if orders is not None else
-                          DEFAULT_ORDERS if order is None else [order])
-    top_k = check_top_k(top_k)
+NO_PARTIAL_PAIRS = ("a partial result keeps no prompt lengths; build prompt/response pairs "
+                    "without partial, --partial (memory_limit and engine are fine)")
+
+
+def pair_fields(prompt_field: str | None, response_field: str | None, *,
+                partial: bool = False) -> dict:
+    """The input options of JSONL prompt/response pairs (``{}`` without them), checked: both
+    fields or neither, two field names, no partial result."""
+    if prompt_field is None and response_field is None:
+        return {}
+    if prompt_field is None or response_field is None:
+        raise InputError("prompt_field and response_field (--prompt-field, --response-field) "
+                         "go together")
+    if partial:
+        raise InputError(NO_PARTIAL_PAIRS)
+    check_pair_fields(prompt_field, response_field)
+    return {"prompt_field": prompt_field, "response_field": response_field}
+
+
+def build_from(source, output, options: BuildOptions, *, doc_offsets=None, doc_lengths=None,
+               **input_options) -> Path:
+    """:func:`build` with its build options already checked (``ngramds build`` checks them
+    once, before reading the corpus, for its one or two builds)."""
+    pairs = pair_fields(input_options.pop("prompt_field", None),
+                        input_options.pop("response_field", None), partial=options.partial)
+    orders, vocab_size, progress = options.orders, options.vocab_size, options.progress
+    partial = options.partial
     # fail before the work, not after it; never write over an input
     output = check_output_path(output, directory=partial)
     check_distinct([("output", output)], input_files(source, **input_options))
@@ -115,25 +130,16 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     if eos_id is not None and vocab_size is not None and eos_id >= vocab_size:
         warnings.warn(f"--eos-id {eos_id} is outside the vocabulary (--vocab-size "
                       f"{vocab_size}); is it right?", InputWarning, stacklevel=3)
-    bounded = memory_limit is not None or engine != "local" or partial
-    if compact and partial:
-        raise InputError("a partial result keeps its runs: give compact to the merge "
-                         "(`ngramds merge --compact`)")
-    if tmp_dir is not None and not bounded:
-        warnings.warn("tmp_dir is ignored: only a memory-bounded build (memory_limit, "
-                      "--memory-limit) or a Dask build spills runs there", stacklevel=2)
-    if partial and (getattr(source, "prompt_lengths", None) is not None
-                    or pairs):
-        raise InputError("a partial result keeps no prompt lengths; build prompt/response "
-                         "pairs without partial (memory_limit and engine are fine)")
-    if bounded:
-        limit = parse_size(memory_limit) if memory_limit is not None else None  # checked early
+    if partial and getattr(source, "prompt_lengths", None) is not None:
+        raise InputError(NO_PARTIAL_PAIRS)
+    if options.bounded:
         # text is tokenised batch by batch into token files in a locked temporary directory
         # (beside the output or under tmp_dir), removed when the build ends, whatever happens
-        parent = output.parent if partial or tmp_dir is None else Path(tmp_dir)
+        parent = options.tmp_dir or output.parent
         spool = spill_dir(parent, output.name, "tokenising text") \
             if needs_spool(source, **input_options) else nullcontext()
         with spool as text_spool:
+            limit = options.memory_limit
             read_bytes = limit // READ_SHARE if limit else None
             if pairs:
                 stream = pair_stream(source, input_options.get("tokenizer"), eos_id=eos_id,
@@ -143,11 +149,7 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
                 stream = load_stream(source, doc_offsets=doc_offsets, doc_lengths=doc_lengths,
                                      text_spool=text_spool, progress=progress,
                                      read_bytes=read_bytes, **input_options)
-            return build_bounded(stream, output, orders=orders, top_k=top_k,
-                                 vocab_size=vocab_size, memory_limit=limit, tmp_dir=tmp_dir,
-                                 engine=engine, scheduler=scheduler, workers=workers,
-                                 partial=partial, progress=progress, sizes=sizes,
-                                 compact=compact)
+            return build_bounded(stream, output, options=options)
     t0 = time.perf_counter()
     stages = ["reading input", *TABLE_STAGES * len(orders), "writing file"]
     bar = Progress(stages, enabled=progress)
@@ -167,10 +169,10 @@ def _build(source, output, *, order, orders, top_k, vocab_size, doc_offsets, doc
     tables, sections = [], {}
     for n in orders:
         bar.suffix = f" (order {n})" if len(orders) > 1 else ""
-        sections[n] = build_tables(tokens, offsets, n, vocab_size, top_k, bar)
-        tables.append(table_entry(n, top_k, sections[n]["totals"].size,
+        sections[n] = build_tables(tokens, offsets, n, vocab_size, options.top_k, bar)
+        tables.append(table_entry(n, options.top_k, sections[n]["totals"].size,
                                   sections[n]["next_ids"].size))
-    arrays.update(file_tables(sections, compact=compact))
+    arrays.update(file_tables(sections, compact=options.compact))
     del sections
     header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
                          corpus.tokenizer)

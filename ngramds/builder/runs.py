@@ -21,7 +21,7 @@ from ..file import format as fmt
 from ..file.writer import SectionSource
 from . import kernels, run_kernels
 from .keys import KeyLayout, radix_sort
-from .options import DEFAULT_WORK_BYTES, parse_size
+from .options import DEFAULT_WORK_BYTES
 
 MIB = 1 << 20
 MIN_WORK_BYTES = 32 * MIB   # below this a budget is refused
@@ -41,12 +41,12 @@ def bucket_entries(work_bytes: int, num_words: int) -> int:
     return int(max(1 << 12, work_bytes // (24 * num_words + 80)))
 
 
-def memory_limit_or_default(memory_limit) -> int:
-    """``memory_limit`` in bytes (a size such as "1G"); when None, what this process already
-    holds plus :data:`DEFAULT_WORK_BYTES` of work (so that a default bounded build works in a
-    process that holds a lot, e.g. with torch loaded)."""
+def memory_limit_or_default(memory_limit: int | None) -> int:
+    """``memory_limit`` (bytes, parsed by ``build_options``); when None, what this process
+    already holds plus :data:`DEFAULT_WORK_BYTES` of work (so that a default bounded build
+    works in a process that holds a lot, e.g. with torch loaded)."""
     if memory_limit is not None:
-        return parse_size(memory_limit)
+        return memory_limit
     return int((resident_bytes() + DEFAULT_WORK_BYTES) / 0.85) + 1
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgpack
@@ -51,24 +50,11 @@ def dtype_name(dtype: np.dtype) -> str:
     return f"<u{dtype.itemsize}"
 
 
-_min_uint_bytes = 1
-
-
-@contextmanager
-def widened_sections(min_bytes: int = 8):
-    """Within the block, sections sized by :func:`uint_dtype` are at least ``min_bytes``
-    wide: 64-bit sections (what past-2^32 files get) from a small corpus, for tests."""
-    global _min_uint_bytes
-    saved, _min_uint_bytes = _min_uint_bytes, min_bytes
-    try:
-        yield
-    finally:
-        _min_uint_bytes = saved
+_min_uint_bytes = 1  # a test hook: 8 gives 64-bit sections (as past 2^32) from a small corpus
 
 
 def uint_dtype(max_value: int) -> np.dtype:
-    """Smallest unsigned little-endian dtype that holds ``max_value`` (see
-    :func:`widened_sections`)."""
+    """Smallest unsigned little-endian dtype that holds ``max_value``."""
     for name in ("<u1", "<u2", "<u4", "<u8"):
         if DTYPES[name].itemsize >= _min_uint_bytes and max_value <= np.iinfo(name).max:
             return DTYPES[name]

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import ngramds
 from cli_helpers import cli, one_error_line, run_cli
-from ngramds.builder import RunSizes
+from helpers import run_sizes
 from ngramds.cli import main
 from strategies import corpora
 
@@ -21,9 +21,9 @@ def test_bounded_build_is_byte_identical(tmp_path_factory, corpus, orders, top_k
     d = tmp_path_factory.mktemp("x")
     ngramds.build(docs, d / "mem.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
                   progress=False)
-    ngramds.build(docs, d / "ext.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
-                  memory_limit="2G", tmp_dir=d, progress=False,
-                  sizes=RunSizes(positions, entries))
+    with run_sizes(positions, entries):
+        ngramds.build(docs, d / "ext.ngds", orders=orders, top_k=top_k, vocab_size=vocab,
+                      memory_limit="2G", tmp_dir=d, progress=False)
     assert (d / "ext.ngds").read_bytes() == (d / "mem.ngds").read_bytes()
     assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
 
@@ -44,12 +44,11 @@ def test_partials_merge_to_the_build_of_all_shards(tmp_path):
     common = ["--eos-id", "0", "--orders", "1-3", "-q"]
     assert main(["build", *map(str, shards), "-o", str(tmp_path / "all.ngds"), *common]) == 0
     parts = []
-    for i, s in enumerate(shards):
-        parts.append(str(tmp_path / f"p{i}"))
-        assert main(["build", str(s), "-o", parts[-1], "--partial", "--run-sizes", "700,500",
-                     *common]) == 0
-    assert main(["merge", *parts, "-o", str(tmp_path / "m.ngds"), "-q", "--run-sizes",
-                 "700,500"]) == 0
+    with run_sizes(700, 500):
+        for i, s in enumerate(shards):
+            parts.append(str(tmp_path / f"p{i}"))
+            assert main(["build", str(s), "-o", parts[-1], "--partial", *common]) == 0
+        assert main(["merge", *parts, "-o", str(tmp_path / "m.ngds"), "-q"]) == 0
     assert (tmp_path / "m.ngds").read_bytes() == (tmp_path / "all.ngds").read_bytes()
     # another order of the same shards is another corpus: same as building in that order
     assert main(["build", *map(str, shards[::-1]), "-o", str(tmp_path / "rev.ngds"),
@@ -115,8 +114,9 @@ def test_runs_straddling_input_files(tmp_path):
     files = [str(s) for s in shards]
     ngramds.build(files, tmp_path / "mem.ngds", orders=[1, 4], eos_id=0, progress=False)
     # runs cross the file (and document) boundaries
-    ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
-                  memory_limit=2 << 30, progress=False, sizes=RunSizes(333, 200))
+    with run_sizes(333, 200):
+        ngramds.build(files, tmp_path / "ext.ngds", orders=[1, 4], eos_id=0,
+                      memory_limit=2 << 30, progress=False)
     assert (tmp_path / "ext.ngds").read_bytes() == (tmp_path / "mem.ngds").read_bytes()
 
 

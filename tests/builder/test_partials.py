@@ -14,17 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ngramds
+from helpers import run_sizes
 from ngramds.cli import main
 
 HERE = {"PYTHONPATH": str(Path(ngramds.__file__).resolve().parents[1])}
 OPTS = ["--orders", "1-3", "--eos-id", "0", "-q"]
-SIZES = ["--run-sizes", "700,300"]  # several runs per shard and buckets per order
 
 
 def main_sized(args) -> int:
-    try:
-        return main(args + SIZES)
-    except SystemExit:  # a version without the test option
+    with run_sizes(700, 300):  # several runs per shard and buckets per order
         return main(args)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 import ngramds
 from cli_helpers import SUBPROCESS_ENV
+from helpers import widened_sections
 from ngramds.file import format as fmt
 from ngramds.file.summary import summary
 from ngramds.targets import TargetConfig, Targets
@@ -48,7 +49,7 @@ def test_forced_64bit_sections_give_identical_results(tmp_path, monkeypatch):
     rng = np.random.default_rng(5)
     docs = [rng.integers(0, 40, rng.integers(1, 300)) for _ in range(20)]
     ngramds.build(docs, tmp_path / "n.ngds", order=3, progress=False)
-    with fmt.widened_sections(8):
+    with widened_sections(8):
         ngramds.build(docs, tmp_path / "w.ngds", order=3, progress=False)
     narrow, wide = ngramds.open(tmp_path / "n.ngds"), ngramds.open(tmp_path / "w.ngds", True)
     for name in ("doc_offsets", "order3/entry_offsets", "order3/counts", "order3/totals",

@@ -54,8 +54,9 @@ from ngramds.targets import TargetConfig, Targets
 def wide_file(path):
     rng = np.random.default_rng(7)
     docs = [rng.integers(0, 30, rng.integers(20, 200)) for _ in range(12)]
-    with fmt.widened_sections(8):
-        ngramds.build(docs, path, orders=[2, 3], progress=False)
+    fmt._min_uint_bytes = 8  # the test hook: 64-bit sections (this process builds no other)
+    ngramds.build(docs, path, orders=[2, 3], progress=False)
+    fmt._min_uint_bytes = 1
 
 def tampered(base, out, order, name, value, where=None):
     """``base`` with one value of order ``order``'s section ``name`` set to ``value``, at an
