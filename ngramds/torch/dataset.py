@@ -15,17 +15,14 @@ from ..file.reader import NgramFile, open_file
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.config import check_int, config_from_options
-from ..targets.packing import (IGNORE_INDEX, hide_window_prompts, pack_documents,
-                                packed_batch)
-from .documents import window_position_ids
+from ..targets.assembly import (LAYOUTS, SAMPLINGS, device_items, fill_items, sample_layout,
+                                window_position_ids)
 from .partition import (MAX_WORKERS, Partition, SharedPasses, WorkerStart, consumed_position,
                         order_positions, pass_of, rank_samples, resolve_partition,
                         resumed_worker, worker_blocks, worker_delivered)
 
 STATE_VERSION = 1
 TARGETS_ON = ("loader", "device")
-LAYOUTS = ("shifted", "hf")
-SAMPLINGS = ("windows", "documents")
 MAX_EPOCH = (1 << 63) - 1
 
 
@@ -170,10 +167,7 @@ class NgramDataset(IterableDataset):
             raise InputError("prompt masking happens in the loader: with targets_on='device' "
                              "give mask_prompt=False (or use targets_on='loader')")
         self.mask_prompt = bool(mask_prompt)
-        self._packing = pack_documents(f.doc_offsets, seq_len) if sampling == "documents" \
-            else None
-        self.num_samples = self._packing.num_samples if self._packing is not None else \
-            (f.num_tokens - 1) // seq_len
+        self._packing, self.num_samples = sample_layout(f, seq_len, sampling)
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
                              f"seq_len {seq_len} (needs seq_len + 1)")
@@ -419,15 +413,10 @@ class NgramDataset(IterableDataset):
         return self._items(targets, epoch, samples)
 
     def _items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
-        """The batch of sample numbers ``samples`` with the targets of ``epoch``."""
-        if self._packing is not None:
-            return self._packed_items(targets, epoch, samples)
-        starts = samples * self.seq_len
+        """The batch of sample numbers ``samples`` with the targets of ``epoch``
+        (:mod:`ngramds.targets.assembly`), as tensors."""
         if self.targets_on == "device":
-            arrays = targets.device_inputs(starts, self.seq_len)
-            arrays.update(start=starts, index=samples,
-                          epoch=np.full(samples.size, epoch, dtype=np.int64),
-                          file_crc=np.full(samples.size, targets.file.header_crc, np.int64))
+            arrays = device_items(targets, samples, self.seq_len, epoch)
             if self._hands_over_batches():
                 batch = dict(zip(arrays, _shared_tensors([(a.shape, a.dtype)
                                                           for a in arrays.values()])))
@@ -435,24 +424,21 @@ class NgramDataset(IterableDataset):
                     batch[name].numpy()[...] = a
             else:
                 batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
+            position_ids = window_position_ids(targets.file.doc_offsets, arrays["start"],
+                                               self.seq_len) if self.doc_info else None
         else:
             tensors, threads = self._out_tensors(targets, samples.size)
-            arrays = [t.numpy() for t in tensors]
-            targets.compute(starts, self.seq_len, self.seed, epoch, arrays, threads)
-            if self.mask_prompt:
-                hidden = hide_window_prompts(targets.file, starts, self.seq_len, *arrays[1:])
-            if self.layout == "hf":
-                to_hf_layout(*arrays)
-                if self.mask_prompt:
-                    arrays[1][hidden[:, :-1]] = IGNORE_INDEX
+            position_ids = fill_items(targets, samples, self.seq_len, self.seed, epoch,
+                                      [t.numpy() for t in tensors], packing=self._packing,
+                                      mask_prompt=self.mask_prompt, layout=self.layout,
+                                      position_ids=self.doc_info, threads=threads)
             batch = {"input_ids": tensors[0], "labels": tensors[1],
                      "index": torch.from_numpy(samples), "target_ids": tensors[2],
                      "target_probs": tensors[3]}
         if self.layout == "hf":
             batch["label_shift"] = torch.ones(samples.size, dtype=torch.int64)
-        if self.doc_info:
-            batch["position_ids"] = torch.from_numpy(
-                window_position_ids(targets.file.doc_offsets, starts, self.seq_len))
+        if position_ids is not None:
+            batch["position_ids"] = torch.from_numpy(position_ids)
         return batch
 
     def _hands_over_batches(self) -> bool:
@@ -469,24 +455,6 @@ class NgramDataset(IterableDataset):
         else:
             tensors = [torch.from_numpy(np.empty(shape, dtype)) for shape, dtype in shapes]
         return tensors, 1 if get_worker_info() is not None else os.cpu_count() or 1
-
-    def _packed_items(self, targets: Targets, epoch: int, samples: np.ndarray) -> dict:
-        """The batch of document-aligned samples ``samples`` (spec/TARGETS.md)."""
-        tensors, threads = self._out_tensors(targets, samples.size)
-        inputs, labels, ids, probs = arrays = [t.numpy() for t in tensors]
-        position_ids = packed_batch(targets, self._packing, samples, self.seed, epoch, arrays,
-                                    self.mask_prompt, threads)
-        B = samples.size
-        if self.layout == "hf":
-            to_hf_layout(inputs, labels, ids, probs, packed=True)
-        batch = {"input_ids": tensors[0], "labels": tensors[1],
-                 "index": torch.from_numpy(samples), "target_ids": tensors[2],
-                 "target_probs": tensors[3]}
-        if self.layout == "hf":
-            batch["label_shift"] = torch.ones(B, dtype=torch.int64)
-        if self.doc_info:
-            batch["position_ids"] = torch.from_numpy(position_ids)
-        return batch
 
     def __getitem__(self, k: int) -> dict:
         """The item of sample number ``k`` (negative counts from the end) with the targets of
@@ -537,23 +505,6 @@ class NgramDataset(IterableDataset):
                     yield {k: v[j] for k, v in batch.items()}
             skip = 0
         self._end_cursor()
-
-
-def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarray,
-                 target_probs: np.ndarray, packed: bool = False) -> None:
-    """Turn shifted arrays ([B, L], [B, L, K]) into the HF layout in place: labels = input_ids
-    (``packed``: the shifted labels moved one position later, -100 at 0: so -100 at each piece
-    start and on padding), target rows moved one position later, row 0 of probability 0."""
-    if target_ids.shape[-1]:
-        target_ids[:, 1:] = target_ids[:, :-1]  # numpy buffers overlapping copies
-        target_probs[:, 1:] = target_probs[:, :-1]
-        target_ids[:, 0] = input_ids[:, :1]
-        target_probs[:, 0] = 0.0
-    if packed:
-        labels[:, 1:] = labels[:, :-1]
-        labels[:, 0] = IGNORE_INDEX
-    else:
-        labels[:] = input_ids
 
 
 def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:

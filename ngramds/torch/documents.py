@@ -1,22 +1,11 @@
-"""Document boundaries in a batch: per-position ``position_ids`` from the file's document
-offsets, and ``cu_seqlens`` (FlashAttention varlen) of a batch of them."""
+"""Document boundaries in a batch: ``cu_seqlens`` (FlashAttention varlen) of a batch's
+``position_ids`` (made from the file's document offsets by
+:func:`ngramds.targets.assembly.window_position_ids` or the document packing)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..file.reader import document_starts
-
 __all__ = ["cu_seqlens"]
-
-
-def window_position_ids(doc_offsets: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray:
-    """int64 [B, L]: for the window of tokens [s, s+L) of each start s, 0 at the window's first
-    token and at every token that starts a document, else the previous position + 1."""
-    starts = np.asarray(starts, dtype=np.int64)
-    pos = starts[:, None] + np.arange(seq_len, dtype=np.int64)
-    first = document_starts(doc_offsets, pos)
-    return pos - np.maximum(np.minimum(first, pos), starts[:, None])
 
 
 def cu_seqlens(position_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
