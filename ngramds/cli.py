@@ -376,16 +376,16 @@ def _cmd_show(a) -> int:
     from .corpus.readers import load_tokenizer
     from .file.reader import open_file
     from .targets import Targets, batch_shapes
+    from .targets.assembly import fill_items, sample_layout
     from .targets.config import config_from_args
     from .targets.entropy import mean_entropy, target_entropy
-    from .targets.packing import hide_window_prompts, pack_documents, packed_batch
+    from .targets.packing import IGNORE_INDEX
     f = open_file(a.file)
     if a.seq_len < 1:
         raise InputError("--seq-len must be at least 1")
     config = config_from_args(a)
     L, k = a.seq_len, a.sample
-    packing = pack_documents(f.doc_offsets, L) if a.sampling == "documents" else None
-    n = packing.num_samples if packing is not None else (f.num_tokens - 1) // L
+    packing, n = sample_layout(f, L, a.sampling)
     if k >= n:
         raise InputError(f"--sample {k} is outside the {n:,} samples of seq_len {L} "
                          f"(0..{n - 1})" if n else f"the file has no sample of seq_len {L}")
@@ -393,17 +393,12 @@ def _cmd_show(a) -> int:
     t = Targets(f, config)
     out = [np.empty(shape, dtype) for shape, dtype in batch_shapes(t.plan, 1, L)]
     prompts = f.prompt_lengths is not None  # prompt tokens are no labels, as in training
-    if packing is not None:
-        packed_batch(t, packing, np.array([k], np.int64), a.seed, a.epoch, out, prompts)
-        where = "document-aligned"
-    else:
-        t.compute(np.array([k * L], np.int64), L, a.seed, a.epoch, out)
-        if prompts:
-            hide_window_prompts(f, np.array([k * L]), L, *out[1:])
-        where = f"tokens {k * L}..{k * L + L}"
+    fill_items(t, np.array([k], np.int64), L, a.seed, a.epoch, out, packing=packing,
+               mask_prompt=prompts)
+    where = "document-aligned" if packing is not None else f"tokens {k * L}..{k * L + L}"
     inputs, labels, ids, probs = (x[0] for x in out)
     entropy = target_entropy(ids, probs)
-    labelled = labels != -100
+    labelled = labels != IGNORE_INDEX
     floor, npos = mean_entropy(f, config, seed=a.seed, epoch=a.epoch)
     text = (lambda i: f" {tok.decode([int(i)])!r}") if tok else (lambda i: "")
     plan = t.plan
@@ -422,7 +417,7 @@ def _cmd_show(a) -> int:
         top = sorted(merged.items(), key=lambda x: (-x[1], x[0]))[:a.top]
         shown = "  ".join(f"{j}:{p:.3f}{text(j)}" for j, p in top)
         inp, lab = int(inputs[i]), int(labels[i])
-        if lab == -100:
+        if lab == IGNORE_INDEX:
             why = "prompt" if packing is None else \
                 "end of a piece, padding" + (" or prompt" if prompts else "")
             print(f"{i:4d} {inp:8d} {lab:8d} {'':>8}  (no label: {why})"
