@@ -132,7 +132,7 @@ def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8) 
                      "positions_per_s_on_device": throughput(each(targets, on_device), count,
                                                              str(device)),
                      "table_bytes": targets.nbytes,
-                     "table_bytes_per_token": targets.nbytes / ds._file.num_tokens})
+                     "table_bytes_per_token": targets.nbytes / ds.file.num_tokens})
         targets.check()
     return rows
 
@@ -325,7 +325,7 @@ def compute_rows(path, batches, device):
                                                      b["context_lengths"].long()), moved)
             rows.append((f"  of which the context search (packed keys, searchsorted) on {dev}",
                          throughput(search, count, dev), targets.keys.numel() * 8))
-    cpu = Targets(ds._file, ds.config)
+    cpu = Targets(ds.file, ds.config)
     starts = [b["start"].numpy() for b in held]
     rows.append(("compiled CPU mixture kernels, 1 thread",
                  throughput(each(lambda s: cpu.compute(s, SEQ, 0, 0, threads=1), starts),
@@ -396,7 +396,7 @@ def step_rows(path, steps=6, batch=4):
     ds = NgramDataset(path, SEQ, batched=True, targets_on="device")
     targets = NgramTargets(ds)
     it = forever(NgramLoader(ds, batch_size=batch, num_workers=1))
-    model = TinyGPT(ds._file.vocab_size, seq_len=SEQ)
+    model = TinyGPT(ds.file.vocab_size, seq_len=SEQ)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     times = {"plain cross-entropy": [], "device targets + ngram_loss": []}
     for i in range(2 * steps + 2):

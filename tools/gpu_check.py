@@ -249,7 +249,7 @@ def no_sync(device: str, tmp: Path, dry: bool) -> dict:
         path = tiny_file(tmp, compact)
         ds = NgramDataset(path, 128, targets_on="device", seed=1)
         targets = NgramTargets(ds, device=device)
-        model = bench.GPT(ds._file.vocab_size, seq_len=128, **bench.GPT_SIZES["toy"]).to(device)
+        model = bench.GPT(ds.file.vocab_size, seq_len=128, **bench.GPT_SIZES["toy"]).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loader = iter(NgramLoader(ds, batch_size=8, num_workers=2, pin_memory=cuda))
         first = True
@@ -389,7 +389,7 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
                          pin_memory=cuda)
     hold = hold_for_epochs(steps / len(loader))
     torch.manual_seed(0)
-    model = bench.GPT(ds._file.vocab_size, seq_len=cfg["seq"],
+    model = bench.GPT(ds.file.vocab_size, seq_len=cfg["seq"],
                       **bench.GPT_SIZES[cfg["model"]]).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
