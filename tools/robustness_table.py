@@ -225,7 +225,9 @@ ITEMS24 = [
      "ids came out as targets; the torch backend accepted everything",
      "one-line InputError on every backend (on a device: checked without a host sync, raised "
      "at the next call); a batch of another file is refused by its file stamp",
-     [T + "test_device.py::test_hostile_batches_are_refused"]),
+     [T + "test_device.py::test_hostile_windows_starts_and_epochs_are_refused",
+      T + "test_device.py::test_a_batch_of_another_file_is_refused",
+      T + "test_device.py::test_deferred_checks_report_the_batch_later"]),
     ("7. `verify` missed damage the dataset catches (prompt length >= 2^63; compact files: "
      "changed tokens, prefix_offsets >= 2^63, reversed lower_contexts)",
      "13 tampered files passed `verify`",
@@ -291,7 +293,7 @@ ITEMS24 = [
       C + "test_columnar.py::test_an_iterable_dataset_whose_columns_change_is_one_line",
       T + "test_dataset.py::test_a_state_holding_arrays_is_refused_in_one_line",
       T + "test_dataset.py::test_a_state_of_numpy_scalars_resumes",
-      T + "test_device.py::test_malformed_batches_are_one_line"]),
+      T + "test_device.py::test_malformed_batches_are_one_line_input_errors"]),
     ("17. Arrow list offsets past the values; a FIFO `--tokenizer`; a directory of pairs",
      "'document boundaries must rise' (no file); 'does not exist'; 'Is a directory'",
      "one line naming the file and the cause",
@@ -317,7 +319,7 @@ ITEMS24 = [
     ("22. `ngram_loss` with logits narrower than the file's vocabulary",
      "raw torch 'index 7410 is out of bounds'",
      "one line naming the id and the logits' width (on a device: an async assert, no host sync)",
-     [T + "test_loss.py::test_ids_past_the_logits_vocabulary_are_one_line"]),
+     [T + "test_loss.py::test_a_model_vocabulary_smaller_than_the_files_is_named"]),
     ("23. building an NgramLoader over a dataset", "changed it: a DataLoader over it then "
      "yielded [2, 2, 64] labels", "the dataset is unchanged; loader and dataset share epoch "
      "and position",
