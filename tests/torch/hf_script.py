@@ -30,7 +30,7 @@ def main(path, out, name, batch, accumulation, workers, resume=None):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     torch.manual_seed(0)
     ds = NgramDataset(path, SEQ, seed=5)
-    config = GPT2Config(vocab_size=ds._file.vocab_size, n_positions=SEQ, n_embd=16, n_layer=1,
+    config = GPT2Config(vocab_size=ds.file.vocab_size, n_positions=SEQ, n_embd=16, n_layer=1,
                         n_head=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = GPT2LMHeadModel(config)
     args = TrainingArguments(

@@ -125,7 +125,7 @@ def test_a_plain_trainer_on_an_ngram_dataset_is_refused(tmp_path):
     tokens = (np.random.default_rng(3).zipf(1.3, SEQ * 16 + 1) % 60).astype(np.uint16)
     ngramds.build(tokens, tmp_path / "t.ngds", progress=False)
     ds = NgramDataset(tmp_path / "t.ngds", SEQ)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=ds._file.vocab_size, n_positions=SEQ,
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=ds.file.vocab_size, n_positions=SEQ,
                                        n_embd=8, n_layer=1, n_head=1))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, report_to=[],
                              use_cpu=True, per_device_train_batch_size=2, save_strategy="no")
@@ -149,7 +149,7 @@ def test_resuming_from_a_checkpoint_without_the_loader_state_is_refused(tmp_path
 
     def trainer():
         ds = NgramDataset(tmp_path / "t.ngds", SEQ, seed=1)
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=ds._file.vocab_size, n_positions=SEQ,
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=ds.file.vocab_size, n_positions=SEQ,
                                            n_embd=8, n_layer=1, n_head=1))
         args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=4, report_to=[],
                                  use_cpu=True, per_device_train_batch_size=2, save_steps=2,
