@@ -18,8 +18,9 @@ Code map (data flows left to right; each package imports only from the ones it n
 - ``targets``: :class:`TargetConfig` (what to compute) and :class:`Targets` (compiled batches
   of spec/TARGETS.md) over an open file; torch-free.
 - ``torch``: :class:`NgramDataset`, :class:`NgramLoader`, :class:`NgramTargets`, the losses.
-- Below them all: ``errors``, ``progress``, ``hashing``, ``shuffle`` (keyed sample order),
-  ``prefetch`` (a memory hint for compiled kernels), ``version``. On top: ``cli``
+- Below them all: ``errors``, ``validation`` (integer, size and choice checks), ``progress``,
+  ``hashing``, ``shuffle`` (keyed sample order), ``prefetch`` (a memory hint for compiled
+  kernels), ``version``. On top: ``cli``
   (``ngramds``), ``train`` (``ngramds-train``: a small GPT trained with one-hot or n-gram
   targets, held-out evaluation, the plot) and the framework glue (``ngramds.hf``).
 """

@@ -8,7 +8,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ngramds"
 
 # layer -> layers it may import (besides itself); "base" is errors, progress, hashing, shuffle,
-# prefetch, version
+# prefetch, validation, version
 ALLOWED = {
     "base": set(),
     "file": {"base"},
@@ -18,7 +18,7 @@ ALLOWED = {
     "torch": {"base", "file", "targets"},
     "top": {"base", "file", "corpus", "builder", "targets", "torch"},
 }
-BASE = {"errors", "progress", "hashing", "shuffle", "prefetch", "version"}
+BASE = {"errors", "progress", "hashing", "shuffle", "prefetch", "validation", "version"}
 TOP = {"__init__", "cli", "hf", "train"}  # train: the ngramds-train tool
 
 

@@ -3,15 +3,13 @@ record that ``build`` and ``merge`` fill from their keyword arguments and pass d
 in-memory and bounded builds, the merge, the Dask engine)."""
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import FileAccessError, InputError
 from ..file import format as fmt
+from ..validation import check_choice, check_int, parse_size
 
 DEFAULT_ORDERS = (2, 3, 4)        # trained best (docs/RESULTS.md, "Several orders")
 DEFAULT_WORK_BYTES = 1 << 30      # a bounded build or merge given no --memory-limit: this
@@ -58,18 +56,14 @@ def build_options(*, order: int | None = None, orders=None, top_k: int | None = 
                           DEFAULT_ORDERS if order is None else [order])
     top_k = check_top_k(top_k)
     limit = parse_size(memory_limit) if memory_limit is not None else None
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if workers is not None and (not isinstance(workers, (int, np.integer))
-                                or isinstance(workers, bool)
-                                or not 1 <= workers <= MAX_WORKERS):
-        raise InputError(f"workers (--workers) must be in 1..{MAX_WORKERS}, got {workers!r}")
+    check_choice("engine", engine, ENGINES)
+    if workers is not None:
+        workers = check_int("workers", workers, 1, MAX_WORKERS)
     if compact and partial:
         raise InputError("a partial result keeps its runs: give compact to the merge "
                          "(`ngramds merge --compact`)")
     options = BuildOptions(tuple(orders), top_k, vocab_size, limit, None, engine, scheduler,
-                           None if workers is None else int(workers), partial, compact,
-                           progress)
+                           workers, partial, compact, progress)
     if tmp_dir is None:
         return options
     if partial:
@@ -93,39 +87,16 @@ def check_orders(orders) -> list[int]:
         items = list(orders)
     except TypeError:
         items = [orders]
-    for n in items:
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or \
-                not 1 <= n <= fmt.MAX_ORDER:
-            raise InputError(f"order must be an integer in 1..{fmt.MAX_ORDER}, got {n!r}")
+    items = [check_int("order", n, 1, fmt.MAX_ORDER) for n in items]
     if not items or len(set(items)) != len(items):
         raise InputError(f"orders must be distinct and at least one, got {items!r}")
-    return sorted(int(n) for n in items)
+    return sorted(items)
 
 
 def check_top_k(top_k) -> int | None:
     """``top_k`` as a positive int (at most 2^32, more than any vocabulary), or None."""
     if top_k is None:
         return None
-    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or \
-            not 1 <= top_k <= fmt.MAX_VOCAB:
-        raise InputError(f"top_k must be an integer in 1..{fmt.MAX_VOCAB} or None, "
-                         f"got {top_k!r}")
-    return int(top_k)
+    return check_int("top_k", top_k, 1, fmt.MAX_VOCAB,
+                     message="{name} must be an integer in {lo}..{hi} or None, got {value!r}")
 
-
-def parse_size(text) -> int:
-    """'1G', '512M', '1.5GiB', '1000000' (or an int) -> bytes."""
-    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
-        if not 1 <= text < 1 << 62:
-            raise InputError(f"size {text} must be positive and below 2^62 bytes")
-        return int(text)
-    t = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if scale != 1 else t) * scale
-    except ValueError:
-        raise InputError(f"cannot read the size {text!r}; use e.g. 1G or 512M") from None
-    if not math.isfinite(value) or not 1 <= value < 2.0 ** 62:
-        raise InputError(f"size {text!r} must be a positive number of bytes below 2^62 "
-                         "(e.g. 1G or 512M)")
-    return int(value)

@@ -21,6 +21,7 @@ import numpy as np
 from ..corpus.stream import MappedPiece, digest
 from ..errors import InputError, os_errors_as
 from ..file import format as fmt
+from ..validation import check_int, is_int
 from . import run_kernels
 from .keys import KeyLayout
 from .options import check_orders
@@ -285,16 +286,15 @@ def _manifest(d: dict) -> PartialManifest:
 
 
 def _int(d, key: str, lo: int, hi: int) -> int:
-    v = d.get(key) if isinstance(d, dict) else None
-    if type(v) is not int or not lo <= v <= hi:
-        raise _Damaged(f"{MANIFEST}: field {key!r} is missing or not an integer in "
-                       f"{lo}..{hi} (got {str(v)[:40]})")
-    return v
+    """The manifest's integer field ``key``, in [lo, hi]; _Damaged otherwise."""
+    return check_int(key, d.get(key) if isinstance(d, dict) else None, lo, hi, error=_Damaged,
+                     message=MANIFEST + ": field {name!r} is missing or not an integer in "
+                     "{lo}..{hi} (got {value!s:.40})")
 
 
 def _ints(d: dict, key: str, lo: int, hi: int) -> list:
     v = d.get(key)
-    if not isinstance(v, list) or not all(type(x) is int and lo <= x <= hi for x in v):
+    if not isinstance(v, list) or not all(is_int(x) and lo <= x <= hi for x in v):
         raise _Damaged(f"{MANIFEST}: field {key!r} is missing or not a list of integers in "
                        f"{lo}..{hi}")
     return v

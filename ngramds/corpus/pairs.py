@@ -20,7 +20,7 @@ from . import readers
 from .compressed import open_input, read_errors
 from .readers import _check_readable, _collect, load_tokenizer, split_text, text_dtype
 from .stream import TokenStream, piece_of
-from .types import Corpus
+from .types import Corpus, check_eos_id
 
 __all__ = ["read_pairs", "pair_stream", "check_pair_fields"]
 
@@ -86,9 +86,7 @@ def pair_stream(paths, tokenizer, prompt_field: str = "prompt",
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no input files given")
-    if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
-                               isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
-        raise InputError(f"eos_id must be a token id, got {eos_id!r}")
+    check_eos_id(eos_id)
     for path in paths:
         if path.is_dir():
             raise InputError(f"{path} is a directory; prompt/response pairs are read from "

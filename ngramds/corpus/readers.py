@@ -18,7 +18,7 @@ from ..progress import Meter
 from .columnar import COLUMNAR, Column, is_columnar, is_hf_dataset, open_columnar, open_hf
 from .compressed import COMPRESSED, inner_suffix, open_input, read_errors
 from .stream import READ_CHUNK, ArrayPiece, MappedPiece, TokenStream, piece_of
-from .types import Corpus
+from .types import Corpus, check_eos_id
 
 __all__ = ["load_corpus", "load_stream", "load_tokenizer", "read_megatron", "read_text",
            "input_files", "needs_spool", "expand_inputs", "split_text"]
@@ -80,9 +80,7 @@ def load_stream(source, *, doc_offsets=None, doc_lengths=None, eos_id: int | Non
     memory (:func:`read_text`); so are the rows of parquet/Arrow files and datasets.
     ``read_bytes`` (a memory-bounded build's share of its limit): a parquet/Arrow/dataset row
     or a JSONL line holding more bytes is an InputError naming the limit."""
-    if eos_id is not None and (not isinstance(eos_id, (int, np.integer)) or
-                               isinstance(eos_id, bool) or not 0 <= eos_id < 1 << 32):
-        raise InputError(f"eos_id must be a token id in 0..2^32-1, got {eos_id!r}")
+    check_eos_id(eos_id)
     if isinstance(source, Corpus):
         return TokenStream([ArrayPiece(np.asarray(source.tokens).reshape(-1))],
                            np.asarray(source.doc_offsets, np.int64), list(source.sources),

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..shuffle import permute
+from ..validation import is_int
 from .types import Corpus
 
 
@@ -27,8 +28,7 @@ def split_documents(corpus: Corpus, val_fraction: float, seed: int = 0) -> tuple
     """
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or \
-            not -(1 << 63) <= seed < 1 << 64:
+    if not is_int(seed) or not -(1 << 63) <= seed < 1 << 64:
         raise InputError(f"seed must be an integer that fits in 64 bits, got {seed!r}")
     seed = (int(seed) + (1 << 63)) % (1 << 64) - (1 << 63)  # as int64, the same 64 bits
     offsets = np.asarray(corpus.doc_offsets, dtype=np.int64)

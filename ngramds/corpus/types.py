@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..file import format as fmt
+from ..validation import check_int
 
 __all__ = ["Corpus", "check_corpus", "check_vocab", "check_doc_offsets",
            "check_prompt_lengths"]
@@ -51,6 +52,14 @@ class Corpus:
         dtype = np.result_type(*[a.dtype for a in arrays if a.size]) if lengths.sum() else np.int64
         tokens = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.empty(0, dtype)
         return cls(tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+
+
+def check_eos_id(eos_id) -> int | None:
+    """``eos_id`` as an int in 0..2^32-1 (a token id), or None; InputError otherwise."""
+    if eos_id is None:
+        return None
+    return check_int("eos_id", eos_id, 0, (1 << 32) - 1,
+                     message="{name} must be a token id in 0..2^32-1, got {value!r}")
 
 
 def check_corpus(corpus: Corpus, vocab_size: int | None) -> tuple[np.ndarray, np.ndarray, int]:

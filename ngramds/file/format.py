@@ -9,6 +9,7 @@ import msgpack
 import numpy as np
 
 from ..errors import FormatError
+from ..validation import is_int
 
 MAGIC = b"\x93NGRAMDS"
 FORMAT_VERSION = 2
@@ -207,7 +208,7 @@ def parse_sections(header: dict, file_size: int, data_start: int) -> dict[str, S
         except (TypeError, KeyError):
             raise FormatError("malformed section table entry; the file is damaged") from None
         ints = [offset, length, crc, *shape]
-        if not isinstance(name, str) or not all(type(v) is int and v >= 0 for v in ints):
+        if not isinstance(name, str) or not all(is_int(v) and v >= 0 for v in ints):
             raise FormatError("malformed section table entry; the file is damaged")
         if dtype_name not in DTYPES:
             raise FormatError(f"section {name!r} has unsupported dtype {dtype_name!r}")

@@ -6,6 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import FormatError
+from ..validation import check_int
 from ..version import __version__
 from . import format as fmt
 
@@ -81,7 +82,6 @@ def read_fields(h: dict) -> HeaderFields:
 
 
 def _int(d: dict, key: str, lo: int, hi: int) -> int:
-    v = d[key]
-    if type(v) is not int or not lo <= v <= hi:
-        raise FormatError(f"header field {key!r} = {v!r} is out of range; the file is damaged")
-    return v
+    """The header's integer field ``key``, in [lo, hi]; FormatError otherwise."""
+    return check_int(key, d[key], lo, hi, error=FormatError, message="header field {name!r} = "
+                     "{value!r} is out of range; the file is damaged")

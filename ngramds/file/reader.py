@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import ChecksumError, FileAccessError, FormatError, InputError
+from ..validation import is_int
 from . import format as fmt
 from .header import read_fields
 from .verify import check_file
@@ -430,7 +431,7 @@ def _token_ids(context, vocab_size: int) -> np.ndarray | None:
     """``context`` as int64 ids; None when one is outside [0, vocab_size) (unseen)."""
     items = np.asarray(context, dtype=object).reshape(-1)
     for t in items:
-        if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)):
+        if not is_int(t):
             raise InputError(f"context token ids must be integers, got {t!r}")
     if any(not 0 <= t < vocab_size for t in items):
         return None

@@ -11,8 +11,9 @@ import numpy as np
 
 from ..errors import FormatError, InputError
 from ..file.reader import document_starts
+from ..validation import check_int
 from . import kernels
-from .config import Plan, TargetConfig, check_int, widest_distribution
+from .config import Plan, TargetConfig, widest_distribution
 
 TILE_ROWS = 4096  # positions per tile: a tile's targets stay in the cache across orders
 _ROWS = np.arange(TILE_ROWS)

@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from ..errors import FormatError, InputError
+from ..validation import check_choice, check_int, is_int, is_number  # (re-exported)
 from . import kernels
 
 TARGETS = ("onehot", "allnts", "coconts")
@@ -17,18 +18,6 @@ MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed", "kneser-ney")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
 DEFAULT_ESCAPE = 10.0  # Witten-Bell's escape weight (chosen in docs/RESULTS.md, "Smoothing")
 MAX_ESCAPE = 1e6  # past this the lowest order takes everything
-
-
-def is_int(x) -> bool:
-    """An integer (Python or numpy), not a bool."""
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def check_int(name: str, value, lo: int, hi: int) -> int:
-    """``value`` as an int once it is an integer in [lo, hi]; InputError naming it otherwise."""
-    if not is_int(value) or not lo <= value <= hi:
-        raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -86,18 +75,14 @@ class TargetConfig:
              "T / (T + escape D); above 1 moves weight to the lower orders", type=float))
 
     def __post_init__(self):
-        if self.targets not in TARGETS:
-            raise InputError(f"targets must be one of {TARGETS}, got {self.targets!r}")
-        if self.residual not in RESIDUALS:
-            raise InputError(f"residual must be one of {RESIDUALS}, got {self.residual!r}")
+        check_choice("targets", self.targets, TARGETS)
+        check_choice("residual", self.residual, RESIDUALS)
         check_int("top_r", self.top_r, 1, MAX_TOP_R)
         if self.max_k is not None and (not is_int(self.max_k) or self.max_k < 1):
             raise InputError(f"max_k must be a positive integer or None, got {self.max_k!r}")
-        if self.mixing not in MIXINGS:
-            raise InputError(f"mixing must be one of {MIXINGS}, got {self.mixing!r}")
+        check_choice("mixing", self.mixing, MIXINGS)
         check_int("min_count", self.min_count, 1, 1 << 62)
-        if (not isinstance(self.escape, (int, float, np.integer, np.floating))
-                or isinstance(self.escape, bool) or not 0 < self.escape <= MAX_ESCAPE):
+        if not is_number(self.escape) or not 0 < self.escape <= MAX_ESCAPE:
             raise InputError(f"escape must be a number in (0, {MAX_ESCAPE:g}], got "
                              f"{self.escape!r}")
         object.__setattr__(self, "escape", float(self.escape))
