@@ -3,7 +3,7 @@ document per record (the prompt's tokens, then the response's, then EOS when giv
 prompt's length per document, which training items mask out of the loss.
 
 Records are read one at a time and tokenised in batches, a long field in pieces (as text
-documents are: :func:`ngramds.corpus.readers.split_text`), so a huge prompt never reaches the
+documents are: :func:`ngramds.corpus.tokenize.split_text`), so a huge prompt never reaches the
 tokenizer whole; a memory-bounded build writes the tokens to a temporary token file."""
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ import numpy as np
 
 from ..errors import FileAccessError, InputError
 from ..progress import Meter
-from . import readers
+from . import tokenize
 from .compressed import open_input, read_errors
-from .readers import _check_readable, _collect, load_tokenizer, split_text, text_dtype
+from .discovery import check_readable
+from .tokenize import collect, load_tokenizer, split_text, text_dtype
 from .stream import TokenStream, piece_of
 from .types import Corpus, check_eos_id
 
@@ -91,7 +92,7 @@ def pair_stream(paths, tokenizer, prompt_field: str = "prompt",
         if path.is_dir():
             raise InputError(f"{path} is a directory; prompt/response pairs are read from "
                              "JSONL files: name them")
-        _check_readable(path)
+        check_readable(path)
     tok = load_tokenizer(tokenizer)
     vocab = tok.get_vocab_size()
     if eos_id is not None and eos_id >= vocab:
@@ -102,8 +103,8 @@ def pair_stream(paths, tokenizer, prompt_field: str = "prompt",
     pieces, offsets, base = [], [np.zeros(1, np.int64)], 0
     for path in paths:
         records = _records(path, prompt_field, response_field, read_bytes)
-        tokens, file_offsets = _collect(_encoded_pairs(records, tok, eos_id, dtype, prompts,
-                                                       meter), dtype, spool, path.stem)
+        tokens, file_offsets = collect(_encoded_pairs(records, tok, eos_id, dtype, prompts,
+                                                      meter), dtype, spool, path.stem)
         pieces.append(piece_of(tokens))
         offsets.append(file_offsets[1:] + base)
         base += int(file_offsets[-1])
@@ -118,8 +119,8 @@ def pair_stream(paths, tokenizer, prompt_field: str = "prompt",
 
 
 def _encoded_pairs(records, tok, eos_id, dtype, prompts: list, meter: Meter):
-    """Yield (ids, per-record token counts) batch by batch (at most :data:`readers.TEXT_BATCH`
-    pieces, about :data:`readers.TEXT_BATCH_CHARS` characters per tokenizer call), each field
+    """Yield (ids, per-record token counts) batch by batch (at most :data:`tokenize.TEXT_BATCH`
+    pieces, about :data:`tokenize.TEXT_BATCH_CHARS` characters per tokenizer call), each field
     cut by :func:`split_text`; appends each batch's prompt token counts to ``prompts``."""
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     batch: list[str] = []
@@ -155,7 +156,7 @@ def _encoded_pairs(records, tok, eos_id, dtype, prompts: list, meter: Meter):
                 batch.append(piece)
                 ends.append(end if i == len(cut) - 1 else -1)
                 chars += len(piece)
-                if len(batch) >= readers.TEXT_BATCH or chars >= readers.TEXT_BATCH_CHARS:
+                if len(batch) >= tokenize.TEXT_BATCH or chars >= tokenize.TEXT_BATCH_CHARS:
                     yield flush()
                     chars = 0
             del cut, text

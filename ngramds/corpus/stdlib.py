@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileAccessError, InputError
-from .readers import _encoded_batches
+from .tokenize import encoded_batches
 from .types import Corpus
 
 DEFAULT_VOCAB = 8192
@@ -85,7 +85,7 @@ def stdlib_corpus(tokenizer_path: str | Path, vocab_size: int = DEFAULT_VOCAB,
     # encoded in bounded batches (the encodings of all the text at once would need ~1.5 GB)
     dtype = np.dtype("<u2") if tok.get_vocab_size() <= 1 << 16 else np.dtype("<u4")
     parts, lengths = [], []
-    for ids, counts in _encoded_batches(texts, tok, eos, dtype):
+    for ids, counts in encoded_batches(texts, tok, eos, dtype):
         parts.append(ids)
         lengths += counts
     corpus = Corpus(np.concatenate(parts),

@@ -215,7 +215,7 @@ def test_a_long_prompt_is_encoded_in_pieces_equal_to_whole_encoding(tmp_path, to
     """A 420 K-character prompt (in a .jsonl.gz) reaches the tokenizer in pieces of at most
     TEXT_PIECE_CHARS characters; with the byte-level BPE the ids equal whole encoding."""
     import gzip
-    from ngramds.corpus import pairs, readers
+    from ngramds.corpus import pairs, tokenize
     tok_path, tok = tokenizer
     long = _long_text(420_000)
     records = [{"prompt": "the cat", "response": " sat"},
@@ -227,7 +227,7 @@ def test_a_long_prompt_is_encoded_in_pieces_equal_to_whole_encoding(tmp_path, to
     monkeypatch.setattr(pairs, "load_tokenizer", lambda path: spy)
     eos = tok.token_to_id("<eos>")
     corpus = read_pairs(tmp_path / "p.jsonl.gz", tok_path, eos_id=eos)
-    assert spy.longest and max(spy.longest) <= readers.TEXT_PIECE_CHARS < len(long)
+    assert spy.longest and max(spy.longest) <= tokenize.TEXT_PIECE_CHARS < len(long)
     docs, lengths = [], []
     for r in records:
         p = tok.encode(r["prompt"], add_special_tokens=False).ids
@@ -244,9 +244,9 @@ def test_pairs_are_read_in_bounded_memory(tmp_path, tokenizer, monkeypatch):
     peak allocation stays far below the file's size (records are read one at a time, tokens
     written batch by batch; the whole-file read of before held the file twice over)."""
     import tracemalloc
-    from ngramds.corpus import readers
+    from ngramds.corpus import tokenize
     from ngramds.corpus.pairs import pair_stream
-    monkeypatch.setattr(readers, "TEXT_BATCH_CHARS", 1 << 14)
+    monkeypatch.setattr(tokenize, "TEXT_BATCH_CHARS", 1 << 14)
     tok_path, tok = tokenizer
     text = _long_text(1_300_000, seed=3)
     records = [{"prompt": text[i:i + 700], "response": text[i + 700:i + 1500]}

@@ -15,7 +15,7 @@ import pytest
 
 import ngramds
 from ngramds.builder import dispatch
-from ngramds.corpus import readers
+from ngramds.corpus import readers, tokenize
 from ngramds.corpus.stream import MappedPiece
 from ngramds.errors import InputError
 from ngramds.file.temporaries import DIR_SUFFIX
@@ -98,9 +98,9 @@ def test_long_documents_encoded_in_pieces_equal_whole_encoding(corpus, tmp_path,
     """Pieces cut before whitespace: with the byte-level BPE the ids equal whole-document
     encoding, in memory and bounded, however the pieces fall into batches."""
     d, tok, texts = corpus
-    monkeypatch.setattr(readers, "TEXT_PIECE_CHARS", 50)
-    monkeypatch.setattr(readers, "TEXT_BATCH_CHARS", 120)
-    monkeypatch.setattr(readers, "TEXT_BATCH", 3)
+    monkeypatch.setattr(tokenize, "TEXT_PIECE_CHARS", 50)
+    monkeypatch.setattr(tokenize, "TEXT_BATCH_CHARS", 120)
+    monkeypatch.setattr(tokenize, "TEXT_BATCH", 3)
     long = [" ".join(texts[i:i + 40]) for i in range(0, 400, 40)] + ["x" * 170, ""]
     write_jsonl(tmp_path / "long.jsonl", long)
     tokens, offsets = _expected(tok, long)
@@ -195,9 +195,9 @@ def small_blocks(monkeypatch):
     """Lines read 16 KiB at a time, encoded 4 K characters at a time (so that a line of a
     few hundred KB is a "huge" one: the tokenizer's ids of a batch, as Python ints, take
     ~100 bytes a character)."""
-    monkeypatch.setattr(readers, "TEXT_LINE_BLOCK", 1 << 14, raising=False)
-    monkeypatch.setattr(readers, "TEXT_PIECE_CHARS", 1 << 12)
-    monkeypatch.setattr(readers, "TEXT_BATCH_CHARS", 1 << 12)
+    monkeypatch.setattr("ngramds.corpus.text.TEXT_LINE_BLOCK", 1 << 14)
+    monkeypatch.setattr(tokenize, "TEXT_PIECE_CHARS", 1 << 12)
+    monkeypatch.setattr(tokenize, "TEXT_BATCH_CHARS", 1 << 12)
 
 
 @pytest.mark.parametrize("unit", ["line", "file"])
