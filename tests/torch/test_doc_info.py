@@ -1,5 +1,5 @@
 """Document metadata in items (``doc_info=True``): position_ids restarting at the window start
-and at every document start, ``cu_seqlens`` of a batch, and the README's SDPA recipe, each
+and at every document start, ``cu_seqlens`` of a batch, and the SDPA recipe of docs/RECIPES.md, each
 against a plain reference."""
 import re
 import tempfile
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 import ngramds
 from ngramds.torch import NgramDataset, NgramLoader, NgramTargets, cu_seqlens
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RECIPES = Path(__file__).resolve().parents[2] / "docs" / "RECIPES.md"
 
 
 def ref_position_ids(doc_offsets, start: int, seq_len: int) -> list[int]:
@@ -85,20 +85,20 @@ def test_cu_seqlens_of_one_row_and_bad_input():
         cu_seqlens(torch.tensor([[1, 2, 0]]))  # a row must start at 0
 
 
-def readme_block(heading: str) -> str:
-    text = README.read_text()
+def recipe_block(heading: str) -> str:
+    text = RECIPES.read_text()
     section = text[text.index(heading):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_sdpa_recipe_masks_exactly_within_documents(tmp_path):
+def test_the_sdpa_recipe_masks_exactly_within_documents(tmp_path):
     path = build(tmp_path, [3, 6, 1, 2, 9, 4, 5, 2, 8], seed=3)
     batch = next(iter(NgramLoader(NgramDataset(path, 8, doc_info=True, seed=4), batch_size=4)))
     B, H, L, D = 4, 2, 8, 5
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(B, H, L, D, generator=gen) for _ in range(3))
     scope = {"batch": batch, "q": q, "k": k, "v": v}
-    exec(readme_block("### Attention within documents"), scope)
+    exec(recipe_block("## Attention within documents"), scope)
     mask, out = scope["mask"], scope["out"]
     pos = batch["position_ids"]
     for b in range(B):  # plain reference: j visible from i iff same document and j <= i

@@ -121,12 +121,12 @@ def test_the_loss_ignores_prompts_and_options_are_checked(tmp_path):
     NgramDataset(path, 4, targets_on="device", mask_prompt=False)
 
 
-def test_the_readme_pairs_recipe_runs_as_pasted(tmp_path, monkeypatch):
+def test_the_pairs_recipe_runs_as_pasted(tmp_path, monkeypatch):
     import json
     import re
     from helpers import train_small_tokenizer
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("**Prompt/response pairs.**"):]
+    recipes = (Path(__file__).resolve().parents[2] / "docs" / "RECIPES.md").read_text()
+    section = recipes[recipes.index("## Prompt/response pairs"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     texts = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog"] * 20
