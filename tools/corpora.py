@@ -1,13 +1,39 @@
-"""Offline corpora of other kinds for the training experiments (present on any Debian-like
-machine with Python; nothing is downloaded): one JSONL record per file and a byte-level BPE
-(vocab 8192) trained on the same text.
+"""Offline corpora of other kinds for the training experiments: one JSONL record per document
+and a byte-level BPE (vocab 8192) trained on the same text.
+
+Code and code-like text, present on any Debian-like machine with Python:
 
     python tools/corpora.py cheaders out/   # C headers under /usr/include (C code)
     python tools/corpora.py man out/        # English man pages (/usr/share/man/man1-8, groff)
 
 Files are taken in sorted path order, every k-th one so that about ``--max-mb`` MB of text
 is kept (spread over the whole tree rather than its first directories); the list is fixed
-for a machine. Writes OUT/NAME.jsonl and OUT/NAME.tokenizer.json.
+for a machine.
+
+English prose (issue 27), from Debian packages (bookworm) of English documentation, with
+the markup stripped to plain text (code and literal blocks dropped, headings and list items
+kept as lines). Install the package (``apt-get install PKG``), or unpack it anywhere without
+installing and point ``--root`` there:
+
+    apt-get download PKG && dpkg-deb -x PKG_*.deb ROOT
+    python tools/corpora.py NAME out/ --root ROOT       # ROOT/usr/share/... as installed
+
+    NAME     PKG              files read (under ROOT)                          document
+    kernel   linux-doc-6.1    usr/share/doc/linux-doc-*/Documentation/**/*.rst.gz,  a file
+                              English only (not translations/); reStructuredText
+    pydoc    python3.11-doc   usr/share/doc/python3.*/html/_sources/**/*.rst.txt     a file
+                              (the reStructuredText sources of the Python manuals)
+    perldoc  perl-doc         usr/share/perl/*/pod/*.pod (Perl's manuals, POD)       a file
+    wordnet  wordnet-base     usr/share/wordnet/data.{noun,verb,adj,adv}: each      200 synsets
+                              synset as "word, word: gloss; examples", grouped by
+                              part of speech and lexicographer file in file order
+
+Every prose corpus is assembled from the files in sorted path order; when its text exceeds
+``--max-mb`` MB, every k-th document is kept, as for the files above. Writes
+OUT/NAME.jsonl and OUT/NAME.tokenizer.json; a 5% held-out split and the file are then
+``ngramds build OUT/NAME.jsonl --tokenizer OUT/NAME.tokenizer.json --eos-id 0 -o
+OUT/NAME.ngds --val-fraction 0.05 --val-output OUT/NAME.val.ngds`` (as tools/budget.py
+builds the four corpora above).
 """
 from __future__ import annotations
 
@@ -15,6 +41,7 @@ import argparse
 import gzip
 import json
 import math
+import re
 from pathlib import Path
 
 from ngramds.corpus.stdlib import DEFAULT_VOCAB, train_tokenizer
@@ -33,22 +60,252 @@ def read(path: Path) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+# --- English prose (issue 27): markup to plain text -------------------------------------
+
+_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}$|^[=\-]{2,}(\s+[=\-]{2,})+$|^\+[-=+]+\+$")
+_DIRECTIVE = re.compile(r"^\.\.\s+([\w:.-]+)::\s*(.*)$")
+_OPTION = re.compile(r"^:[\w .-]+:")
+# directives whose whole block is code, a table of contents, an image or markup: dropped
+_DROP_BLOCK = {"code-block", "code", "sourcecode", "literalinclude", "kernel-doc", "toctree",
+               "image", "figure", "raw", "graphviz", "kernel-figure", "kernel-render",
+               "kernel-include", "kernel-abi", "kernel-feat", "include", "productionlist",
+               "doctest", "testcode", "testoutput", "testsetup", "testcleanup", "highlight",
+               "csv-table", "list-table", "flat-table", "parsed-literal", "math", "only",
+               "cssclass", "c:namespace", "c:namespace-push", "c:namespace-pop",
+               "default-role", "role", "tabularcolumns", "contents", "sectionauthor",
+               "moduleauthor", "module", "currentmodule", "index", "program", "opcode",
+               "highlightlang", "audit-event", "impl-detail", "availability", "pdbcommand"}
+# directives whose argument on the directive line is prose
+_KEEP_ARG = {"note", "warning", "tip", "important", "caution", "attention", "danger", "hint",
+             "seealso", "admonition", "topic", "sidebar", "rubric", "title"}
+_ROLE = re.compile(r"(?::[\w:+.-]+:)?`([^`\n]+?)`_{0,2}")
+_LITERAL = re.compile(r"``(.+?)``")
+_STRONG = re.compile(r"\*\*(.+?)\*\*")
+_EMPH = re.compile(r"(?<![\w*])\*([^*\s](?:[^*]*?[^*\s])?)\*(?![\w*])")
+
+
+def _role_text(m: re.Match) -> str:
+    text = m.group(1)
+    link = re.match(r"(.*?)\s+<[^<>]*>$", text, re.S)
+    text = link.group(1) if link and link.group(1) else text
+    return text.lstrip("~!")
+
+
+def _rst_inline(line: str) -> str:
+    line = _LITERAL.sub(r"\1", line)
+    line = _ROLE.sub(_role_text, line)
+    return _EMPH.sub(r"\1", _STRONG.sub(r"\1", line))
+
+
+def rst_text(src: str) -> str:
+    """Plain prose from reStructuredText: headings' underlines, tables' borders, comments,
+    code/literal blocks (``::`` paragraphs, doctests, code directives) and directive lines
+    and options dropped; the bodies of other directives (notes, function descriptions)
+    kept; inline markup reduced to its text; lines left-stripped."""
+    out: list[str] = []
+    skip = None  # drop blank lines and lines indented more than this
+    drop_para = options = False
+    for raw in src.expandtabs(8).splitlines():
+        s = raw.strip()
+        ind = len(raw) - len(raw.lstrip())
+        if skip is not None:
+            if not s or ind > skip:
+                continue
+            skip = None
+            if out and out[-1]:
+                out.append("")
+        if drop_para:
+            if s:
+                continue
+            drop_para = False
+        if options:
+            if s and _OPTION.match(s):
+                continue
+            options = False
+        if not s:
+            if out and out[-1]:
+                out.append("")
+            continue
+        if _UNDERLINE.match(s):
+            continue
+        if s.startswith(">>>"):
+            drop_para = True
+            continue
+        if s.startswith(".."):
+            d = _DIRECTIVE.match(s)
+            if d and d.group(1).lower() not in _DROP_BLOCK:
+                options = True
+                if d.group(1).lower() in _KEEP_ARG and d.group(2):
+                    out.append(_rst_inline(d.group(2)))
+            elif s.startswith(".. [") and "]" in s and not d:
+                out.append(_rst_inline(s[s.index("]") + 1:].strip()))  # a footnote
+            elif not (s.startswith(".. _") and s.endswith(":")):
+                skip = ind  # a dropped directive or a comment, with its block
+            continue
+        if s.endswith("::"):
+            skip = ind  # a literal block follows
+            s = s[:-2].rstrip()
+            s = s + ":" if s else s
+            if not s:
+                continue
+        if s.startswith("|") and s.endswith("|"):
+            s = " ".join(c.strip() for c in s.strip("|").split("|") if c.strip())
+        out.append(_rst_inline(s))
+    return _tidy("\n".join(out))
+
+
+_POD_CODE = re.compile(r"([A-Z])<([^<>]*)>")
+_POD_CODE2 = re.compile(r"([A-Z])<{2,}\s+(.*?)\s+>{2,}", re.S)
+_POD_ESCAPES = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/", "quot": '"', "amp": "&"}
+
+
+def _pod_code(m: re.Match) -> str:
+    code, text = m.group(1), m.group(2)
+    if code in "XZ":
+        return ""
+    if code == "E":
+        if text in _POD_ESCAPES:
+            return _POD_ESCAPES[text]
+        base = 16 if text[:2].lower() == "0x" else 8 if text[:1] == "0" else 10
+        try:
+            return chr(int(text, base))
+        except ValueError:
+            return ""
+    if code == "L":
+        text = text.split("|", 1)[0] if "|" in text else text
+        if "://" not in text:
+            text = text.replace('/"', " ").replace('"', "").strip("/ ")
+    return text
+
+
+def pod_text(src: str) -> str:
+    """Plain prose from POD: headings and list items kept as text, verbatim (code)
+    paragraphs, =begin/=end and =for blocks and other commands dropped, formatting codes
+    reduced to their text."""
+    out: list[str] = []
+    in_begin = False
+    for para in re.split(r"\n[ \t]*\n|\n(?==[a-z])", src.replace("\r\n", "\n")):
+        if not para.strip():
+            continue
+        if para.startswith("="):
+            word, _, rest = para.partition(" ") if " " in para.split("\n", 1)[0] else \
+                (para.split("\n", 1)[0], "", para.partition("\n")[2])
+            if word == "=begin":
+                in_begin = True
+            elif word == "=end":
+                in_begin = False
+            elif not in_begin and (word.startswith("=head") or word == "=item"):
+                text = rest.strip()
+                text = re.sub(r"^(\*|\d+\.?)\s*", "", text) if word == "=item" else text
+                if text:
+                    out.append(text)
+            continue
+        if in_begin or para[:1] in " \t":
+            continue
+        out.append(para.strip())
+    text = "\n\n".join(out)
+    text = _POD_CODE2.sub(lambda m: _pod_code(re.match(r"(.)<(.*)>", f"{m.group(1)}<{m.group(2)}>", re.S)), text)
+    for _ in range(4):  # nested codes, innermost first
+        text, n = _POD_CODE.subn(_pod_code, text)
+        if not n:
+            break
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """Lines stripped, runs of blank lines made one, one final newline."""
+    lines = [line.strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _files(root: Path, dirs: str, pattern: str) -> list[tuple[Path, Path]]:
+    """(directory, file) for the regular files matching ``pattern`` under the directories
+    matching ``dirs`` below ``root``, sorted; a directory reached twice (python3.X-doc/html
+    is a link to python3.X/html) is read once, linked files are skipped."""
+    seen, found = set(), []
+    for d in sorted(root.glob(dirs)):
+        if d.resolve() in seen:
+            continue
+        seen.add(d.resolve())
+        found += [(d, p) for p in sorted(d.rglob(pattern)) if p.is_file() and not p.is_symlink()]
+    return found
+
+
+def kernel_docs(root: Path) -> list[str]:
+    """The Linux kernel's English reStructuredText documentation (package linux-doc-*)."""
+    files = [p for d, p in _files(root, "usr/share/doc/linux-doc-*/Documentation", "*.rst*")
+             if "translations" not in p.relative_to(d).parts
+             and p.name.endswith((".rst", ".rst.gz"))]
+    return [rst_text(read(p)) for p in files]
+
+
+def python_docs(root: Path) -> list[str]:
+    """The Python manuals' reStructuredText sources (package python3.X-doc)."""
+    files = [p for _, p in _files(root, "usr/share/doc/python3.*/html/_sources", "*.rst.txt")]
+    return [rst_text(read(p)) for p in files]
+
+
+def perl_docs(root: Path) -> list[str]:
+    """Perl's manuals in POD (package perl-doc: perl*.pod)."""
+    files = [p for _, p in _files(root, "usr/share/perl/*/pod", "*.pod")]
+    return [pod_text(read(p)) for p in files]
+
+
+def wordnet_glosses(root: Path, per_doc: int = 200) -> list[str]:
+    """WordNet 3.0's synsets (package wordnet-base) as "word, word: gloss" lines, grouped by
+    part of speech and lexicographer file (in data-file order), ``per_doc`` to a document."""
+    docs: list[str] = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        groups: dict[str, list[str]] = {}
+        path = root / "usr/share/wordnet" / f"data.{pos}"
+        if not path.is_file() or path.is_symlink():
+            continue
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith(" ") or "|" not in line:
+                continue  # the licence header
+            head, gloss = line.split("|", 1)
+            f = head.split()
+            count = int(f[3], 16)
+            words = [re.sub(r"\([a-z]+\)$", "", w).replace("_", " ") for w in f[4:4 + 2 * count:2]]
+            groups.setdefault(f[1], []).append(f"{', '.join(words)}: {gloss.strip()}")
+        for lexfile in sorted(groups):
+            entries = groups[lexfile]
+            docs += ["\n".join(entries[i:i + per_doc]) + "\n"
+                     for i in range(0, len(entries), per_doc)]
+    return docs
+
+
+PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
+         "wordnet": wordnet_glosses}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("name", choices=sorted(SOURCES))
+    ap.add_argument("name", choices=sorted([*SOURCES, *PROSE]))
     ap.add_argument("out", type=Path, help="output directory")
     ap.add_argument("--max-mb", type=float, default=30.0, help="text kept, about (MB)")
+    ap.add_argument("--root", type=Path, default=Path("/"),
+                    help="where the prose packages' files are (/ when installed)")
     a = ap.parse_args()
-    files = [p for p in SOURCES[a.name]() if p.is_file() and not p.is_symlink()]
-    total = sum(p.stat().st_size for p in files) * (4 if a.name == "man" else 1)  # gz ~1:4
-    step = max(1, math.ceil(total / (a.max_mb * 1e6)))
-    texts = [t for t in (read(p) for p in files[::step]) if t.strip()]
+    if a.name in PROSE:
+        docs = [t for t in PROSE[a.name](a.root) if t.strip()]
+        if not docs:
+            raise SystemExit(f"corpora.py: error: no {a.name} files under {a.root} "
+                             "(see the module docstring for the package)")
+        step = max(1, math.ceil(sum(map(len, docs)) / (a.max_mb * 1e6)))
+        total, texts = len(docs), docs[::step]
+    else:
+        files = [p for p in SOURCES[a.name]() if p.is_file() and not p.is_symlink()]
+        size = sum(p.stat().st_size for p in files) * (4 if a.name == "man" else 1)  # gz ~1:4
+        step = max(1, math.ceil(size / (a.max_mb * 1e6)))
+        total = len(files)
+        texts = [t for t in (read(p) for p in files[::step]) if t.strip()]
     a.out.mkdir(parents=True, exist_ok=True)
     with open(a.out / f"{a.name}.jsonl", "w", encoding="utf-8") as f:
         for t in texts:
             f.write(json.dumps({"text": t}) + "\n")
     train_tokenizer(texts, DEFAULT_VOCAB).save(str(a.out / f"{a.name}.tokenizer.json"))
-    print(f"{a.name}: {len(texts):,} of {len(files):,} files (every {step}), "
+    print(f"{a.name}: {len(texts):,} of {total:,} documents (every {step}), "
           f"{sum(map(len, texts)) / 1e6:.1f}M characters -> {a.out / (a.name + '.jsonl')}")
 
 
