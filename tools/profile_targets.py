@@ -50,9 +50,7 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
                                            tots[j])))
             index = ctx[j]
         lo, hi, tot = ([x[r] for r in t.rows] for x in (los, his, tots))
-        timed("Witten-Bell weights", lambda: K.mix_weights(
-            K.WITTEN_BELL, los, his, tots, t.rows, plan.min_count, plan.lambdas, plan.escape,
-            w))
+        timed("Witten-Bell weights", lambda: K.mix_weights(t.mixing, los, his, tots, t.rows, w))
         timed("position keys (the tail draws' words)",
               lambda: K.position_keys(np.uint64(0), np.uint64(0), pos, keys))
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):

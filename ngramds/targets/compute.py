@@ -50,6 +50,8 @@ class Targets:
             [(low, high.lower_contexts) for high, low in zip(chain, chain[1:])]
         self.rows = np.array([chain.index(t) for t in self.tables], np.int64)
         self.kn = kneser_ney(f, self.plan) if self.plan.mixing == "kneser-ney" else None
+        self.mixing = kernels.mixing(self.plan, None if self.kn is None else
+                                     [kn.discount for kn in self.kn])
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
                 out: list | None = None, threads: int = 1) -> TargetBatch:
@@ -179,25 +181,16 @@ class _Tiles:
         w = np.empty((k, rows), np.float64)
         keys = np.empty(rows, np.uint64)
         kernels.position_keys(self.seed, self.epoch, positions, keys)
-        counts = [table.counts for table in t.tables]
-        if t.kn is None:
-            # "none": one order of weight 1
-            method = kernels.MIXINGS.get(plan.mixing, kernels.FIXED)
-            kernels.mix_weights(method, los, his, tots, t.rows, plan.min_count, plan.lambdas,
-                                plan.escape, w)
+        counts, prefixes = [table.counts for table in t.tables], t.prefixes
+        if t.kn is not None:  # Kneser-Ney weighs by the undiscounted (continuation) totals
+            for kn, r in zip(t.kn, t.rows):
+                tots[r] = kn.base_totals[ctx[r]]
+        kernels.mix_weights(t.mixing, los, his, tots, t.rows, w)
         # the orders used, ascending (views of the gathered rows)
-        los, his, tots, crow = ([x[r] for r in t.rows] for x in (los, his, tots, ctx))
-        if t.kn is not None:  # Kneser-Ney: discounted (continuation) counts, their weights
-            base = [kn.base_totals[c] for kn, c in zip(t.kn, crow)]
-            tots = [kn.totals[c] for kn, c in zip(t.kn, crow)]
-            rest = np.ones(rows)
-            for j in range(k - 1, 0, -1):
-                lam = t.kn[j].discount * (his[j] - los[j]) / base[j]
-                w[j] = rest * (1.0 - lam)
-                rest = rest * lam
-            w[0] = rest
-            counts = [kn.counts for kn in t.kn]
-        prefixes = t.prefixes if t.kn is None else [kn.prefix for kn in t.kn]
+        los, his, tots = ([x[r] for r in t.rows] for x in (los, his, tots))
+        if t.kn is not None:  # ... and draws from the discounted counts
+            tots = [kn.totals[ctx[r]] for kn, r in zip(t.kn, t.rows)]
+            counts, prefixes = [kn.counts for kn in t.kn], [kn.prefix for kn in t.kn]
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
             off = 0 if plan.blocks == 1 else j * plan.width
             kernels.check(kernels.fill_component(

@@ -1,11 +1,14 @@
 """The compiled kernels of the targets (spec/TARGETS.md): windows, the context gather, the
-target of one position, mixture weights. Torch-free, serial, GIL-free.
+target of one position, mixture weights. Torch-free, serial, GIL-free. Their torch mirror,
+function for function under the same names, is :mod:`ngramds.torch.kernels`.
 
 Every kernel returns ``OK`` or one of the named error codes below: every index read from the
 file is checked (as a signed 64-bit value, so unsigned 64-bit values >= 2^63 are refused too)
 before it is followed, so a damaged file gives an error, never a crash or a wrong target.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -16,8 +19,10 @@ from ..prefetch import prefetch
 
 ONEHOT, ALLNTS, TAIL, RENORM = 0, 1, 2, 3
 MODES = {"onehot": ONEHOT, "allnts": ALLNTS, "coconts-tail": TAIL, "coconts-renorm": RENORM}
-BACKOFF, WITTEN_BELL, FIXED = 1, 2, 3
-MIXINGS = {"backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED}
+BACKOFF, WITTEN_BELL, FIXED, KNESER_NEY = 1, 2, 3, 4
+# "none": one order of weight 1 (the plan's lambdas)
+MIXINGS = {"none": FIXED, "backoff": BACKOFF, "witten-bell": WITTEN_BELL, "fixed": FIXED,
+           "kneser-ney": KNESER_NEY}
 
 OK = 0
 BAD_CONTEXT = 1      # a position or link refers to a context id past the table
@@ -41,6 +46,25 @@ def check(code: int) -> None:
     if code != OK:
         raise FormatError(f"{ERRORS.get(code, 'inconsistent file')}; the file is damaged "
                           "(run `ngramds verify`)")
+
+
+class Mixing(NamedTuple):
+    """What :func:`mix_weights` reads of a plan (one record, which Numba takes whole)."""
+
+    method: int             # BACKOFF, WITTEN_BELL, FIXED or KNESER_NEY (MIXINGS)
+    min_count: int          # backoff: a context seen this often gives the target
+    lambdas: np.ndarray     # fixed ("none": [1.0]): float64 [k], ascending orders
+    escape: float           # Witten-Bell: lambda = T / (T + escape * D)
+    discounts: np.ndarray   # Kneser-Ney: each order's discount D (fraction of a count) [k]
+
+
+def mixing(plan, discounts=None) -> Mixing:
+    """The :class:`Mixing` of a resolved plan (:class:`ngramds.targets.config.Plan`);
+    ``discounts``: Kneser-Ney's, one per order (else zeros)."""
+    k = len(plan.orders)
+    d = np.zeros(k) if discounts is None else np.asarray(discounts, np.float64)
+    return Mixing(MIXINGS[plan.mixing], int(plan.min_count),
+                  np.ascontiguousarray(plan.lambdas, np.float64), float(plan.escape), d)
 
 
 @njit(cache=True, nogil=True)
@@ -263,31 +287,42 @@ def init_rows(labels, ids, probs):
             probs[i, k] = 0.0
 
 
-@njit(cache=True, nogil=True)
-def mix_weights(method, los, his, tots, rows, min_count, lambdas, escape, w):
-    """w[j, i] <- weight of order j (ascending) at position i, whose context's entry range
-    and total are in row ``rows[j]`` of ``los``, ``his`` and ``tots``. Witten-Bell's
-    lambda = T / (T + escape * D), D = his - los the context's number of distinct next
-    tokens."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def mix_weights(mixing, los, his, tots, rows, w):
+    """w[j, i] <- weight of order j (ascending) at position i under ``mixing``
+    (:class:`Mixing`), whose context's entry range and total are in row ``rows[j]`` of
+    ``los``, ``his`` and ``tots``; D = his - los is the context's number of distinct next
+    tokens, T its total (Kneser-Ney: its undiscounted total). Backoff: weight 1 on the
+    highest order with T >= min_count (else the lowest). Witten-Bell: from the highest order
+    down, each keeps lambda = T / (T + escape * D) of what is left, Kneser-Ney 1 - lambda
+    with lambda = discount * D / T; the lowest order takes the rest. Fixed: the lambdas."""
     k, n = rows.shape[0], w.shape[1]
-    for i in range(n):
-        if method == BACKOFF:
+    method, lambdas, discounts = mixing.method, mixing.lambdas, mixing.discounts
+    if method == BACKOFF:
+        for i in range(n):
             chosen = 0
             for j in range(k - 1, -1, -1):
-                if tots[rows[j], i] >= min_count:
+                if tots[rows[j], i] >= mixing.min_count:
                     chosen = j
                     break
             for j in range(k):
                 w[j, i] = 1.0 if j == chosen else 0.0
-        elif method == WITTEN_BELL:
-            rest = 1.0
-            for j in range(k - 1, 0, -1):
-                t = np.float64(tots[rows[j], i])
-                d = np.float64(his[rows[j], i] - los[rows[j], i])
-                lam = t / (t + escape * d)
-                w[j, i] = rest * lam
-                rest *= 1.0 - lam
-            w[0, i] = rest
-        else:
-            for j in range(k):
-                w[j, i] = lambdas[j]
+    elif method == WITTEN_BELL or method == KNESER_NEY:
+        rest = w[0]  # what is left for the lower orders: at the end, the lowest one's weight
+        rest[:] = 1.0
+        for j in range(k - 1, 0, -1):
+            r = rows[j]
+            for i in range(n):
+                t = np.float64(tots[r, i])
+                d = np.float64(his[r, i] - los[r, i])
+                if method == WITTEN_BELL:
+                    lam = t / (t + mixing.escape * d)
+                    w[j, i] = rest[i] * lam
+                    rest[i] *= 1.0 - lam
+                else:
+                    lam = discounts[j] * d / t
+                    w[j, i] = rest[i] * (1.0 - lam)
+                    rest[i] *= lam
+    else:
+        for j in range(k):
+            w[j, :] = lambdas[j]

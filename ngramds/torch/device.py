@@ -1,8 +1,8 @@
 """Targets on the training device: the loader ships token windows and the highest order's
 context ids (a slice of the file, no compute); :class:`NgramTargets` holds the tables once per
 device, follows the links to the lower orders' contexts and turns a batch into exactly the
-targets of spec/TARGETS.md with batched gathers, in 64-bit integer arithmetic (the tail draws
-are bit for bit those of the compiled CPU kernels)."""
+targets of spec/TARGETS.md with the batched torch kernels of :mod:`ngramds.torch.kernels`
+(the tail draws bit for bit those of the compiled CPU kernels)."""
 from __future__ import annotations
 
 import os
@@ -17,38 +17,11 @@ from ..errors import FormatError, InputError
 from ..file.reader import NgramFile, open_file
 from ..targets import TargetConfig, Targets
 from ..targets.compute import key_radix, kneser_ney, packed_keys
-from ..targets import kernels as K
+from ..targets.kernels import BAD_CONTEXT, ERRORS, ONEHOT, Mixing, mixing
+from . import kernels
 from .dataset import NgramDataset
 
 __all__ = ["NgramTargets"]
-
-_GOLDEN = 0x9E3779B97F4A7C15
-_MUL1, _MUL2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-
-
-def _signed(x: int) -> int:
-    """The int64 whose bits are the uint64 ``x``."""
-    x &= (1 << 64) - 1
-    return x - (1 << 64) if x >= 1 << 63 else x
-
-
-def _srl(x: torch.Tensor, s: int) -> torch.Tensor:
-    """Logical right shift of int64 bits."""
-    return (x >> s) & ((1 << (64 - s)) - 1)
-
-
-def splitmix64(x: torch.Tensor) -> torch.Tensor:
-    """SplitMix64's finaliser on int64 tensors holding uint64 bits (wrapping arithmetic)."""
-    x = x + _signed(_GOLDEN)
-    x = (x ^ _srl(x, 30)) * _signed(_MUL1)
-    x = (x ^ _srl(x, 27)) * _signed(_MUL2)
-    return x ^ _srl(x, 31)
-
-
-def _umod(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """uint64(h) mod m for 0 < m < 2^62, without unsigned types."""
-    return ((_srl(h, 1) % m) * 2 + (h & 1)) % m
-
 
 class _Table:
     """One order's arrays on the device: what the targets read, nothing per position."""
@@ -105,7 +78,7 @@ _CHECKS = {
     _START: (InputError, "a sample's start is outside the file's stream of {tokens} tokens "
                          "(its window of seq_len + 1 tokens must lie in it)"),
     _EPOCH: (InputError, "a sample's epoch is negative"),
-    _CONTEXT: (FormatError, K.ERRORS[K.BAD_CONTEXT] + "; the file is damaged or the batch is "
+    _CONTEXT: (FormatError, ERRORS[BAD_CONTEXT] + "; the file is damaged or the batch is "
                             "another's"),
     _SEARCH: (FormatError, "a position's context is not in the table; the file is damaged "
                            "(run `ngramds verify`) or the batch is another's"),
@@ -291,6 +264,7 @@ class NgramTargets:
         self.links: list[torch.Tensor] = []
         self.keys: torch.Tensor | None = None
         self._placed: _Placed | None = None
+        self.mixing: Mixing | None = None  # the torch backend's (its tables' discounts)
         if backend == "compiled":
             self.compiled = Targets(f, config)
         else:
@@ -327,6 +301,7 @@ class NgramTargets:
             _PLACED[key] = placed
         self._placed = placed
         self.tables, self.links, self.keys = placed.tables, placed.links, placed.keys
+        self.mixing = mixing(plan, [t.discount or 0.0 for t in self.tables])
 
     @staticmethod
     def table_bytes(source: NgramDataset | NgramFile | str,
@@ -587,7 +562,7 @@ class NgramTargets:
 
     def _targets(self, ctx, labels, positions, epochs):
         plan, n = self.plan, labels.shape[0]
-        if plan.mode == K.ONEHOT:
+        if plan.mode == ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
                     torch.empty(n, 0, dtype=torch.float32, device=labels.device))
         if self.compiled is not None:
@@ -601,19 +576,20 @@ class NgramTargets:
         levels = [c]  # the highest table's contexts, then each lower table's (checked links)
         for links in self.links:
             levels.append(links.index_select(0, levels[-1]).long())
-        gathered = []
-        for t, level in zip(self.tables, self._levels):
-            c = levels[level]
-            lo, hi = t.entry_offsets[c], t.entry_offsets[c + 1]
-            gathered.append((lo, hi, t.totals[c], c))
-        w = self._weights(gathered, labels.device)
-        top, blocks = len(self.tables) - 1, []
-        for j, (t, (lo, hi, tot, _)) in enumerate(zip(self.tables, gathered)):
-            cid, cprob = self._component(t, lo, hi, tot, labels, positions, epochs, w[j],
-                                         label_free=j != top)
-            live = (w[j] != 0)[:, None]  # a row of weight 0 keeps (label, 0)
-            blocks.append((torch.where(live, cid, labels[:, None]),
-                           torch.where(live, cprob, 0.0)))
+        contexts = [levels[level] for level in self._levels]  # of each order used
+        los, his, tots = zip(*(kernels.gather(t.entry_offsets, t.totals, c)
+                               for t, c in zip(self.tables, contexts)))
+        # Kneser-Ney weighs by the undiscounted totals
+        mixed = [tot if t.base_totals is None else t.base_totals[c]
+                 for t, tot, c in zip(self.tables, tots, contexts)]
+        w = torch.empty((len(self.tables), n), dtype=torch.float64, device=labels.device)
+        kernels.mix_weights(self.mixing, los, his, mixed, w)
+        keys = kernels.position_keys(self.seed, epochs, positions)
+        top = len(self.tables) - 1
+        blocks = [kernels.fill_component(t.next_ids, t.cum, los[j], his[j], tots[j], labels,
+                                         keys, w[j], plan.mode, plan.top_r, t.order, j != top,
+                                         t.complete, plan.width)
+                  for j, t in enumerate(self.tables)]
         if plan.blocks == 1 and len(blocks) > 1:  # backoff: the chosen order's block
             ids, probs = blocks[0]
             for cid, cprob in blocks[1:]:
@@ -645,82 +621,3 @@ class NgramTargets:
                                          contexts=None if ctx is None else ctx[rows])
                 ids.numpy()[rows], probs.numpy()[rows] = part_ids, part_probs
         return ids, probs
-
-    def _weights(self, gathered, device) -> list[torch.Tensor]:
-        """Per order (ascending), the mixture weight of each position (float64)."""
-        plan = self.plan
-        k = len(gathered)
-        tots = [g[2] for g in gathered]
-        if plan.mixing == "backoff":
-            chosen = torch.zeros_like(tots[0])
-            for j in range(k - 1, -1, -1):  # the highest order seen min_count times, else 0
-                chosen = torch.where((tots[j] >= plan.min_count) & (chosen == 0), j + 1, chosen)
-            chosen = (chosen - 1).clamp_min(0)
-            return [(chosen == j).double() for j in range(k)]
-        if plan.mixing == "kneser-ney":  # own weight 1 - D n / (undiscounted total)
-            w = [None] * k
-            rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
-            for j in range(k - 1, 0, -1):
-                lo, hi, _, c = gathered[j]
-                t = self.tables[j]
-                lam = t.discount * (hi - lo).double() / t.base_totals[c].double()
-                w[j] = rest * (1.0 - lam)
-                rest = rest * lam
-            w[0] = rest
-            return w
-        if plan.mixing == "witten-bell":
-            w = [None] * k
-            rest = torch.ones(tots[0].shape, dtype=torch.float64, device=device)
-            for j in range(k - 1, 0, -1):
-                lo, hi, tot, _ = gathered[j]
-                t = tot.double()
-                lam = t / (t + plan.escape * (hi - lo).double())
-                w[j] = rest * lam
-                rest = rest * (1.0 - lam)
-            w[0] = rest
-            return w
-        return [torch.full(tots[0].shape, float(x), dtype=torch.float64, device=device)
-                for x in plan.lambdas]
-
-    def _component(self, t: _Table, lo, hi, tot, labels, positions, epochs, weight,
-                   label_free: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """One order's (ids, probs float64) [N, width] scaled by ``weight`` (spec/TARGETS.md)."""
-        plan = self.plan
-        n, r = labels.shape[0], plan.top_r
-        span = plan.width if plan.mode == K.ALLNTS else r
-        # one gather of the cumulative counts around each context's first span entries
-        at = torch.minimum(lo[:, None] + torch.arange(span + 1, device=lo.device), hi[:, None])
-        cum = t.cum.index_select(0, at.reshape(-1)).view(n, span + 1)
-        cnt = cum[:, 1:] - cum[:, :-1]  # 0 past the context's last entry
-        inside = cnt > 0
-        entry = torch.minimum(at[:, :-1], (hi - 1)[:, None])
-        nid = t.next_ids.index_select(0, entry.reshape(-1)).view(n, span).long()
-        nid = torch.where(inside, nid, labels[:, None])
-        kept_mass = cum[:, -1] - cum[:, 0]
-        if plan.mode == K.ALLNTS:
-            return nid, cnt * (weight / kept_mass)[:, None]
-        label_in_top = (inside & (nid == labels[:, None])).any(1)
-        if plan.mode == K.RENORM and not label_free:
-            probs = torch.where(label_in_top[:, None], cnt * (weight / kept_mass)[:, None], 0.0)
-            residual = torch.where(label_in_top, 0.0, weight)
-            ids = torch.where(label_in_top[:, None], nid, labels[:, None])
-            return (torch.cat([ids, labels[:, None]], 1),
-                    torch.cat([probs, residual[:, None]], 1))
-        inv = weight / tot
-        residual = tot - kept_mass
-        start = at[:, -1]
-        tail_mass = residual if t.complete else t.cum[hi] - t.cum[start]
-        draw = (residual > 0) & (tail_mass > 0) & (label_in_top | label_free)
-        h = self._keys(positions, epochs)
-        if label_free:
-            h = splitmix64(h ^ t.order)
-        u = _umod(h, tail_mass.clamp_min(1))
-        k = torch.searchsorted(t.cum, cum[:, -1] + u, right=True) - 1
-        k = torch.minimum(torch.maximum(k, start), hi - 1)
-        tail_id = torch.where(draw, t.next_ids[k].long(), labels)
-        return (torch.cat([nid, tail_id[:, None]], 1),
-                torch.cat([cnt * inv[:, None], (residual * inv)[:, None]], 1))
-
-    def _keys(self, positions: torch.Tensor, epochs: torch.Tensor) -> torch.Tensor:
-        """The tail-draw word of (seed, epoch, position) per position (spec/TARGETS.md)."""
-        return splitmix64(_signed(self.seed) ^ splitmix64(epochs ^ splitmix64(positions)))

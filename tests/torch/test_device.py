@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 import ngramds
 from ngramds.targets import TargetConfig, Targets
 from ngramds.torch import NgramDataset, NgramLoader, NgramTargets, ngram_loss
-from ngramds.torch.device import splitmix64
 from strategies import multi_order_files
 
 
@@ -119,13 +118,6 @@ def test_backend_choice(tmp_path):
         NgramTargets(f, backend="numba")
     with pytest.raises(ngramds.InputError, match="CPU only"):
         NgramTargets(f, device="meta", backend="compiled")
-
-
-def test_hash_equals_the_kernels():
-    from ngramds.hashing import splitmix64 as compiled
-    xs = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1, 123456789], np.uint64)
-    got = splitmix64(torch.from_numpy(xs.view(np.int64))).numpy().view(np.uint64)
-    assert got.tolist() == [int(compiled(x)) for x in xs]
 
 
 @pytest.mark.parametrize("workers,compact,backend", [(0, False, "torch"), (2, False, "auto"),
