@@ -1,6 +1,6 @@
 """HuggingFace ``transformers`` glue: :class:`NgramTrainer`, a ``Trainer`` that trains on an
 :class:`~ngramds.torch.NgramDataset` with :func:`~ngramds.torch.ngram_loss`, right by
-construction (needs ``transformers``; ``pip install 'ngramds[hf]'``).
+construction (needs ``transformers``; ``pip install transformers accelerate``).
 
 What it fixes against a plain ``Trainer``: the train loader is an
 :class:`~ngramds.torch.NgramLoader` built here, so ngramds shards by rank and accelerate does
@@ -23,7 +23,7 @@ try:
     from transformers import Trainer, TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 except ImportError as exc:  # pragma: no cover - the message is the point
-    raise ImportError("ngramds.hf needs transformers: pip install 'ngramds[hf]'") from exc
+    raise ImportError("ngramds.hf needs transformers: pip install transformers accelerate") from exc
 
 from .errors import InputError
 from .torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, ngram_loss

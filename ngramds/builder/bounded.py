@@ -65,7 +65,7 @@ class Executor:
                 from dask.distributed import Client, LocalCluster
             except ImportError:
                 raise InputError("--engine dask needs dask.distributed: "
-                                 "pip install 'ngramds[dask]'") from None
+                                 "pip install 'dask[distributed]'") from None
             if scheduler:
                 try:
                     self.client = Client(scheduler)

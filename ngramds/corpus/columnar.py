@@ -120,8 +120,7 @@ def _pyarrow():
         import pyarrow.compute  # noqa: F401  (used by Column.ids)
         return pyarrow
     except ImportError:
-        raise InputError("parquet and Arrow inputs need pyarrow: pip install pyarrow (or "
-                         "'ngramds[formats]')") from None
+        raise InputError("parquet and Arrow inputs need pyarrow: pip install pyarrow") from None
 
 
 def _kind(pa, type_) -> str | None:

@@ -59,8 +59,7 @@ def open_input(path: Path) -> tuple[io.BufferedIOBase, CountingReader]:
         try:
             import zstandard
         except ImportError:
-            raise InputError(f"{path} is zstd-compressed: pip install zstandard (or "
-                             "'ngramds[formats]')") from None
+            raise InputError(f"{path} is zstd-compressed: pip install zstandard") from None
     counter = CountingReader(open(path, "rb"))
     if suffix == ".gz":  # GzipFile refuses a cut member and trailing garbage itself
         return gzip.GzipFile(fileobj=counter, mode="rb"), counter

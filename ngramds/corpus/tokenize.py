@@ -32,7 +32,7 @@ def load_tokenizer(path):
             from tokenizers import Tokenizer
         except ImportError:
             raise InputError("text input needs the `tokenizers` package: "
-                             "pip install 'ngramds[text]'") from None
+                             "pip install tokenizers") from None
         _check_tokenizer_file(Path(path))
         try:
             _TOKENIZERS[path] = Tokenizer.from_file(path)

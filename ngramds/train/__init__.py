@@ -5,10 +5,10 @@ and the plot of held-out loss of several runs.
 - ``config``: :class:`RunConfig`, every option of one run with its default (torch-free).
 - ``model``: the GPT (pre-LayerNorm, tied embeddings).
 - ``loop``: :func:`train_run`, the README's integration as one function; JSON-lines log.
-- ``plot``: held-out loss of runs against steps and wall-clock time (``ngramds[plot]``).
+- ``plot``: held-out loss of runs against steps and wall-clock time (needs matplotlib).
 - ``cli``: ``ngramds-train run | compare | plot``.
 
-Needs ``torch`` (``pip install 'ngramds[torch]'``); importing this package needs nothing.
+Needs ``torch`` (``pip install torch``); importing this package needs nothing.
 """
 __all__ = ["RunConfig", "TARGET_KINDS"]
 

@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="one run per target kind (same model, data and seed), then a table "
                         "and the plot"), True)
     g = sub.add_parser("plot", help="held-out loss of runs vs steps and wall-clock (needs "
-                                    "matplotlib: pip install 'ngramds[plot]')")
+                                    "matplotlib: pip install matplotlib)")
     g.add_argument("runs", nargs="+", metavar="LOG", help="logs of `ngramds-train run`")
     g.add_argument("-o", "--output", default="val_loss.png", help="PNG (default val_loss.png)")
     return p
@@ -131,7 +131,7 @@ def _need_torch() -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise NgramdsError("training needs PyTorch: pip install 'ngramds[torch]' (or torch "
+        raise NgramdsError("training needs PyTorch: pip install torch (or torch "
                            "for your hardware, see pytorch.org)") from None
 
 

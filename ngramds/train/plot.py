@@ -1,5 +1,5 @@
 """Held-out loss of training runs (``ngramds-train`` logs) against steps and against
-wall-clock time, in one PNG. Needs matplotlib: ``pip install 'ngramds[plot]'``."""
+wall-clock time, in one PNG. Needs matplotlib: ``pip install matplotlib``."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 from ..errors import FileAccessError, InputError, NgramdsError
 from ..file.paths import open_regular, same_file
 
-PLOT_HINT = "plotting needs matplotlib: pip install 'ngramds[plot]'"
+PLOT_HINT = "plotting needs matplotlib: pip install matplotlib"
 
 
 def have_matplotlib() -> bool:

@@ -119,7 +119,7 @@ def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch
     out, err = capsys.readouterr()
     assert "steps to onehot's final loss" in out and "\ncoconts " in out
     assert err.strip() == ("ngramds-train: note: plotting needs matplotlib: pip install "
-                           f"'ngramds[plot]'; then `ngramds-train plot {tmp_path}/*.jsonl`")
+                           f"matplotlib; then `ngramds-train plot {tmp_path}/*.jsonl`")
     # a second compare keeps the logs, or replaces them (not appends) with --overwrite
     kept = (tmp_path / "onehot.jsonl").read_bytes()
     assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
@@ -155,7 +155,7 @@ def test_plot_without_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
     log = tmp_path / "r.jsonl"
     log.write_text(json.dumps({"step": 1, "val_loss": 2.0, "wall_s": 1.0}) + "\n")
     assert main(["plot", str(log)]) == 2
-    one_error_line(capsys, "pip install 'ngramds[plot]'")
+    one_error_line(capsys, "pip install matplotlib")
     assert main(["compare", "--train", "t", "--val", "v", "--out-dir", str(tmp_path),
                  "--plot", "p.png"]) == 2
     one_error_line(capsys, "matplotlib")
@@ -166,7 +166,7 @@ def test_training_without_torch_is_one_line(files, tmp_path, capsys, monkeypatch
     train, val = files
     assert main(["run", "--train", str(train), "--val", str(val), "--out",
                  str(tmp_path / "r.jsonl")]) == 2
-    one_error_line(capsys, "pip install 'ngramds[torch]'")
+    one_error_line(capsys, "pip install torch")
 
 
 @pytest.mark.parametrize("args,words", [
