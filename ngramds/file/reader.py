@@ -404,7 +404,7 @@ class Table:
         hi = int(self.context_length_offsets[query.size + 1])
         padded = np.zeros(m, np.int64)
         padded[:query.size] = query
-        return int(find_row(self.context_tokens, lo, hi, padded))
+        return int(find_row(self.context_tokens, lo, hi, padded, m))
 
     def distribution(self, context) -> tuple[np.ndarray, np.ndarray]:
         """(next_ids, counts) of ``context`` in stored order; empty arrays if unseen."""

@@ -19,13 +19,13 @@ def document_starts(doc_offsets: np.ndarray, positions: np.ndarray) -> np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def find_row(rows, lo, hi, query):
-    """Binary search of ``query`` among rows[lo:hi] (lexicographically sorted); -1 if absent."""
-    m = rows.shape[1]
+def find_row(rows, lo, hi, query, length):
+    """The row among rows[lo:hi] (lexicographically sorted) whose first ``length`` tokens are
+    query[:length] (int64), by binary search; -1 if absent."""
     while lo < hi:
         mid = (lo + hi) // 2
         cmp = 0
-        for t in range(m):
+        for t in range(length):
             a, b = np.int64(rows[mid, t]), query[t]
             if a != b:
                 cmp = -1 if a < b else 1
@@ -130,7 +130,7 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
                     lo, hi = first_offsets[j], first_offsets[j + 1]
                 if lo < 0 or hi > rows.shape[0] or lo > hi:
                     return False
-                c = find_row(rows, lo, hi, query)
+                c = find_row(rows, lo, hi, query, m)
             if c < 0:
                 return False
             out[i] = c

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import FormatError
+from .search import find_row
 
 __all__ = ["check_file", "check_structure"]
 
@@ -106,27 +107,6 @@ def _length_of(length_offsets, c):
 
 
 @njit(cache=True)
-def _search(rows, lo, hi, query, length):
-    """Row among rows[lo:hi] (rows of one length, ascending) equal to query[:length], else
-    -1."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        cmp = 0
-        for t in range(length):
-            a, b = np.uint64(rows[mid, t]), query[t]
-            if a != b:
-                cmp = -1 if a < b else 1
-                break
-        if cmp == 0:
-            return mid
-        if cmp < 0:
-            lo = mid + 1
-        else:
-            hi = mid
-    return -1
-
-
-@njit(cache=True)
 def _positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, found, hist):
     """Invariants 8 and 11: the first position whose context is wrong, else -1. With ``ids``
     (position_contexts; ``found`` False) each id must be the row of the position's last
@@ -134,16 +114,16 @@ def _positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, found, his
     context id is counted in ``hist``."""
     m = rows.shape[1]
     num = np.uint64(rows.shape[0])
-    query = np.zeros(m, np.uint64)
+    query = np.zeros(m, np.int64)
     for d in range(doc_offsets.shape[0] - 1):
         start, end = np.int64(doc_offsets[d]), np.int64(doc_offsets[d + 1])
         for p in range(start, end):
             length = min(m, p - start)
             lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
             for t in range(length):
-                query[t] = np.uint64(tokens[p - length + t])
+                query[t] = np.int64(tokens[p - length + t])
             if found:
-                c = _search(rows, lo, hi, query, length)
+                c = find_row(rows, lo, hi, query, length)
                 if c < 0:
                     return p
             else:
@@ -154,7 +134,7 @@ def _positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, found, his
                 if c < lo or c >= hi:
                     return p
                 for t in range(length):
-                    if np.uint64(rows[c, t]) != query[t]:
+                    if np.int64(rows[c, t]) != query[t]:
                         return p
             hist[c] += 1
     return -1
@@ -198,13 +178,13 @@ def _prefixes_bad_at(rows, length_offsets, prefixes, low_rows, low_offsets):
     """Invariant 12 (prefix_offsets sorted, from clo[1] to C, checked before): the first context
     of length >= 1 not among the extensions of its first l-1 tokens, else -1."""
     m = rows.shape[1]
-    query = np.zeros(max(m, 1), np.uint64)
+    query = np.zeros(max(m, 1), np.int64)
     for l in range(1, m + 1):
         lo_k, hi_k = np.int64(low_offsets[l - 1]), np.int64(low_offsets[l])
         for c in range(np.int64(length_offsets[l]), np.int64(length_offsets[l + 1])):
             for t in range(l - 1):
-                query[t] = np.uint64(rows[c, t])
-            x = _search(low_rows, lo_k, hi_k, query, l - 1)
+                query[t] = np.int64(rows[c, t])
+            x = find_row(low_rows, lo_k, hi_k, query, l - 1)
             if x < 0:
                 return c
             if not (np.uint64(prefixes[x]) <= np.uint64(c) < np.uint64(prefixes[x + 1])):
