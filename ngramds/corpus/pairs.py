@@ -21,12 +21,11 @@ from .compressed import open_input, read_errors
 from .discovery import check_readable
 from .tokenize import collect, load_tokenizer, split_text, text_dtype
 from .stream import TokenStream, piece_of
+from .text import TEXT_LINE_BLOCK, whole_line
 from .types import Corpus, check_eos_id
 
 __all__ = ["read_pairs", "pair_stream", "check_pair_fields"]
 
-LINE_BLOCK = 1 << 20  # bytes read at a time while looking for a record's end
-MIB = 1 << 20
 
 
 def check_pair_fields(prompt_field, response_field) -> None:
@@ -186,31 +185,15 @@ def _records(path: Path, prompt_field: str, response_field: str,
 
 
 def _lines(stream, path: Path, read_bytes: int | None) -> Iterator[bytes]:
-    """The lines of ``stream`` (each read in blocks, so that with ``read_bytes`` a longer line
-    is refused once that much of it is read, not after reading it whole)."""
+    """The lines of ``stream`` (each read by :func:`~ngramds.corpus.text.whole_line`: with
+    ``read_bytes`` a longer line is refused once that much of it is read)."""
     number = 0
     while True:
-        line = stream.readline(LINE_BLOCK)
+        line = stream.readline(TEXT_LINE_BLOCK)
         if not line:
             return
         number += 1
-        parts, size = [line], len(line)
-        while True:
-            if read_bytes is not None and size > read_bytes:
-                raise InputError(
-                    f"{path}:{number}: a record of more than {read_bytes / MIB:.1f} MiB, more "
-                    "than one read may hold under the memory limit; raise --memory-limit "
-                    "(memory_limit=) or shorten the record")
-            if parts[-1].endswith(b"\n"):
-                break
-            more = stream.readline(LINE_BLOCK)
-            if not more:
-                break
-            parts.append(more)
-            size += len(more)
-        line = parts[0] if len(parts) == 1 else b"".join(parts)
-        del parts
-        yield line
+        yield whole_line(stream, line, f"{path}:{number}", read_bytes)
 
 
 def _record(line: bytes, where: str, prompt_field: str, response_field: str):

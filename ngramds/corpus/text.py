@@ -10,7 +10,7 @@ from ..errors import FileAccessError, InputError
 from . import tokenize
 from .compressed import read_errors
 
-__all__ = ["text_documents", "source_text", "TEXT_LINE_BLOCK", "BINARY_INVALID"]
+__all__ = ["text_documents", "source_text", "whole_line", "TEXT_LINE_BLOCK", "BINARY_INVALID"]
 
 TEXT_LINE_BLOCK = 1 << 20   # bytes of a line read at a time; a longer .txt line is streamed
 BINARY_INVALID = 0.01    # a file read as text with more invalid UTF-8 bytes than this is binary
@@ -71,24 +71,35 @@ def text_documents(path: Path, stream, suffix: str, text_field: str, text_unit: 
                     continue
                 yield _streamed_text(path, stream, lineno, b"".join(head))
                 continue
-            parts, size = [raw], len(raw)
-            while True:
-                if read_bytes is not None and size > read_bytes:
-                    raise InputError(
-                        f"{path}:{lineno}: a line of more than {read_bytes / 2**20:.1f} MiB, "
-                        "more than one read may hold under the memory limit; raise "
-                        "--memory-limit (memory_limit=) or split the record")
-                if parts[-1].endswith(b"\n"):
-                    break
-                more = stream.readline(TEXT_LINE_BLOCK)
-                if not more:
-                    break
-                parts.append(more)
-                size += len(more)
-            line = _decode(parts[0] if len(parts) == 1 else b"".join(parts), path, lineno)
-            del parts
+            line = _decode(whole_line(stream, raw, f"{path}:{lineno}", read_bytes), path,
+                           lineno)
             if line.strip():
                 yield _json_text(line, path, lineno, text_field)
+
+
+def whole_line(stream, first: bytes, where: str, read_bytes: int | None) -> bytes:
+    """The line of ``stream`` that starts with ``first`` (its first block), read
+    :data:`TEXT_LINE_BLOCK` bytes at a time, so that with ``read_bytes`` a longer line is
+    refused once that much of it is read, not after reading it whole.
+
+    Raises:
+        InputError: the line is longer than ``read_bytes`` (``where`` names it).
+    """
+    parts, size = [first], len(first)
+    while True:
+        if read_bytes is not None and size > read_bytes:
+            raise InputError(
+                f"{where}: a record of more than {read_bytes / 2**20:.1f} MiB, more than one "
+                "read may hold under the memory limit; raise --memory-limit (memory_limit=) "
+                "or split the record")
+        if parts[-1].endswith(b"\n"):
+            break
+        more = stream.readline(TEXT_LINE_BLOCK)
+        if not more:
+            break
+        parts.append(more)
+        size += len(more)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 class _damage_as_input_error:
