@@ -195,8 +195,9 @@ class _Tiles:
             off = 0 if plan.blocks == 1 else j * plan.width
             kernels.check(kernels.fill_component(
                 table.next_ids, counts[j], los[j], his[j], tots[j], labels, keys, w[j],
-                plan.mode, plan.top_r, order, order != top, table.top_k is None,
-                t.file.vocab_size, off, plan.width, ids, probs, prefixes[j]))
+                mode=plan.mode, r=plan.top_r, salt=order, label_free=order != top,
+                complete=table.top_k is None, vocab_size=t.file.vocab_size, off=off,
+                width=plan.width, ids=ids, probs=probs, prefix=prefixes[j]))
 
 
 KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the tail draws

@@ -104,10 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    _run_options(sub.add_parser("run", help="train one model; log held-out loss"), False)
+    _run_options(sub.add_parser("run", help="train one model; log held-out loss"), compare=False)
     _run_options(sub.add_parser(
         "compare", help="one run per target kind (same model, data and seed), then a table "
-                        "and the plot"), True)
+                        "and the plot"), compare=True)
     g = sub.add_parser("plot", help="held-out loss of runs vs steps and wall-clock (needs "
                                     "matplotlib: pip install matplotlib)")
     g.add_argument("runs", nargs="+", metavar="LOG", help="logs of `ngramds-train run`")
