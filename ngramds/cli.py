@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 
 from .errors import InputError, NgramdsError
@@ -15,15 +16,16 @@ from .version import __version__
 # (numpy, numba and the layers load in the commands, inside main()'s handling of Ctrl-C)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes in one line, like every other error (exit 2)."""
+class CommandParser(argparse.ArgumentParser):
+    """Usage mistakes in one line, like every other error (exit 2), named by the command
+    (``ngramds``, ``ngramds-train``)."""
 
     def error(self, message):
-        self.exit(2, f"ngramds: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog.split()[0]}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ngramds", description=__doc__)
+    p = CommandParser(prog="ngramds", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -434,22 +436,43 @@ def _cmd_show(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (130 after Ctrl-C, at any
     moment: also while the heavy modules load)."""
+    return run_command("ngramds", _parser, {
+        "build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info, "verify": _cmd_verify,
+        "query": _cmd_query, "show": _cmd_show}, argv)
+
+
+def run_command(prog: str, parser: Callable[[], argparse.ArgumentParser],
+                handlers: dict[str, Callable[[argparse.Namespace], int]],
+                argv: list[str] | None) -> int:
+    """Parse ``argv`` with ``parser()`` and run its command's handler (the ``ngramds`` and
+    ``ngramds-train`` entry points).
+
+    Returns:
+        The handler's exit code; 2 after a usage mistake or an NgramdsError (printed in one
+        line as ``prog: error: ...``; raised with ``--debug``), 141 when the reader of the
+        output went away, 130 after Ctrl-C (also while the heavy modules load). Warnings
+        print in one line as ``prog: warning: ...``.
+    """
     try:
-        return _main(argv)
+        return _run(prog, parser, handlers, argv)
     except KeyboardInterrupt:
-        print("ngramds: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 
-def _main(argv: list[str] | None) -> int:
+def _run(prog, parser, handlers, argv) -> int:
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # usage errors (2), --help (0)
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (2), --help and --version (0)
         return exc.code if isinstance(exc.code, int) else 2
-    handler = {"build": _cmd_build, "merge": _cmd_merge, "info": _cmd_info,
-               "verify": _cmd_verify, "query": _cmd_query, "show": _cmd_show}[args.command]
+    handler = handlers[args.command]
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"{prog}: warning: {text}", file=file or sys.stderr)
+
     with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warning
+        warnings.showwarning = one_line_warning
         try:
             code = handler(args)
             sys.stdout.flush()
@@ -457,7 +480,7 @@ def _main(argv: list[str] | None) -> int:
         except NgramdsError as exc:
             if args.debug:
                 raise
-            print(f"ngramds: error: {exc}", file=sys.stderr)
+            print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 2
         except BrokenPipeError:
             # the reader of the output went away (e.g. `| head`): stop quietly, and keep the
@@ -468,13 +491,8 @@ def _main(argv: list[str] | None) -> int:
                 pass
             return 141
         except KeyboardInterrupt:
-            print("ngramds: interrupted", file=sys.stderr)
+            print(f"{prog}: interrupted", file=sys.stderr)
             return 130
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    text = " ".join(str(message).split())
-    print(f"ngramds: warning: {text}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":

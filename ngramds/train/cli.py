@@ -14,6 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..cli import CommandParser, run_command
 from ..errors import InputError, NgramdsError
 from ..version import __version__
 from .plot import PLOT_HINT, have_matplotlib
@@ -27,13 +28,6 @@ def _defaults() -> dict:
     """RunConfig's fields and their defaults (``target``: the default TargetConfig)."""
     from .config import RunConfig
     return {f.name: f.default for f in dataclasses.fields(RunConfig)}
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes in one line (exit 2), like ``ngramds``'s."""
-
-    def error(self, message):
-        self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _kinds(text: str) -> list[str]:
@@ -100,7 +94,7 @@ def _run_options(p: argparse.ArgumentParser, compare: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = CommandParser(prog=PROG, description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -208,29 +202,8 @@ def _cmd_plot(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (130 after Ctrl-C, at any
     moment: also while the heavy modules load)."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-
-
-def _main(argv: list[str] | None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # usage errors (2), --help and --version (0)
-        return exc.code if isinstance(exc.code, int) else 2
-    handler = {"run": _cmd_run, "compare": _cmd_compare, "plot": _cmd_plot}[args.command]
-    try:
-        return handler(args)
-    except NgramdsError as exc:
-        if args.debug:
-            raise
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, _parser, {"run": _cmd_run, "compare": _cmd_compare,
+                                       "plot": _cmd_plot}, argv)
 
 
 if __name__ == "__main__":
