@@ -37,9 +37,6 @@ class Column:
         import pyarrow.compute as pc
         done = 0
         for chunk, frac in self.chunks():
-            if chunk.null_count:
-                raise InputError(f"{self.where}: column {self.name!r} has null rows; fill or "
-                                 "drop them first")
             _check_chunk(chunk, self.where, self.name)
             if self.row_bytes is not None:
                 sizes = pc.binary_length(chunk).to_numpy(zero_copy_only=False)
@@ -52,9 +49,6 @@ class Column:
         import pyarrow.compute as pc
         done = 0
         for chunk, frac in self.chunks():
-            if chunk.null_count:
-                raise InputError(f"{self.where}: column {self.name!r} has null rows; fill or "
-                                 "drop them first")
             # lengths from the list offsets: a row too large is refused before its ids are
             # touched (memory-mapped files) or converted
             _check_chunk(chunk, self.where, self.name)
@@ -74,10 +68,12 @@ class Column:
 
 
 def _check_chunk(chunk, where: str, name: str) -> None:
-    """InputError naming the file when a chunk's buffers do not hold together (list or string
-    offsets past the values: a damaged file); Arrow's cheap checks, not a pass over the
-    values."""
+    """InputError naming the file when a chunk has null rows or its buffers do not hold
+    together (list or string offsets past the values: a damaged file); Arrow's cheap checks,
+    not a pass over the values."""
     import pyarrow as pa
+    if chunk.null_count:
+        raise InputError(f"{where}: column {name!r} has null rows; fill or drop them first")
     try:
         chunk.validate()
     except pa.ArrowException as exc:
