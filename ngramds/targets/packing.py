@@ -11,7 +11,7 @@ from numba import njit
 from ..errors import FormatError, InputError
 from .kernels import BAD_SAMPLE, BAD_TOKEN, OK, check
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of positions not predicted (PyTorch's ignore_index)
 PAD_ID = 0  # input id of padding positions (never attended to by a causal model's tokens)
 
 

@@ -5,7 +5,8 @@ from collections.abc import Mapping
 
 import torch
 
-IGNORE_INDEX = -100
+from ..targets.packing import IGNORE_INDEX
+
 LABEL_SHIFT = "label_shift"  # the key that marks a batch of NgramDataset(layout="hf")
 # Best held-out loss in docs/RESULTS.md's sweep (alpha 0.25 / 0.5 / 1.0 at order 4, r = 8).
 DEFAULT_ALPHA = 1.0

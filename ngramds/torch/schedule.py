@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 
+from ..validation import is_int
 from .loss import DEFAULT_ALPHA
 
 __all__ = ["alpha_at", "hold_for_epochs", "DEFAULT_HOLD"]
@@ -58,9 +59,9 @@ def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
         ValueError: a step or step count that is not a non-negative integer, or ``alpha`` /
             ``hold`` out of range.
     """
-    if not (_is_int(total_steps) and total_steps >= 1):
+    if not (is_int(total_steps) and total_steps >= 1):
         raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-    if not (_is_int(step) and 0 <= step):
+    if not (is_int(step) and 0 <= step):
         raise ValueError(f"step must be a non-negative integer, got {step!r}")
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a non-negative number, got {alpha!r}")
@@ -72,6 +73,3 @@ def alpha_at(step: int, total_steps: int, alpha: float = DEFAULT_ALPHA,
     span = total_steps - start
     return float(alpha) * max(0.0, 1.0 - (step - start) / span) if span > 0 else 0.0
 
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from ..errors import FileAccessError, InputError
 from ..file.reader import open_file
-from ..torch import DEFAULT_ALPHA, NgramDataset, NgramLoader, hold_for_epochs, ngram_loss
+from ..torch import (DEFAULT_ALPHA, IGNORE_INDEX, NgramDataset, NgramLoader, hold_for_epochs,
+                     ngram_loss)
 from ..targets.entropy import mean_entropy
 from ..torch.schedule import alpha_at
 from .config import RunConfig, check_log_outputs
@@ -29,7 +30,7 @@ def evaluate(model: torch.nn.Module, batches: list[dict], device: str) -> float:
         logits = model(batch["input_ids"].to(device))
         labels = batch["labels"].to(device)
         total += F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum").item()
-        count += int((labels != -100).sum())  # masked labels (prompts) are not predicted
+        count += int((labels != IGNORE_INDEX).sum())  # masked labels (prompts) are not predicted
     model.train()
     return total / count
 
