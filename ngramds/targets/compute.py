@@ -4,6 +4,7 @@ then per tile of positions every order's gather, the mixture weights and each or
 from __future__ import annotations
 
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -305,14 +306,18 @@ def _word(x: int, name: str) -> np.uint64:
     return np.uint64(check_int(name, x, 0, (1 << 64) - 1))
 
 
+_PREFIXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # table -> its prefix
+
+
 def table_prefix(table) -> np.ndarray:
     """:func:`kernels.count_prefix` of a table's counts, computed once per table and process
-    (only for tables whose widest distribution is long enough to need it)."""
-    prefix = getattr(table, "_count_prefix", None)
+    (only for tables whose widest distribution is long enough to need it; kept while the
+    table lives)."""
+    prefix = _PREFIXES.get(table)
     if prefix is None:
         long = widest_distribution(table) > 2 * kernels.PREFIX_BLOCK
         prefix = kernels.count_prefix(table.counts) if long else kernels.NO_PREFIX
-        table._count_prefix = prefix
+        _PREFIXES[table] = prefix
     return prefix
 
 
