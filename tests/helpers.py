@@ -58,3 +58,33 @@ def train_small_tokenizer(path, texts):
     tok.train_from_iterator(texts, trainer=trainer)
     tok.save(str(path))
     return tok
+
+
+DOCS = [[3, 1, 4, 1, 5], [9, 2, 6], [5], [3, 5, 8, 9, 7, 9]]  # a tiny corpus of token ids
+
+
+def sections(path):
+    import ngramds
+    f = ngramds.open(path)
+    return {k: np.array(f.section(k)) for k in f.sections}, f
+
+
+def same_tables(a, b):
+    """The files ``a`` and ``b`` hold the same sections, value for value; returns ``a``
+    opened."""
+    sa, fa = sections(a)
+    sb, fb = sections(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert np.array_equal(sa[k], sb[k]), k
+    return fa
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "1234", "!?"]
+
+
+def whole_encoding(tok, texts, eos=0):
+    """Tokens and offsets of today's whole-document encoding, EOS appended."""
+    docs = [tok.encode(t, add_special_tokens=False).ids + [eos] for t in texts]
+    return (np.array([i for d in docs for i in d]),
+            np.concatenate([[0], np.cumsum([len(d) for d in docs])]))

@@ -38,13 +38,17 @@ FORMAT = "tests/file/test_format.py::"
 WRITER = "tests/file/test_writer.py::"
 STREAM = "tests/corpus/test_stream.py::"
 READERS = "tests/corpus/test_readers.py::"
+MEGATRON = "tests/corpus/test_megatron.py::"
+OFFSETS = "tests/corpus/test_offsets.py::"
+TEXT = "tests/corpus/test_text.py::"
+TOKEN_FILES = "tests/corpus/test_token_files.py::"
 STDLIB = "tests/corpus/test_stdlib.py::"
 OPTIONS = "tests/builder/test_options.py::"
 BOUNDED = "tests/builder/test_bounded.py::"
 P = "tests/builder/test_partials.py::"
 COMPUTE = "tests/targets/test_compute.py::"
 T = "tests/torch/"
-X = "tests/corpus/test_text_streaming.py::"
+X = "tests/corpus/test_tokenize.py::"
 
 # (case, what the user sees now, tests)
 ITEMS = [
@@ -125,11 +129,11 @@ ITEMS = [
     ("`--threads -1|0|1000`", "exit 2: `--threads must be in 1..N`",
      [CLI + "test_threads_out_of_range_are_refused"]),
     ("Megatron with an empty .bin or zero sequences", "exit 2: the corpus is empty / truncated",
-     [READERS + "test_a_megatron_dataset_without_tokens_is_refused"]),
+     [MEGATRON + "test_a_megatron_dataset_without_tokens_is_refused"]),
     ("`--doc-lengths` pickled, garbage, float or 2-D .npy", "exit 2 naming the file",
-     [READERS + "test_doc_lengths_that_are_not_integers_are_refused"]),
+     [OFFSETS + "test_doc_lengths_that_are_not_integers_are_refused"]),
     ("JSONL nested 100,000 deep or with a 5000-digit integer", "exit 2 naming file:line",
-     [READERS + "test_jsonl_nested_too_deep_or_with_huge_integers_is_refused"]),
+     [TEXT + "test_jsonl_nested_too_deep_or_with_huge_integers_is_refused"]),
     ("`--top-k 2**70`, `--seed 2**70` with a validation split", "exit 2, one line",
      [OPTIONS + "test_top_k_and_seed_past_64_bits_are_refused"]),
     ("`query` with an id >= 2^63, negative or >= V", "exit 2: `token id X is outside the "
@@ -159,7 +163,7 @@ ITEMS = [
     ("`query --top -3` hid entries", "exit 2", [CLI + "test_query_negative_top_is_refused"]),
     ("`--dtype` that looks wrong; `--eos-id` never seen or outside the vocabulary",
      "one-line warning / exit 2",
-     [READERS + "test_a_dtype_that_looks_wrong_is_refused_in_one_line",
+     [TOKEN_FILES + "test_a_dtype_that_looks_wrong_is_refused_in_one_line",
       READERS + "test_an_eos_id_never_seen_warns_and_one_outside_the_vocabulary_is_refused"]),
     ("`--tmp-dir` silently ignored without --memory-limit", "one-line warning",
      [CLI + "test_tmp_dir_without_memory_limit_is_said_to_be_ignored"]),
@@ -261,8 +265,8 @@ ITEMS24 = [
      "long `.txt` lines streamed in 1 MiB blocks and encoded in pieces; a `.jsonl` line or "
      "parquet/Arrow/dataset row over the limit's share refused naming the limit (parquet from "
      "its metadata, before reading)",
-     [X + "test_a_huge_line_is_read_in_pieces",
-      X + "test_a_jsonl_line_longer_than_the_read_budget_is_refused",
+     [TEXT + "test_a_huge_line_is_read_in_pieces",
+      TEXT + "test_a_jsonl_line_longer_than_the_read_budget_is_refused",
       C + "test_columnar.py::test_an_oversized_parquet_row_is_refused_before_it_is_read",
       C + "test_columnar.py::test_an_oversized_row_among_small_ones_is_refused",
       C + "test_columnar.py::test_an_oversized_arrow_row_is_refused",
@@ -315,7 +319,7 @@ ITEMS24 = [
     ("21. a `--dtype` the data contradicts", "two warnings, then a file of vocabulary 536,739,855",
      "exit 2 naming the right `--dtype`; `--force-dtype` reads it as given",
      [C + "test_inputs.py::test_wrong_dtype_is_refused_naming_the_right_one_unless_forced",
-      READERS + "test_a_dtype_that_looks_wrong_is_refused_in_one_line"]),
+      TOKEN_FILES + "test_a_dtype_that_looks_wrong_is_refused_in_one_line"]),
     ("22. `ngram_loss` with logits narrower than the file's vocabulary",
      "raw torch 'index 7410 is out of bounds'",
      "one line naming the id and the logits' width (on a device: an async assert, no host sync)",
@@ -337,6 +341,7 @@ ITEMS24 = [
 # also run on older code
 PORTABLE = [t for _, _, tests in ITEMS for t in tests
             if t.startswith((CLI, INSTALL, PATHS, TEMPS, READER, FORMAT, STREAM, READERS,
+                             MEGATRON, OFFSETS, TEXT, TOKEN_FILES,
                              STDLIB, OPTIONS, BOUNDED))
             and t != BOUNDED + "test_runs_of_a_killed_build_are_removed_by_the_next"]
 PORTABLE += [WRITER + "test_a_build_killed_before_its_rename_leaves_only_a_hidden_temporary",

@@ -1,7 +1,7 @@
-"""Text input streams in bounded memory (issue 13, item 11): a build with a memory limit
-tokenises .txt/.jsonl batch by batch into a temporary token file (removed whatever happens),
-long documents are encoded in pieces, and the file is the same byte for byte as the in-memory
-build's and as whole-document encoding."""
+"""Tokenising text (ngramds/corpus/tokenize.py): a build with a memory limit tokenises
+.txt/.jsonl batch by batch into a temporary token file (removed whatever happens), long
+documents are encoded in pieces cut where split_text cuts, and the file is the same byte for
+byte as the in-memory build's and as whole-document encoding."""
 import json
 import os
 import random
@@ -20,34 +20,9 @@ from ngramds.corpus.stream import MappedPiece
 from ngramds.errors import InputError
 from ngramds.file.temporaries import DIR_SUFFIX
 
-from helpers import train_small_tokenizer, write_jsonl
+from helpers import WORDS, whole_encoding, write_jsonl
 
 pytest.importorskip("tokenizers")
-
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "1234", "!?"]
-
-
-def _texts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 40))) + rng.choice(
-        ["", "  ", "\tend", " x\n y"]) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("text")
-    texts = _texts(1500)
-    tok = train_small_tokenizer(d / "tok.json", texts[:300])
-    write_jsonl(d / "a.jsonl", texts)
-    (d / "a.txt").write_text("\n".join(t.replace("\n", " ") for t in texts if t.strip()) + "\n")
-    return d, tok, texts
-
-
-def _expected(tok, texts, eos=0):
-    """Tokens and offsets of today's whole-document encoding, EOS appended."""
-    docs = [tok.encode(t, add_special_tokens=False).ids + [eos] for t in texts]
-    return (np.array([i for d in docs for i in d]),
-            np.concatenate([[0], np.cumsum([len(d) for d in docs])]))
 
 
 def _snapshot(directory: Path) -> dict:
@@ -64,7 +39,7 @@ def test_text_build_same_bytes_with_and_without_memory_limit(corpus, tmp_path, n
     lim = ngramds.build([d / name], tmp_path / "lim.ngds", tokenizer=d / "tok.json", eos_id=0,
                         progress=False, memory_limit="4G")
     assert mem.read_bytes() == lim.read_bytes()
-    tokens, offsets = _expected(tok, texts)
+    tokens, offsets = whole_encoding(tok, texts)
     with ngramds.open(mem) as f:
         assert f.token_dtype == np.uint16
         assert np.array_equal(f.tokens, tokens) and np.array_equal(f.doc_offsets, offsets)
@@ -103,7 +78,7 @@ def test_long_documents_encoded_in_pieces_equal_whole_encoding(corpus, tmp_path,
     monkeypatch.setattr(tokenize, "TEXT_BATCH", 3)
     long = [" ".join(texts[i:i + 40]) for i in range(0, 400, 40)] + ["x" * 170, ""]
     write_jsonl(tmp_path / "long.jsonl", long)
-    tokens, offsets = _expected(tok, long)
+    tokens, offsets = whole_encoding(tok, long)
     for kw in ({}, {"memory_limit": "4G"}):
         out = ngramds.build([tmp_path / "long.jsonl"], tmp_path / f"{len(kw)}.ngds",
                             tokenizer=d / "tok.json", eos_id=0, progress=False, **kw)
@@ -178,72 +153,3 @@ def test_temporary_token_file_removed_after_failed_builds(corpus, tmp_path):
                         eos_id=0, progress=False, memory_limit="4G")
     assert _snapshot(work) == {**before, "out.ngds": _snapshot(work)["out.ngds"]}
     assert out.exists()
-
-
-def _peak(fn):
-    import tracemalloc
-    tracemalloc.start()
-    try:
-        out = fn()
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Lines read 16 KiB at a time, encoded 4 K characters at a time (so that a line of a
-    few hundred KB is a "huge" one: the tokenizer's ids of a batch, as Python ints, take
-    ~100 bytes a character)."""
-    monkeypatch.setattr("ngramds.corpus.text.TEXT_LINE_BLOCK", 1 << 14)
-    monkeypatch.setattr(tokenize, "TEXT_PIECE_CHARS", 1 << 12)
-    monkeypatch.setattr(tokenize, "TEXT_BATCH_CHARS", 1 << 12)
-
-
-@pytest.mark.parametrize("unit", ["line", "file"])
-def test_a_huge_line_is_read_in_pieces(corpus, tmp_path, small_blocks, unit):
-    """A 640 KB line in a .txt.gz (and, per file, the whole file) is read and encoded in
-    pieces: Python's peak allocation stays well below the line's size (before: the line was
-    read whole, decoded whole and cut, several times its size), and the ids equal
-    whole-line encoding with the byte-level BPE."""
-    import gzip
-    d, tok, _ = corpus
-    rng = random.Random(5)
-    huge = " ".join(rng.choice(WORDS) for _ in range(120_000)) + " \t caf\u00e9 " * 3
-    lines = ["alpha beta", "", huge, "   ", "gamma  delta\r", huge[:40_000] + " end"]
-    raw = "\n".join(lines).encode() + b"\r\n"
-    (tmp_path / "h.txt.gz").write_bytes(gzip.compress(raw))
-    assert len(huge) > 600_000
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    readers.read_text(tmp_path / "h.txt.gz", d / "tok.json", text_unit=unit, eos_id=0,
-                      spool=spool)  # imports and caches first
-    (tokens, offsets), peak = _peak(lambda: readers.read_text(
-        tmp_path / "h.txt.gz", d / "tok.json", text_unit=unit, eos_id=0, spool=spool))
-    print(f"peak {peak / 2**20:.2f} MiB for a line of {len(huge) / 2**20:.2f} MiB")
-    assert peak < len(huge) / 2  # before: about 4 times the line
-    texts = [t.rstrip("\r\n") for t in raw.decode().split("\n") if t.strip()] \
-        if unit == "line" else [raw.decode()]
-    want, want_offsets = _expected(tok, texts)
-    assert np.array_equal(tokens.read(0, tokens.size), want)
-    assert np.array_equal(offsets, want_offsets)
-
-
-def test_a_jsonl_line_longer_than_the_read_budget_is_refused(corpus, tmp_path):
-    d, _, _ = corpus
-    write_jsonl(tmp_path / "a.jsonl", ["alpha beta", "x " * 600_000])
-    with pytest.raises(InputError, match=r"a\.jsonl:2: .*memory limit"):
-        readers.load_stream([tmp_path / "a.jsonl"], tokenizer=d / "tok.json",
-                            read_bytes=1 << 20)
-
-
-def test_a_line_split_in_a_multibyte_character_or_bad_utf8_mid_line(corpus, tmp_path,
-                                                                     small_blocks):
-    d, tok, _ = corpus
-    text = "\u00e9" * 30_000 + " alpha"  # two bytes a character: blocks end mid-character
-    (tmp_path / "u.txt").write_text(text + "\n")
-    tokens, _ = readers.read_text(tmp_path / "u.txt", d / "tok.json", eos_id=0)
-    assert tokens.tolist() == tok.encode(text, add_special_tokens=False).ids + [0]
-    (tmp_path / "b.txt").write_bytes(b"ok\n" + b"alpha " * 10_000 + b"\xff beta\n")
-    with pytest.raises(InputError, match=r"b\.txt:2: text is not UTF-8"):
-        readers.read_text(tmp_path / "b.txt", d / "tok.json", eos_id=0)
