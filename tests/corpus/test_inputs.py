@@ -1,12 +1,11 @@
-"""Every corpus a trainer already has (issue 15): parquet and Arrow files, HuggingFace
-datasets, compressed text, directories; each gives the same file as the same corpus as .npy
+"""Every corpus a trainer already has: parquet and Arrow files, HuggingFace
+datasets, compressed text; each gives the same file as the same corpus as .npy
 (or as plain text), in memory and under a memory limit, and the input guards warn (or, with
 strict, refuse) instead of building a valid-looking file of the wrong corpus."""
 import bz2
 import gzip
 import lzma
 import os
-import random
 
 import numpy as np
 import pytest
@@ -15,28 +14,12 @@ import ngramds
 from ngramds.cli import main
 from ngramds.errors import InputError, InputWarning
 
-from helpers import train_small_tokenizer, write_jsonl
-
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "1234", "!?"]
-
-
-def _texts(n: int, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+from helpers import write_jsonl
 
 
 def _docs(n: int = 300, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 500, rng.integers(0, 60)) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def text(tmp_path_factory):
-    d = tmp_path_factory.mktemp("inputs")
-    texts = _texts(400)
-    tok = train_small_tokenizer(d / "tok.json", texts[:200])
-    write_jsonl(d / "a.jsonl", texts)
-    return d, tok, texts
 
 
 def _same_tables(a, b) -> None:
@@ -188,7 +171,7 @@ def test_hf_dataset_missing_column_lists_the_columns(tmp_path):
         ngramds.build(ds, tmp_path / "o.ngds", text_field="text", progress=False)
 
 
-# -- compressed text and directories -------------------------------------------------------
+# -- compressed text ---------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
 def test_compressed_jsonl_and_txt_give_the_plain_file(text, tmp_path, suffix):
     d, _, texts = text
@@ -217,68 +200,6 @@ def test_corrupt_compressed_input_is_one_line(text, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a.jsonl.gz" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o.ngds").exists()
-
-
-def _tree(root, texts):
-    """A directory of .txt files (one text each, nested), plus files to leave out."""
-    (root / "sub" / "deeper").mkdir(parents=True)
-    names = []
-    for i, t in enumerate(texts):
-        where = ["", "sub/", "sub/deeper/"][i % 3]
-        path = root / f"{where}f{i:03d}.txt"
-        path.write_text(t.replace(" ", "\n", 2) + "\n")
-        names.append(path)
-    (root / "notes.md").write_text("not a corpus file\n")
-    (root / ".hidden.txt").write_text("hidden\n")
-    return sorted(names, key=lambda p: p.relative_to(root).parts)
-
-
-def test_directory_reads_every_file_sorted_one_document_each(text, tmp_path):
-    d, tok, texts = text
-    root = tmp_path / "tree"
-    root.mkdir()
-    files = _tree(root, texts[:30])
-    out = ngramds.build([root], tmp_path / "dir.ngds", tokenizer=d / "tok.json", eos_id=0,
-                        progress=False)
-    docs = [tok.encode(p.read_text(), add_special_tokens=False).ids + [0] for p in files]
-    with ngramds.open(out) as f:
-        assert f.num_documents == len(files)
-        assert np.array_equal(f.tokens, np.concatenate(docs))
-    # an include pattern selects files (matched against the path inside the directory)
-    out = ngramds.build([root], tmp_path / "sub.ngds", tokenizer=d / "tok.json", eos_id=0,
-                        include=["sub/*"], progress=False)
-    with ngramds.open(out) as f:
-        assert f.num_documents == sum(1 for p in files if p.parent != root)
-
-
-def test_directory_via_cli_and_empty_directory(text, tmp_path, capsys):
-    d, _, texts = text
-    root = tmp_path / "tree"
-    root.mkdir()
-    files = _tree(root, texts[:12])
-    assert main(["build", str(root), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
-                 str(d / "tok.json"), "--eos-id", "0", "--include", "*.txt", "-q"]) == 0
-    with ngramds.open(tmp_path / "o.ngds") as f:
-        assert f.num_documents == len(files)
-    (tmp_path / "empty").mkdir()
-    assert main(["build", str(tmp_path / "empty"), "-o", str(tmp_path / "e.ngds"), "-q"]) == 2
-    assert "no input files" in capsys.readouterr().err
-
-
-def test_directory_never_follows_a_planted_link(text, tmp_path):
-    d, _, texts = text
-    root = tmp_path / "tree"
-    root.mkdir()
-    _tree(root, texts[:6])
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.txt").write_text("outside the tree\n")
-    os.symlink(outside, root / "link")
-    os.symlink(outside / "secret.txt", root / "file-link.txt")
-    out = ngramds.build([root], tmp_path / "o.ngds", tokenizer=d / "tok.json", eos_id=0,
-                        progress=False)
-    with ngramds.open(out) as f:
-        assert f.num_documents == 6
 
 
 # -- guards --------------------------------------------------------------------------------
@@ -368,28 +289,6 @@ def test_tokenising_shows_progress_and_counts_it(text, tmp_path, capsys):
 
 
 # -- found in review ----------------------------------------------------------------------
-def test_megatron_dataset_in_a_directory_is_read_once_whatever_the_patterns(tmp_path):
-    from helpers import write_megatron
-    root = tmp_path / "data"
-    root.mkdir()
-    write_megatron(root / "corpus_text_document", [[1, 2, 3], [4, 5]])
-    for include in (None, ["*"], ["*.bin", "*.idx"]):
-        out = ngramds.build([root], tmp_path / "m.ngds", include=include, progress=False)
-        with ngramds.open(out) as f:
-            assert f.tokens.tolist() == [1, 2, 3, 4, 5] and f.num_documents == 2
-        out.unlink()
-
-
-def test_a_directory_named_through_a_link_is_read(text, tmp_path):
-    d, _, texts = text
-    root = tmp_path / "tree"
-    root.mkdir()
-    _tree(root, texts[:6])
-    os.symlink(root, tmp_path / "link")
-    out = ngramds.build([tmp_path / "link"], tmp_path / "o.ngds", tokenizer=d / "tok.json",
-                        eos_id=0, progress=False)
-    with ngramds.open(out) as f:
-        assert f.num_documents == 6
 
 
 def test_without_a_tokenizer_the_token_id_column_is_chosen(tmp_path):

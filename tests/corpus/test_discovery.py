@@ -1,6 +1,8 @@
-"""Directories as corpora: source trees (files of any suffix picked by --include are text, one
-document per file, binary files skipped and counted), and what stops a directory build before
-any work (a subdirectory that cannot be listed, a file name that is not UTF-8)."""
+"""Which files a build reads (ngramds/corpus/discovery.py): directories walked in sorted order,
+one document per file, --include patterns, hidden names and planted links skipped, a Megatron
+dataset in a directory read once; source trees (files of any suffix picked by --include are
+text, binary files skipped and counted); and what stops a directory build before any work (a
+subdirectory that cannot be listed, a file name that is not UTF-8)."""
 import os
 
 import numpy as np
@@ -195,3 +197,90 @@ def test_file_name_not_utf8_is_refused_before_any_work(tmp_path, tok, capsys, gi
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "UTF-8" in err and "caf\\xe9.txt" in err, err
     assert not (tmp_path / "o.ngds").exists()
+
+
+# -- directories of corpus files -----------------------------------------------------------
+def _tree(root, texts):
+    """A directory of .txt files (one text each, nested), plus files to leave out."""
+    (root / "sub" / "deeper").mkdir(parents=True)
+    names = []
+    for i, t in enumerate(texts):
+        where = ["", "sub/", "sub/deeper/"][i % 3]
+        path = root / f"{where}f{i:03d}.txt"
+        path.write_text(t.replace(" ", "\n", 2) + "\n")
+        names.append(path)
+    (root / "notes.md").write_text("not a corpus file\n")
+    (root / ".hidden.txt").write_text("hidden\n")
+    return sorted(names, key=lambda p: p.relative_to(root).parts)
+
+
+def test_directory_reads_every_file_sorted_one_document_each(text, tmp_path):
+    d, tok, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = _tree(root, texts[:30])
+    out = ngramds.build([root], tmp_path / "dir.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        progress=False)
+    docs = [tok.encode(p.read_text(), add_special_tokens=False).ids + [0] for p in files]
+    with ngramds.open(out) as f:
+        assert f.num_documents == len(files)
+        assert np.array_equal(f.tokens, np.concatenate(docs))
+    # an include pattern selects files (matched against the path inside the directory)
+    out = ngramds.build([root], tmp_path / "sub.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        include=["sub/*"], progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == sum(1 for p in files if p.parent != root)
+
+
+def test_directory_via_cli_and_empty_directory(text, tmp_path, capsys):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = _tree(root, texts[:12])
+    assert main(["build", str(root), "-o", str(tmp_path / "o.ngds"), "--tokenizer",
+                 str(d / "tok.json"), "--eos-id", "0", "--include", "*.txt", "-q"]) == 0
+    with ngramds.open(tmp_path / "o.ngds") as f:
+        assert f.num_documents == len(files)
+    (tmp_path / "empty").mkdir()
+    assert main(["build", str(tmp_path / "empty"), "-o", str(tmp_path / "e.ngds"), "-q"]) == 2
+    assert "no input files" in capsys.readouterr().err
+
+
+def test_directory_never_follows_a_planted_link(text, tmp_path):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    _tree(root, texts[:6])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("outside the tree\n")
+    os.symlink(outside, root / "link")
+    os.symlink(outside / "secret.txt", root / "file-link.txt")
+    out = ngramds.build([root], tmp_path / "o.ngds", tokenizer=d / "tok.json", eos_id=0,
+                        progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == 6
+
+
+def test_megatron_dataset_in_a_directory_is_read_once_whatever_the_patterns(tmp_path):
+    from helpers import write_megatron
+    root = tmp_path / "data"
+    root.mkdir()
+    write_megatron(root / "corpus_text_document", [[1, 2, 3], [4, 5]])
+    for include in (None, ["*"], ["*.bin", "*.idx"]):
+        out = ngramds.build([root], tmp_path / "m.ngds", include=include, progress=False)
+        with ngramds.open(out) as f:
+            assert f.tokens.tolist() == [1, 2, 3, 4, 5] and f.num_documents == 2
+        out.unlink()
+
+
+def test_a_directory_named_through_a_link_is_read(text, tmp_path):
+    d, _, texts = text
+    root = tmp_path / "tree"
+    root.mkdir()
+    _tree(root, texts[:6])
+    os.symlink(root, tmp_path / "link")
+    out = ngramds.build([tmp_path / "link"], tmp_path / "o.ngds", tokenizer=d / "tok.json",
+                        eos_id=0, progress=False)
+    with ngramds.open(out) as f:
+        assert f.num_documents == 6
