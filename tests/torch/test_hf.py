@@ -1,6 +1,7 @@
 """HF Trainer through ngramds.hf.NgramTrainer: every sample trained once per epoch, alone and
-under 2-rank DDP; gradient accumulation gives the loss and weights of one larger batch
-(issue 12 #5, #6, #7)."""
+under 2-rank DDP; gradient accumulation gives the loss and weights of one larger batch; a
+checkpoint resumes exactly (one without the loader state is refused); packed documents stay
+apart; a plain Trainer on an NgramDataset is refused."""
 import json
 import os
 import shutil
@@ -62,7 +63,7 @@ def test_trainer_alone_and_under_ddp_with_accumulation(run):
             assert sorted(idx) == list(range(64))
         assert epochs[0] != epochs[1]
     assert plain[0]["steps"] == accumulated[0]["steps"] == ddp[0]["steps"] == 16
-    # same samples per optimizer step: the same losses and weights (issue 12 #6: 4x before)
+    # same samples per optimizer step: the same losses and weights
     for other in (accumulated, ddp):
         np.testing.assert_allclose(other[0]["losses"], plain[0]["losses"], rtol=2e-3)
         np.testing.assert_allclose(other[0]["params"], plain[0]["params"], rtol=1e-4)

@@ -50,8 +50,8 @@ def test_ngram_loss_combines_terms_and_masks(device):
 
 
 def test_a_batch_that_lost_its_targets_is_an_error():
-    """Issue 12 #7: a collator or framework that drops keys must not turn the loss into plain
-    cross-entropy without a word."""
+    """A collator or framework that drops keys must not turn the loss into plain cross-entropy
+    without a word."""
     logits = torch.randn(2, 5, 11)
     labels = torch.randint(0, 11, (2, 5))
     with pytest.raises(ValueError, match="collator removed them"):
@@ -59,7 +59,8 @@ def test_a_batch_that_lost_its_targets_is_an_error():
 
 
 def test_shape_errors_name_the_shapes():
-    """Issue 12 #10: nanoGPT's model(idx) returns last-position logits only."""
+    """Logits of the wrong shape are refused naming both shapes (nanoGPT's model(idx) returns
+    last-position logits only)."""
     labels = torch.randint(0, 11, (2, 5))
     ids, probs = random_targets((2, 5), 11, 3, torch.Generator().manual_seed(4))
     batch = {"labels": labels, "target_ids": ids, "target_probs": probs.float()}
@@ -73,7 +74,7 @@ def test_shape_errors_name_the_shapes():
 
 def test_sum_over_items_for_gradient_accumulation():
     """ngram_loss(..., num_items_in_batch=N) summed over micro-batches equals the mean of the
-    whole batch (issue 12 #6)."""
+    whole batch."""
     gen = torch.Generator().manual_seed(5)
     logits = torch.randn(4, 5, 11, dtype=torch.float64, generator=gen)
     labels = torch.randint(0, 11, (4, 5), generator=gen)
