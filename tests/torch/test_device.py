@@ -1,6 +1,6 @@
 """Device targets (NgramTargets, here on the CPU, by torch ops and by the compiled kernels) equal
 the compiled CPU kernels of the loader: ids identical, probabilities within float32 rounding,
-for every mode and mixing, on random files (issue 14)."""
+for every mode and mixing, on random files."""
 import numpy as np
 import pytest
 import torch
