@@ -51,7 +51,7 @@ def _documents(tok, paths, eos):
                        add_special_tokens=False).ids + [eos] for p in paths]
 
 
-@pytest.mark.parametrize("limit", [None, "1G"])
+@pytest.mark.parametrize("limit", [None, "4G"])
 def test_source_tree_builds_one_document_per_file_and_counts_skipped_binaries(
         tmp_path, tok, capsys, limit):
     tok_path, tokenizer = tok

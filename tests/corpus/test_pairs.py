@@ -93,7 +93,7 @@ def test_prompt_lengths_are_checked(tmp_path):
                       tmp_path / "part", order=2, progress=False, partial=True)
     with pytest.raises(ngramds.InputError, match="prompt length"):
         ngramds.build(Corpus(tokens, offsets, prompt_lengths=np.array([3, 1])),
-                      tmp_path / "x.ngds", order=2, progress=False, memory_limit="1G")
+                      tmp_path / "x.ngds", order=2, progress=False, memory_limit="4G")
 
 
 def test_bounded_build_keeps_prompt_lengths(tmp_path):
@@ -102,7 +102,7 @@ def test_bounded_build_keeps_prompt_lengths(tmp_path):
                     prompt_lengths=np.array([2, 0, 300 % 22]))
     mem = ngramds.build(corpus, tmp_path / "m.ngds", order=2, progress=False)
     lim = ngramds.build(corpus, tmp_path / "l.ngds", order=2, progress=False,
-                        memory_limit="1G")
+                        memory_limit="4G")
     assert mem.read_bytes() == lim.read_bytes()
     assert ngramds.open(lim, verify=True).prompt_lengths.tolist() == [2, 0, 14]
 
@@ -279,7 +279,7 @@ def test_cli_pairs_with_a_memory_limit_build_the_same_file(tmp_path, tokenizer, 
     args = ["build", str(src), "--tokenizer", str(tok_path), "--prompt-field", "prompt",
             "--response-field", "response", "--eos-id", eos, "-q"]
     assert main(args + ["-o", str(tmp_path / "m.ngds")]) == 0
-    assert main(args + ["-o", str(tmp_path / "l.ngds"), "--memory-limit", "1G"]) == 0
+    assert main(args + ["-o", str(tmp_path / "l.ngds"), "--memory-limit", "4G"]) == 0
     assert (tmp_path / "m.ngds").read_bytes() == (tmp_path / "l.ngds").read_bytes()
     f = ngramds.open(tmp_path / "l.ngds", verify=True)
     assert f.prompt_lengths.tolist() == read_pairs([src], tok_path).prompt_lengths.tolist()
