@@ -12,11 +12,24 @@ largest sum. Temporary disk is what the build reports.
 
     python tools/bench_scale.py                       # 210M tokens, order 4, limit 1G
     python tools/bench_scale.py --min-tokens 20000000 --variants memory,budget
+
+With ``--source DIR`` it measures a real corpus instead (docs/SCALE.md, "A real corpus at three
+sizes"): the Linux kernel's source tree (Debian's linux-source-6.1, unpacked), never repeated,
+at three nested sizes chosen by ``--include`` globs (SIZES below), tokenised with a byte-level
+BPE of 8192 trained once on every 40th .c/.h file (``--tokenizer``, written if missing). Per
+size: the text build under ``--memory-limit`` in a fresh process (wall time per stage, peak
+RSS, temporary disk), the file's bytes per token by section, the device tables' bytes per
+token, singleton shares, the compiled targets' positions/s on 1 thread and the loader's
+throughput against a plain memmap token loader.
+
+    python tools/bench_scale.py --source /data/linux-source-6.1 --out-dir /data/scale \
+        [--sizes S,M,L] [--limit 6G]
 """
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -94,7 +107,14 @@ def main() -> None:
     ap.add_argument("--limit", default="1G")
     ap.add_argument("--variants", default="memory,budget,dask1,dask2")
     ap.add_argument("--cache-dir", default=str(ROOT / "out" / "bench"))
+    ap.add_argument("--source", help="a real source tree: measure it at three sizes")
+    ap.add_argument("--out-dir", help="with --source: where the files are written")
+    ap.add_argument("--sizes", default="S,M,L", help="with --source: which of S, M, L")
+    ap.add_argument("--tokenizer", help="with --source: tokenizer.json (trained if missing)")
+    ap.add_argument("--batches", type=int, default=20, help="with --source: per rate window")
     a = ap.parse_args()
+    if a.source:
+        return real_corpus(a)
     cache = Path(a.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     tokens, lengths = make_corpus(a.min_tokens, a.noise, cache)
@@ -135,6 +155,162 @@ def main() -> None:
               f"{r['peak_one'] / 2**20:.0f} | {r['peak_sum'] / 2**20:.0f} | {disk} |")
     for out in outputs.values():
         out.unlink(missing_ok=True)
+
+
+# Nested sizes of the kernel tree (globs match across "/": fs/*.c is every .c under fs/).
+_CORE = ["fs", "kernel", "lib", "mm", "net"]
+_NOT_DRIVERS = _CORE + ["arch", "block", "certs", "crypto", "include", "init", "io_uring",
+                        "ipc", "rust", "samples", "scripts", "security", "sound", "tools",
+                        "usr", "virt"]
+_TEXT = ["c", "h", "S", "dts", "dtsi", "rst", "txt", "sh", "py", "yaml"]
+SIZES = {
+    "S": [f"{d}/*.{e}" for d in _CORE for e in ("c", "h")],
+    "M": [f"{d}/*.{e}" for d in _NOT_DRIVERS for e in ("c", "h")],
+    "L": [f"*.{e}" for e in _TEXT],
+}
+
+
+def kernel_tokenizer(source: Path, path: Path) -> None:
+    """A byte-level BPE of 8192 trained on every 40th .c/.h file of ``source`` (sorted)."""
+    from ngramds.corpus.stdlib import train_tokenizer
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in (".c", ".h"))
+    tok = train_tokenizer([p.read_text(errors="replace") for p in files[::40]], 8192)
+    tok.save(str(path))
+
+
+def stage_seconds(stderr: str) -> dict[str, float]:
+    """Seconds per build stage from the progress lines (off a terminal: one line per stage,
+    each with the seconds since the build began) and the summary lines."""
+    out = {}
+    m = re.search(r"tokenised .* in ([0-9.]+)s", stderr)
+    if m:
+        out["tokenising"] = float(m.group(1))
+    marks = [(name.strip(), float(t)) for name, t in
+             re.findall(r"\] \d+/\d+ ([a-z ]+?)(?: \(order \d+\))? \(([0-9.]+)s\)", stderr)]
+    end = re.search(r"built .* in ([0-9.]+)s", stderr)
+    if marks and end:
+        marks.append(("end", float(end.group(1))))
+        for (name, t0), (_, t1) in zip(marks, marks[1:]):
+            out[name] = out.get(name, 0.0) + t1 - t0
+    return out
+
+
+def file_rows(path: Path) -> dict:
+    """Bytes per token of each section group, device table bytes, singleton shares."""
+    import ngramds
+    from ngramds.torch import NgramTargets
+    f = ngramds.open(path)
+    n = f.num_tokens
+    groups: dict[str, int] = {}
+    for name, arr in f.sections.items():
+        key = name.split("/")[-1]
+        groups[key] = groups.get(key, 0) + arr.length
+    return {"tokens": n, "file": path.stat().st_size / n,
+            "sections": {k: v / n for k, v in sorted(groups.items())},
+            "device": NgramTargets.table_bytes(f) / n}
+
+
+def targets_rate(path: Path, batches: int) -> tuple[float, float]:
+    """(M positions/s on 1 thread of the compiled targets alone and of
+    ``NgramTargets(backend="compiled")``; the loader with 2 workers against a plain memmap
+    loader, and its M positions/s) at seq 1024, batch 16, default configuration, random
+    windows, fresh in every repeat."""
+    import torch
+    from bench_device import BATCH, SEQ, PlainWindows, each, forever, rate, throughput
+    from ngramds.targets import Targets
+    from ngramds.torch import NgramDataset, NgramLoader, NgramTargets
+    ds = NgramDataset(path, SEQ, batched=True)
+    cpu = Targets(ds.file, ds.config)
+    rng = np.random.default_rng(0)
+    cpu.compute(rng.integers(0, ds.file.num_tokens - SEQ - 1, BATCH), SEQ, 0, 0, threads=1)
+    rates = []  # fresh random windows each repeat: no table read is cached from the last one
+    for _ in range(5):
+        starts = [rng.integers(0, ds.file.num_tokens - SEQ - 1, BATCH) for _ in range(batches)]
+        rates.append(throughput(each(lambda s: cpu.compute(s, SEQ, 0, 0, threads=1), starts),
+                                batches * BATCH * SEQ, repeats=1))
+    one = statistics.median(rates) / 1e6
+    torch.set_num_threads(1)  # NgramTargets(backend="compiled") on the batches of the loader
+    dev = NgramDataset(path, SEQ, batched=True, targets_on="device")
+    it = iter(NgramLoader(dev, batch_size=BATCH))
+    held = [next(it) for _ in range(5 * batches)]
+    targets = NgramTargets(dev, backend="compiled")
+    targets(held[0])
+    wrapped = statistics.median(
+        throughput(each(targets, held[k::5]), batches * BATCH * SEQ, repeats=1)
+        for k in range(5)) / 1e6
+    plain = rate(lambda: iter(torch.utils.data.DataLoader(PlainWindows(str(path)),
+                                                          batch_size=None, num_workers=2)),
+                 batches)[0]
+    ours = rate(lambda: forever(NgramLoader(ds, batch_size=BATCH, num_workers=2)), batches)[0]
+    return one, wrapped, ours / plain, ours / 1e6
+
+
+def tokenise_alone(source: Path, globs: list[str], tokenizer: Path) -> tuple[int, float]:
+    """(tokens, seconds) of tokenising the files a build of ``source`` with ``globs`` reads,
+    with the library's batching over ``encode_batch_fast`` alone: files read and decoded,
+    ids made into arrays, nothing sorted or written."""
+    from ngramds.corpus.discovery import expand_inputs
+    from ngramds.corpus.tokenize import encoded_batches, load_tokenizer
+    tok = load_tokenizer(tokenizer)
+    files = [p for p, _ in expand_inputs([source], globs)]
+    t0, n = time.perf_counter(), 0
+    docs = (p.read_bytes().decode("utf-8", "replace") for p in files)
+    for ids, _ in encoded_batches(docs, tok, 0, np.uint16):
+        n += ids.size
+    return n, time.perf_counter() - t0
+
+
+def real_corpus(a) -> None:
+    """Build the kernel tree at each size; print the scale table (docs/SCALE.md)."""
+    source, out = Path(a.source), Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Path(a.tokenizer) if a.tokenizer else out / "linux-bpe8192.json"
+    if not tok.exists():
+        kernel_tokenizer(source, tok)
+    results = {}
+    for size in a.sizes.split(","):
+        path = out / f"linux-{size}.ngds"
+        inc = [x for g in SIZES[size] for x in ("--include", g)]
+        cmd = [sys.executable, "-m", "ngramds.cli", "build", str(source), *inc, "--tokenizer",
+               str(tok), "--eos-id", "0", "-o", str(path), "--memory-limit", a.limit,
+               "--tmp-dir", str(out)]
+        print("$", " ".join(cmd), flush=True)
+        r = run(cmd)
+        temp = re.findall(r"temporary disk ([0-9.]+) MiB \(([0-9.]+) bytes/token\)",
+                          r["stderr"])
+        info = subprocess.run([sys.executable, "-m", "ngramds.cli", "info", str(path)],
+                              capture_output=True, text=True, check=True).stdout
+        once = dict(re.findall(r"^\s+(\d+)\s+[\d,]+\s+([0-9.]+%)", info, re.M))
+        row = {"wall": r["wall"], "rss": r["peak_sum"] / 2**30, "stages": stage_seconds(
+            r["stderr"]), "temp": float(temp[0][1]) if temp else float("nan"), "once": once,
+            **file_rows(path)}
+        row["targets"], row["wrapped"], row["loader_ratio"], row["loader"] = targets_rate(
+            path, a.batches)
+        n, secs = tokenise_alone(source, SIZES[size], tok)
+        row["tokenise_alone"] = n / secs / 1e6
+        row["build_rate"] = row["tokens"] / r["wall"] / 1e6
+        results[size] = row
+        print(size, row, flush=True)
+    print(f"\n| size | tokens | build wall s | stages (s) | peak RSS GiB | temporary B/token "
+          f"| file B/token | sections B/token | device tables B/token | contexts seen once "
+          f"(order: share) | targets M pos/s, 1 thread: kernels / NgramTargets | loader M pos/s, 2 workers (vs plain) |")
+    print("|---|---:|---:|---|---:|---:|---:|---|---:|---|---:|---:|")
+    rows = []
+    for size, r in results.items():
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stages"].items())
+        secs = ", ".join(f"{k} {v:.2f}" for k, v in r["sections"].items())
+        once = ", ".join(f"{k}: {v}" for k, v in r["once"].items())
+        print(f"| {size} | {r['tokens'] / 1e6:.1f}M | {r['wall']:.0f} | {stages} | "
+              f"{r['rss']:.2f} | {r['temp']:.1f} | {r['file']:.2f} | {secs} | "
+              f"{r['device']:.2f} | {once} | {r['targets']:.2f} / {r['wrapped']:.2f} | "
+              f"{r['loader']:.2f} "
+              f"({r['loader_ratio']:.2f}x) |")
+        rows.append(f"| {size} | {r['build_rate']:.2f} | {r['tokenise_alone']:.2f} | "
+                    f"{r['build_rate'] / r['tokenise_alone']:.2f}x |")
+    print("\n| size | text build M tokens/s (whole build) | tokenising alone M tokens/s "
+          "(encode_batch_fast, same batching) | build / tokenising |")
+    print("|---|---:|---:|---:|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a tim
                                                   # several epochs, two seeds
 
 Corpora: stdlib (Python source, the default corpus), docs (package documentation,
-tools/docs_corpus.py), cheaders and man (tools/corpora.py), and man-small: the first 198
+tools/docs_corpus.py), cheaders and man (tools/corpora.py), the English prose corpora kernel,
+pydoc, perldoc and wordnet (tools/corpora.py; their Debian packages' files under --root;
+"prose" runs the four), and man-small: the first 198
 documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, so that
 1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
 with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
@@ -42,6 +44,7 @@ from ngramds.targets import TargetConfig
 ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "docs" / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
+PROSE = ("kernel", "pydoc", "perldoc", "wordnet")  # English prose (tools/corpora.py, --root)
 # corpora made of the first documents of another corpus's JSONL file, with its tokenizer
 SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%
 
@@ -68,6 +71,8 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
         if not text.exists():
             tool = "docs_corpus.py" if corpus == "docs" else "corpora.py"
             args = [str(OUT / "docs")] if corpus == "docs" else [corpus, str(OUT)]
+            if corpus in PROSE:
+                args += ["--root", str(ROOT_DIR)]
             subprocess.run([sys.executable, str(ROOT / "tools" / tool), *args], check=True)
         cmd += [str(text), "--tokenizer", str(tok), "--eos-id", "0"]
     print("==", " ".join(cmd), flush=True)
@@ -77,6 +82,8 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
 
 THREADS = 1  # torch threads per run (main: --threads)
 ESCAPE = TargetConfig().escape  # Witten-Bell's escape weight of the n-gram runs (--escape)
+ALPHA_COUNT = TargetConfig().alpha_count  # k of the count-aware soft weight (--alpha-count)
+ROOT_DIR = Path("/")  # where the prose packages' files are (--root)
 
 
 def run(corpus: str, name: str, steps: int, seed: int, options: list[str]) -> list[dict]:
@@ -119,7 +126,8 @@ def ngram_name(hold: float | None, steps: int) -> str:
     throughout, ``hold`` None); with an escape weight other than Witten-Bell's 1
     (:data:`ESCAPE`), "ngram-esc3-hold0.5-600"."""
     kind = "const" if hold is None else f"hold{hold}"  # as the runs were first named
-    return f"ngram-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{kind}-{steps}"
+    count = f"ac{ALPHA_COUNT:g}-" if ALPHA_COUNT else ""
+    return f"ngram-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{count}{kind}-{steps}"
 
 
 def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
@@ -132,7 +140,8 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
     if not onehot:
         return None
     target = onehot[-1]["val_loss"]
-    sched = ["--alpha-hold", str(hold), "--escape", str(ESCAPE)]
+    sched = ["--alpha-hold", str(hold), "--escape", str(ESCAPE), "--alpha-count",
+             str(ALPHA_COUNT)]
     finals, crossing = [], {}
     for f in fractions:
         n = round(f * steps)
@@ -248,9 +257,13 @@ def plot(path: str, corpora, steps: int, fractions: list[float], seeds: list[int
 
 
 def main() -> None:
-    global THREADS, ESCAPE
+    global THREADS, ESCAPE, ALPHA_COUNT, ROOT_DIR
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("corpus", choices=(*CORPORA, *SUBSETS, "all"))
+    ap.add_argument("corpus", choices=(*CORPORA, *PROSE, *SUBSETS, "all", "prose"))
+    ap.add_argument("--alpha-count", type=float, default=ALPHA_COUNT,
+                    help="k of the n-gram runs' count-aware soft weight (0: off)")
+    ap.add_argument("--root", type=Path, default=ROOT_DIR,
+                    help="prose corpora: where their packages' files are (tools/corpora.py)")
     ap.add_argument("--steps", type=int, default=600, help="one-hot's budget N (default 600)")
     ap.add_argument("--fractions", default="0.5,0.7,1.0",
                     help="n-gram budgets as fractions of N (default 0.5,0.7,1.0)")
@@ -266,10 +279,10 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
     ap.add_argument("--plot", metavar="PNG", help="also plot final loss vs budget (with --report)")
     a = ap.parse_args()
-    THREADS, ESCAPE = a.threads, a.escape
+    THREADS, ESCAPE, ALPHA_COUNT, ROOT_DIR = a.threads, a.escape, a.alpha_count, a.root
     fractions = [float(x) for x in a.fractions.split(",")]
     seeds = [int(x) for x in a.seed.split(",")]
-    corpora = CORPORA if a.corpus == "all" else [a.corpus]
+    corpora = {"all": CORPORA, "prose": PROSE}.get(a.corpus, [a.corpus])
     rows, gains = [], {}
     for c in corpora:
         for seed in seeds:
