@@ -24,6 +24,8 @@ throughput against a plain memmap token loader.
 
     python tools/bench_scale.py --source /data/linux-source-6.1 --out-dir /data/scale \
         [--sizes S,M,L] [--limit 6G]
+    python tools/bench_scale.py --source /data/linux-source-6.1 --out-dir /data/scale \
+        --rates-only built,out/stdlib.ngds     # the rates again, of the files built (and others)
 """
 from __future__ import annotations
 
@@ -112,6 +114,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="S,M,L", help="with --source: which of S, M, L")
     ap.add_argument("--tokenizer", help="with --source: tokenizer.json (trained if missing)")
     ap.add_argument("--batches", type=int, default=20, help="with --source: per rate window")
+    ap.add_argument("--rates-only", metavar="built[,FILE...]",
+                    help="with --source: only the targets and loader rates of the files "
+                         "already built (and of the .ngds files named)")
     a = ap.parse_args()
     if a.source:
         return real_corpus(a)
@@ -267,6 +272,17 @@ def real_corpus(a) -> None:
     tok = Path(a.tokenizer) if a.tokenizer else out / "linux-bpe8192.json"
     if not tok.exists():
         kernel_tokenizer(source, tok)
+    if a.rates_only:  # the files already built, and other files named: rates only
+        import ngramds
+        paths = [out / f"linux-{size}.ngds" for size in a.sizes.split(",")] + \
+            [Path(x) for x in a.rates_only.split(",") if x != "built"]
+        print("| file | tokens | targets M pos/s, 1 thread: kernels / NgramTargets | "
+              "loader M pos/s, 2 workers (vs plain) |\n|---|---:|---:|---:|")
+        for path in paths:
+            one, wrapped, ratio, ours = targets_rate(path, a.batches)
+            print(f"| {path.name} | {ngramds.open(path).num_tokens / 1e6:.1f}M | {one:.2f} / "
+                  f"{wrapped:.2f} | {ours:.2f} ({ratio:.2f}x) |", flush=True)
+        return
     results = {}
     for size in a.sizes.split(","):
         path = out / f"linux-{size}.ngds"
