@@ -12,9 +12,11 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import FormatError, InputError, InputWarning
 from ..file.reader import NgramFile, open_file
+from ..file.residency import PagePrefetch, in_background
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.config import check_int, config_from_options
+from ..targets.kernels import ONEHOT
 from ..targets.assembly import (LAYOUTS, SAMPLINGS, device_items, fill_items, sample_layout,
                                 window_position_ids)
 from .partition import (MAX_WORKERS, Partition, SharedPasses, WorkerStart, consumed_position,
@@ -22,6 +24,7 @@ from .partition import (MAX_WORKERS, Partition, SharedPasses, WorkerStart, consu
                         resumed_worker, worker_blocks, worker_delivered)
 
 STATE_VERSION = 1
+PAGES_AHEAD = 2  # batches of a worker whose pages it asks for ahead (prefetch_pages)
 TARGETS_ON = ("loader", "device")
 MAX_EPOCH = (1 << 63) - 1
 
@@ -117,6 +120,12 @@ class NgramDataset(IterableDataset):
         layout: "shifted" or "hf".
         sampling: "windows" or "documents".
         mask_prompt: label no prompt token (default: when the file has prompt lengths).
+        prefetch_pages: each process asks the kernel (``madvise(MADV_WILLNEED)``) for the
+            pages of its next batches' windows ahead (tokens and context ids; True, the
+            default, is "windows"), so a file larger than the page cache reads them in
+            parallel, not a page fault at a time; "tables" also asks, in a background thread,
+            for the table rows their targets read (for tables larger than the page cache);
+            False: never. Changes no item. docs/SCALE.md, "Files larger than RAM".
         **target_options: the fields of :class:`ngramds.TargetConfig`, instead of ``config``.
 
     Raises:
@@ -131,7 +140,8 @@ class NgramDataset(IterableDataset):
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
                  layout: str = "shifted", sampling: str = "windows",
-                 mask_prompt: bool | None = None, **target_options):
+                 mask_prompt: bool | None = None, prefetch_pages: bool | str = True,
+                 **target_options):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
         check_int("seed", seed, 0, (1 << 64) - 1)
@@ -167,6 +177,7 @@ class NgramDataset(IterableDataset):
             raise InputError("prompt masking happens in the loader: with targets_on='device' "
                              "give mask_prompt=False (or use targets_on='loader')")
         self.mask_prompt = bool(mask_prompt)
+        self.prefetch_pages = _page_mode(prefetch_pages, sampling)
         self._packing, self.num_samples = sample_layout(f, seq_len, sampling)
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
@@ -480,6 +491,24 @@ class NgramDataset(IterableDataset):
                                    local[3]) or WorkerStart(local[1], 0, wid, 0)
         return epoch, first
 
+    def _page_prefetch(self, targets: Targets) -> PagePrefetch | None:
+        """What asks for the pages of this process's next batches (None: off)."""
+        if self.prefetch_pages is None:
+            return None
+        tables = self.prefetch_pages == "tables" and targets.plan.mode != ONEHOT
+        return PagePrefetch(targets.file, targets.chain if tables else None,
+                            targets.plan.orders)
+
+    def _advise(self, pages: PagePrefetch, epoch: int, globals_: np.ndarray) -> None:
+        """Ask for the pages of the batch at order positions ``globals_``: its windows now
+        (the kernel reads them while this process works), its table rows in the background
+        (they are found from the windows' context ids)."""
+        starts = sample_order(globals_ % self.num_samples, self.num_samples, self.seed, epoch,
+                              self.shuffle) * self.seq_len
+        pages.windows(starts, self.seq_len + 1, pages.file.order - 1)  # (and the history)
+        if pages.chain:
+            in_background(pages.window_tables, starts, self.seq_len + 1)
+
     def __iter__(self):
         info = get_worker_info()
         if info is None:
@@ -491,8 +520,15 @@ class NgramDataset(IterableDataset):
         start, skip = first.start, first.skip
         self._pass, self._base, self._next_block, self._in_block = (epoch, start), first.base, \
             None, 0
-        for block, lo, hi in worker_blocks(self._rank_count(start), self.batch_size, workers,
-                                           first):
+        total, pages = self._rank_count(start), self._page_prefetch(targets)
+        step = workers * self.batch_size  # (between this worker's blocks)
+        for block, lo, hi in worker_blocks(total, self.batch_size, workers, first):
+            if pages is not None:  # ask for the pages of this worker's next batches ahead
+                for k in range(0 if block == first.block else PAGES_AHEAD, PAGES_AHEAD + 1):
+                    a = lo + k * step
+                    if a < total:
+                        self._advise(pages, epoch, order_positions(
+                            start, rank, world, a, min(a + self.batch_size, total)))
             batch = self._batch(targets, epoch, order_positions(start, rank, world, lo, hi))
             if self.batched:
                 self._next_block, self._in_block = block + workers, 0
@@ -505,6 +541,22 @@ class NgramDataset(IterableDataset):
                     yield {k: v[j] for k, v in batch.items()}
             skip = 0
         self._end_cursor()
+
+
+def _page_mode(prefetch_pages, sampling: str) -> str | None:
+    """The pages a dataset asks for ahead: None, "windows" or "tables" (True: "windows", and
+    nothing for document samples)."""
+    if prefetch_pages is True:
+        return "windows" if sampling == "windows" else None
+    if prefetch_pages is False or prefetch_pages is None:
+        return None
+    if prefetch_pages not in ("windows", "tables"):
+        raise InputError(f"prefetch_pages must be False, True, 'windows' or 'tables', got "
+                         f"{prefetch_pages!r}")
+    if sampling != "windows":
+        raise InputError("prefetch_pages asks for the pages of window samples; use it with "
+                         "sampling='windows'")
+    return prefetch_pages
 
 
 def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:
