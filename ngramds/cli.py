@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="no per-position context ids (2-8 bytes per token less; contexts are "
                         "then searched from the tokens: slower CPU targets, device targets "
                         "search on the device)")
+    b.add_argument("--min-count", metavar="SPEC",
+                   help="prune contexts seen fewer than N times: N (every stored order but "
+                        "the lowest) or per order, e.g. 4:2,3:2 (docs/BUILD.md)")
     b.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the data)")
     b.add_argument("--dtype", choices=["uint16", "uint32"], help="dtype of headerless files")
     b.add_argument("--force-dtype", action="store_true",
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="output file (written atomically)")
     g.add_argument("--vocab-size", type=int, help="vocabulary size (default: from the shards)")
     g.add_argument("--compact", action="store_true", help="as `ngramds build --compact`")
+    g.add_argument("--min-count", metavar="SPEC", help="as `ngramds build --min-count`")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     _scale_options(g)
 
@@ -204,7 +208,8 @@ def _build(a) -> int:
     options = build_options(order=a.order, orders=a.orders, top_k=a.top_k,
                             vocab_size=a.vocab_size, compact=a.compact, progress=not a.quiet,
                             memory_limit=a.memory_limit, tmp_dir=a.tmp_dir, engine=a.engine,
-                            scheduler=a.scheduler, workers=a.workers, partial=a.partial)
+                            scheduler=a.scheduler, workers=a.workers, partial=a.partial,
+                            min_count=a.min_count)
     # every output checked before any work: usable, and none of them an input or another
     outputs = [("output", check_output_path(a.output, directory=a.partial))]
     if a.val_output is not None:
@@ -283,7 +288,8 @@ def _cmd_merge(a) -> int:
     from .builder import merge_partials
     merge_partials(a.partials, a.output, vocab_size=a.vocab_size, memory_limit=a.memory_limit,
                    tmp_dir=a.tmp_dir, engine=a.engine, scheduler=a.scheduler,
-                   workers=a.workers, progress=not a.quiet, compact=a.compact)
+                   workers=a.workers, progress=not a.quiet, compact=a.compact,
+                   min_count=a.min_count)
     return 0
 
 

@@ -14,7 +14,7 @@ from ..corpus.stream import M64, TokenStream, changed_input
 from ..corpus.types import check_doc_offsets, check_prompt_lengths, check_vocab
 from ..errors import FileAccessError, InputError, os_errors_as
 from ..file import format as fmt
-from ..file.header import file_header, table_entry
+from ..file.header import file_header, table_entries
 from ..file.paths import check_distinct, check_output_path
 from ..file.temporaries import LOCK_NAME, remove_stale, temporary_dir
 from ..file.writer import write_atomic
@@ -22,7 +22,7 @@ from ..progress import Progress
 from . import runs
 from .links import file_tables
 from .keys import KeyLayout, key_bits
-from .options import BuildOptions, build_options
+from .options import BuildOptions, build_options, min_counts
 from .partials import load_partial, write_partial
 
 
@@ -149,14 +149,15 @@ def build_bounded(stream: TokenStream, output, options: BuildOptions) -> Path:
                        f"{','.join(map(str, orders))} in {time.perf_counter() - t0:.2f}s")
             return output
         return _merge_and_write(ex, stream, offsets, order_runs, orders, top_k, vocab_size,
-                                bits, work, root, output, bar, t0, options.compact)
+                                bits, work, root, output, bar, t0, options.compact,
+                                options.min_count)
 
 
 def merge_partials(partials: list, output, *, vocab_size: int | None = None,
                    memory_limit: int | str | None = None, tmp_dir=None,
                    engine: str = "local", scheduler: str | None = None,
                    workers: int | None = None, progress: bool = True,
-                   compact: bool = False) -> Path:
+                   compact: bool = False, min_count: int | str | dict | None = None) -> Path:
     """Merge partial results (``ngramds build --partial``) into one file, byte-identical to
     one build of their inputs in the order given.
 
@@ -171,6 +172,7 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
         workers: Dask workers to start locally when no scheduler is given.
         progress: print a progress line.
         compact: leave out the per-position context ids (as :func:`ngramds.build`).
+        min_count: prune contexts seen fewer times (as :func:`ngramds.build`).
 
     Returns:
         The path of the written file.
@@ -182,7 +184,8 @@ def merge_partials(partials: list, output, *, vocab_size: int | None = None,
     """
     options = build_options(vocab_size=vocab_size, memory_limit=memory_limit, tmp_dir=tmp_dir,
                             engine=engine, scheduler=scheduler, workers=workers,
-                            progress=progress, compact=compact, merge=True)
+                            progress=progress, compact=compact, merge=True,
+                            min_count=min_count)
     return merge_from(partials, output, options)
 
 
@@ -207,6 +210,7 @@ def merge_from(partials: list, output, options: BuildOptions) -> Path:
                 hint = " (build every shard with the same --vocab-size)" if key == "bits" else ""
                 raise InputError(f"{p} has {key} {getattr(info, key)}, {partials[0]} has "
                                  f"{getattr(first, key)}; partials must agree{hint}")
+    thresholds = min_counts(options.min_count, first.orders)  # (checked before the work)
     max_id = max(info.max_id for info in infos)
     given = {info.vocab_size for info in infos} - {None}
     if vocab_size is None and len(given) > 1:
@@ -233,19 +237,19 @@ def merge_from(partials: list, output, options: BuildOptions) -> Path:
     with spill_dir(parent, output.name) as root, Executor(options, memory_limit) as ex:
         return _merge_and_write(ex, stream, offsets, order_runs, first.orders, first.top_k,
                                 vocab_size, first.bits, work, root, output, bar, t0,
-                                options.compact)
+                                options.compact, thresholds)
 
 
 def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, top_k,
                      vocab_size, bits, work, root: Path, output: Path, bar, t0,
-                     compact: bool) -> Path:
+                     compact: bool, min_count: dict | None = None) -> Path:
     bar.step("merging")
     token_dtype = fmt.token_dtype(vocab_size)
     arrays = runs.token_sections(stream, offsets, token_dtype)
     if getattr(stream, "prompt_lengths", None) is not None:  # as the in-memory build writes
         prompts = check_prompt_lengths(stream.prompt_lengths, offsets)
         arrays["prompt_lengths"] = prompts.astype(fmt.uint_dtype(int(prompts.max())))
-    tables, sections = [], {}
+    sections = {}
     for n in orders:
         layout = KeyLayout(n, bits)
         cap = _run_sizes.entries or runs.bucket_entries(work, layout.num_words)
@@ -256,8 +260,8 @@ def _merge_and_write(ex: Executor, stream, offsets, order_runs: dict, orders, to
                          [token_dtype.str] * len(plan), paths)
         sections[n], C, E = runs.table_sections(order_runs[n], buckets, n, stream.size,
                                                 token_dtype)
-        tables.append(table_entry(n, top_k, C, E))
-    arrays.update(file_tables(sections, spill=root, compact=compact))
+    arrays.update(file_tables(sections, spill=root, compact=compact, min_count=min_count))
+    tables = table_entries(orders, top_k, arrays, min_count)
     temp_bytes = runs.directory_bytes(root)
     header = file_header(vocab_size, stream.size, offsets.size - 1, tables, stream.sources,
                          stream.tokenizer)

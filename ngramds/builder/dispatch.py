@@ -12,7 +12,7 @@ from ..corpus.readers import input_files, load_corpus, load_stream, needs_spool
 from ..corpus.types import check_corpus, check_prompt_lengths
 from ..errors import InputError, InputWarning, strict_inputs
 from ..file import format as fmt
-from ..file.header import file_header, table_entry
+from ..file.header import file_header, table_entries
 from ..file.paths import check_distinct, check_output_path
 from ..file.writer import write_atomic
 from ..progress import Progress
@@ -31,7 +31,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
           progress: bool = True, memory_limit: int | str | None = None, tmp_dir=None,
           engine: str = "local", scheduler: str | None = None, workers: int | None = None,
           partial: bool = False, strict: bool = False, compact: bool = False,
-          **input_options) -> Path:
+          min_count: int | str | dict | None = None, **input_options) -> Path:
     """Build an ngramds file at ``output`` and return its path.
 
     ``source`` is a :class:`Corpus`, a 1-D integer array (documents given by ``doc_offsets``,
@@ -74,6 +74,8 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
         partial: write a shard's sorted runs for :func:`ngramds.merge` instead of a file.
         strict: make input warnings errors, raised before anything is written.
         compact: leave out the per-position context ids.
+        min_count: prune contexts seen fewer times: N (every stored order but the lowest),
+            "4:2,3:2" or {4: 2, 3: 2} (spec/FORMAT.md, "Pruned files"; docs/BUILD.md).
         **input_options: options of the readers (``eos_id``, ``tokenizer``, ``dtype``,
             ``text_field``, ``include``, ...; see :func:`ngramds.corpus.load_corpus`).
 
@@ -91,7 +93,7 @@ def build(source, output, *, order: int | None = None, orders=None, top_k: int |
                                 vocab_size=vocab_size, memory_limit=memory_limit,
                                 tmp_dir=tmp_dir, engine=engine, scheduler=scheduler,
                                 workers=workers, partial=partial, compact=compact,
-                                progress=progress)
+                                progress=progress, min_count=min_count)
         return build_from(source, output, options, doc_offsets=doc_offsets,
                           doc_lengths=doc_lengths, **input_options)
 
@@ -166,14 +168,13 @@ def build_from(source, output, options: BuildOptions, *, doc_offsets=None, doc_l
     if corpus.prompt_lengths is not None:  # spec/FORMAT.md: the optional prompt_lengths
         prompts = check_prompt_lengths(corpus.prompt_lengths, offsets)
         arrays["prompt_lengths"] = prompts.astype(fmt.uint_dtype(int(prompts.max())))
-    tables, sections = [], {}
+    sections = {}
     for n in orders:
         bar.suffix = f" (order {n})" if len(orders) > 1 else ""
         sections[n] = build_tables(tokens, offsets, n, vocab_size, options.top_k, bar)
-        tables.append(table_entry(n, options.top_k, sections[n]["totals"].size,
-                                  sections[n]["next_ids"].size))
-    arrays.update(file_tables(sections, compact=options.compact))
+    arrays.update(file_tables(sections, compact=options.compact, min_count=options.min_count))
     del sections
+    tables = table_entries(orders, options.top_k, arrays, options.min_count)
     header = file_header(vocab_size, tokens.size, num_docs, tables, corpus.sources,
                          corpus.tokenizer)
     bar.suffix = ""

@@ -10,12 +10,13 @@ import numpy as np
 
 from ..file import format as fmt
 from ..file.writer import SectionSource
+from .prune import prune_tables
 
 __all__ = ["file_tables"]
 
 
 def file_tables(tables: dict[int, dict], spill: Path | None = None,
-                compact: bool = False) -> dict:
+                compact: bool = False, min_count: dict | None = None) -> dict:
     """The table sections of a file, prefixed and in file order, from each order's sections
     (arrays or :class:`SectionSource`, unprefixed, each with ``position_contexts``). A
     ``compact`` file keeps no position ids at all (its contexts are found from the tokens,
@@ -24,7 +25,10 @@ def file_tables(tables: dict[int, dict], spill: Path | None = None,
     A link is the lower table's id at any position of the context (all agree: the lower
     context is the context's last tokens). Links are scattered into an array of the higher
     table's size: in memory, or with ``spill`` a memory-mapped file in that directory (bounded
-    builds; random writes, one pass over both tables' position ids)."""
+    builds; random writes, one pass over both tables' position ids). With ``min_count``
+    ({order: threshold}), the tables of a pruned file (:func:`.prune.prune_tables`)."""
+    if min_count:
+        return prune_tables(tables, min_count, spill, compact)
     orders = sorted(tables)
     out = {}
     for low, high in zip([None, *orders], orders):

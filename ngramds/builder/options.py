@@ -33,6 +33,7 @@ class BuildOptions:
     partial: bool = False
     compact: bool = False
     progress: bool = True
+    min_count: dict | None = None    # order -> effective threshold (> 1 only); None: unpruned
 
     @property
     def bounded(self) -> bool:
@@ -45,7 +46,8 @@ def build_options(*, order: int | None = None, orders=None, top_k: int | None = 
                   vocab_size: int | None = None, memory_limit: int | str | None = None,
                   tmp_dir=None, engine: str = "local", scheduler: str | None = None,
                   workers: int | None = None, partial: bool = False, compact: bool = False,
-                  progress: bool = True, merge: bool = False) -> BuildOptions:
+                  progress: bool = True, merge: bool = False,
+                  min_count=None) -> BuildOptions:
     """The keyword arguments of ``build`` (``merge``: of ``merge``) checked once, before any
     work, as a :class:`BuildOptions`; a ``tmp_dir`` the build does not use is dropped with a
     warning (a merge always spills). InputError (FileAccessError: a missing ``tmp_dir``)
@@ -62,8 +64,13 @@ def build_options(*, order: int | None = None, orders=None, top_k: int | None = 
     if compact and partial:
         raise InputError("a partial result keeps its runs: give compact to the merge "
                          "(`ngramds merge --compact`)")
+    if min_count is not None and partial:
+        raise InputError("a partial result keeps its runs: give min_count to the merge "
+                         "(`ngramds merge --min-count`)")
+    # a merge resolves min_count against its partials' orders (merge_from)
+    thresholds = min_count if merge else min_counts(min_count, orders)
     options = BuildOptions(tuple(orders), top_k, vocab_size, limit, None, engine, scheduler,
-                           workers, partial, compact, progress)
+                           workers, partial, compact, progress, thresholds)
     if tmp_dir is None:
         return options
     if partial:
@@ -100,3 +107,68 @@ def check_top_k(top_k) -> int | None:
     return check_int("top_k", top_k, 1, fmt.MAX_VOCAB,
                      message="{name} must be an integer in {lo}..{hi} or None, got {value!r}")
 
+
+
+def min_counts(spec, orders) -> dict | None:
+    """The effective pruning thresholds (spec/FORMAT.md, "Pruned files") of ``spec`` for the
+    stored ``orders``: {order: threshold} of the orders pruned (threshold > 1), or None when
+    nothing is pruned. ``spec`` is None, an int N (every stored order but the lowest: N), a
+    string "N" or "o:N,o:N" (the ``--min-count`` syntax), or a dict {order: N}. The lowest
+    stored order is never pruned; a threshold applies to every higher order too unless that
+    one names a larger one (effective t_n = the largest given for orders <= n), so every
+    stored context's lower context is stored. InputError otherwise."""
+    if spec is None:
+        return None
+    orders = sorted(orders)
+    given = _parse_min_count(spec)
+    if isinstance(given, int):
+        if given > 1 and len(orders) == 1:
+            raise InputError(f"min_count {given} would prune the only stored order {orders[0]}; "
+                             "pruning needs two orders or more (the lowest keeps every context)")
+        given = {n: given for n in orders[1:]}
+    for n, t in given.items():
+        if n not in orders:
+            raise InputError(f"min_count names order {n}, which is not stored (orders "
+                             f"{','.join(map(str, orders))})")
+        if n == orders[0] and t > 1:
+            raise InputError(f"min_count {n}:{t}: the lowest stored order ({n}) keeps every "
+                             "context; prune higher orders only")
+    out, run = {}, 1
+    for n in orders:
+        run = max(run, given.get(n, 1))
+        if run > 1:
+            out[n] = run
+    return out or None
+
+
+MAX_MIN_COUNT = 1 << 32
+
+
+def _parse_min_count(spec) -> int | dict:
+    """An int N or {order: N} from ``spec`` (int, "N", "o:N,o:N" or a dict)."""
+    bad = (f"min_count must be N or order:N pairs like 4:2,3:2 (N in 1..{MAX_MIN_COUNT}), "
+           f"got {spec!r}").replace("{", "{{").replace("}", "}}")  # (a template)
+    if isinstance(spec, str):
+        text = spec.strip()
+        if ":" not in text:
+            try:
+                return check_int("min_count", int(text), 1, MAX_MIN_COUNT, message=bad)
+            except ValueError:
+                raise InputError(bad.format()) from None
+        pairs = {}
+        for item in text.split(","):
+            try:
+                o, n = (int(x) for x in item.split(":"))
+            except ValueError:
+                raise InputError(bad.format()) from None
+            if o in pairs:
+                raise InputError(f"min_count names order {o} twice: {spec!r}")
+            pairs[o] = n
+        spec = pairs
+    if isinstance(spec, dict):
+        if not spec:
+            raise InputError(bad.format())
+        return {check_int("order", o, 1, fmt.MAX_ORDER):
+                check_int("min_count", n, 1, MAX_MIN_COUNT, message=bad)
+                for o, n in spec.items()}
+    return check_int("min_count", spec, 1, MAX_MIN_COUNT, message=bad)

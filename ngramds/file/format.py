@@ -87,8 +87,17 @@ def encode_header(header: dict) -> bytes:
     return msgpack.packb(header, use_bin_type=True)
 
 
-def pack_preamble(header_bytes: bytes, magic: bytes = MAGIC) -> bytes:
-    return PREAMBLE.pack(magic, FORMAT_VERSION, 0, len(header_bytes), crc32(header_bytes), 0)
+PRUNED = 1  # preamble flag: some table is pruned (spec/FORMAT.md, "Pruned files")
+
+
+def header_flags(header: dict) -> int:
+    """The preamble flags of a file with this header: PRUNED when a table has min_count > 1."""
+    return PRUNED if any(t.get("min_count", 1) > 1 for t in header["tables"]) else 0
+
+
+def pack_preamble(header_bytes: bytes, magic: bytes = MAGIC, flags: int = 0) -> bytes:
+    return PREAMBLE.pack(magic, FORMAT_VERSION, flags, len(header_bytes), crc32(header_bytes),
+                         0)
 
 
 CRC_PLACEHOLDER = 0xFFFFFFFF  # encodes to msgpack's widest integer form for a CRC-32
@@ -114,7 +123,8 @@ def layout(header_fields: dict, specs: list) -> list[Section]:
 
 
 def read_preamble(buf: bytes, file_size: int) -> tuple[int, int, int]:
-    """Check magic and version; return (version, header_len, header_crc32)."""
+    """Check magic and version; return (version, header_len, header_crc32) (the flags:
+    :func:`read_flags`)."""
     if len(buf) < PREAMBLE_SIZE or buf[:8] != MAGIC:
         if buf[:8] == b"\x00" * 8 and file_size >= PREAMBLE_SIZE:
             raise FormatError("file is an incomplete ngramds build (no magic yet); rebuild it")
@@ -126,13 +136,18 @@ def read_preamble(buf: bytes, file_size: int) -> tuple[int, int, int]:
                           f"({FORMAT_VERSION}); upgrade ngramds")
     if version < 1:
         raise FormatError(f"invalid format version {version}; the file is damaged")
-    if flags or reserved:
+    if flags & ~PRUNED or reserved or (flags and version < 2):
         raise FormatError("unknown flags set in the preamble; the file is damaged or written "
                           "by a newer ngramds")
     if header_len > MAX_HEADER_BYTES or PREAMBLE_SIZE + header_len > file_size:
         raise FormatError(f"header length {header_len} runs past the end of the file "
                           f"({file_size} bytes); the file is truncated or damaged")
     return version, header_len, header_crc
+
+
+def read_flags(buf: bytes) -> int:
+    """The preamble's flags (checked by :func:`read_preamble`)."""
+    return PREAMBLE.unpack(buf[:PREAMBLE_SIZE])[2]
 
 
 def decode_header(header_bytes: bytes, header_crc: int) -> dict:

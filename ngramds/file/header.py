@@ -20,6 +20,7 @@ class TableSpec(NamedTuple):
     num_contexts: int
     num_entries: int
     top_k: int | None
+    min_count: int = 1  # pruned files: contexts seen fewer times are not stored
 
 
 class HeaderFields(NamedTuple):
@@ -32,10 +33,22 @@ class HeaderFields(NamedTuple):
     tables: list  # [TableSpec], ascending order
 
 
-def table_entry(order: int, top_k: int | None, num_contexts: int, num_entries: int) -> dict:
-    """The header's ``tables`` entry of one order."""
-    return {"order": int(order), "top_k": int(top_k) if top_k else None,
-            "num_contexts": int(num_contexts), "num_entries": int(num_entries)}
+def table_entry(order: int, top_k: int | None, num_contexts: int, num_entries: int,
+                min_count: int | None = None) -> dict:
+    """The header's ``tables`` entry of one order (``min_count``: in pruned files only)."""
+    entry = {"order": int(order), "top_k": int(top_k) if top_k else None,
+             "num_contexts": int(num_contexts), "num_entries": int(num_entries)}
+    if min_count is not None:
+        entry["min_count"] = int(min_count)
+    return entry
+
+
+def table_entries(orders, top_k: int | None, arrays: dict, min_count: dict | None) -> list:
+    """The ``tables`` entries of a file from its table sections (``arrays``, prefixed; their
+    shapes give C and E) and its pruning thresholds (None: unpruned, no ``min_count`` key)."""
+    return [table_entry(n, top_k, arrays[fmt.table_prefix(n) + "totals"].shape[0],
+                        arrays[fmt.table_prefix(n) + "next_ids"].shape[0],
+                        None if not min_count else min_count.get(n, 1)) for n in orders]
 
 
 def file_header(vocab_size: int, num_tokens: int, num_documents: int, tables: list,
@@ -70,11 +83,17 @@ def read_fields(h: dict) -> HeaderFields:
             specs.append(TableSpec(_int(t, "order", 1, fmt.MAX_ORDER),
                                    _int(t, "num_contexts", 1, 1 << 62),
                                    _int(t, "num_entries", 1, 1 << 62),
-                                   None if top_k is None else _int(t, "top_k", 1, 1 << 62)))
+                                   None if top_k is None else _int(t, "top_k", 1, 1 << 62),
+                                   _int(t, "min_count", 1, 1 << 62) if "min_count" in t
+                                   else 1))
     except (KeyError, IndexError, TypeError, AttributeError):
         raise FormatError("header lacks required fields; the file is damaged") from None
     if len({s.order for s in specs}) != len(specs):
         raise FormatError("two tables have the same order; the file is damaged")
+    thresholds = [s.min_count for s in sorted(specs)]
+    if thresholds[0] != 1 or thresholds != sorted(thresholds):
+        raise FormatError("min_count must be 1 for the lowest order and not decrease with the "
+                          "order; the file is damaged")
     if h.get("token_dtype") != fmt.dtype_name(fmt.token_dtype(vocab_size)):
         raise FormatError("header token dtype does not match its vocab size; damaged file")
     return HeaderFields(vocab_size, num_tokens, num_documents, fmt.token_dtype(vocab_size),

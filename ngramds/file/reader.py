@@ -11,7 +11,7 @@ from ..errors import ChecksumError, FileAccessError, FormatError, InputError
 from ..validation import is_int
 from . import format as fmt
 from .header import read_fields
-from .search import document_starts, find_contexts, find_row  # (document_starts re-exported)
+from .search import document_starts, find_contexts, find_row, search_contexts  # noqa: F401
 from .verify import check_file
 
 __all__ = ["NgramFile", "Table", "open_file"]
@@ -50,6 +50,9 @@ class NgramFile:
         self.header_crc: int = header_crc  # names the content: it covers every section CRC
         raw = self._map[fmt.PREAMBLE_SIZE:fmt.PREAMBLE_SIZE + header_len]
         self.header = fmt.decode_header(raw, header_crc)
+        #: some table is pruned (min_count; spec/FORMAT.md, "Pruned files"): the highest
+        #: table's position ids are global ids (:meth:`contexts_at`)
+        self.pruned: bool = bool(fmt.read_flags(self._map[:fmt.PREAMBLE_SIZE]) & fmt.PRUNED)
         self.sections = fmt.parse_sections(self.header, size, fmt.PREAMBLE_SIZE + header_len)
         self._read_fields()
         self._arrays = {name: self._view(s) for name, s in self.sections.items()}
@@ -63,6 +66,9 @@ class NgramFile:
         self.num_documents: int = fields.num_documents
         self.token_dtype: np.dtype = fields.token_dtype
         self._specs = fields.tables
+        if self.pruned != any(spec.min_count > 1 for spec in self._specs):
+            raise FormatError("the preamble's pruned flag disagrees with the tables' min_count; "
+                              "the file is damaged")
 
     def _view(self, s: fmt.Section) -> np.ndarray:
         count = s.length // s.dtype.itemsize
@@ -80,7 +86,7 @@ class NgramFile:
         expect = {"tokens": ((n,), {t}), "doc_offsets": ((d + 1,), None)}
         ends = [("doc_offsets", 0, n)]  # offsets sections: (name, first value, last value)
         orders = sorted(spec.order for spec in self._specs)
-        for order, c, e, _ in self._specs:
+        for order, c, e, *_ in self._specs:
             p, m = fmt.table_prefix(order), order - 1
             if self.version == 1 or (order == orders[-1] and
                                      p + "position_contexts" in self._arrays):  # else compact
@@ -101,7 +107,8 @@ class NgramFile:
         top, below = orders[-1], orders[-2] if len(orders) > 1 else None
         prefixes = fmt.table_prefix(top) + "prefix_offsets"
         use_prefixes = (self.version >= 2 and below == top - 1 and prefixes in self._arrays
-                        and fmt.table_prefix(top) + "position_contexts" not in self._arrays)
+                        and fmt.table_prefix(top) + "position_contexts" not in self._arrays
+                        and not self.pruned)  # (a pruned file has none: ignored)
         if use_prefixes:  # optional, compact files only
             specs = {spec.order: spec for spec in self._specs}
             expect[prefixes] = ((specs[below].num_contexts + 1,), None)
@@ -123,6 +130,9 @@ class NgramFile:
         self.tables = {spec.order: Table(self, *spec) for spec in self._specs}
         for low, high in zip(orders, orders[1:]):
             self.tables[high].lower = self.tables[low]
+        #: pruned files: the first global id of each table (the highest table's ids first)
+        self.id_bases = dict(zip(orders[::-1], np.cumsum(
+            [0] + [self.tables[o].num_contexts for o in orders[::-1]]).tolist()))
         # only the sections this version has (and were checked above): any other is unknown
         for order, table in self.tables.items():
             p = fmt.table_prefix(order)
@@ -231,14 +241,24 @@ class NgramFile:
             tables.append(tables[-1].lower)
         return tables
 
+    @property
+    def num_ids(self) -> int:
+        """The position ids' range: the highest table's contexts, in a pruned file every
+        table's (global ids)."""
+        return sum(t.num_contexts for t in self.tables.values()) if self.pruned else \
+            self.table().num_contexts
+
     def contexts_at(self, positions, order: int | None = None) -> np.ndarray:
         """Context ids (int64) of token ``positions`` in the table of ``order`` (default: the
         highest): the highest table's ids, then each table's ``lower_contexts`` down to
-        ``order`` (spec/FORMAT.md, section 6)."""
+        ``order`` (spec/FORMAT.md, section 6). In a pruned file, -1 where the position's
+        context of that order is pruned (unseen)."""
         chain = self.chain(order)
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size and (positions.min() < 0 or positions.max() >= self.num_tokens):
             raise InputError(f"positions must lie in 0..{self.num_tokens - 1}")
+        if self.pruned:
+            return self.split_ids(self.global_ids(positions), chain)
         table = chain[0]
         if table.position_contexts is None:  # a compact file: found from the tokens
             ids = np.empty(positions.size, np.int64)
@@ -257,6 +277,45 @@ class NgramFile:
         for high, low in zip(chain, chain[1:]):
             ids = _checked_take(high.lower_contexts, ids, low.num_contexts, "lower_contexts")
         return ids
+
+    def global_ids(self, positions: np.ndarray) -> np.ndarray:
+        """Pruned files: the global id (int64) of each position's deepest stored context
+        (spec/FORMAT.md, "Pruned files"): read, or in a compact file searched in the highest
+        table, then in each lower one for the positions not found yet."""
+        top = self.table()
+        if top.position_contexts is not None:
+            return _checked_take(top.position_contexts, positions, self.num_ids,
+                                 "position_contexts")
+        ids = np.full(positions.size, -1, np.int64)
+        for order in self.orders[::-1]:
+            table, todo = self.tables[order], np.flatnonzero(ids < 0)
+            if not todo.size:
+                break
+            found = np.empty(todo.size, np.int64)
+            if not search_contexts(self.tokens, self.doc_offsets, table.context_tokens,
+                                   table.context_length_offsets, *table.first_tokens,
+                                   positions[todo], found):
+                raise FormatError("a position or document offset is outside the tokens; "
+                                  "the file is damaged (run verify)")
+            ids[todo] = np.where(found >= 0, found + self.id_bases[order], -1)
+        if (ids < 0).any():
+            raise FormatError("a position's context is not in the lowest table; the file is "
+                              "damaged (run verify)")
+        return ids
+
+    def split_ids(self, ids: np.ndarray, chain: list) -> np.ndarray:
+        """Pruned files: the context ids in ``chain[-1]``'s table (-1: pruned there) of the
+        positions whose global ids are ``ids``, following the links down ``chain``."""
+        out, above = None, None
+        for table in chain:
+            base = self.id_bases[table.order]
+            here = np.where((ids >= base) & (ids < base + table.num_contexts), ids - base, -1)
+            if out is not None:
+                live = out >= 0
+                here[live] = _checked_take(above.lower_contexts, out[live], table.num_contexts,
+                                           "lower_contexts")
+            out, above = here, table
+        return out
 
     # -- queries ----------------------------------------------------------------------------
     def table_for(self, context, order: int | None = None) -> "Table":
@@ -337,9 +396,11 @@ class Table:
     """The context table of one order: read-only array views (spec/FORMAT.md) and lookups."""
 
     def __init__(self, f: NgramFile, order: int, num_contexts: int, num_entries: int,
-                 top_k: int | None):
+                 top_k: int | None, min_count: int = 1):
         self.order, self.num_contexts, self.num_entries, self.top_k = (
             order, num_contexts, num_entries, top_k)
+        #: contexts seen fewer times are not stored (1: none pruned; spec/FORMAT.md)
+        self.min_count = min_count
         self.vocab_size = f.vocab_size
         self.prefix = p = fmt.table_prefix(order)
         self.context_length_offsets: np.ndarray = f.section(p + "context_length_offsets")

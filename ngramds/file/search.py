@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["document_starts", "find_row", "find_extension", "find_contexts", "LANES"]
+__all__ = ["document_starts", "find_row", "find_extension", "find_contexts", "search_contexts",
+           "LANES"]
 
 
 def document_starts(doc_offsets: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -135,4 +136,44 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
                 return False
             out[i] = c
             prev_p[g], prev_c[g] = p, c
+    return True
+
+
+@njit(cache=True, nogil=True)
+def search_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first_offsets,
+                    positions, out):
+    """out[i] <- id of the context of token position positions[i] among ``rows`` (its last
+    min(m, tokens since its document's start) tokens, m = rows.shape[1]), -1 where no row
+    holds it (a pruned file's search backs off to the next lower table). False if a position
+    is outside the tokens or the document offsets are damaged."""
+    m = rows.shape[1]
+    query = np.zeros(m, np.int64)
+    last = doc_offsets.shape[0] - 1
+    for i in range(positions.shape[0]):
+        p = np.int64(positions[i])
+        if p < 0 or p >= tokens.shape[0]:
+            return False
+        a, b = 0, last  # the last document offset <= p
+        while a < b:
+            mid = (a + b + 1) // 2
+            if np.int64(doc_offsets[mid]) <= p:
+                a = mid
+            else:
+                b = mid - 1
+        start = np.int64(doc_offsets[a])
+        if start < 0 or start > p:
+            return False
+        length = min(m, p - start)
+        for t in range(m):
+            query[t] = np.int64(tokens[p - length + t]) if t < length else 0
+        lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
+        if length == m and m > 0:
+            j = np.searchsorted(first_tokens, query[0])
+            if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
+                out[i] = -1
+                continue
+            lo, hi = first_offsets[j], first_offsets[j + 1]
+        if lo < 0 or hi > rows.shape[0] or lo > hi:
+            return False
+        out[i] = find_row(rows, lo, hi, query, m)
     return True

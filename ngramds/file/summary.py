@@ -28,6 +28,7 @@ def table_summary(t: Table) -> dict:
         "num_contexts": t.num_contexts,
         "num_entries": t.num_entries,
         "top_k": t.top_k,
+        "min_count": t.min_count,  # contexts seen fewer times are not stored (1: all are)
         "mean_next_tokens": float(sizes.mean()),
         "median_next_tokens": float(np.median(sizes)),
         "singleton_context_share": float((t.totals == 1).mean()),
@@ -58,10 +59,13 @@ def summary(f: NgramFile) -> dict:
 
 def format_summary(s: dict) -> str:
     """Human-readable lines of :func:`summary`: the file, then one row per order."""
+    pruned = ",".join(f"{t['order']}:{t['min_count']}" for t in s["tables"]
+                      if t.get("min_count", 1) > 1)
     lines = [
         f"file        {s['path']} ({s['file_bytes'] / 2**20:.1f} MiB, "
         f"{s['bytes_per_token']:.2f} bytes/token, format version {s['format_version']}"
-        f"{', compact' if s['compact'] else ''})",
+        f"{', compact' if s['compact'] else ''}"
+        f"{f', pruned: --min-count {pruned}' if pruned else ''})",
         f"tokens      {s['num_tokens']:,} in {s['num_documents']:,} documents, vocab size "
         f"{s['vocab_size']:,}",
         "",

@@ -226,9 +226,13 @@ def check_file(f) -> None:
                                  t.top_k or 0)) >= 0:
             _fail(f"{p} context {c}: its distribution is unsorted, holds an id twice or "
                   "disagrees with its total")
-        if int(t.totals.astype(np.uint64).sum(dtype=np.uint64)) != N or \
+        total = int(t.totals.astype(np.uint64).sum(dtype=np.uint64))
+        if (total != N if t.min_count == 1 else total > N) or \
                 (t.totals.size and int(t.totals.max()) > N):
             _fail(f"{p}totals do not add up to the number of tokens")
+        if t.totals.size and int(t.totals.min()) < t.min_count:
+            _fail(f"{p}totals hold a context seen fewer times than its min_count "
+                  f"{t.min_count}")
         links = t._lower_contexts  # stored links only (format 1 derives them)
         if links is not None and t.lower is not None:
             if links.size and int(links.max()) >= t.lower.num_contexts:
@@ -237,8 +241,10 @@ def check_file(f) -> None:
             if _links_bad_at(t.context_tokens, t.context_length_offsets, links,
                              low.context_tokens, low.context_length_offsets) >= 0:
                 _fail(f"{p}lower_contexts link a context to another than its lower context")
+    if f.pruned:
+        _check_pruned_positions(f, tables)
     # contexts of the positions: every table with ids (format 1: all), else the compact top
-    for t in tables:
+    for t in tables if not f.pruned else []:
         ids = t.position_contexts
         if ids is None and t is not tables[-1]:
             continue
@@ -271,6 +277,87 @@ def check_file(f) -> None:
                             low.context_tokens, low.context_length_offsets) >= 0:
             _fail(f"{top.prefix}prefix_offsets do not hold the extensions of the lower "
                   "contexts")
+
+
+@njit(cache=True)
+def _pruned_positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, use_ids, base,
+                             level, depth, hist, missing):
+    """Pruned files, one table (``level`` 0: the highest; called from there down): the first
+    position breaking an invariant, else -1. Each position's context is searched: found, it
+    is counted in ``hist``, and the first table that holds it sets ``depth``, where the
+    global id ``ids[p]`` must be ``base`` + its row; missing, ``missing[p]`` is set, and no
+    higher table may hold it (a stored context's lower context is stored)."""
+    m = rows.shape[1]
+    query = np.zeros(m, np.int64)
+    for d in range(doc_offsets.shape[0] - 1):
+        start, end = np.int64(doc_offsets[d]), np.int64(doc_offsets[d + 1])
+        for p in range(start, end):
+            length = min(m, p - start)
+            lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
+            for t in range(length):
+                query[t] = np.int64(tokens[p - length + t])
+            c = find_row(rows, lo, hi, query, length)
+            if c < 0:
+                if depth[p] >= 0:
+                    return p
+                missing[p] = True
+                continue
+            hist[c] += 1
+            if depth[p] < 0:
+                depth[p] = level
+                if use_ids and np.uint64(ids[p]) != np.uint64(base + c):
+                    return p
+    return -1
+
+
+def _check_pruned_positions(f, tables) -> None:
+    """Invariants 8, 13 and 15 of a pruned file: every table's contexts searched at every
+    position (totals = positions per stored context; the global ids; a missing context seen
+    fewer times than its table's min_count)."""
+    top, N, docs = tables[-1], f.num_tokens, f.doc_offsets
+    ids = top.position_contexts
+    use_ids = ids is not None
+    if use_ids and ids.size and int(ids.max()) >= f.num_ids:
+        _fail(f"{top.prefix}position_contexts hold an id past the tables")
+    depth = np.full(N, -1, np.int64)
+    for level, t in enumerate(tables[::-1]):
+        hist = np.zeros(t.num_contexts, np.uint64)
+        missing = np.zeros(N, np.bool_)
+        at = _pruned_positions_bad_at(f.tokens, docs, t.context_tokens,
+                                      t.context_length_offsets,
+                                      ids if use_ids else np.zeros(0, np.uint8), use_ids,
+                                      f.id_bases[t.order], level, depth, hist, missing)
+        if at >= 0:
+            _fail(f"position {at}: {top.prefix}position_contexts is not the global id of its "
+                  f"deepest stored context, or {t.prefix} lacks the lower context of a "
+                  "stored one")
+        if (c := _totals_bad_at(t.totals, hist)) >= 0:
+            _fail(f"{t.prefix}totals[{c}] is not the number of positions of its context")
+        if missing.any() and _most_seen(f.tokens, docs, np.flatnonzero(missing),
+                                        t.order - 1) >= t.min_count:
+            _fail(f"{t.prefix}: a context seen at least min_count {t.min_count} times is "
+                  "not stored")
+    if (depth < 0).any():
+        _fail(f"position {int(np.argmax(depth < 0))}'s context is in no table")
+
+
+def _most_seen(tokens, doc_offsets, positions, m) -> int:
+    """The most positions among ``positions`` that share one context of up to m tokens."""
+    starts = doc_offsets.astype(np.int64)[np.searchsorted(
+        doc_offsets.astype(np.int64), positions, side="right") - 1]
+    lengths = np.minimum(m, positions - starts)
+    cols = [lengths]
+    for t in range(m):
+        at = positions - lengths + t
+        cols.append(np.where(t < lengths, tokens[np.minimum(at, tokens.size - 1)].astype(
+            np.int64), -1))
+    keys = np.stack(cols[::-1])  # lexsort: the last key is the primary one
+    order = np.lexsort(keys)
+    keys = keys[:, order]
+    new = np.ones(positions.size, np.bool_)
+    new[1:] = (keys[:, 1:] != keys[:, :-1]).any(0)
+    runs = np.diff(np.append(np.flatnonzero(new), positions.size))
+    return int(runs.max(initial=0))
 
 
 def check_structure(f, table=None) -> None:

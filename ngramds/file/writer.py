@@ -73,7 +73,8 @@ def write_atomic(path: Path, header_fields: dict, arrays: dict) -> int:
             header = fmt.encode_header(dict(header_fields,
                                             sections=[s.to_header() for s in sections]))
             f.seek(0)
-            f.write(fmt.pack_preamble(header, magic=b"\0" * 8))
+            f.write(fmt.pack_preamble(header, magic=b"\0" * 8,
+                                      flags=fmt.header_flags(header_fields)))
             f.write(header)
             f.truncate(end)
             f.flush()

@@ -18,6 +18,7 @@ from .config import Plan, TargetConfig, widest_distribution
 
 TILE_ROWS = 4096  # positions per tile: a tile's targets stay in the cache across orders
 _ROWS = np.arange(TILE_ROWS)
+_NO_LINKS = np.zeros(0, np.int64)
 
 
 class TargetBatch(NamedTuple):
@@ -95,6 +96,8 @@ class Targets:
             if contexts.shape != (n,):
                 raise InputError(f"contexts must be [{n}], one per position")
             job.top = contexts
+        elif self.file.pruned and self.chain[0][1] is not None:  # global ids (FORMAT.md)
+            job.top = self.file.global_ids(positions)
         elif self.chain[0][1] is None:  # a compact file: the contexts searched a run at a time
             job.top = np.empty(n, np.int64)
             step = -(-n // max(1, threads))
@@ -129,7 +132,7 @@ class Targets:
         windows = np.empty((b, seq_len + 1), transit_dtype(f.vocab_size))
         kernels.check(kernels.copy_slices(f.tokens, starts, 0, f.vocab_size,
                                           kernels.BAD_TOKEN, windows[:, :, None], 0))
-        if top.position_contexts is None and key_radix(top) is not None:
+        if top.position_contexts is None and key_radix(top) is not None and not f.pruned:
             m = top.order - 1
             positions = starts[:, None] + np.arange(1, seq_len + 1)
             doc_start = document_starts(f.doc_offsets, positions)
@@ -139,19 +142,20 @@ class Targets:
             if history.size and int(history.max()) >= f.vocab_size:
                 kernels.check(kernels.BAD_TOKEN)
             return {"window": windows, "history": history, "context_lengths": lengths}
-        ids = np.empty((b, seq_len, 1), transit_dtype(top.num_contexts))
+        ids = np.empty((b, seq_len, 1), transit_dtype(f.num_ids))
         if top.position_contexts is None:  # keys too wide for the device: searched here
             found = self._searched((starts[:, None] + np.arange(1, seq_len + 1)).reshape(-1))
             ids[:, :, 0] = found.reshape(b, seq_len)
         else:
             kernels.check(kernels.copy_slices(top.position_contexts, starts, 1,
-                                              top.num_contexts, kernels.BAD_CONTEXT, ids, 0))
+                                              f.num_ids, kernels.BAD_CONTEXT, ids, 0))
         return {"window": windows, "context_ids": ids[:, :, 0]}
 
     def _searched(self, positions: np.ndarray) -> np.ndarray:
         """The highest table's context ids of ``positions``, found from the tokens (compact
-        files; :meth:`NgramFile.contexts_at`)."""
-        return self.file.contexts_at(positions)
+        files; :meth:`NgramFile.contexts_at`; pruned files: global ids)."""
+        f = self.file
+        return f.global_ids(positions) if f.pruned else f.contexts_at(positions)
 
 
 class _Tiles:
@@ -173,6 +177,13 @@ class _Tiles:
         ctx, los, his, tots = (np.empty((chain, rows), np.int64) for _ in range(4))
         index = positions  # then each table's contexts, from the highest table down
         for j, (table, source) in enumerate(t.chain):
+            if t.file.pruned:  # global ids (spec/FORMAT.md, "Pruned files")
+                kernels.check(kernels.gather_pruned(
+                    self.top[z], t.file.id_bases[table.order], table.num_contexts,
+                    source if j else _NO_LINKS, j > 0, ctx[j - 1] if j else ctx[j],
+                    j == chain - 1, table.entry_offsets, table.totals, table.next_ids.size,
+                    ctx[j], los[j], his[j], tots[j]))
+                continue
             if j == 0 and self.top is not None:  # the highest table's contexts, known
                 source, index = self.top[z], _ROWS[:rows]
             kernels.check(kernels.gather(source, table.entry_offsets, table.totals,

@@ -134,6 +134,8 @@ class TargetConfig:
                 raise InputError(f"lambdas must be non-negative with a positive sum, got "
                                  f"{list(self.lambdas)}")
             weights = weights / weights.sum()
+        if getattr(f, "pruned", False):
+            orders, weights = _pruned_orders(f, orders, mixing, weights)
         mode = self.mode
         if self.targets == "coconts":
             for order in orders:
@@ -252,6 +254,24 @@ class Plan(NamedTuple):
     def slots(self) -> int:
         """K: slots per position of target_ids / target_probs."""
         return self.width * self.blocks
+
+def _pruned_orders(f, orders: list, mixing: str, weights: np.ndarray) -> tuple:
+    """(orders, weights) on a pruned file (spec/TARGETS.md, "Pruned files"): "none" of an
+    order that is pruned takes the deepest stored order's target (its weight moves down, as
+    an unseen order's does, to an order never pruned); the other mixings need their lowest
+    order never pruned, and Kneser-Ney unpruned tables."""
+    if mixing == "kneser-ney":
+        raise InputError("kneser-ney needs unpruned tables: build without --min-count")
+    if mixing == "none" and f.table(orders[-1]).min_count > 1:
+        lowest = max(o for o in f.orders if o <= orders[-1] and f.table(o).min_count == 1)
+        orders = [o for o in f.orders if lowest <= o <= orders[-1]]
+        weights = np.zeros(len(orders))
+        weights[-1] = 1.0
+    elif f.table(orders[0]).min_count > 1:
+        raise InputError(f"order {orders[0]} is pruned (min_count "
+                         f"{f.table(orders[0]).min_count}): the lowest order taking part must "
+                         "keep every context; add a lower stored order to orders")
+    return orders, weights
 
 
 def widest_distribution(table) -> int:

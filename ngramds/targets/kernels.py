@@ -150,6 +150,36 @@ def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his
 
 
 @njit(cache=True, nogil=True)
+def gather_pruned(gids, base, num_contexts, links, has_links, prev, required, entry_offsets,
+                  totals, num_entries, ctx, los, his, tots):
+    """:func:`gather` in a pruned file (spec/FORMAT.md, "Pruned files"): ctx[i] <- this
+    table's context of row i: ``links[prev[i]]`` where the higher table's context prev[i] is
+    stored (``has_links``), else gids[i] - base where the global id gids[i] lies in this
+    table's range, else -1 (unseen: lo = hi = total = 0; an error where ``required``, the
+    lowest order used, which is never pruned)."""
+    for i in range(gids.shape[0]):
+        c = np.int64(-1)
+        if has_links and prev[i] >= 0:
+            c = np.int64(links[prev[i]])
+            if c < 0 or c >= num_contexts:
+                return BAD_CONTEXT
+        elif base <= gids[i] < base + num_contexts:
+            c = gids[i] - base
+        if c < 0:
+            if required:
+                return BAD_CONTEXT
+            ctx[i], los[i], his[i], tots[i] = -1, 0, 0, 0
+            continue
+        lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
+        if lo < 0 or lo > hi or hi > num_entries:
+            return BAD_OFFSETS
+        if lo == hi or t <= 0:
+            return BAD_ENTRIES
+        ctx[i], los[i], his[i], tots[i] = c, lo, hi, t
+    return OK
+
+
+@njit(cache=True, nogil=True)
 def fill_component(next_ids, counts, los, his, tots, labels, keys, w, mode, r, salt,
                    label_free, complete, vocab_size, off, width, ids, probs, prefix):
     """Add one order's target, scaled by its weight ``w[i]``, into slots [off, off+width) of
@@ -316,7 +346,7 @@ def mix_weights(mixing, los, his, tots, rows, w):
                 t = np.float64(tots[r, i])
                 d = np.float64(his[r, i] - los[r, i])
                 if method == WITTEN_BELL:
-                    lam = t / (t + mixing.escape * d)
+                    lam = t / (t + mixing.escape * d) if t > 0 else 0.0  # (pruned: unseen)
                     w[j, i] = rest[i] * lam
                     rest[i] *= 1.0 - lam
                 else:
@@ -326,3 +356,9 @@ def mix_weights(mixing, los, his, tots, rows, w):
     else:
         for j in range(k):
             w[j, :] = lambdas[j]
+    for j in range(k - 1, 0, -1):  # an unseen order (T = 0: pruned) gives its weight down
+        r = rows[j]
+        for i in range(n):
+            if tots[r, i] == 0 and w[j, i] != 0.0:
+                w[j - 1, i] += w[j, i]
+                w[j, i] = 0.0

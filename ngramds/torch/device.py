@@ -144,7 +144,7 @@ def _table_bytes(f: NgramFile, plan) -> int:
     for high, low in zip(chain, chain[1:]):
         total += high.num_contexts * (4 if low.num_contexts < 1 << 31 else 8)
     top = f.table()
-    if top.position_contexts is None and key_radix(top) is not None:
+    if top.position_contexts is None and key_radix(top) is not None and not f.pruned:
         total += top.num_contexts * 8
     return total
 
@@ -178,7 +178,8 @@ class _Placed:
         # a compact file: the highest table's packed keys, searched for each position's context
         top = f.table()
         self.keys = torch.from_numpy(packed_keys(top)).to(device) \
-            if top.position_contexts is None and key_radix(top) is not None else None
+            if top.position_contexts is None and key_radix(top) is not None and \
+            not f.pruned else None  # (a pruned file's batches carry context ids)
 
 
 # (pid, device, file, orders, Kneser-Ney) -> the tables placed there, while any NgramTargets
@@ -270,12 +271,13 @@ class NgramTargets:
         else:
             self._place()
         self.vocab_size = f.vocab_size
-        self.top_contexts = f.table().num_contexts
+        self.top_contexts = f.num_ids  # (a pruned file's global ids: every table's)
         chain = f.chain(self.plan.orders[0])
+        self._chain = chain
         self._levels = [chain.index(f.table(o)) for o in self.plan.orders]  # 0: the highest
         top = f.table()
         self._ships = ("context_ids",) if top.position_contexts is not None or \
-            key_radix(top) is None else ("history", "context_lengths")
+            key_radix(top) is None or f.pruned else ("history", "context_lengths")
         # checks read back later (a device) or at once (the CPU)
         self._defer = self.device.type != "cpu"
         self._pending = _Pending()
@@ -574,8 +576,10 @@ class NgramTargets:
         if self._defer:  # no read outside the table before it is reported
             c = c.clamp(0, self.top_contexts - 1)
         levels = [c]  # the highest table's contexts, then each lower table's (checked links)
-        for links in self.links:
+        for links in self.links if not self.file.pruned else []:
             levels.append(links.index_select(0, levels[-1]).long())
+        if self.file.pruned:
+            levels = self._pruned_levels(c)
         contexts = [levels[level] for level in self._levels]  # of each order used
         los, his, tots = zip(*(kernels.gather(t.entry_offsets, t.totals, c)
                                for t, c in zip(self.tables, contexts)))
@@ -598,6 +602,24 @@ class NgramTargets:
             return ids, probs.float()
         return (torch.cat([b[0] for b in blocks], 1),
                 torch.cat([b[1] for b in blocks], 1).float())
+
+    def _pruned_levels(self, g: torch.Tensor) -> list:
+        """A pruned file's contexts of each table of the chain (-1: pruned there) from the
+        global ids ``g`` (spec/FORMAT.md, "Pruned files"): a stored context's link, else the
+        global id where it lies in the table's range."""
+        levels = []
+        for j, table in enumerate(self._chain):
+            base = self.file.id_bases[table.order]
+            here = torch.where((g >= base) & (g < base + table.num_contexts), g - base, -1)
+            if j:
+                prev = levels[-1]
+                linked = self.links[j - 1].index_select(0, prev.clamp_min(0)).long()
+                here = torch.where(prev >= 0, linked, here)
+            levels.append(here)
+        self._flag(levels[-1] < 0, _CONTEXT)  # the lowest order used keeps every context
+        if self._defer:
+            levels[-1] = levels[-1].clamp_min(0)
+        return levels
 
     def _compiled_targets(self, ctx, labels, positions, epochs):
         """:meth:`targets` by the compiled CPU kernels (one call per epoch in the batch)."""

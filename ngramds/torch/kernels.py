@@ -51,8 +51,11 @@ def gather(entry_offsets: torch.Tensor, totals: torch.Tensor,
            ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(los, his, tots) [N]: each context's entry range and total, as the compiled
     :func:`~ngramds.targets.kernels.gather` finds them (the step to the context itself,
-    ``ctx = context_ids[index]``, is an ``index_select`` of the caller's)."""
-    return entry_offsets[ctx], entry_offsets[ctx + 1], totals[ctx]
+    ``ctx = context_ids[index]``, is an ``index_select`` of the caller's); a context -1
+    (pruned: unseen) gets (0, 0, 0)."""
+    live, c = ctx >= 0, ctx.clamp_min(0)
+    return (torch.where(live, entry_offsets[c], 0), torch.where(live, entry_offsets[c + 1], 0),
+            torch.where(live, totals[c], 0))
 
 
 def mix_weights(mixing: Mixing, los: list, his: list, tots: list, w: torch.Tensor) -> None:
@@ -74,7 +77,7 @@ def mix_weights(mixing: Mixing, los: list, his: list, tots: list, w: torch.Tenso
             t = tots[j].double()
             d = (his[j] - los[j]).double()
             if method == WITTEN_BELL:
-                lam = t / (t + mixing.escape * d)
+                lam = torch.where(t > 0, t / (t + mixing.escape * d), 0.0)  # (pruned: unseen)
                 w[j] = rest * lam
                 rest = rest * (1.0 - lam)
             else:
@@ -85,6 +88,10 @@ def mix_weights(mixing: Mixing, los: list, his: list, tots: list, w: torch.Tenso
     else:
         for j in range(k):
             w[j] = float(mixing.lambdas[j])
+    for j in range(k - 1, 0, -1):  # an unseen order (T = 0: pruned) gives its weight down
+        unseen = tots[j] == 0
+        w[j - 1] += torch.where(unseen, w[j], 0.0)
+        w[j] = torch.where(unseen, 0.0, w[j])
 
 
 def fill_component(next_ids: torch.Tensor, cum: torch.Tensor, los: torch.Tensor,
@@ -112,7 +119,7 @@ def _component(next_ids, cum_counts, lo, hi, tot, labels, keys, weight, mode, r,
     cum = cum_counts.index_select(0, at.reshape(-1)).view(n, span + 1)
     cnt = cum[:, 1:] - cum[:, :-1]  # 0 past the context's last entry
     inside = cnt > 0
-    entry = torch.minimum(at[:, :-1], (hi - 1)[:, None])
+    entry = torch.minimum(at[:, :-1], (hi - 1)[:, None]).clamp_min(0)  # (0: an unseen row)
     nid = next_ids.index_select(0, entry.reshape(-1)).view(n, span).long()
     nid = torch.where(inside, nid, labels[:, None])
     kept_mass = cum[:, -1] - cum[:, 0]
@@ -133,7 +140,7 @@ def _component(next_ids, cum_counts, lo, hi, tot, labels, keys, weight, mode, r,
     h = splitmix64(keys ^ salt) if label_free else keys
     u = _umod(h, tail_mass.clamp_min(1))
     k = torch.searchsorted(cum_counts, cum[:, -1] + u, right=True) - 1
-    k = torch.minimum(torch.maximum(k, start), hi - 1)
+    k = torch.minimum(torch.maximum(k, start), hi - 1).clamp_min(0)
     tail_id = torch.where(draw, next_ids[k].long(), labels)
     return (torch.cat([nid, tail_id[:, None]], 1),
             torch.cat([cnt * inv[:, None], (residual * inv)[:, None]], 1))
