@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 from llvmlite import ir
@@ -29,7 +30,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = ["PAGE", "PagePrefetch", "SUPPORTED", "advise_runs", "advise_spans", "in_background",
-           "span_pages"]
+           "larger_than_memory", "memory_bytes", "span_pages"]
 
 PAGE = mmap.PAGESIZE
 #: madvise(MADV_WILLNEED) is there (Linux, macOS, the BSDs); elsewhere advice does nothing
@@ -38,6 +39,48 @@ WILLNEED = int(getattr(mmap, "MADV_WILLNEED", 3))
 #: entries advised per context and table (the top entries and most tails; a longer
 #: distribution is read in part: its first entries and one block of its tail)
 MAX_ENTRIES = 512
+#: a file larger than this share of the memory (:func:`memory_bytes`) may not stay resident
+AUTO_SHARE = 0.5
+
+
+def memory_bytes() -> int | None:
+    """The most memory this process's page cache can hold: the physical memory, or its
+    cgroup's limit when lower (v2 ``memory.max``, v1 ``memory.limit_in_bytes``); None when
+    unknown."""
+    found = []
+    try:
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, group = parts
+        if controllers == "":
+            limit = Path("/sys/fs/cgroup") / group.lstrip("/") / "memory.max"
+        elif "memory" in controllers.split(","):
+            limit = Path("/sys/fs/cgroup/memory") / group.lstrip("/") / "memory.limit_in_bytes"
+        else:
+            continue
+        try:
+            value = limit.read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            found.append(int(value))
+    return min(found) if found else None
+
+
+def larger_than_memory(size: int) -> bool:
+    """Whether a file of ``size`` bytes is larger than :data:`AUTO_SHARE` of
+    :func:`memory_bytes` (so that its pages may not all stay in the page cache)."""
+    memory = memory_bytes()
+    return memory is not None and size > AUTO_SHARE * memory
 
 
 @intrinsic
@@ -112,6 +155,22 @@ def _entries(eo, ids, cap, next_ids, counts, page, pages, n):
         n = _span(np.int64(counts.ctypes.data) + lo * counts.itemsize,
                   (hi - lo) * counts.itemsize, page, pages, n)
     return n
+
+
+@njit(cache=True, nogil=True)
+def _advise_windows(arr, starts, before, after, page, advice, supported):
+    """madvise the pages of arr[s - before : s + after] (clipped) for every start s, one call
+    per window (windows seldom share a page); (calls, failed calls)."""
+    base, size, width = np.int64(arr.ctypes.data), np.int64(arr.size), np.int64(arr.itemsize)
+    calls, failed = 0, 0
+    for i in range(starts.size):
+        a, b = max(np.int64(0), starts[i] - before), min(size, starts[i] + after)
+        if b > a:
+            first, last = (base + a * width) // page, (base + b * width - 1) // page
+            calls += 1
+            if supported and _madvise(first * page, (last - first + 1) * page, advice) != 0:
+                failed += 1
+    return calls, failed
 
 
 @njit(cache=True, nogil=True)
@@ -203,16 +262,21 @@ class PagePrefetch:
         self.links = [] if chain is None else [source for _, source in chain[1:]]
         orders = None if entries is None else set(entries)
         self.entries = [orders is None or t.order in orders for t in self.chain]
+        self.failed = 0  #: madvise calls of :meth:`windows` the kernel refused (none expected)
 
     def windows(self, starts, length: int, before: int = 0) -> int:
         """Advise tokens [s - before, s+length) of every start s and the highest table's
-        context ids of positions s+1 .. s+length-1 (when the file stores them); the runs
-        advised."""
+        context ids of positions s+1 .. s+length-1 (when the file stores them), one call per
+        window and array (cheap enough for every batch); the calls made."""
         starts = np.ascontiguousarray(starts, dtype=np.int64)
-        runs = advise_spans(self.file.tokens, starts - before, starts + length)
+        calls, failed = _advise_windows(self.file.tokens, starts, before, length, PAGE,
+                                        WILLNEED, SUPPORTED)
         if self.top is not None:
-            runs += advise_spans(self.top, starts + 1, starts + length)
-        return runs
+            more, fails = _advise_windows(self.top, starts, -1, length, PAGE, WILLNEED,
+                                          SUPPORTED)
+            calls, failed = calls + more, failed + fails
+        self.failed += failed
+        return calls
 
     def tables(self, ids) -> int:
         """Advise, table after table of the chain, the rows of the contexts ``ids`` (of the

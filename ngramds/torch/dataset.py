@@ -12,7 +12,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from ..errors import FormatError, InputError, InputWarning
 from ..file.reader import NgramFile, open_file
-from ..file.residency import PagePrefetch, in_background
+from ..file.residency import PagePrefetch, in_background, larger_than_memory
 from ..shuffle import sample_order
 from ..targets import TargetConfig, Targets, batch_shapes
 from ..targets.config import check_int, config_from_options
@@ -120,12 +120,13 @@ class NgramDataset(IterableDataset):
         layout: "shifted" or "hf".
         sampling: "windows" or "documents".
         mask_prompt: label no prompt token (default: when the file has prompt lengths).
-        prefetch_pages: each process asks the kernel (``madvise(MADV_WILLNEED)``) for the
-            pages of its next batches' windows ahead (tokens and context ids; True, the
-            default, is "windows"), so a file larger than the page cache reads them in
-            parallel, not a page fault at a time; "tables" also asks, in a background thread,
-            for the table rows their targets read (for tables larger than the page cache);
-            False: never. Changes no item. docs/SCALE.md, "Files larger than RAM".
+        prefetch_pages: "windows" (or True): each process asks the kernel
+            (``madvise(MADV_WILLNEED)``) for the pages of its next batches' windows ahead
+            (tokens and context ids), so a file larger than the page cache reads them in
+            parallel, not a page fault at a time; "tables": also, in a background thread, the
+            table rows their targets read (tables larger than the page cache); False: never;
+            "auto" (the default): "windows" when the file is larger than half the memory
+            (or the cgroup's limit). Changes no item. docs/SCALE.md, "Files larger than RAM".
         **target_options: the fields of :class:`ngramds.TargetConfig`, instead of ``config``.
 
     Raises:
@@ -140,7 +141,7 @@ class NgramDataset(IterableDataset):
                  drop_last: bool = True, batch_size: int = 1, batched: bool | None = None,
                  targets_on: str = "loader", verify: bool = False, doc_info: bool = False,
                  layout: str = "shifted", sampling: str = "windows",
-                 mask_prompt: bool | None = None, prefetch_pages: bool | str = True,
+                 mask_prompt: bool | None = None, prefetch_pages: bool | str = "auto",
                  **target_options):
         check_int("seq_len", seq_len, 1, 1 << 40)
         check_int("batch_size", batch_size, 1, 1 << 40)
@@ -177,7 +178,7 @@ class NgramDataset(IterableDataset):
             raise InputError("prompt masking happens in the loader: with targets_on='device' "
                              "give mask_prompt=False (or use targets_on='loader')")
         self.mask_prompt = bool(mask_prompt)
-        self.prefetch_pages = _page_mode(prefetch_pages, sampling)
+        self.prefetch_pages = _page_mode(prefetch_pages, sampling, self._identity[2])
         self._packing, self.num_samples = sample_layout(f, seq_len, sampling)
         if self.num_samples < 1:
             raise InputError(f"the corpus has {f.num_tokens} tokens, too few for one sample of "
@@ -543,16 +544,18 @@ class NgramDataset(IterableDataset):
         self._end_cursor()
 
 
-def _page_mode(prefetch_pages, sampling: str) -> str | None:
-    """The pages a dataset asks for ahead: None, "windows" or "tables" (True: "windows", and
-    nothing for document samples)."""
-    if prefetch_pages is True:
-        return "windows" if sampling == "windows" else None
+def _page_mode(prefetch_pages, sampling: str, size: int) -> str | None:
+    """The pages a dataset of a file of ``size`` bytes asks for ahead: None, "windows" or
+    "tables"."""
+    if prefetch_pages == "auto":
+        return "windows" if sampling == "windows" and larger_than_memory(size) else None
     if prefetch_pages is False or prefetch_pages is None:
         return None
+    if prefetch_pages is True:
+        prefetch_pages = "windows"
     if prefetch_pages not in ("windows", "tables"):
-        raise InputError(f"prefetch_pages must be False, True, 'windows' or 'tables', got "
-                         f"{prefetch_pages!r}")
+        raise InputError(f"prefetch_pages must be 'auto', True, False, 'windows' or 'tables', "
+                         f"got {prefetch_pages!r}")
     if sampling != "windows":
         raise InputError("prefetch_pages asks for the pages of window samples; use it with "
                          "sampling='windows'")

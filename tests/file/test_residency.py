@@ -88,13 +88,10 @@ def test_table_advice_covers_every_page_the_targets_read(four, monkeypatch):
     advised = []
     monkeypatch.setattr(R, "advise_runs", lambda runs: advised.append(runs.copy()) or 0)
     starts = np.array([0, 17, 3001, f.num_tokens - 65], np.int64)
-    seq, before = 64, 3
-    assert pages.batch(starts, seq + 1, before) > 0
+    seq = 64
+    assert pages.window_tables(starts, seq + 1) > 0
     got = {int(a) + k for runs in advised for a, n in runs for k in range(n)}
     expect = set()
-    for s in starts:
-        expect |= element_pages(f.tokens, s - before, s + seq + 1)
-        expect |= element_pages(f.position_contexts, s + 1, s + seq + 1)
     positions = (starts[:, None] + np.arange(1, seq + 1)).ravel()
     ids = f.position_contexts[positions].astype(np.int64)
     for j, table in enumerate(pages.chain):
@@ -121,4 +118,18 @@ def test_ids_outside_the_tables_are_skipped(four):
     assert pages.tables(np.zeros(0, np.int64)) == 0
     far = np.array([f.num_tokens + 10, -500], np.int64)
     assert pages.batch(far, 65) == 0
+
+
+def test_window_advice_at_the_edges(four):
+    f = ngramds.open(four)
+    pages = R.PagePrefetch(f)
+    n = f.num_tokens
+    starts = np.array([0, 1, 5, n - 66, n - 2, n - 1, n, n + 5, -3, -100], np.int64)
+    calls = pages.windows(starts, 65, before=3)
+    # one call per window that is not wholly outside the array: tokens from s-3, ids from s+1
+    tokens = sum(min(n, s + 65) > max(0, s - 3) for s in starts.tolist())
+    ids = sum(min(n, s + 65) > max(0, s + 1) for s in starts.tolist())
+    assert (tokens, ids) == (8, 6) and calls == tokens + ids
+    assert pages.failed == 0  # every call aligned and inside the map
+    assert pages.windows(np.zeros(0, np.int64), 65) == 0
     assert R.PagePrefetch(f).window_tables(np.array([0]), 65) == 0  # no chain: windows only

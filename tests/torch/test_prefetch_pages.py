@@ -7,6 +7,7 @@ import torch
 
 import ngramds
 from ngramds.errors import InputError
+from ngramds.file import residency
 from ngramds.torch import NgramDataset, NgramLoader
 
 SEQ = 16
@@ -39,11 +40,18 @@ def test_prefetch_changes_no_batch(path, targets_on, workers):
                 assert torch.equal(a[key], b[key]), (mode, key)
 
 
-def test_prefetch_options(path):
-    assert NgramDataset(path, SEQ).prefetch_pages == "windows"  # the default
+def test_prefetch_options(path, monkeypatch):
+    assert NgramDataset(path, SEQ).prefetch_pages is None  # "auto": a file far smaller than RAM
+    monkeypatch.setattr(residency, "memory_bytes", lambda: 2 * path.stat().st_size - 1)
+    assert NgramDataset(path, SEQ).prefetch_pages == "windows"  # more than half the memory
+    assert NgramDataset(path, SEQ, sampling="documents").prefetch_pages is None
+    monkeypatch.setattr(residency, "memory_bytes", lambda: 2 * path.stat().st_size)
+    assert NgramDataset(path, SEQ).prefetch_pages is None
+    monkeypatch.setattr(residency, "memory_bytes", lambda: None)  # unknown: off
+    assert NgramDataset(path, SEQ).prefetch_pages is None
+    assert NgramDataset(path, SEQ, prefetch_pages=True).prefetch_pages == "windows"
     assert NgramDataset(path, SEQ, prefetch_pages=False).prefetch_pages is None
     assert NgramDataset(path, SEQ, prefetch_pages="tables").prefetch_pages == "tables"
-    assert NgramDataset(path, SEQ, sampling="documents").prefetch_pages is None
     with pytest.raises(InputError, match="prefetch_pages must be"):
         NgramDataset(path, SEQ, prefetch_pages="all")
     with pytest.raises(InputError, match="window samples"):
