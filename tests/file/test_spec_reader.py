@@ -67,6 +67,9 @@ def read_preamble(buf: bytes) -> dict:
     _need(magic == MAGIC, f"bad magic {magic!r}")
     # "2 (1: the earlier layout of section 7); a reader rejects any other version".
     _need(version in (1, 2), f"unsupported version {version}")
+    # "0, or 1 in a pruned file (only with version 2); a reader rejects any other value"
+    _need(flags == 0 or (flags == 1 and version == 2), f"unknown flags {flags}")
+    _need(reserved == 0, "reserved is not 0")
     return dict(version=version, flags=flags, header_len=header_len,
                 header_crc=header_crc, reserved=reserved)
 
@@ -98,6 +101,7 @@ def read_header(buf: bytes, pre: dict) -> dict:
         _need("top_k" in t and (t["top_k"] is None or _is_int(t["top_k"])), "bad top_k")
         _need(_is_int(t.get("num_contexts")) and t["num_contexts"] >= 0, "bad num_contexts")
         _need(_is_int(t.get("num_entries")) and t["num_entries"] >= 0, "bad num_entries")
+        _need(_is_int(t.get("min_count", 1)) and t.get("min_count", 1) >= 1, "bad min_count")
     _need(isinstance(header.get("build", {}), dict), "build is not a map")
     _need(isinstance(header.get("sections"), list), "sections missing")
     return header
@@ -179,6 +183,17 @@ def read_file(path) -> dict:
     tables = header["tables"]
     orders = [t["order"] for t in tables]
     _need(orders == sorted(set(orders)), "tables not in ascending order")  # FORMAT.md 3
+    # FORMAT.md 4, "Pruned files": thresholds 1 for the lowest order, non-decreasing, the
+    # flag set exactly when one is > 1; global ids from the highest table down
+    mins = [t.get("min_count", 1) for t in tables]
+    _need(mins[0] == 1 and mins == sorted(mins), "min_count not 1 then non-decreasing")
+    pruned = pre["flags"] == 1
+    _need(pruned == any(x > 1 for x in mins), "flag and min_count disagree")
+    base, bases = 0, {}
+    for t in tables[::-1]:
+        bases[t["order"]] = base
+        base += t["num_contexts"]
+    out["pruned"], out["bases"] = pruned, bases
     links = {}
     for i, t in enumerate(tables):
         n = t["order"]
@@ -208,7 +223,8 @@ def read_file(path) -> dict:
         # Invariant 3: ids in range
         _need(bool(np.all(nxt < V)), "next_ids hold ids >= V")
         _need(bool(np.all(ctx < V)), "context_tokens hold ids >= V")
-        _need(pc is None or bool(np.all(pc < C)), "position_contexts hold ids >= C")
+        _need(pc is None or bool(np.all(pc < (base if pruned else C))),
+              "position_contexts hold ids >= C (pruned: the sum of the C)")
         # context_tokens: rows of length l are l tokens followed by m-l zeros
         for l in range(m + 1):
             rows = ctx[clo[l]:clo[l + 1]]
@@ -229,13 +245,17 @@ def read_file(path) -> dict:
             else:
                 _need(int(cs.sum()) <= int(tot[c]), f"context {c}: sum(counts) > total")
                 _need(len(cs) <= K, f"context {c}: more than K entries")
-        _need(int(tot.sum()) == N, "sum of totals != N")
-        out["tables"][n] = dict(m=m, C=C, E=E, K=K, clo=clo, ctx=ctx, eo=eo, next_ids=nxt,
+        _need(int(tot.sum()) == N if mins[i] == 1 else int(tot.sum()) <= N,
+              "sum of totals != N")
+        _need(bool(np.all(tot >= mins[i])), "a stored total below min_count")   # inv. 15
+        out["tables"][n] = dict(m=m, C=C, E=E, K=K, min_count=mins[i], clo=clo, ctx=ctx, eo=eo, next_ids=nxt,
                                 counts=cnt, totals=tot, position_contexts=pc,
                                 lower_contexts=links.get(n))
     # FORMAT.md 4, "Compact files": the highest table's contexts found from the tokens
     top = out["tables"][orders[-1]]
-    if top["position_contexts"] is None:
+    if pruned:
+        _pruned_positions(out, orders)
+    elif top["position_contexts"] is None:
         docs = out["doc_offsets"].tolist()
         found = []
         for p in range(N):
@@ -262,7 +282,7 @@ def read_file(path) -> dict:
     # FORMAT.md 6: a lower table's position contexts follow the links down from the highest
     for high, low in zip(orders[::-1], orders[-2::-1]):
         h, lo = out["tables"][high], out["tables"][low]
-        if lo["position_contexts"] is None:
+        if lo["position_contexts"] is None and not pruned:
             lo["position_contexts"] = h["lower_contexts"][h["position_contexts"]]
         if h["lower_contexts"] is not None:  # invariant 10 (a reader may check it)
             for c in range(h["C"]):
@@ -272,6 +292,38 @@ def read_file(path) -> dict:
                 _need(lookup(lo, tail) == h["lower_contexts"][c],
                       f"order{high}/lower_contexts[{c}] is not its context's lower context")
     return out
+
+
+def _pruned_positions(out: dict, orders: list) -> None:
+    """FORMAT.md 4, "Pruned files": every table's context id of every position (-1 where it is
+    pruned), from the global ids (or, in a compact file, the search from the highest table
+    down), then down the links from the deepest stored table."""
+    top = out["tables"][orders[-1]]
+    N, docs = out["N"], out["doc_offsets"].tolist()
+    g = top["position_contexts"]
+    if g is None:  # compact: search the highest table, then the next lower one, ...
+        g = []
+        for p in range(N):
+            s = max(o for o in docs if o <= p)
+            for n in orders[::-1]:
+                t = out["tables"][n]
+                c = lookup(t, out["tokens"][p - min(t["m"], p - s):p].tolist())
+                if c is not None:
+                    g.append(out["bases"][n] + c)
+                    break
+            _need(len(g) == p + 1, f"position {p}: its context is in no table")
+    ids = {n: [-1] * N for n in orders}
+    for p, gp in enumerate(int(x) for x in g):
+        n = next(n for n in orders[::-1] if out["bases"][n] <= gp <
+                 out["bases"][n] + out["tables"][n]["C"])
+        c = gp - out["bases"][n]
+        ids[n][p] = c
+        for low in [o for o in orders[::-1] if o < n]:
+            c = int(out["tables"][n]["lower_contexts"][c])
+            n = low
+            ids[n][p] = c
+    for n in orders:
+        out["tables"][n]["position_contexts"] = np.array(ids[n], np.int64)
 
 
 def lookup(table: dict, context) -> int | None:
@@ -735,3 +787,38 @@ def test_prompt_lengths_section(tmp_path):
     section = next(s for s in f["header"]["sections"] if s["name"] == "prompt_lengths")
     assert section["dtype"] == min_dtype(260) == "<u2"                # writer conformance
     assert read_file(build(tmp_path, docs, 2, name="q.ngds"))["prompt_lengths"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pruned files (FORMAT.md 4, "Pruned files")
+# ---------------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(data=corpora(), orders=st.sampled_from([[1, 2], [2, 3], [1, 3, 5], [2, 3, 4]]),
+       spec=st.integers(2, 3), compact=st.booleans())
+def test_pruned_files_match_the_pruned_recount(tmp_path, data, orders, spec, compact):
+    docs, V = data
+    path = tmp_path / "p.ngds"
+    try:
+        ngramds.build([np.asarray(d, np.int64) for d in docs], str(path), orders=orders,
+                      vocab_size=V, progress=False, compact=compact, min_count=spec)
+    except ngramds.InputError:
+        return  # every context of an order below the threshold
+    f = read_file(path)
+    assert f["pruned"] and f["preamble"]["flags"] == 1
+    for n in orders:
+        want = 1 if n == orders[0] else spec
+        ref = recount(docs, n, None)
+        kept = [c for c, t in zip(ref["contexts"], ref["totals"]) if t >= want]
+        tab = f["tables"][n]
+        assert tab["min_count"] == want and tab["C"] == len(kept)
+        rows = [tuple(int(x) for x in tab["ctx"][c, :len(k)]) for c, k in enumerate(kept)]
+        assert rows == kept
+        new_id = {c: i for i, c in enumerate(kept)}
+        expect = [new_id.get(ref["contexts"][c], -1) for c in ref["position_contexts"]]
+        assert tab["position_contexts"].tolist() == expect
+        for i, c in enumerate(kept):
+            j = ref["contexts"].index(c)
+            lo, hi = tab["eo"][i], tab["eo"][i + 1]
+            assert list(zip(tab["next_ids"][lo:hi].tolist(), tab["counts"][lo:hi].tolist())) \
+                == ref["dists"][j] and tab["totals"][i] == ref["totals"][j]
