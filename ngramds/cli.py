@@ -401,8 +401,9 @@ def _cmd_show(a) -> int:
     t = Targets(f, config)
     out = [np.empty(shape, dtype) for shape, dtype in batch_shapes(t.plan, 1, L)]
     prompts = f.prompt_lengths is not None  # prompt tokens are no labels, as in training
+    weights = np.empty((1, L), np.float32) if t.plan.soft_weight else None
     fill_items(t, np.array([k], np.int64), L, a.seed, a.epoch, out, packing=packing,
-               mask_prompt=prompts)
+               mask_prompt=prompts, soft_weights=weights)
     where = "document-aligned" if packing is not None else f"tokens {k * L}..{k * L + L}"
     inputs, labels, ids, probs = (x[0] for x in out)
     entropy = target_entropy(ids, probs)
@@ -432,6 +433,8 @@ def _cmd_show(a) -> int:
                   f"{f'   |{text(inp)}' if tok else ''}")
             continue
         words = f"   |{text(inp)} ->{text(lab)}" if tok else ""
+        if weights is not None:  # (alpha_count: the soft term's share is alpha times this)
+            words = f"  (soft weight {weights[0, i]:.3f}){words}"
         print(f"{i:4d} {inp:8d} {lab:8d} {entropy[i]:8.3f}  {shown}{words}")
     mean = float(entropy[labelled].mean()) if labelled.any() else 0.0
     print(f"mean entropy: {mean:.3f} nats over this sample's targets, {floor:.3f} "

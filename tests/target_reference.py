@@ -109,3 +109,13 @@ def reference_mixture(f, p, mode, orders, mixing, r=8, max_k=None, seed=0, epoch
             reference_target(f, p, mode, r, max_k, seed, epoch, order=o,
                              label_free=o != max(orders), weight=w, out=out)
     return out
+
+
+def reference_soft_weight(f, p, orders, k):
+    """The soft-term weight of position p (spec/TARGETS.md, "Soft-term weight"): T / (T + k)
+    in float64, rounded to float32, T the total of p's context in the highest of ``orders``
+    (the orders used) where it is stored (T > 0)."""
+    import numpy as np
+    total = next(t for t in (f.total(context_at(f, p, o), order=o)
+                             for o in sorted(orders, reverse=True)) if t > 0)
+    return float(np.float32(float(total) / (float(total) + float(k))))

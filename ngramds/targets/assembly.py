@@ -36,7 +36,7 @@ def sample_layout(f: NgramFile, seq_len: int, sampling: str = "windows"
 def fill_items(targets: Targets, samples: np.ndarray, seq_len: int, seed: int, epoch: int,
                out: list[np.ndarray], *, packing: Packing | None = None,
                mask_prompt: bool = False, layout: str = "shifted", position_ids: bool = False,
-               threads: int = 1) -> np.ndarray | None:
+               threads: int = 1, soft_weights: np.ndarray | None = None) -> np.ndarray | None:
     """The items of sample numbers ``samples`` into ``out``.
 
     Args:
@@ -53,6 +53,9 @@ def fill_items(targets: Targets, samples: np.ndarray, seq_len: int, seed: int, e
             (:func:`to_hf_layout`).
         position_ids: also return the position ids.
         threads: threads to compute the targets with.
+        soft_weights: float32 [B, L] (plans with :attr:`Plan.soft_weight`): each row's
+            soft-term weight, filled: that of its target's token position, 0 on rows without
+            a target (no label, a prompt, the HF layout's row 0).
 
     Returns:
         The position ids (int64 [B, L]: 0 at a sample's first token and at every document
@@ -60,16 +63,20 @@ def fill_items(targets: Targets, samples: np.ndarray, seq_len: int, seed: int, e
     """
     if packing is not None:
         positions = packed_batch(targets, packing, samples, seed, epoch, out, mask_prompt,
-                                 threads)
+                                 threads, soft_weights)
         if layout == "hf":
             to_hf_layout(*out, packed=True)
+            _shift_weights(soft_weights)
         return positions if position_ids else None
     starts = samples * seq_len
-    targets.compute(starts, seq_len, seed, epoch, out, threads)
+    targets.compute(starts, seq_len, seed, epoch, out, threads, soft_weights)
     if mask_prompt:
         hidden = hide_window_prompts(targets.file, starts, seq_len, *out[1:])
+        if soft_weights is not None:
+            soft_weights[hidden[:, 1:]] = 0.0
     if layout == "hf":
         to_hf_layout(*out)
+        _shift_weights(soft_weights)
         if mask_prompt:
             out[1][hidden[:, :-1]] = IGNORE_INDEX
     return window_position_ids(targets.file.doc_offsets, starts, seq_len) if position_ids \
@@ -105,6 +112,14 @@ def to_hf_layout(input_ids: np.ndarray, labels: np.ndarray, target_ids: np.ndarr
         labels[:, 0] = IGNORE_INDEX
     else:
         labels[:] = input_ids
+
+
+def _shift_weights(soft_weights: np.ndarray | None) -> None:
+    """Soft-term weights [B, L] moved one position later as :func:`to_hf_layout` moves the
+    targets (row 0: 0), in place."""
+    if soft_weights is not None:
+        soft_weights[:, 1:] = soft_weights[:, :-1]
+        soft_weights[:, 0] = 0.0
 
 
 def window_position_ids(doc_offsets: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray:

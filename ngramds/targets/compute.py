@@ -56,10 +56,12 @@ class Targets:
                                      [kn.discount for kn in self.kn])
 
     def compute(self, sample_starts, seq_len: int, seed: int = 0, epoch: int = 0,
-                out: list | None = None, threads: int = 1) -> TargetBatch:
+                out: list | None = None, threads: int = 1,
+                soft_weights: np.ndarray | None = None) -> TargetBatch:
         """Targets of the samples starting at token offsets ``sample_starts``, written into
         ``out`` (arrays of :func:`batch_shapes`) when given; ``threads`` > 1 computes tiles of
-        positions concurrently (the kernels release the GIL)."""
+        positions concurrently (the kernels release the GIL). ``soft_weights`` (float32
+        [B, L], needs :attr:`Plan.soft_weight`): each position's soft-term weight, filled."""
         starts = np.ascontiguousarray(sample_starts, dtype=np.int64)
         b, f, plan = starts.size, self.file, self.plan
         if out is None:
@@ -70,27 +72,36 @@ class Targets:
         if plan.mode == kernels.ONEHOT:
             return batch
         n = b * seq_len
+        if soft_weights is not None and (soft_weights.shape != (b, seq_len) or
+                                         not soft_weights.flags.c_contiguous):
+            raise InputError(f"soft_weights must be a contiguous [{b}, {seq_len}] array")
         positions = (starts[:, None] + np.arange(1, seq_len + 1)).reshape(n)
         self.compute_at(positions, batch.labels.reshape(n), seed, epoch,
                         batch.target_ids.reshape(n, -1), batch.target_probs.reshape(n, -1),
-                        threads)
+                        threads, soft_weights=None if soft_weights is None else
+                        soft_weights.reshape(n))
         return batch
 
     def compute_at(self, positions: np.ndarray, labels: np.ndarray, seed: int, epoch: int,
                    target_ids: np.ndarray, target_probs: np.ndarray, threads: int = 1,
-                   contexts: np.ndarray | None = None) -> None:
+                   contexts: np.ndarray | None = None,
+                   soft_weights: np.ndarray | None = None) -> None:
         """Targets of the label tokens ``labels`` [n] at token positions ``positions`` [n]
         (int64; positions in 0..N-1, labels the tokens there), written into ``target_ids`` /
         ``target_probs`` [n, K]. ``contexts`` [n]: the highest stored table's context ids of
         the positions when the caller has them (a device batch; checked like the file's),
-        else read from the file (searched in a compact one)."""
+        else read from the file (searched in a compact one). ``soft_weights`` [n] (float32):
+        each position's soft-term weight (spec/TARGETS.md), filled when given."""
         n = positions.shape[0]
+        if soft_weights is not None:
+            _check_soft_weights(self.plan, soft_weights, n)
         if self.plan.mode == kernels.ONEHOT or n == 0:
             return
         if int(positions.min()) < 0 or int(positions.max()) >= self.file.num_tokens:
             raise InputError("target positions must lie in the token stream")
         job = _Tiles(self, labels, positions, target_ids, target_probs,
                      _word(seed, "seed"), _word(epoch, "epoch"))
+        job.weights = soft_weights
         tiles = [slice(a, min(n, a + TILE_ROWS)) for a in range(0, n, TILE_ROWS)]
         if contexts is not None:
             if contexts.shape != (n,):
@@ -166,6 +177,7 @@ class _Tiles:
         self.t, self.labels, self.positions = targets, labels, positions
         self.ids, self.probs, self.seed, self.epoch = ids, probs, seed, epoch
         self.top: np.ndarray | None = None  # the highest table's contexts, when known
+        self.weights: np.ndarray | None = None  # float32 [n]: the soft-term weights, wanted
 
     def __call__(self, z: slice) -> None:
         t, plan = self.t, self.t.plan
@@ -190,6 +202,8 @@ class _Tiles:
                                          table.next_ids.size, index, ctx[j], los[j], his[j],
                                          tots[j]))
             index = ctx[j]
+        if self.weights is not None:  # from the stored totals of the orders' contexts
+            kernels.soft_weights(tots, t.rows, plan.alpha_count, self.weights[z])
         w = np.empty((k, rows), np.float64)
         keys = np.empty(rows, np.uint64)
         kernels.position_keys(self.seed, self.epoch, positions, keys)
@@ -210,6 +224,16 @@ class _Tiles:
                 mode=plan.mode, r=plan.top_r, salt=order, label_free=order != top,
                 complete=table.top_k is None, vocab_size=t.file.vocab_size, off=off,
                 width=plan.width, ids=ids, probs=probs, prefix=prefixes[j]))
+
+
+def _check_soft_weights(plan: Plan, out: np.ndarray, n: int) -> None:
+    """``out`` can take the soft-term weights of n positions under ``plan``; InputError
+    otherwise."""
+    if not plan.soft_weight:
+        raise InputError("soft-term weights need alpha_count > 0 and soft targets")
+    if out.shape != (n,) or out.dtype != np.float32:
+        raise InputError(f"soft_weights must be float32 [{n}], got {out.dtype} "
+                         f"{list(out.shape)}")
 
 
 KN_SCALE = 1024  # discounts are multiples of 1/KN_SCALE: integer counts in the tail draws

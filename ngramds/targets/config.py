@@ -18,6 +18,7 @@ MIXINGS = ("auto", "none", "backoff", "witten-bell", "fixed", "kneser-ney")
 MAX_TOP_R = 4096  # a top-r target of more slots than this is a mistake, not a setting
 DEFAULT_ESCAPE = 10.0  # Witten-Bell's escape weight (chosen in docs/RESULTS.md, "Smoothing")
 MAX_ESCAPE = 1e6  # past this the lowest order takes everything
+MAX_ALPHA_COUNT = 1e18  # the soft-term weight's k: past the largest count, every weight ~0
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class TargetConfig:
             lambda = T / (T + escape * D); 1 is classic Witten-Bell, the default 10 gives
             the lower orders more weight, most where a context was seen least
             (docs/RESULTS.md).
+        alpha_count: k of the count-aware soft-term weight: each position's soft term is
+            weighed by alpha * T / (T + k), T the total of its context in the top order used,
+            and its label by the rest (batches carry ``soft_weight``); 0 (the default): off,
+            one alpha for every position.
 
     Raises:
         InputError: a value out of range or of the wrong kind (a file-dependent check, such
@@ -73,6 +78,9 @@ class TargetConfig:
     escape: float = field(default=DEFAULT_ESCAPE, metadata=dict(
         help="witten-bell mixing: weight of a context's distinct next tokens D in lambda = "
              "T / (T + escape D); above 1 moves weight to the lower orders", type=float))
+    alpha_count: float = field(default=0.0, metadata=dict(
+        help="soft-term weight per position: alpha * T / (T + X), T the count of its top "
+             "context; 0: off", type=float))
 
     def __post_init__(self):
         check_choice("targets", self.targets, TARGETS)
@@ -86,6 +94,10 @@ class TargetConfig:
             raise InputError(f"escape must be a number in (0, {MAX_ESCAPE:g}], got "
                              f"{self.escape!r}")
         object.__setattr__(self, "escape", float(self.escape))
+        if not is_number(self.alpha_count) or not 0 <= self.alpha_count <= MAX_ALPHA_COUNT:
+            raise InputError(f"alpha_count must be a number in [0, {MAX_ALPHA_COUNT:g}] (0: "
+                             f"off), got {self.alpha_count!r}")
+        object.__setattr__(self, "alpha_count", float(self.alpha_count))
         if self.orders is not None:
             orders = list(self.orders) if not is_int(self.orders) else [self.orders]
             if not orders or not all(is_int(o) for o in orders):
@@ -153,7 +165,7 @@ class TargetConfig:
         width = {kernels.ONEHOT: 0, kernels.ALLNTS: max_k}.get(mode, self.top_r + 1)
         blocks = 1 if mixing in ("none", "backoff") else len(orders)
         return Plan(mode, tuple(orders), mixing, weights, self.min_count, self.top_r, max_k,
-                    width, blocks, self.escape)
+                    width, blocks, self.escape, self.alpha_count)
 
 
 def add_target_flags(parser, defaults: TargetConfig | None = None, skip=()) -> None:
@@ -249,11 +261,18 @@ class Plan(NamedTuple):
     width: int             # slots per order block
     blocks: int            # blocks per position
     escape: float          # "witten-bell": the weight of D in lambda = T / (T + escape * D)
+    alpha_count: float = 0.0  # k of the soft-term weight T / (T + k); 0: off
 
     @property
     def slots(self) -> int:
         """K: slots per position of target_ids / target_probs."""
         return self.width * self.blocks
+
+    @property
+    def soft_weight(self) -> bool:
+        """Batches carry ``soft_weight`` (``alpha_count`` > 0 and soft targets)."""
+        return self.alpha_count > 0 and self.mode != kernels.ONEHOT
+
 
 def _pruned_orders(f, orders: list, mixing: str, weights: np.ndarray) -> tuple:
     """(orders, weights) on a pruned file (spec/TARGETS.md, "Pruned files"): "none" of an

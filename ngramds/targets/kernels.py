@@ -362,3 +362,19 @@ def mix_weights(mixing, los, his, tots, rows, w):
             if tots[r, i] == 0 and w[j, i] != 0.0:
                 w[j - 1, i] += w[j, i]
                 w[j, i] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def soft_weights(tots, rows, k, out):
+    """out[i] <- float32(t / (t + k)), t = float64(T): the soft-term weight of each position
+    (spec/TARGETS.md, "Soft-term weight"), T its total in row ``rows[j]`` of ``tots`` for the
+    highest order j (``rows`` ascending orders) whose context is stored (T > 0; without
+    pruning, the top order's)."""
+    for i in range(out.shape[0]):
+        total = np.int64(0)
+        for j in range(rows.shape[0] - 1, -1, -1):
+            total = np.int64(tots[rows[j], i])
+            if total > 0:
+                break
+        t = np.float64(total)
+        out[i] = np.float32(t / (t + k))

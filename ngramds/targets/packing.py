@@ -134,11 +134,13 @@ def hide_window_prompts(f, starts: np.ndarray, seq_len: int, labels: np.ndarray,
 
 
 def packed_batch(targets, packing: Packing, samples: np.ndarray, seed: int, epoch: int,
-                 out: list, mask_prompt: bool = False, threads: int = 1) -> np.ndarray:
+                 out: list, mask_prompt: bool = False, threads: int = 1,
+                 soft_weights: np.ndarray | None = None) -> np.ndarray:
     """Document-aligned samples ``samples`` of ``packing`` into ``out`` = [input_ids, labels,
     target_ids, target_probs] (the arrays of ``batch_shapes``; shifted layout): targets at
     every labelled position, id 0 and probability 0 elsewhere; with ``mask_prompt`` prompt
-    tokens are no labels. Returns the position ids (int64 [B, L])."""
+    tokens are no labels; ``soft_weights`` (float32 [B, L]): the soft-term weights of the
+    labelled positions, 0 elsewhere. Returns the position ids (int64 [B, L])."""
     f = targets.file
     inputs, labels, ids, probs = out
     B, L = labels.shape
@@ -154,11 +156,17 @@ def packed_batch(targets, packing: Packing, samples: np.ndarray, seed: int, epoc
         hidden[hidden] = in_prompt(f.doc_offsets, f.prompt_lengths, positions[hidden])
         labels[hidden], positions[hidden] = IGNORE_INDEX, -1
     live = np.flatnonzero(positions.reshape(-1) >= 0)
+    got_weights = None
+    if soft_weights is not None:
+        soft_weights[:] = 0.0
+        got_weights = np.empty(live.size, np.float32)
     if width and live.size:
         got_ids = np.empty((live.size, width), np.int64)
         got_probs = np.empty((live.size, width), np.float32)
         targets.compute_at(positions.reshape(-1)[live], labels.reshape(-1)[live], seed, epoch,
-                           got_ids, got_probs, threads)
+                           got_ids, got_probs, threads, soft_weights=got_weights)
         ids.reshape(-1, width)[live] = got_ids
         probs.reshape(-1, width)[live] = got_probs
+        if got_weights is not None:
+            soft_weights.reshape(-1)[live] = got_weights
     return position_ids

@@ -440,13 +440,17 @@ class NgramDataset(IterableDataset):
                                                self.seq_len) if self.doc_info else None
         else:
             tensors, threads = self._out_tensors(targets, samples.size)
+            weights = tensors[4] if len(tensors) > 4 else None  # soft-term weights, asked for
             position_ids = fill_items(targets, samples, self.seq_len, self.seed, epoch,
-                                      [t.numpy() for t in tensors], packing=self._packing,
+                                      [t.numpy() for t in tensors[:4]], packing=self._packing,
                                       mask_prompt=self.mask_prompt, layout=self.layout,
-                                      position_ids=self.doc_info, threads=threads)
+                                      position_ids=self.doc_info, threads=threads,
+                                      soft_weights=None if weights is None else weights.numpy())
             batch = {"input_ids": tensors[0], "labels": tensors[1],
                      "index": torch.from_numpy(samples), "target_ids": tensors[2],
                      "target_probs": tensors[3]}
+            if weights is not None:
+                batch["soft_weight"] = weights
         if self.layout == "hf":
             batch["label_shift"] = torch.ones(samples.size, dtype=torch.int64)
         if position_ids is not None:
@@ -462,6 +466,8 @@ class NgramDataset(IterableDataset):
         """The batch's tensors (in shared memory when a worker builds whole batches) and the
         threads to compute its targets with (every core in the training process)."""
         shapes = batch_shapes(targets.plan, size, self.seq_len)
+        if targets.plan.soft_weight:  # (TargetConfig.alpha_count > 0)
+            shapes.append(((size, self.seq_len), np.float32))
         if self._hands_over_batches():
             tensors = _shared_tensors(shapes)
         else:
@@ -577,7 +583,9 @@ def _warn_if_targets_differ(saved, mine: dict, witten_bell: bool) -> None:
         raise InputError("the state's target options are not a dict")
     for key, value in saved.items():
         _check_plain(f"target option {key}", value, lists=True)
-    changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in mine.items() if saved.get(k) != v]
+    before = TargetConfig().options()  # an option newer than the state had its default
+    changed = [f"{k} {saved.get(k, before.get(k))!r} -> {v!r}" for k, v in mine.items()
+               if saved.get(k, before.get(k)) != v]
     if changed:
         warnings.warn("resuming with other target options than the saved run's: "
                       + ", ".join(changed), InputWarning, stacklevel=3)

@@ -478,8 +478,10 @@ class NgramTargets:
         labels = window[:, 1:]
         dev = self.device
         positions = starts[:, None] + torch.arange(1, L + 1, device=dev)
+        weights = torch.empty(B * L, dtype=torch.float32, device=dev) \
+            if self.plan.soft_weight else None
         ids, probs = self._targets(ctx, labels.reshape(-1), positions.reshape(-1),
-                                   epoch[:, None].expand(B, L).reshape(-1))
+                                   epoch[:, None].expand(B, L).reshape(-1), weights)
         out = {k: (self._move(v) if isinstance(v, torch.Tensor) else v)
                for k, v in batch.items()
                if k not in ("window", "context_ids", "history", "context_lengths", "start",
@@ -492,6 +494,11 @@ class NgramTargets:
                                  ids[:, :-1]], 1)
                 probs = torch.cat([torch.zeros_like(probs[:, :1]), probs[:, :-1]], 1)
         out.update(input_ids=inputs, labels=labels, target_ids=ids, target_probs=probs)
+        if weights is not None:  # the soft-term weights, moved as the targets are
+            weights = weights.view(B, L)
+            if "label_shift" in batch:
+                weights = torch.cat([torch.zeros_like(weights[:, :1]), weights[:, :-1]], 1)
+            out["soft_weight"] = weights
         return out
 
     def _check_compact_batch(self, batch: dict, starts: torch.Tensor) -> None:
@@ -562,13 +569,15 @@ class NgramTargets:
         finally:
             self._push()
 
-    def _targets(self, ctx, labels, positions, epochs):
+    def _targets(self, ctx, labels, positions, epochs, weights=None):
+        """:meth:`targets`; ``weights`` (float32 [N], plans with soft weights): filled with
+        each position's soft-term weight."""
         plan, n = self.plan, labels.shape[0]
         if plan.mode == ONEHOT:
             return (torch.empty(n, 0, dtype=torch.int64, device=labels.device),
                     torch.empty(n, 0, dtype=torch.float32, device=labels.device))
         if self.compiled is not None:
-            return self._compiled_targets(ctx, labels, positions, epochs)
+            return self._compiled_targets(ctx, labels, positions, epochs, weights)
         if ctx is None:
             raise InputError("the torch backend needs each position's context id")
         c = ctx.long()
@@ -586,6 +595,8 @@ class NgramTargets:
         # Kneser-Ney weighs by the undiscounted totals
         mixed = [tot if t.base_totals is None else t.base_totals[c]
                  for t, tot, c in zip(self.tables, tots, contexts)]
+        if weights is not None:  # from the stored totals of the orders' contexts
+            weights.copy_(kernels.soft_weights(mixed, plan.alpha_count))
         w = torch.empty((len(self.tables), n), dtype=torch.float64, device=labels.device)
         kernels.mix_weights(self.mixing, los, his, mixed, w)
         keys = kernels.position_keys(self.seed, epochs, positions)
@@ -621,7 +632,7 @@ class NgramTargets:
             levels[-1] = levels[-1].clamp_min(0)
         return levels
 
-    def _compiled_targets(self, ctx, labels, positions, epochs):
+    def _compiled_targets(self, ctx, labels, positions, epochs, weights=None):
         """:meth:`targets` by the compiled CPU kernels (one call per epoch in the batch)."""
         labels, positions, epochs = (np.ascontiguousarray(x.cpu().long().numpy())
                                      for x in (labels, positions, epochs))
@@ -630,16 +641,23 @@ class NgramTargets:
         n, slots, threads = labels.shape[0], self.plan.slots, torch.get_num_threads()
         ids = torch.empty(n, slots, dtype=torch.int64)
         probs = torch.empty(n, slots, dtype=torch.float32)
+        w = None if weights is None else np.empty(n, np.float32)
         if n and epochs.min() == epochs.max():
             self.compiled.compute_at(positions, labels, self.seed, int(epochs[0]), ids.numpy(),
-                                     probs.numpy(), threads, contexts=ctx)
+                                     probs.numpy(), threads, contexts=ctx, soft_weights=w)
         else:
             for epoch in np.unique(epochs).tolist():
                 rows = np.flatnonzero(epochs == epoch)
                 part_ids, part_probs = np.empty((rows.size, slots), np.int64), \
                     np.empty((rows.size, slots), np.float32)
+                part_w = None if w is None else np.empty(rows.size, np.float32)
                 self.compiled.compute_at(positions[rows], labels[rows], self.seed, epoch,
                                          part_ids, part_probs, threads,
-                                         contexts=None if ctx is None else ctx[rows])
+                                         contexts=None if ctx is None else ctx[rows],
+                                         soft_weights=part_w)
                 ids.numpy()[rows], probs.numpy()[rows] = part_ids, part_probs
+                if w is not None:
+                    w[rows] = part_w
+        if weights is not None:
+            weights.copy_(torch.from_numpy(w))
         return ids, probs

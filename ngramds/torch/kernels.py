@@ -144,3 +144,14 @@ def _component(next_ids, cum_counts, lo, hi, tot, labels, keys, weight, mode, r,
     tail_id = torch.where(draw, next_ids[k].long(), labels)
     return (torch.cat([nid, tail_id[:, None]], 1),
             torch.cat([cnt * inv[:, None], (residual * inv)[:, None]], 1))
+
+
+def soft_weights(tots: list, k: float) -> torch.Tensor:
+    """float32 t / (t + k) per position, computed in float64, t the total of the highest
+    order (``tots``: one [N] per order, ascending) whose context is stored (T > 0): the
+    compiled :func:`~ngramds.targets.kernels.soft_weights`, bit for bit."""
+    total = tots[-1]
+    for lower in reversed(tots[:-1]):
+        total = torch.where(total > 0, total, lower)
+    t = total.double()
+    return (t / (t + k)).float()

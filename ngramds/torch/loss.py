@@ -8,6 +8,7 @@ import torch
 from ..targets.packing import IGNORE_INDEX
 
 LABEL_SHIFT = "label_shift"  # the key that marks a batch of NgramDataset(layout="hf")
+SOFT_WEIGHT = "soft_weight"  # per position, scales alpha (TargetConfig.alpha_count > 0)
 # Best held-out loss in docs/RESULTS.md's sweep (alpha 0.25 / 0.5 / 1.0 at order 4, r = 8).
 DEFAULT_ALPHA = 1.0
 
@@ -102,6 +103,9 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     position counts for nothing); a batch without it is already shifted. ``shift`` (default:
     from the batch) states which you expect; a batch of the other layout is an error.
 
+    A batch with ``soft_weight`` [B, L] (``TargetConfig(alpha_count=k)``, k > 0) weighs
+    position p by a_p = alpha * soft_weight[p]: (1 - a_p) * CE + a_p * soft CE.
+
     Args:
         logits: [B, L, V], the model's logits at every position of the batch.
         batch: the batch dict of :class:`NgramDataset` / :class:`NgramLoader`.
@@ -139,7 +143,11 @@ def ngram_loss(logits: torch.Tensor, batch: dict, alpha: float = DEFAULT_ALPHA,
     if alpha != 0 and batch["target_ids"].shape[-1]:
         ids = torch.cat([ids, batch["target_ids"].to(device)], -1)
         probs = batch["target_probs"].to(device).float() * mask.unsqueeze(-1)
-        weights = torch.cat([(1 - alpha) * weights, alpha * probs], -1)
+        if SOFT_WEIGHT in batch:  # alpha per position (spec/TARGETS.md, "Soft-term weight")
+            a = alpha * batch[SOFT_WEIGHT].to(device).float().unsqueeze(-1)
+            weights = torch.cat([(1 - a) * weights, a * probs], -1)
+        else:
+            weights = torch.cat([(1 - alpha) * weights, alpha * probs], -1)
     _check_ids(ids, logits.shape[-1])
     loss = _sparse_ce(logits, ids, weights)
     if num_items_in_batch is not None:
@@ -157,6 +165,9 @@ def _shifted(batch, alpha: float) -> dict:
         for key in ("target_ids", "target_probs"):
             t = batch[key]
             out[key] = torch.cat([t[..., 1:, :], torch.zeros_like(t[..., :1, :])], -2)
+        if SOFT_WEIGHT in batch:
+            w = batch[SOFT_WEIGHT]
+            out[SOFT_WEIGHT] = torch.cat([w[..., 1:], torch.zeros_like(w[..., :1])], -1)
     return out
 
 
@@ -187,6 +198,13 @@ def _check_batch(logits: torch.Tensor, batch, alpha: float) -> torch.Tensor:
         if ids.shape[:-1] != labels.shape or probs.shape != ids.shape:
             raise ValueError(f"target_ids {tuple(ids.shape)} and target_probs "
                              f"{tuple(probs.shape)} must both be {(*labels.shape, 'K')}")
+        w = batch.get(SOFT_WEIGHT)
+        if w is not None and (not isinstance(w, torch.Tensor) or not w.is_floating_point()
+                              or w.shape != labels.shape):
+            what = f"{w.dtype} {tuple(w.shape)}" if isinstance(w, torch.Tensor) else \
+                type(w).__name__
+            raise ValueError(f"the batch's soft_weight is {what}; expected floats of the "
+                             f"labels' shape {tuple(labels.shape)}")
     return labels
 
 

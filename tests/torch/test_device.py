@@ -23,7 +23,8 @@ def compare(f, cfg, seed, epoch, seq_len=3, device="cpu"):
     starts = np.arange(0, f.num_tokens - seq_len, max(1, seq_len // 2))
     if starts.size == 0:
         return
-    expect = cpu.compute(starts, seq_len, seed, epoch)
+    weights = np.empty((starts.size, seq_len), np.float32) if cpu.plan.soft_weight else None
+    expect = cpu.compute(starts, seq_len, seed, epoch, soft_weights=weights)
     shipped = cpu.device_inputs(starts, seq_len)
     compact = f.table().position_contexts is None
     assert ("context_ids" not in shipped) == compact  # (small keys: searched on the device)
@@ -45,16 +46,22 @@ def compare(f, cfg, seed, epoch, seq_len=3, device="cpu"):
         assert torch.equal(got["target_ids"], torch.from_numpy(expect.target_ids)), backend
         np.testing.assert_allclose(got["target_probs"].numpy(), expect.target_probs,
                                    rtol=1e-6, atol=1e-7)
+        if weights is None:
+            assert "soft_weight" not in got
+        else:  # the soft-term weights: bit for bit
+            assert torch.equal(got["soft_weight"], torch.from_numpy(weights)), backend
 
 
 @given(data=st.data(), mode=st.sampled_from(["allnts", "tail", "renorm", "onehot"]),
        mixing=st.sampled_from(["none", "backoff", "witten-bell", "fixed", "kneser-ney"]),
        r=st.integers(1, 3), max_k=st.sampled_from([None, 1, 2]),
        seed=st.sampled_from([0, 1, 2**64 - 1]), epoch=st.integers(0, 3),
-       min_count=st.integers(1, 3), escape=st.sampled_from([1.0, 0.5, 3.0, 7.25]))
+       min_count=st.integers(1, 3), escape=st.sampled_from([1.0, 0.5, 3.0, 7.25]),
+       alpha_count=st.sampled_from([0.0, 0.0, 0.5, 3.0, 1e6]))
 @settings(max_examples=60)
 def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, device, data, mode, mixing,
-                                                   r, max_k, seed, epoch, min_count, escape):
+                                                   r, max_k, seed, epoch, min_count, escape,
+                                                   alpha_count):
     f = data.draw(multi_order_files(tmp_path_factory))
     orders = data.draw(st.lists(st.sampled_from(f.orders), min_size=1, unique=True))
     lambdas = data.draw(st.lists(st.integers(0, 3), min_size=len(orders),
@@ -64,7 +71,7 @@ def test_device_targets_equal_the_compiled_kernels(tmp_path_factory, device, dat
     if targets == "coconts" and any(f.table(o).top_k and r > f.table(o).top_k for o in orders):
         return
     cfg = TargetConfig(targets, r, residual, max_k, mixing, orders, min_count, lambdas,
-                       escape)
+                       escape, alpha_count)
     if mixing == "kneser-ney" and (any(f.table(o).top_k for o in orders) or any(
             o + 1 not in f.tables for o in sorted(orders)[:-1])):
         return  # (refused: tests/targets/test_kneser_ney.py)
@@ -79,8 +86,10 @@ def test_real_corpus_every_mixing(tmp_path, device):
     ngramds.build(tokens, tmp_path / "c.ngds", eos_id=0, progress=False, compact=True)
     for name in ("z.ngds", "k.ngds", "c.ngds"):
         f = ngramds.open(tmp_path / name)
-        kn = [TargetConfig(top_r=4, mixing="kneser-ney")] if name == "c.ngds" else []
-        for cfg in (TargetConfig(top_r=4), TargetConfig(residual="renorm", top_r=4),
+        kn = [TargetConfig(top_r=4, mixing="kneser-ney", alpha_count=2.0)] \
+            if name == "c.ngds" else []
+        for cfg in (TargetConfig(top_r=4, alpha_count=7.0),
+                    TargetConfig(residual="renorm", top_r=4),
                     TargetConfig("allnts", max_k=8), *kn, TargetConfig(top_r=4, escape=3.0),
                     TargetConfig(mixing="backoff", top_r=3), TargetConfig(mixing="none", top_r=2)):
             compare(f, cfg, seed=7, epoch=3, seq_len=256, device=device)

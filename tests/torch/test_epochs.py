@@ -233,6 +233,12 @@ def test_resuming_with_other_targets_warns(tmp_path):
     assert warned(NgramDataset(path, SEQ, seed=1, mixing="none"), old) == []
     with pytest.raises(ngramds.InputError, match="target options are not a dict"):
         NgramDataset(path, SEQ, seed=1).load_state_dict(dict(saved, targets=[1]))
+    # an option a state does not record (added since it was saved) had its default then
+    older = dict(saved, targets={k: v for k, v in saved["targets"].items()
+                                 if k != "alpha_count"})
+    assert warned(NgramDataset(path, SEQ, seed=1, escape=1), older) == []
+    (msg,) = warned(NgramDataset(path, SEQ, seed=1, escape=1, alpha_count=2), older)
+    assert "alpha_count 0.0 -> 2.0" in msg
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -62,11 +62,32 @@ def test_run_config_embeds_the_target_config_and_logs_it_flat():
                        target=TargetConfig("allnts", orders=[2, 3], lambdas=[1, 2])).record()
     assert list(record) == [
         "train", "val", "out", "targets", "top_r", "residual", "max_k", "mixing", "orders",
-        "min_count", "lambdas", "escape", "alpha", "alpha_hold", "steps", "batch_size",
+        "min_count", "lambdas", "escape", "alpha_count", "alpha", "alpha_hold", "steps", "batch_size",
         "seq_len", "d_model", "layers", "heads", "lr", "warmup", "eval_every", "eval_batches",
         "seed", "workers", "threads", "device"]
     assert json.loads(json.dumps(record))["orders"] == [2, 3]
     assert (record["targets"], record["max_k"], record["lambdas"]) == ("allnts", None, [1, 2])
+
+
+def test_alpha_count_weighs_the_soft_term(files, tmp_path, monkeypatch):
+    """--alpha-count K: the loss gets batches with each position's soft-term weight and the
+    log records K."""
+    import ngramds.train.loop as loop
+    seen = []
+    real = loop.ngram_loss
+
+    def spy(logits, batch, **kw):
+        seen.append(batch.get("soft_weight"))
+        return real(logits, batch, **kw)
+    monkeypatch.setattr(loop, "ngram_loss", spy)
+    train, val = files
+    log = tmp_path / "w.jsonl"
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log), *TINY,
+                 "--alpha-count", "5"]) == 0
+    assert read_log(log)[0]["config"]["alpha_count"] == 5.0
+    assert len(seen) == 3 and all(w is not None and 0 < float(w.max()) < 1 for w in seen)
+    assert main(["run", "--train", str(train), "--val", str(val), "--out", str(log), *TINY,
+                 "--alpha-count", "-1", "--overwrite"]) == 2
 
 
 def test_target_flags_are_the_target_config_fields(capsys):
