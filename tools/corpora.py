@@ -27,6 +27,22 @@ installing and point ``--root`` there:
     wordnet  wordnet-base     usr/share/wordnet/data.{noun,verb,adj,adv}: each      200 synsets
                               synset as "word, word: gloss; examples", grouped by
                               part of speech and lexicographer file in file order
+    manuals  ten packages     English software manuals, HTML unless said, the      a file
+                              files matched recursively below these directories:
+             debian-handbook    usr/share/doc/debian-handbook/html/en-US/*.html
+             git-doc            usr/share/doc/git-doc/*.html (manual pages, guides)
+             gnucash-docs       usr/share/doc/gnucash-docs/gnucash-{guide,help}-en/*.html
+             kicad-doc-en       usr/share/doc/kicad/help/en/*.html
+             maxima-doc         usr/share/doc/maxima-doc/html/*.html
+             postgresql-doc-15  usr/share/doc/postgresql-doc-*/html/*.html
+             python-django-doc  usr/share/doc/python-django-doc/html/**/*.html
+             r-doc-html         usr/share/R/doc/manual/*.html (R's seven manuals)
+             sphinx-doc         usr/share/doc/sphinx-doc/html/_sources/**/*.rst.txt (rst)
+             libreoffice-help-en-us  usr/share/libreoffice/help/en-US/text/**/*.html
+                              (index, search, contents pages and Maxima's single-page copy
+                              left out; HTML to text by ``html_text``: navigation, tables of
+                              contents, scripts and pre blocks dropped, a line a paragraph,
+                              heading, list item or table cell)
 
 Every prose corpus is assembled from the files in sorted path order; when its text exceeds
 ``--max-mb`` MB, every k-th document is kept, as for the files above. Writes
@@ -42,6 +58,7 @@ import gzip
 import json
 import math
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 from ngramds.corpus.stdlib import DEFAULT_VOCAB, train_tokenizer
@@ -218,6 +235,85 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
+_HTML_DROP_TAGS = {"script", "style", "nav", "header", "footer", "aside", "pre", "head",
+                   "noscript", "svg", "math", "object", "iframe", "form", "button", "label",
+                   "select", "textarea"}
+# elements of these classes (navigation bars of DocBook, Sphinx and Texinfo pages, tables of
+# contents, code listings) or ids (the Django, Publican, AsciiDoc and LibreOffice pages' header,
+# footer, sidebar, banner and help frames), dropped with their content
+_HTML_DROP_CLASS = {"navheader", "navfooter", "docnav", "toc", "lot", "breadcrumbs", "related",
+                    "sphinxsidebar", "sphinxsidebarwrapper", "footer", "headerlink", "highlight",
+                    "programlisting", "screen", "synopsis", "cmdsynopsis", "funcsynopsis",
+                    "indexterm", "nav", "navigation", "header", "nav-panel", "contents",
+                    "shortcontents", "section-toc", "mini-toc", "dropdowns", "index-cp",
+                    "index-fn", "index-vr", "index-ky", "index-pg", "index-tp"}
+_HTML_DROP_ID = {"hd", "ft", "sidebar", "searchbox", "global-nav", "banner", "title", "footer",
+                 "footer-text", "Bookmarks", "Contents", "DEBUG", "DonationFrame", "SearchFrame",
+                 "Index"}
+_HTML_BLOCK = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "dl", "ul",
+               "ol", "table", "tr", "td", "th", "caption", "blockquote", "section", "article",
+               "main", "body", "br", "hr", "figcaption", "address", "aside", "tbody", "thead"}
+_HTML_VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed",
+              "param", "source", "track", "wbr"}
+
+
+class _HTMLText(HTMLParser):
+    """Text of an HTML page, one line a block element (paragraph, heading, list item, table
+    cell), elements of ``_HTML_DROP_TAGS`` or ``_HTML_DROP_CLASS`` dropped with their
+    content; inline markup (links, emphasis, inline code) reduced to its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self.buf: list[str] = []
+        self.skip: list[str] = []  # tag names open since the dropped element began
+
+    def _flush(self) -> None:
+        line = " ".join("".join(self.buf).split())
+        if line:
+            self.lines.append(line)
+        self.buf = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if self.skip:
+            if tag not in _HTML_VOID:
+                self.skip.append(tag)
+            return
+        a = dict(attrs)
+        if (tag in _HTML_DROP_TAGS or a.get("id") in _HTML_DROP_ID or a.get("role") == "navigation"
+                or not _HTML_DROP_CLASS.isdisjoint((a.get("class") or "").split())):
+            if tag not in _HTML_VOID:
+                self.skip.append(tag)
+            return
+        if tag in _HTML_BLOCK:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.skip:
+            if tag in self.skip:  # close up to the matching tag (unclosed p, li inside)
+                while self.skip.pop() != tag:
+                    pass
+            return
+        if tag in _HTML_BLOCK:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.buf.append(data)
+
+
+def html_text(src: str) -> str:
+    """Plain prose from an HTML page: scripts, styles, the head, navigation (nav, header,
+    footer, DocBook/Sphinx navigation bars, tables of contents, sidebars) and code blocks
+    (pre, program listings) dropped; paragraphs, headings, list items and table cells kept
+    as lines; inline markup reduced to its text."""
+    parser = _HTMLText()
+    parser.feed(src)
+    parser.close()
+    parser._flush()
+    return _tidy("\n".join(parser.lines))
+
+
 def _files(root: Path, dirs: str, pattern: str) -> list[tuple[Path, Path]]:
     """(directory, file) for the regular files matching ``pattern`` under the directories
     matching ``dirs`` below ``root``, sorted; a directory reached twice (python3.X-doc/html
@@ -275,8 +371,37 @@ def wordnet_glosses(root: Path, per_doc: int = 200) -> list[str]:
     return docs
 
 
+# (directories under the root, file pattern, text of a file) of the "manuals" corpus; index,
+# search, module-index and table-of-contents pages, Maxima's single-page copy of its manual
+# and Sphinx's highlighted module sources left out
+MANUALS = (
+    ("usr/share/doc/debian-handbook/html/en-US", "*.html", html_text),
+    ("usr/share/doc/git-doc", "*.html", html_text),
+    ("usr/share/doc/gnucash-docs/gnucash-*-en", "*.html", html_text),
+    ("usr/share/doc/kicad/help/en", "*.html", html_text),
+    ("usr/share/doc/maxima-doc/html", "*.html", html_text),
+    ("usr/share/doc/postgresql-doc-*/html", "*.html", html_text),
+    ("usr/share/doc/python-django-doc/html", "*.html", html_text),
+    ("usr/share/R/doc/manual", "*.html", html_text),
+    ("usr/share/doc/sphinx-doc/html/_sources", "*.rst.txt", rst_text),
+    ("usr/share/libreoffice/help/en-US/text", "*.html", html_text),
+)
+_NOT_MANUAL = re.compile(r"^(genindex.*|py-modindex|modindex|search|contents|bookindex|ix\d+|"
+                         r".*_toc|.*singlepage)\.html$")
+
+
+def manuals(root: Path) -> list[str]:
+    """English software manuals from ten packages (see the module docstring), a file a
+    document, in sorted path order (of the paths under ``root``)."""
+    files = sorted(((p, text) for dirs, pattern, text in MANUALS
+                    for d, p in _files(root, dirs, pattern)
+                    if "_modules" not in p.relative_to(d).parts and not _NOT_MANUAL.match(p.name)),
+                   key=lambda f: f[0])
+    return [text(read(p)) for p, text in files]
+
+
 PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
-         "wordnet": wordnet_glosses}
+         "wordnet": wordnet_glosses, "manuals": manuals}
 
 
 def main() -> None:

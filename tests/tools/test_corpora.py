@@ -1,0 +1,69 @@
+"""tools/corpora.py: the HTML-to-text extractor and the "manuals" prose corpus's file list."""
+import html
+import importlib.util
+from pathlib import Path
+
+from hypothesis import given, strategies as st
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("corpora", ROOT / "tools" / "corpora.py")
+corpora = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(corpora)
+
+PAGE = """<!DOCTYPE html><html><head><title>Page title</title><script>var x = "<p>no</p>";</script>
+<style>p { color: red }</style></head><body>
+<div class="navheader"><table><tr><td><a href="a.html">Prev</a></td><td>Next</td></tr></table>
+<img src="logo.png"><br><p>unclosed paragraph in the navigation<li>and an item</div>
+<nav><ul><li><a href="/">Home</a></ul></nav>
+<div id="hd"><h1>Site name</h1></div>
+<h2 class="title">Chapter&nbsp;1. Sessions</h2>
+<p>Use the <code class="literal"><span class="pre">SESSION_ENGINE</span></code> setting
+   to pick a <a href="x.html"><em>backend</em></a> &amp; more.</p>
+<pre class="programlisting">SESSION_ENGINE = "db"
+</pre>
+<div class="highlight"><pre>print("code")</pre></div>
+<ul><li>first item<li>second <b>item</b></ul>
+<table><tr><th>Name</th><td>A cell</td></tr></table>
+<div class="toc"><dl><dt><a href="#s1">1. Sessions</a></dl></div>
+<p>Last paragraph.
+<footer>Copyright</footer><div id="footer">Last updated today</div>
+</body></html>"""
+
+
+def test_html_text_keeps_prose_lines_and_drops_navigation_code_and_head():
+    assert corpora.html_text(PAGE) == (
+        "Chapter 1. Sessions\n"  # &nbsp; is whitespace
+        "Use the SESSION_ENGINE setting to pick a backend & more.\n"
+        "first item\nsecond item\nName\nA cell\nLast paragraph.\n")
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(" \n\t")))
+def test_html_text_of_one_paragraph_is_its_text_with_whitespace_collapsed(text):
+    words = " ".join(text.split())
+    assert corpora.html_text(f"<p>{html.escape(text)}</p>") == (words + "\n" if words else "\n")
+
+
+def test_manuals_reads_the_listed_directories_in_path_order_without_index_pages(tmp_path):
+    def put(rel: str, body: str) -> Path:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body, encoding="utf-8")
+        return p
+
+    pg = "usr/share/doc/postgresql-doc-15/html"
+    put(f"{pg}/b.html", "<p>Second page.</p>")
+    put(f"{pg}/a.html", "<p>First page.</p><pre>SELECT 1;</pre>")
+    put(f"{pg}/bookindex.html", "<p>index</p>")
+    put("usr/share/doc/python-django-doc/html/genindex.html", "<p>index</p>")
+    put("usr/share/doc/python-django-doc/html/_modules/django/db.html", "<p>source</p>")
+    put("usr/share/doc/python-django-doc/html/topics/http.html", "<p>Django prose.</p>")
+    put("usr/share/doc/maxima-doc/html/maxima_singlepage.html", "<p>copy</p>")
+    put("usr/share/doc/sphinx-doc/html/_sources/intro.rst.txt",
+        "Intro\n=====\n\nSome ``literal`` text::\n\n    code()\n")
+    put("usr/share/doc/debian-handbook/html/de-DE/apt.html", "<p>Deutsch</p>")
+    put("usr/share/libreoffice/help/en-US/text/swriter/main.html", "<p>Writer help.</p>")
+    (tmp_path / pg / "link.html").symlink_to(tmp_path / pg / "a.html")
+    assert corpora.manuals(tmp_path) == [
+        "First page.\n", "Second page.\n", "Django prose.\n", "Intro\n\nSome literal text:\n",
+        "Writer help.\n"]
+    assert corpora.PROSE["manuals"] is corpora.manuals
