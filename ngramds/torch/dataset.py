@@ -502,7 +502,9 @@ class NgramDataset(IterableDataset):
         """What asks for the pages of this process's next batches (None: off)."""
         if self.prefetch_pages is None:
             return None
-        tables = self.prefetch_pages == "tables" and targets.plan.mode != ONEHOT
+        # (a pruned file's position ids are global ids: its tables are not advised)
+        tables = self.prefetch_pages == "tables" and targets.plan.mode != ONEHOT and \
+            not targets.file.pruned
         return PagePrefetch(targets.file, targets.chain if tables else None,
                             targets.plan.orders)
 

@@ -58,6 +58,16 @@ def test_prefetch_options(path, monkeypatch):
         NgramDataset(path, SEQ, sampling="documents", prefetch_pages="windows")
 
 
+def test_prefetch_changes_no_batch_of_a_pruned_file(path, tmp_path):
+    tokens = ngramds.open(path).tokens
+    pruned = tmp_path / "pruned.ngds"
+    ngramds.build(np.asarray(tokens), pruned, orders=[2, 3, 4], min_count=2, progress=False)
+    plain = batches(pruned, 0, prefetch_pages=False)
+    for a, b in zip(plain, batches(pruned, 0, prefetch_pages="tables")):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
 def test_prefetch_with_onehot_targets_and_a_resumed_pass(path):
     a = batches(path, 0, targets="onehot", prefetch_pages="tables")
     b = batches(path, 0, targets="onehot", prefetch_pages=False)
