@@ -118,12 +118,20 @@ def child(a) -> dict:
     finally:
         if group is not None:
             (CGROUP / "cgroup.procs").write_text(str(os.getpid()))  # back to the root group
-            for _ in range(50):
-                try:
-                    group.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            _remove_group(group)
+
+
+def _remove_group(group: Path) -> None:
+    """Remove a benchmark's cgroup once its processes are gone (workers end after their
+    parent), waiting up to 10 s."""
+    for _ in range(100):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def _measure(a, group) -> dict:
@@ -196,6 +204,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child-timeout", type=float, default=240,
+                    help="seconds a run may take (a slower one is left out)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--share", type=float, help=argparse.SUPPRESS)
@@ -217,11 +227,20 @@ def main() -> None:
                    str(a.batches), "--warmup", str(a.warmup), "--seq-len", str(a.seq_len),
                    "--batch-size", str(a.batch_size), "--workers", str(a.workers),
                    "--seed", str(a.seed + r)]
-            out = subprocess.run(cmd, capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if out.returncode or not line:
-                raise SystemExit(f"failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            try:
+                stdout, stderr = proc.communicate(timeout=a.child_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                _remove_group(CGROUP / f"ngramds-residency-{proc.pid}")
+                print(f"# {w} resident {s:g} prefetch {p} repeat {r}: over "
+                      f"{a.child_timeout} s, left out", flush=True)
+                continue
+            line = [x for x in stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                raise SystemExit(f"failed: {' '.join(cmd)}\n{stderr[-3000:]}")
             res = json.loads(line[0][7:])
             results.setdefault((w, s, p), []).append(res)
             print(f"# {w} resident {s:g} prefetch {p} repeat {r}: {res}", flush=True)
@@ -232,7 +251,10 @@ def main() -> None:
           "| targets alone M/s | resident at end: file / tables | major faults / batch |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
     for w, s, p in variants:
-        rs = results[(w, s, p)]
+        rs = results.get((w, s, p))
+        if not rs:
+            print(f"| {w} | {s:.0%} | {p} | over {a.child_timeout:g} s | - | - | - | - |")
+            continue
         med = statistics.median(x["rate"] for x in rs)
         base = results.get((w, 1.0, "off"))
         ref = statistics.median(x["rate"] for x in base) if base else None

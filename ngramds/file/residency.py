@@ -264,6 +264,19 @@ class PagePrefetch:
         self.entries = [orders is None or t.order in orders for t in self.chain]
         self.failed = 0  #: madvise calls of :meth:`windows` the kernel refused (none expected)
 
+    def random_reads(self) -> bool:
+        """Tell the kernel that this process reads the file's pages at random
+        (``MADV_RANDOM`` over its map): a page fault then reads that page, not the 128 KiB
+        around it, which a batch's scattered rows would not use and which would push useful
+        pages out of a page cache too small for the file. Whether the kernel took it."""
+        if not SUPPORTED or not hasattr(mmap, "MADV_RANDOM"):
+            return False
+        try:
+            self.file._map.madvise(mmap.MADV_RANDOM)
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
+
     def windows(self, starts, length: int, before: int = 0) -> int:
         """Advise tokens [s - before, s+length) of every start s and the highest table's
         context ids of positions s+1 .. s+length-1 (when the file stores them), one call per

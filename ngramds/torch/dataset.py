@@ -505,8 +505,10 @@ class NgramDataset(IterableDataset):
         # (a pruned file's position ids are global ids: its tables are not advised)
         tables = self.prefetch_pages == "tables" and targets.plan.mode != ONEHOT and \
             not targets.file.pruned
-        return PagePrefetch(targets.file, targets.chain if tables else None,
-                            targets.plan.orders)
+        pages = PagePrefetch(targets.file, targets.chain if tables else None,
+                             targets.plan.orders)
+        pages.random_reads()
+        return pages
 
     def _advise(self, pages: PagePrefetch, epoch: int, globals_: np.ndarray) -> None:
         """Ask for the pages of the batch at order positions ``globals_``: its windows now

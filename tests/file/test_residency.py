@@ -132,4 +132,7 @@ def test_window_advice_at_the_edges(four):
     assert (tokens, ids) == (8, 6) and calls == tokens + ids
     assert pages.failed == 0  # every call aligned and inside the map
     assert pages.windows(np.zeros(0, np.int64), 65) == 0
+    before = f.tokens.copy()
+    assert pages.random_reads() == R.SUPPORTED  # (Linux: taken)
+    assert np.array_equal(f.tokens, before)
     assert R.PagePrefetch(f).window_tables(np.array([0]), 65) == 0  # no chain: windows only
