@@ -122,6 +122,19 @@ def copy_slices(src, sample_starts, offset, limit, bad, out, column):
     return OK
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _row(entry_offsets, totals, num_entries, c, i, ctx, los, his, tots):
+    """ctx/los/his/tots[i] <- context c, its entry range and total, once checked (the range
+    lies in the entries, is not empty, and the total is positive): OK or the error code."""
+    lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
+    if lo < 0 or lo > hi or hi > num_entries:
+        return BAD_OFFSETS
+    if lo == hi or t <= 0:
+        return BAD_ENTRIES
+    ctx[i], los[i], his[i], tots[i] = c, lo, hi, t
+    return OK
+
+
 @njit(cache=True, nogil=True)
 def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his, tots):
     """ctx[i] <- context_ids[index[i]]: a table's context of each position, from the highest
@@ -140,12 +153,9 @@ def gather(context_ids, entry_offsets, totals, num_entries, index, ctx, los, his
         c = np.int64(context_ids[index[i]])
         if c < 0 or c >= num_contexts:
             return BAD_CONTEXT
-        lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
-        if lo < 0 or lo > hi or hi > num_entries:
-            return BAD_OFFSETS
-        if lo == hi or t <= 0:
-            return BAD_ENTRIES
-        ctx[i], los[i], his[i], tots[i] = c, lo, hi, t
+        code = _row(entry_offsets, totals, num_entries, c, i, ctx, los, his, tots)
+        if code != OK:
+            return code
     return OK
 
 
@@ -170,12 +180,9 @@ def gather_pruned(gids, base, num_contexts, links, has_links, prev, required, en
                 return BAD_CONTEXT
             ctx[i], los[i], his[i], tots[i] = -1, 0, 0, 0
             continue
-        lo, hi, t = np.int64(entry_offsets[c]), np.int64(entry_offsets[c + 1]), np.int64(totals[c])
-        if lo < 0 or lo > hi or hi > num_entries:
-            return BAD_OFFSETS
-        if lo == hi or t <= 0:
-            return BAD_ENTRIES
-        ctx[i], los[i], his[i], tots[i] = c, lo, hi, t
+        code = _row(entry_offsets, totals, num_entries, c, i, ctx, los, his, tots)
+        if code != OK:
+            return code
     return OK
 
 
