@@ -58,6 +58,43 @@ def find_extension(rows, lo, hi, column, token):
 LANES = 8  # independent runs of positions searched side by side (see find_contexts)
 
 
+DAMAGED = -2  # _search: the offsets it reads are out of range
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _document(doc_offsets, p):
+    """(start, end) of the document holding token position p: the last document offset <= p
+    and the next one (-1 if there is none). Offsets past 2^63 (damaged) read negative."""
+    last = doc_offsets.shape[0] - 1
+    a, b = 0, last
+    while a < b:
+        mid = (a + b + 1) // 2
+        if np.int64(doc_offsets[mid]) <= p:
+            a = mid
+        else:
+            b = mid - 1
+    return np.int64(doc_offsets[a]), np.int64(doc_offsets[a + 1]) if a < last else np.int64(-1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _search(tokens, rows, length_offsets, first_tokens, first_offsets, p, length, query):
+    """Row of the context of position p of ``length`` tokens (binary search of the rows of
+    that length; of full-length ones, only those starting with its first token): -1 if no row
+    holds it, DAMAGED if the offsets are out of range. ``query`` is scratch of m tokens."""
+    m = rows.shape[1]
+    for t in range(m):
+        query[t] = np.int64(tokens[p - length + t]) if t < length else 0
+    lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
+    if length == m and m > 0:
+        j = np.searchsorted(first_tokens, query[0])
+        if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
+            return np.int64(-1)
+        lo, hi = np.int64(first_offsets[j]), np.int64(first_offsets[j + 1])
+    if lo < 0 or hi > rows.shape[0] or lo > hi:
+        return np.int64(DAMAGED)
+    return np.int64(find_row(rows, lo, hi, query, m))
+
+
 @njit(cache=True, nogil=True)
 def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first_offsets,
                   links, prefix_offsets, positions, out):
@@ -73,7 +110,6 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
     context is missing (a damaged file)."""
     m = rows.shape[1]
     query = np.zeros(m, np.int64)
-    last = doc_offsets.shape[0] - 1
     lower = prefix_offsets.shape[0] - 1  # contexts of the lower table (-1: no prefixes)
     n = positions.shape[0]
     lanes = max(1, min(LANES, n // 128)) if lower >= 0 else 1
@@ -91,15 +127,7 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
             if p < 0 or p >= tokens.shape[0]:
                 return False
             if p < start[g] or p >= end[g]:
-                a, b = 0, last  # the last document offset <= p
-                while a < b:
-                    mid = (a + b + 1) // 2
-                    if np.int64(doc_offsets[mid]) <= p:
-                        a = mid
-                    else:
-                        b = mid - 1
-                start[g] = np.int64(doc_offsets[a])  # (unsigned past 2^63 reads negative)
-                end[g] = np.int64(doc_offsets[a + 1]) if a < last else np.int64(-1)
+                start[g], end[g] = _document(doc_offsets, p)
                 if start[g] < 0 or start[g] > p or end[g] <= p:
                     return False
             length = min(m, p - start[g])
@@ -121,17 +149,8 @@ def find_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, first
                     if c >= 0 and np.int64(rows[c, t]) != np.int64(tokens[p - length + t]):
                         return False
             else:
-                for t in range(m):
-                    query[t] = np.int64(tokens[p - length + t]) if t < length else 0
-                lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
-                if length == m and m > 0:
-                    j = np.searchsorted(first_tokens, query[0])
-                    if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
-                        return False
-                    lo, hi = first_offsets[j], first_offsets[j + 1]
-                if lo < 0 or hi > rows.shape[0] or lo > hi:
-                    return False
-                c = find_row(rows, lo, hi, query, m)
+                c = _search(tokens, rows, length_offsets, first_tokens, first_offsets, p, length,
+                            query)
             if c < 0:
                 return False
             out[i] = c
@@ -148,32 +167,16 @@ def search_contexts(tokens, doc_offsets, rows, length_offsets, first_tokens, fir
     is outside the tokens or the document offsets are damaged."""
     m = rows.shape[1]
     query = np.zeros(m, np.int64)
-    last = doc_offsets.shape[0] - 1
     for i in range(positions.shape[0]):
         p = np.int64(positions[i])
         if p < 0 or p >= tokens.shape[0]:
             return False
-        a, b = 0, last  # the last document offset <= p
-        while a < b:
-            mid = (a + b + 1) // 2
-            if np.int64(doc_offsets[mid]) <= p:
-                a = mid
-            else:
-                b = mid - 1
-        start = np.int64(doc_offsets[a])
+        start = _document(doc_offsets, p)[0]
         if start < 0 or start > p:
             return False
-        length = min(m, p - start)
-        for t in range(m):
-            query[t] = np.int64(tokens[p - length + t]) if t < length else 0
-        lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
-        if length == m and m > 0:
-            j = np.searchsorted(first_tokens, query[0])
-            if j >= first_tokens.shape[0] or first_tokens[j] != query[0]:
-                out[i] = -1
-                continue
-            lo, hi = first_offsets[j], first_offsets[j + 1]
-        if lo < 0 or hi > rows.shape[0] or lo > hi:
+        c = _search(tokens, rows, length_offsets, first_tokens, first_offsets, p,
+                    min(m, p - start), query)
+        if c == DAMAGED:
             return False
-        out[i] = find_row(rows, lo, hi, query, m)
+        out[i] = c
     return True

@@ -106,6 +106,16 @@ def _length_of(length_offsets, c):
     return l
 
 
+@njit(cache=True, inline="always")
+def _query(tokens, length_offsets, start, p, query):
+    """Put position p's context (its last min(m, p - start) tokens, m = query's size) in
+    ``query``; return the rows of that length [lo, hi) and the length."""
+    length = min(query.shape[0], p - start)
+    for t in range(length):
+        query[t] = np.int64(tokens[p - length + t])
+    return np.int64(length_offsets[length]), np.int64(length_offsets[length + 1]), length
+
+
 @njit(cache=True)
 def _positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, found, hist):
     """Invariants 8 and 11: the first position whose context is wrong, else -1. With ``ids``
@@ -118,10 +128,7 @@ def _positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, found, his
     for d in range(doc_offsets.shape[0] - 1):
         start, end = np.int64(doc_offsets[d]), np.int64(doc_offsets[d + 1])
         for p in range(start, end):
-            length = min(m, p - start)
-            lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
-            for t in range(length):
-                query[t] = np.int64(tokens[p - length + t])
+            lo, hi, length = _query(tokens, length_offsets, start, p, query)
             if found:
                 c = find_row(rows, lo, hi, query, length)
                 if c < 0:
@@ -292,10 +299,7 @@ def _pruned_positions_bad_at(tokens, doc_offsets, rows, length_offsets, ids, use
     for d in range(doc_offsets.shape[0] - 1):
         start, end = np.int64(doc_offsets[d]), np.int64(doc_offsets[d + 1])
         for p in range(start, end):
-            length = min(m, p - start)
-            lo, hi = np.int64(length_offsets[length]), np.int64(length_offsets[length + 1])
-            for t in range(length):
-                query[t] = np.int64(tokens[p - length + t])
+            lo, hi, length = _query(tokens, length_offsets, start, p, query)
             c = find_row(rows, lo, hi, query, length)
             if c < 0:
                 if depth[p] >= 0:
