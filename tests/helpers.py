@@ -88,3 +88,16 @@ def whole_encoding(tok, texts, eos=0):
     docs = [tok.encode(t, add_special_tokens=False).ids + [eos] for t in texts]
     return (np.array([i for d in docs for i in d]),
             np.concatenate([[0], np.cumsum([len(d) for d in docs])]))
+
+
+def zipf_shards(tmp_path, sizes=(3000, 1, 2500), vocab=700):
+    """Token shards s0.npy, s1.npy, ... (uint16, Zipf-distributed, ~2% end-of-document 0s)
+    of the given sizes in tmp_path; their paths."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, n in enumerate(sizes):
+        t = (rng.zipf(1.3, n) % vocab).astype(np.uint16)
+        t[rng.random(n) < 0.02] = 0
+        paths.append(tmp_path / f"s{i}.npy")
+        np.save(paths[-1], t)
+    return paths

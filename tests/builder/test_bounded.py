@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import ngramds
 from cli_helpers import cli, one_error_line, run_cli
-from helpers import run_sizes
+from helpers import run_sizes, zipf_shards
 from ngramds.cli import main
 from strategies import corpora
 
@@ -28,19 +28,8 @@ def test_bounded_build_is_byte_identical(tmp_path_factory, corpus, orders, top_k
     assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
 
 
-def _shards(tmp_path, sizes=(3000, 1, 2500), vocab=700):
-    rng = np.random.default_rng(5)
-    paths = []
-    for i, n in enumerate(sizes):
-        t = (rng.zipf(1.3, n) % vocab).astype(np.uint16)
-        t[rng.random(n) < 0.02] = 0
-        paths.append(tmp_path / f"s{i}.npy")
-        np.save(paths[-1], t)
-    return paths
-
-
-def test_partials_merge_to_the_build_of_all_shards(tmp_path):
-    shards = _shards(tmp_path)
+def test_partials_merge_to_the_build_of_allzipf_shards(tmp_path):
+    shards = zipf_shards(tmp_path)
     common = ["--eos-id", "0", "--orders", "1-3", "-q"]
     assert main(["build", *map(str, shards), "-o", str(tmp_path / "all.ngds"), *common]) == 0
     parts = []
@@ -58,7 +47,7 @@ def test_partials_merge_to_the_build_of_all_shards(tmp_path):
 
 
 def test_bad_partials_and_budgets_are_refused(tmp_path, capsys):
-    shards = _shards(tmp_path, sizes=(500, 400))
+    shards = zipf_shards(tmp_path, sizes=(500, 400))
     p0, p1 = tmp_path / "p0", tmp_path / "p1"
     assert main(["build", str(shards[0]), "-o", str(p0), "--partial", "--order", "2", "-q"]) == 0
     assert main(["build", str(shards[1]), "-o", str(p1), "--partial", "--order", "3", "-q"]) == 0
@@ -76,7 +65,7 @@ def test_bad_partials_and_budgets_are_refused(tmp_path, capsys):
 
 
 def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatch):
-    shards = _shards(tmp_path, sizes=(800,))
+    shards = zipf_shards(tmp_path, sizes=(800,))
 
     def boom(*args):
         raise OSError(28, "No space left on device")
@@ -89,7 +78,7 @@ def test_a_failed_merge_leaves_no_output_and_no_temporaries(tmp_path, monkeypatc
 
 
 def test_runs_of_a_killed_build_are_removed_by_the_next(tmp_path):
-    shards = _shards(tmp_path, sizes=(600,))
+    shards = zipf_shards(tmp_path, sizes=(600,))
     dead = tmp_path / ".x.ngds.k1ll3d00.ngds-parts"  # as a killed build leaves it: unlocked
     (dead / "order4").mkdir(parents=True)
     (dead / "ngramds.lock").touch()
@@ -101,7 +90,7 @@ def test_runs_of_a_killed_build_are_removed_by_the_next(tmp_path):
 
 def test_dask_engine_gives_the_same_file(tmp_path):
     pytest.importorskip("dask.distributed")
-    shards = _shards(tmp_path, sizes=(2000, 1500))
+    shards = zipf_shards(tmp_path, sizes=(2000, 1500))
     opts = dict(orders=[2, 3], eos_id=0, progress=False)
     ngramds.build([str(s) for s in shards], tmp_path / "mem.ngds", **opts)
     ngramds.build([str(s) for s in shards], tmp_path / "dask.ngds", engine="dask", workers=2,
@@ -110,7 +99,7 @@ def test_dask_engine_gives_the_same_file(tmp_path):
 
 
 def test_runs_straddling_input_files(tmp_path):
-    shards = _shards(tmp_path, sizes=(1000, 7, 1300))
+    shards = zipf_shards(tmp_path, sizes=(1000, 7, 1300))
     files = [str(s) for s in shards]
     ngramds.build(files, tmp_path / "mem.ngds", orders=[1, 4], eos_id=0, progress=False)
     # runs cross the file (and document) boundaries
@@ -125,7 +114,7 @@ def test_default_budget_is_beyond_what_the_process_holds(tmp_path, monkeypatch):
     process already holds: a process holding 1.5 GiB (torch, a notebook) still builds; an
     explicit limit below what it holds is refused."""
     import ngramds.builder.runs as runs
-    shards = _shards(tmp_path, sizes=(700,))
+    shards = zipf_shards(tmp_path, sizes=(700,))
     monkeypatch.setattr(runs, "resident_bytes", lambda: 3 << 29)
     part = ngramds.build([str(shards[0])], tmp_path / "p", partial=True, progress=False)
     out = ngramds.merge([part], tmp_path / "m.ngds", progress=False)

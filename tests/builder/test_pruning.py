@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import ngramds
 from cli_helpers import cli, one_error_line
-from helpers import run_sizes
+from helpers import run_sizes, zipf_shards
 from ngramds.builder.options import min_counts
 from ngramds.errors import InputError
 from ngramds.file import format as fmt
@@ -102,19 +102,8 @@ def test_pruned_build_is_byte_identical_bounded(tmp_path_factory, corpus, orders
     assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
 
 
-def _shards(tmp_path, sizes=(3000, 1, 2500), vocab=700):
-    rng = np.random.default_rng(5)
-    paths = []
-    for i, n in enumerate(sizes):
-        t = (rng.zipf(1.3, n) % vocab).astype(np.uint16)
-        t[rng.random(n) < 0.02] = 0
-        paths.append(tmp_path / f"s{i}.npy")
-        np.save(paths[-1], t)
-    return paths
-
-
 def test_pruned_merge_and_dask_give_the_build(tmp_path, capsys):
-    shards = _shards(tmp_path)
+    shards = zipf_shards(tmp_path)
     common = ["--eos-id", "0", "--orders", "1-3", "-q"]
     assert cli(capsys, "build", *shards, "-o", tmp_path / "all.ngds", *common,
                "--min-count", "3:2")[0] == 0
