@@ -43,17 +43,19 @@ MAX_ENTRIES = 512
 AUTO_SHARE = 0.5
 
 
-def memory_bytes() -> int | None:
-    """The most memory this process's page cache can hold: the physical memory, or its
-    cgroup's limit when lower (v2 ``memory.max``, v1 ``memory.limit_in_bytes``); None when
-    unknown."""
+def memory_bytes(cgroups: Path = Path("/proc/self/cgroup"),
+                 root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The most memory this process's page cache can hold: the physical memory, or the
+    lowest limit of its cgroup and the cgroup's ancestors (v2 ``memory.max``, v1
+    ``memory/memory.limit_in_bytes``; in a container whose cgroup files show the host's path,
+    the container's own root is the last ancestor looked at); None when unknown."""
     found = []
     try:
         found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):
         pass
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = cgroups.read_text().splitlines()
     except OSError:
         lines = []
     for line in lines:
@@ -62,17 +64,19 @@ def memory_bytes() -> int | None:
             continue
         _, controllers, group = parts
         if controllers == "":
-            limit = Path("/sys/fs/cgroup") / group.lstrip("/") / "memory.max"
+            base, name = root, "memory.max"
         elif "memory" in controllers.split(","):
-            limit = Path("/sys/fs/cgroup/memory") / group.lstrip("/") / "memory.limit_in_bytes"
+            base, name = root / "memory", "memory.limit_in_bytes"
         else:
             continue
-        try:
-            value = limit.read_text().strip()
-        except OSError:
-            continue
-        if value.isdigit():
-            found.append(int(value))
+        names = [x for x in group.split("/") if x]
+        for k in range(len(names), -1, -1):  # the cgroup, then each ancestor up to the root
+            try:
+                value = base.joinpath(*names[:k], name).read_text().strip()
+            except OSError:
+                continue
+            if value.isdigit():  # (v2 "max": no limit)
+                found.append(int(value))
     return min(found) if found else None
 
 

@@ -136,3 +136,22 @@ def test_window_advice_at_the_edges(four):
     assert pages.random_reads() == R.SUPPORTED  # (Linux: taken)
     assert np.array_equal(f.tokens, before)
     assert R.PagePrefetch(f).window_tables(np.array([0]), 65) == 0  # no chain: windows only
+
+
+def test_memory_bytes_takes_the_lowest_limit_of_the_cgroup_and_its_ancestors(tmp_path):
+    phys = R.memory_bytes(tmp_path / "none", tmp_path)  # no cgroup file: the RAM
+    assert phys and phys > 2**20
+    root, cgroup = tmp_path / "fs", tmp_path / "cgroup"
+    # v1 in a container: the host's path is named but absent; the container's root has the limit
+    (root / "memory").mkdir(parents=True)
+    (root / "memory" / "memory.limit_in_bytes").write_text("1048576\n")
+    cgroup.write_text("4:memory:/host/abc\n1:cpu:/\n")
+    assert R.memory_bytes(cgroup, root) == 1048576
+    # v2, nested: the parent's limit binds the child's "max" (no limit)
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "memory.max").write_text("2097152\n")
+    (root / "a" / "b" / "memory.max").write_text("max\n")
+    cgroup.write_text("0::/a/b\n")
+    assert R.memory_bytes(cgroup, root) == 2097152
+    cgroup.write_text("0::/\n")
+    assert R.memory_bytes(cgroup, root) == phys
