@@ -323,7 +323,7 @@ def _check_pruned_positions(f, tables) -> None:
     use_ids = ids is not None
     if use_ids and ids.size and int(ids.max()) >= f.num_ids:
         _fail(f"{top.prefix}position_contexts hold an id past the tables")
-    depth = np.full(N, -1, np.int64)
+    depth = np.full(N, -1, np.int8)  # (a level per order: at most MAX_ORDER)
     for level, t in enumerate(tables[::-1]):
         hist = np.zeros(t.num_contexts, np.uint64)
         missing = np.zeros(N, np.bool_)
