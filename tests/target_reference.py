@@ -114,8 +114,8 @@ def reference_mixture(f, p, mode, orders, mixing, r=8, max_k=None, seed=0, epoch
 def reference_soft_weight(f, p, orders, k):
     """The soft-term weight of position p (spec/TARGETS.md, "Soft-term weight"): T / (T + k)
     in float64, rounded to float32, T the total of p's context in the highest of ``orders``
-    (the orders used) where it is stored (T > 0)."""
+    (the orders used): 0 where pruning left it out."""
     import numpy as np
-    total = next(t for t in (f.total(context_at(f, p, o), order=o)
-                             for o in sorted(orders, reverse=True)) if t > 0)
+    n = max(orders)
+    total = f.total(context_at(f, p, n), order=n)
     return float(np.float32(float(total) / (float(total) + float(k))))

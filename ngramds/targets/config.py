@@ -45,7 +45,8 @@ class TargetConfig:
             the lower orders more weight, most where a context was seen least
             (docs/RESULTS.md).
         alpha_count: k of the count-aware soft-term weight: each position's soft term is
-            weighed by alpha * T / (T + k), T the total of its context in the top order used,
+            weighed by alpha * T / (T + k), T the total of its context in the top order used
+            (0 where a pruned file left it out),
             and its label by the rest (batches carry ``soft_weight``); 0 (the default): off,
             one alpha for every position.
 

@@ -374,14 +374,10 @@ def mix_weights(mixing, los, his, tots, rows, w):
 @njit(cache=True, nogil=True)
 def soft_weights(tots, rows, k, out):
     """out[i] <- float32(t / (t + k)), t = float64(T): the soft-term weight of each position
-    (spec/TARGETS.md, "Soft-term weight"), T its total in row ``rows[j]`` of ``tots`` for the
-    highest order j (``rows`` ascending orders) whose context is stored (T > 0; without
-    pruning, the top order's)."""
+    (spec/TARGETS.md, "Soft-term weight"), T its total in the top order's row of ``tots``
+    (``rows[-1]``; ``rows`` ascending orders): 0, so w = 0, where pruning left that context
+    out."""
+    top = rows[rows.shape[0] - 1]
     for i in range(out.shape[0]):
-        total = np.int64(0)
-        for j in range(rows.shape[0] - 1, -1, -1):
-            total = np.int64(tots[rows[j], i])
-            if total > 0:
-                break
-        t = np.float64(total)
+        t = np.float64(np.int64(tots[top, i]))
         out[i] = np.float32(t / (t + k))

@@ -147,11 +147,8 @@ def _component(next_ids, cum_counts, lo, hi, tot, labels, keys, weight, mode, r,
 
 
 def soft_weights(tots: list, k: float) -> torch.Tensor:
-    """float32 t / (t + k) per position, computed in float64, t the total of the highest
-    order (``tots``: one [N] per order, ascending) whose context is stored (T > 0): the
+    """float32 t / (t + k) per position, computed in float64, t the top order's total
+    (``tots``: one [N] per order, ascending; 0 where pruning left the context out): the
     compiled :func:`~ngramds.targets.kernels.soft_weights`, bit for bit."""
-    total = tots[-1]
-    for lower in reversed(tots[:-1]):
-        total = torch.where(total > 0, total, lower)
-    t = total.double()
+    t = tots[-1].double()
     return (t / (t + k)).float()
