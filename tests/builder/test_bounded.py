@@ -28,7 +28,7 @@ def test_bounded_build_is_byte_identical(tmp_path_factory, corpus, orders, top_k
     assert sorted(p.name for p in d.iterdir()) == ["ext.ngds", "mem.ngds"]  # no leftovers
 
 
-def test_partials_merge_to_the_build_of_allzipf_shards(tmp_path):
+def test_partials_merge_to_the_build_of_all_shards(tmp_path):
     shards = zipf_shards(tmp_path)
     common = ["--eos-id", "0", "--orders", "1-3", "-q"]
     assert main(["build", *map(str, shards), "-o", str(tmp_path / "all.ngds"), *common]) == 0
