@@ -123,7 +123,9 @@ def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8) 
         held = [next(it) for _ in range(batches)]
         del it
         targets = NgramTargets(ds, device=device)
-        targets(held[0])  # (first call: kernels, caches)
+        eager = NgramTargets(ds, device=device, cuda_graphs=False)
+        for _ in range(2):  # (first calls: kernels, caches, the CUDA graph)
+            targets(held[0]), eager(held[0])
         count = batches * bs * seq
         on_device = [{k: v.to(device) for k, v in b.items()} for b in held]
         rows.append({"batch": bs, "seq": seq, "backend": targets.backend,
@@ -131,9 +133,11 @@ def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8) 
                                                              str(device)),
                      "positions_per_s_on_device": throughput(each(targets, on_device), count,
                                                              str(device)),
+                     "positions_per_s_no_graph": throughput(each(eager, on_device), count,
+                                                            str(device)),
                      "table_bytes": targets.nbytes,
                      "table_bytes_per_token": targets.nbytes / ds.file.num_tokens})
-        targets.check()
+        targets.check(), eager.check()
     return rows
 
 
@@ -187,21 +191,30 @@ def model_step_rows(path, device, size="gpt2", batch=16, seq=SEQ, steps=12, work
     amp = autocast_for(device)
     ds = NgramDataset(path, seq, batched=True, targets_on="device")
     targets = NgramTargets(ds, device=device)
+    eager = NgramTargets(ds, device=device, cuda_graphs=False)
     it = forever(NgramLoader(ds, batch_size=batch, num_workers=min(workers, 2),
                              pin_memory=cuda))
     held = [next(it) for _ in range(steps + warmup)]
     del it  # (its workers stop)
-    times = {"plain cross-entropy": [], "device targets + ngram_loss": []}
-    for i, raw in enumerate(held + held):
-        kind = list(times)[i % 2]
+    given = [targets(raw) for raw in held]  # (for the loss alone)
+    # the step's kinds, interleaved: what each step computes besides the model
+    kinds = {"plain cross-entropy": None, "device targets + ngram_loss": targets,
+             "device targets (no CUDA graph) + ngram_loss": eager,
+             "ngram_loss, targets computed before": "given"}
+    times = {k: [] for k in kinds}
+    for i in range(len(kinds) * len(held)):
+        kind, j = list(kinds)[i % len(kinds)], i // len(kinds)
+        raw = given[j] if kinds[kind] == "given" else held[j]
         sync(device)
         t0 = time.perf_counter()
-        _loss_step(model, opt, raw, targets if kind != "plain cross-entropy" else None, amp)
+        _loss_step(model, opt, raw, kinds[kind], amp)
         sync(device)
-        if i >= 2 * warmup:
+        if j >= warmup:
             times[kind].append(time.perf_counter() - t0)
     iso = {k: statistics.median(v) for k, v in times.items()}
     iso["ratio"] = iso["device targets + ngram_loss"] / iso["plain cross-entropy"]
+    iso["ratio_loss_alone"] = iso["ngram_loss, targets computed before"] / \
+        iso["plain cross-entropy"]
     fed = {}
     feeds = {
         "plain memmap loader + cross-entropy": (lambda: iter(DataLoader(
@@ -225,7 +238,7 @@ def model_step_rows(path, device, size="gpt2", batch=16, seq=SEQ, steps=12, work
         sync(device)
         fed[name] = steps / (time.perf_counter() - t0)
         del loader_it
-    targets.check()
+    targets.check(), eager.check()
     return {"model": size, "parameters": sum(p.numel() for p in model.parameters()),
             "batch": batch, "seq": seq, "isolated_s_per_step": iso, "fed_steps_per_s": fed}
 
@@ -449,20 +462,21 @@ def main():
             print(f"| {name} | {r / 1e6:.1f} | {size:.2f} |")
     if a.device != "cpu":
         print(f"\n| device targets on {a.device} (seq {SEQ}) | batch | M positions/s from "
-              "pinned host batches | M positions/s, batches on the device | table MiB | "
-              "table bytes per file token |")
-        print("|---|---:|---:|---:|---:|---:|")
+              "pinned host batches | M positions/s, batches on the device | the same, no "
+              "CUDA graph | table MiB | table bytes per file token |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for r in device_targets_rows(a.file, a.device, seq=SEQ):
             print(f"| NgramTargets ({r['backend']}) | {r['batch']} | "
                   f"{r['positions_per_s_from_host'] / 1e6:.1f} | "
                   f"{r['positions_per_s_on_device'] / 1e6:.1f} | "
+                  f"{r['positions_per_s_no_graph'] / 1e6:.1f} | "
                   f"{r['table_bytes'] / 2**20:.1f} | {r['table_bytes_per_token']:.2f} |")
         r = model_step_rows(a.file, a.device, a.model)
         iso = r["isolated_s_per_step"]
         print(f"\n| step of a {r['parameters'] / 1e6:.0f}M GPT on {a.device} (bf16, batch "
               f"{r['batch']} x {r['seq']}) | median s | ratio |")
         print("|---|---:|---:|")
-        for k in ("plain cross-entropy", "device targets + ngram_loss"):
+        for k in [k for k in iso if not k.startswith("ratio")]:
             print(f"| {k} | {iso[k]:.4f} | {iso[k] / iso['plain cross-entropy']:.3f}x |")
         print("\n| the loader feeding the step | steps/s |\n|---|---:|")
         for k, v in r["fed_steps_per_s"].items():

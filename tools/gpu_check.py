@@ -43,6 +43,7 @@ import sys
 import sysconfig
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,12 @@ class Check:
         print(f"[gpu_check] {name} ... ({self.left():.0f} s of the budget left)", flush=True)
         entry = {"ok": False}
         try:
-            value = fn(*args)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                value = fn(*args)
+            ours = sorted({str(w.message)[:300] for w in seen if "ngramds" in str(w.message)})
+            if ours:  # (a CUDA graph that could not be captured, say)
+                entry["warnings"] = ours
             entry.update(ok=bool(value.pop("ok", True)) if isinstance(value, dict) else True,
                          result=value)
         except Exception as exc:  # guarded: the others still run and report
@@ -242,7 +248,9 @@ def tiny_file(tmp: Path, compact: bool = False) -> Path:
 
 def no_sync(device: str, tmp: Path, dry: bool) -> dict:
     """Training steps under torch.cuda.set_sync_debug_mode("error") around the device
-    targets, the loss and its backward: any host synchronisation raises."""
+    targets, the loss and its backward: any host synchronisation raises. From the third step
+    on: the first runs eagerly, the second captures the targets' CUDA graph (which
+    synchronises once), the others replay it."""
     cuda = torch.device(device).type == "cuda"
     out = {}
     for compact in (False, True):
@@ -252,10 +260,9 @@ def no_sync(device: str, tmp: Path, dry: bool) -> dict:
         model = bench.GPT(ds.file.vocab_size, seq_len=128, **bench.GPT_SIZES["toy"]).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loader = iter(NgramLoader(ds, batch_size=8, num_workers=2, pin_memory=cuda))
-        first = True
         steps = 0
         for raw in loader:
-            if cuda and not first:
+            if cuda and steps >= 2:
                 torch.cuda.set_sync_debug_mode("error")
             try:
                 batch = targets(raw)
@@ -267,14 +274,15 @@ def no_sync(device: str, tmp: Path, dry: bool) -> dict:
                     torch.cuda.set_sync_debug_mode(0)
             opt.step()
             opt.zero_grad()
-            first = False
             steps += 1
             if steps == 6:
                 break
         del loader
         targets.check()
-        out["compact" if compact else "default"] = f"{steps - 1} steps without a host sync" \
-            if cuda else f"{steps} steps (no CUDA: the sync debug mode is not checked)"
+        out["compact" if compact else "default"] = \
+            f"{steps - 2} steps without a host sync ({len(targets._graphs or {})} CUDA " \
+            "graph replayed)" if cuda else \
+            f"{steps} steps (no CUDA: the sync debug mode is not checked)"
     return out
 
 
@@ -379,9 +387,10 @@ def speed(device: str, path: str, cfg: dict) -> dict:
 
 # -- c: the gain --------------------------------------------------------------------------
 def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
-              ngram: bool, evals: int) -> dict:
+              ngram: bool, evals: int, timed_from: int = 0) -> dict:
     """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
-    steps / evals steps; the same samples for one-hot and n-gram runs (seed 0)."""
+    steps / evals steps; the same samples for one-hot and n-gram runs (seed 0).
+    ``s_per_step``: of the steps from ``timed_from`` on."""
     cuda = torch.device(device).type == "cuda"
     ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0)
     targets = NgramTargets(ds, device=device) if ngram else None
@@ -402,6 +411,9 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
     curve, t0, step = [], time.monotonic(), 0
     batches = bench.forever(loader)
     while step < steps:
+        if step == timed_from and step:
+            bench.sync(device)
+            t0 = time.monotonic()
         raw = next(batches)
         lr = cfg["lr"] * (step + 1) / warm if step < warm else cfg["lr"] * (
             0.1 + 0.45 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm))))
@@ -430,7 +442,8 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
     del batches
     if targets is not None:
         targets.check()
-    return {"steps": steps, "seconds": round(seconds, 1), "s_per_step": seconds / steps,
+    return {"steps": steps, "seconds": round(seconds, 1),
+            "s_per_step": seconds / (steps - timed_from),
             "parameters": sum(p.numel() for p in model.parameters()),
             "hold": hold, "epochs": steps / len(loader), "curve": curve,
             "final": curve[-1][1]}
@@ -460,9 +473,11 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
     # the step count: what fits the time per run, from a probe of the slower (n-gram) step
-    probe = train_run(device, corpus["train_path"], val_batches[:1], cfg, 6, True, 1)
-    per_step = probe["s_per_step"] * 1.05 + 0.1 * cfg["eval_batches"] * 0.02
-    run_s = min(cfg["run_s"], max(2.0, (check.left() - 15) / 2.1))
+    probe = train_run(device, corpus["train_path"], val_batches[:1], cfg, 16, True, 1,
+                      timed_from=6)  # (the first steps compile and warm up)
+    per_step = probe["s_per_step"] * 1.05 + probe["s_per_step"] * cfg["eval_batches"] * \
+        cfg["evals"] / 3 / max(1.0, cfg["run_s"] / probe["s_per_step"])
+    run_s = min(cfg["run_s"], max(2.0, (check.left() - 20) / 2.8))  # 1 + 1 + 0.7 runs
     steps = max(10, int(run_s / per_step))
     out = {"probe_s_per_step": round(probe["s_per_step"], 4), "steps": steps,
            "model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
@@ -511,12 +526,14 @@ def figures(name: str, r) -> str:
                    f"held out {r['val_tokens'] / 1e6:.2f}M"
         if name == "speed":
             t = ", ".join(f"batch {x['batch']}: {x['positions_per_s_from_host'] / 1e6:.0f}M/s"
+                          f" ({x['positions_per_s_no_graph'] / 1e6:.0f}M/s no graph)"
                           for x in r["targets"])
             s = r["step"]
             return (f"targets {t} (goal 200M: {r['goal_200M_positions_per_s']}); tables "
                     f"{r['targets'][0]['table_bytes_per_token']:.2f} B/token; "
                     f"step ratio {s['isolated_s_per_step']['ratio']:.3f}x (goal 1.03: "
-                    f"{r['goal_step_ratio_1.03']}); fed steps/s " + ", ".join(
+                    f"{r['goal_step_ratio_1.03']}; loss alone "
+                    f"{s['isolated_s_per_step']['ratio_loss_alone']:.3f}x); fed steps/s " + ", ".join(
                         f"{v:.2f}" for v in s["fed_steps_per_s"].values()))
         if name == "gain":
             c = r.get("within_run_crossing")
@@ -546,6 +563,7 @@ def table(result: dict) -> str:
     for name, e in result["steps"].items():
         fig = figures(name, e.get("result")) if e["ok"] or e.get("result") else \
             e.get("error", "")
+        fig += "".join(f" [warning: {w}]" for w in e.get("warnings", []))
         lines.append(f"| {name} | {'ok' if e['ok'] else 'FAILED'} | {e['seconds']} | "
                      f"{fig.replace('|', '/')} |")
     return "\n".join(lines) + "\n"

@@ -380,3 +380,29 @@ def test_tables_are_placed_once_per_device(tmp_path, device):
     assert a.tables[0].next_ids is b.tables[0].next_ids and a.links[0] is b.links[0]
     c = NgramTargets(path, TargetConfig(orders=[2, 4]), device=device, backend="torch")
     assert c.tables[0].next_ids is not a.tables[0].next_ids
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_cuda_graphs_replay_the_eager_targets(tmp_path, device, compact):
+    if not device.startswith("cuda"):
+        pytest.skip("CUDA graphs exist on CUDA only")
+    tokens = (np.random.default_rng(7).zipf(1.3, 20_000) % 400).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "g.ngds", progress=False, compact=compact)
+    ds = NgramDataset(tmp_path / "g.ngds", 64, seed=3, batched=True, targets_on="device")
+    batches = [b for _, b in zip(range(8), NgramLoader(ds, batch_size=4, pin_memory=True))]
+    graphs = NgramTargets(ds, device=device)
+    eager = NgramTargets(ds, device=device, cuda_graphs=False)
+    held = [graphs(b) for b in batches]  # replayed from the second call on
+    assert len(graphs._graphs) == 1 and eager._graphs is None
+    for b, got in zip(batches, held):  # a later replay overwrote none of the held batches
+        want = eager(b)
+        assert got.keys() == want.keys()
+        for key, value in want.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(got[key], value), key
+    graphs.check()
+    bad = dict(batches[1], window=batches[1]["window"].clone())
+    bad["window"][0, 5] = 60_000  # (still uint16: the captured shape's replay)
+    graphs(bad)
+    with pytest.raises(ngramds.FormatError, match="batch 9 on cuda.*outside 0..399"):
+        graphs.check()
