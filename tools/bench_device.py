@@ -111,14 +111,16 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8) -> list[dict]:
-    """Positions/s of ``NgramTargets`` on ``device`` (the default configuration), per batch
-    size: the batches as the loader hands them over (pinned host memory on CUDA, copied by the
-    call) and already on the device; the tables' bytes and bytes per file token."""
+def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8,
+                        **options) -> list[dict]:
+    """Positions/s of ``NgramTargets`` on ``device`` (the default configuration, or target
+    ``options``), per batch size: the batches as the loader hands them over (pinned host
+    memory on CUDA, copied by the call), already on the device, and the same without CUDA
+    graphs; the tables' bytes and bytes per file token."""
     rows = []
     cuda = torch.device(device).type == "cuda"
     for bs in batch_sizes:
-        ds = NgramDataset(path, seq, batched=True, targets_on="device")
+        ds = NgramDataset(path, seq, batched=True, targets_on="device", **options)
         it = iter(NgramLoader(ds, batch_size=bs, pin_memory=cuda))
         held = [next(it) for _ in range(batches)]
         del it

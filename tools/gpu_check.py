@@ -376,7 +376,19 @@ def speed(device: str, path: str, cfg: dict) -> dict:
     step = bench.model_step_rows(path, device, cfg["model"], batch=cfg["batch"],
                                  seq=cfg["seq"], steps=cfg["speed_steps"],
                                  workers=cfg["workers"])
+    # CoCoNTs r = 16 (docs/RESULTS.md: better on every corpus, an option until measured
+    # here): device targets, and the loader computing them in this machine's workers
+    r16 = bench.device_targets_rows(path, device, cfg["speed_batches"][:1], seq=cfg["seq"],
+                                    batches=cfg["speed_steps"], top_r=16)[0]
+    workers = max(2, min(16, (os.cpu_count() or 2) - 2))
+    loader = {}
+    for r in (8, 16):
+        ds = NgramDataset(path, cfg["seq"], batched=True, top_r=r)
+        loader[f"r={r}"] = bench.rate(lambda: bench.forever(NgramLoader(
+            ds, batch_size=cfg["batch"], num_workers=workers)), cfg["speed_steps"])[0]
     out = {"targets": rows, "step": step,
+           "r16": {"device_targets": r16, "loader_workers": workers,
+                   "loader_positions_per_s": loader},
            "goal_200M_positions_per_s": all(r["positions_per_s_from_host"] >= 2e8
                                             for r in rows),
            "goal_step_ratio_1.03": step["isolated_s_per_step"]["ratio"] <= 1.03}
@@ -534,7 +546,11 @@ def figures(name: str, r) -> str:
                     f"step ratio {s['isolated_s_per_step']['ratio']:.3f}x (goal 1.03: "
                     f"{r['goal_step_ratio_1.03']}; loss alone "
                     f"{s['isolated_s_per_step']['ratio_loss_alone']:.3f}x); fed steps/s " + ", ".join(
-                        f"{v:.2f}" for v in s["fed_steps_per_s"].values()))
+                        f"{v:.2f}" for v in s["fed_steps_per_s"].values()) +
+                    f"; r=16: device {r['r16']['device_targets']['positions_per_s_on_device'] / 1e6:.0f}M/s, "
+                    f"loader ({r['r16']['loader_workers']} workers) " + ", ".join(
+                        f"{k} {v / 1e6:.2f}M/s" for k, v in
+                        r["r16"]["loader_positions_per_s"].items()))
         if name == "gain":
             c = r.get("within_run_crossing")
             c = "none" if c is None else f"{c['step']} ({c['fraction']}x)"
