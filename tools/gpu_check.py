@@ -28,12 +28,18 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
   is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point.
 
+A follow-up on the schedule, its one-hot run taken from an earlier check of the same steps:
+
+    python3 tools/gpu_check.py --out $OUT --steps 1437 --holds 0.25,0.1 \
+        --skip "device tests,loss,no host sync,pinned loader,speed,onehot,0.7x"
+
 Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -119,13 +125,23 @@ def machine() -> dict:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     cuda=torch.version.cuda)
-    try:
-        info["commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
-                                         "HEAD"], capture_output=True, text=True,
+    try:  # (a copy of a checkout may carry an older .git: "-dirty" then)
+        info["commit"] = subprocess.run(["git", "-C", str(ROOT), "describe", "--always",
+                                         "--dirty"], capture_output=True, text=True,
                                         timeout=10).stdout.strip() or None
     except Exception:
         info["commit"] = None
+    info["source_sha256"] = source_digest()
     return info
+
+
+def source_digest() -> str:
+    """sha256 of the package's and tools' Python sources (path and bytes, sorted): which
+    code ran, whatever the copy's git state (compare with this function on a checkout)."""
+    h = hashlib.sha256()
+    for path in sorted([*ROOT.glob("ngramds/**/*.py"), *ROOT.glob("tools/*.py")]):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 # -- a: correctness -----------------------------------------------------------------------
@@ -399,7 +415,7 @@ def speed(device: str, path: str, cfg: dict) -> dict:
 
 # -- c: the gain --------------------------------------------------------------------------
 def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
-              ngram: bool, evals: int, timed_from: int = 0) -> dict:
+              ngram: bool, evals: int, timed_from: int = 0, hold: float | None = None) -> dict:
     """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
     steps / evals steps; the same samples for one-hot and n-gram runs (seed 0).
     ``s_per_step``: of the steps from ``timed_from`` on."""
@@ -408,7 +424,7 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
     targets = NgramTargets(ds, device=device) if ngram else None
     loader = NgramLoader(ds, batch_size=cfg["batch"], num_workers=cfg["workers"],
                          pin_memory=cuda)
-    hold = hold_for_epochs(steps / len(loader))
+    hold = hold_for_epochs(steps / len(loader)) if hold is None else hold
     torch.manual_seed(0)
     model = bench.GPT(ds.file.vocab_size, seq_len=cfg["seq"],
                       **bench.GPT_SIZES[cfg["model"]]).to(device)
@@ -484,30 +500,47 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         if b is None:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
-    # the step count: what fits the time per run, from a probe of the slower (n-gram) step
-    probe = train_run(device, corpus["train_path"], val_batches[:1], cfg, 16, True, 1,
-                      timed_from=6)  # (the first steps compile and warm up)
-    per_step = probe["s_per_step"] * 1.05 + probe["s_per_step"] * cfg["eval_batches"] * \
-        cfg["evals"] / 3 / max(1.0, cfg["run_s"] / probe["s_per_step"])
-    run_s = min(cfg["run_s"], max(2.0, (check.left() - 20) / 2.8))  # 1 + 1 + 0.7 runs
-    steps = max(10, int(run_s / per_step))
-    out = {"probe_s_per_step": round(probe["s_per_step"], 4), "steps": steps,
-           "model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
-    onehot = train_run(device, corpus["train_path"], val_batches, cfg, steps, False,
-                       cfg["evals"])
-    out["onehot"] = onehot
-    check.write()
-    ngram = train_run(device, corpus["train_path"], val_batches, cfg, steps, True, cfg["evals"])
-    out["ngram"] = ngram
-    out["final_gain"] = round(onehot["final"] - ngram["final"], 4)
-    crossing = next((s for s, v in ngram["curve"] if v <= onehot["final"]), None)
-    out["within_run_crossing"] = None if crossing is None else \
-        {"step": crossing, "fraction": round(crossing / steps, 3)}
-    out["parameters"] = ngram["parameters"]
+    skip = set(cfg.get("gain_skip", ()))
+    holds = cfg.get("holds") or [None]  # None: the README's hold_for_epochs
+    steps = cfg.get("steps")
+    out = {"model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
+    if not steps:  # what fits the time per run, from a probe of the slower (n-gram) step
+        probe = train_run(device, corpus["train_path"], val_batches[:1], cfg, 40, True, 1,
+                          timed_from=20)  # (the first steps compile, the workers start)
+        per_step = probe["s_per_step"] * 1.05 + probe["s_per_step"] * cfg["eval_batches"] \
+            * cfg["evals"] / 3 / max(1.0, cfg["run_s"] / probe["s_per_step"])
+        runs = ("onehot" not in skip) + len(holds) + 0.7 * ("0.7x" not in skip)
+        run_s = min(cfg["run_s"], max(2.0, (check.left() - 20) / max(1.0, runs + 0.1)))
+        steps = max(10, int(run_s / per_step))
+        out["probe_s_per_step"] = round(probe["s_per_step"], 4)
+    out["steps"] = steps
+    onehot = None
+    if "onehot" not in skip:
+        onehot = out["onehot"] = train_run(device, corpus["train_path"], val_batches, cfg,
+                                           steps, False, cfg["evals"])
+        check.write()
+    for i, hold in enumerate(holds):
+        name = "ngram" if i == 0 else f"ngram_hold{hold}"
+        ngram = out[name] = train_run(device, corpus["train_path"], val_batches, cfg, steps,
+                                      True, cfg["evals"], hold=hold)
+        out["parameters"] = ngram["parameters"]
+        check.write()
+        if onehot is None:
+            continue
+        key = "" if i == 0 else f"_hold{hold}"
+        out["final_gain" + key] = round(onehot["final"] - ngram["final"], 4)
+        crossing = next((s for s, v in ngram["curve"] if v <= onehot["final"]), None)
+        out["within_run_crossing" + key] = None if crossing is None else \
+            {"step": crossing, "fraction": round(crossing / steps, 3)}
+        # "never worse": the largest excess over one-hot at the same evaluation
+        worst = max((v - w, s) for (s, v), (_, w) in zip(ngram["curve"], onehot["curve"]))
+        out["worst_deficit" + key] = {"nats": round(worst[0], 4), "step": worst[1]}
     short = int(0.7 * steps)
-    if check.left() > 0.7 * ngram["seconds"] + 10:
+    if "0.7x" in skip or onehot is None:
+        return out
+    if check.left() > 0.7 * out["ngram"]["seconds"] + 10:
         r = train_run(device, corpus["train_path"], val_batches, cfg, short, True,
-                      cfg["evals"])
+                      cfg["evals"], hold=holds[0])
         out["ngram_0.7x"] = r
         out["budget_0.7x_matches_onehot"] = r["final"] <= onehot["final"]
     else:
@@ -552,14 +585,26 @@ def figures(name: str, r) -> str:
                         f"{k} {v / 1e6:.2f}M/s" for k, v in
                         r["r16"]["loader_positions_per_s"].items()))
         if name == "gain":
-            c = r.get("within_run_crossing")
-            c = "none" if c is None else f"{c['step']} ({c['fraction']}x)"
+            parts = [f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps"]
+            if "onehot" in r:
+                parts.append(f"one-hot {r['onehot']['final']:.3f}")
+            for key, run in r.items():
+                if not (key.startswith("ngram") and isinstance(run, dict)):
+                    continue
+                tail = key[len("ngram"):]
+                text = f"n-gram{tail.replace('_', ' ')} (hold {run['hold']:.3g}) " \
+                       f"{run['final']:.3f}"
+                if "final_gain" + tail in r:
+                    c = r["within_run_crossing" + tail]
+                    d = r["worst_deficit" + tail]
+                    cross = "none" if c is None else f"{c['step']} ({c['fraction']}x)"
+                    text += (f", gain {r['final_gain' + tail]:+.3f}, crossing {cross}, "
+                             f"worst vs one-hot {d['nats']:+.3f} at step {d['step']}")
+                parts.append(text)
             seven = r.get("ngram_0.7x")
-            return (f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps: one-hot "
-                    f"{r['onehot']['final']:.3f}, n-gram {r['ngram']['final']:.3f}, gain "
-                    f"{r['final_gain']:+.3f}; crossing "
-                    f"{c}; 0.7x: "
-                    f"{seven['final'] if isinstance(seven, dict) else seven}")
+            if isinstance(seven, str):
+                parts.append(f"0.7x: {seven}")
+            return "; ".join(parts)
     except (KeyError, TypeError) as exc:
         return f"(incomplete: {exc})"
     return ""
@@ -592,11 +637,24 @@ def main() -> int:
                    help="every step on the CPU at toy sizes (under a minute)")
     p.add_argument("--budget", type=float, help="seconds for the whole check (default 480; "
                    "the dry run 60)")
-    p.add_argument("--skip", default="", help="comma-separated steps to leave out")
+    p.add_argument("--skip", default="", help="comma-separated steps to leave out; also the "
+                   "gain's runs 'onehot' and '0.7x'")
+    p.add_argument("--steps", type=int, help="the gain's steps per run (default: fitted to "
+                   "the time left)")
+    p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
+                   "each (default: the README's hold_for_epochs)")
     a = p.parse_args()
     cfg = dict(DRY if a.dry_run else FULL)
     if a.budget:
         cfg["budget"] = a.budget
+    try:
+        cfg["holds"] = [float(h) for h in a.holds.split(",") if h.strip()]
+    except ValueError:
+        p.error(f"--holds takes numbers in [0, 1], got {a.holds!r}")
+    if any(not 0 <= h <= 1 for h in cfg["holds"]) or (a.steps is not None and a.steps < 10):
+        p.error("--holds takes numbers in [0, 1] and --steps at least 10")
+    cfg["steps"] = a.steps
+    cfg["gain_skip"] = {s.strip() for s in a.skip.split(",")} & {"onehot", "0.7x"}
     device = "cpu" if a.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: error: no CUDA device (use --dry-run to check the script on the "
