@@ -269,8 +269,10 @@ class NgramTargets:
         device: where the targets are computed and returned (default: the CPU).
         backend: "auto", "torch" or "compiled" (the CPU only).
         cuda_graphs: on CUDA (``"torch"``), capture each batch shape's targets as a CUDA
-            graph at its second call and replay it from then on (up to 4 shapes): the same
-            kernels launched at once, several times faster; False: launch each op eagerly.
+            graph at its second call (which synchronises once) and replay it from then on,
+            for up to 4 shapes: the same kernels launched at once, several times faster.
+            Each graph keeps one call's intermediate tensors on the device. False: launch
+            each op eagerly.
 
     Raises:
         InputError: a bad ``backend``, tables that would not fit a CUDA device's free memory,
