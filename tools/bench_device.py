@@ -112,11 +112,12 @@ def sync(device) -> None:
 
 
 def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8,
-                        **options) -> list[dict]:
+                        fused: bool = False, **options) -> list[dict]:
     """Positions/s of ``NgramTargets`` on ``device`` (the default configuration, or target
     ``options``), per batch size: the batches as the loader hands them over (pinned host
     memory on CUDA, copied by the call), already on the device, and the same without CUDA
-    graphs; the tables' bytes and bytes per file token."""
+    graphs (and, with ``fused``, with ``compile=True``: its first call's seconds too); the
+    tables' bytes and bytes per file token."""
     rows = []
     cuda = torch.device(device).type == "cuda"
     for bs in batch_sizes:
@@ -140,7 +141,26 @@ def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8,
                      "table_bytes": targets.nbytes,
                      "table_bytes_per_token": targets.nbytes / ds.file.num_tokens})
         targets.check(), eager.check()
+        if fused:
+            rows[-1].update(_fused_rate(ds, device, held, on_device, count))
     return rows
+
+
+def _fused_rate(ds, device, held, on_device, count) -> dict:
+    """``NgramTargets(..., compile=True)``: seconds of its first two calls (compiling, then
+    capturing the CUDA graph) and positions/s on the device (or why it failed)."""
+    try:
+        t0 = time.perf_counter()
+        fused = NgramTargets(ds, device=device, compile=True, backend="torch")
+        for _ in range(2):
+            fused(held[0])
+        sync(device)
+        first = time.perf_counter() - t0
+        rate_ = throughput(each(fused, on_device), count, str(device))
+        fused.check()
+        return {"compile_s": round(first, 1), "positions_per_s_compiled": rate_}
+    except Exception as e:  # (reported, not fatal: the option is new)
+        return {"compiled_error": f"{type(e).__name__}: {str(e)[:300]}"}
 
 
 def _loss_step(model, opt, batch, targets, amp):
@@ -325,13 +345,14 @@ def compute_rows(path, batches, device):
     held = [next(it) for _ in range(batches)]
     count = len(held) * BATCH * SEQ
     rows = []
-    runs = [("cpu", "compiled"), ("cpu", "torch")] + ([(device, "torch")] if device != "cpu"
-                                                       else [])
-    for dev, backend in runs:
-        targets = NgramTargets(ds, device=dev, backend=backend)
+    runs = [("cpu", "compiled", False), ("cpu", "torch", False), ("cpu", "torch", True)] + \
+        ([(device, "torch", False)] if device != "cpu" else [])
+    for dev, backend, fused in runs:
+        targets = NgramTargets(ds, device=dev, backend=backend, compile=fused)
         moved = [{k: v.to(dev) for k, v in b.items()} for b in held]
         targets(moved[0])  # (compiled once)
-        rows.append((f"device targets (NgramTargets, backend {backend!r}) on {dev}, "
+        how = f"backend {backend!r}" + (", compile=True" if fused else "")
+        rows.append((f"device targets (NgramTargets, {how}) on {dev}, "
                      f"{torch.get_num_threads()} threads" if dev == "cpu" else
                      f"device targets on {dev}", throughput(each(targets, moved), count, dev),
                      targets.nbytes))

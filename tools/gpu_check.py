@@ -66,11 +66,11 @@ import bench_device as bench  # noqa: E402
 FULL = dict(budget=480, tests_timeout=150, vocab=8192, min_tokens=50_000_000,
             tokenizer_mb=16, model="gpt2", seq=1024, batch=16, run_s=120, evals=15,
             eval_batches=8, speed_batches=(16, 64), speed_steps=10, lr=6e-4, files=None,
-            held_out_every=100, workers=4, max_chars=200e6)
+            held_out_every=100, workers=4, max_chars=200e6, fused=True)
 DRY = dict(budget=60, tests_timeout=40, vocab=512, min_tokens=60_000, tokenizer_mb=0.3,
            model="toy", seq=64, batch=4, run_s=3, evals=4, eval_batches=2,
            speed_batches=(2, 4), speed_steps=2, lr=3e-3, files=60, held_out_every=10,
-           workers=2, max_chars=1e7)
+           workers=2, max_chars=1e7, fused=False)  # (compile=True: tests/torch)
 
 
 class Check:
@@ -388,7 +388,7 @@ def build_corpus(tmp: Path, cfg: dict, dry: bool) -> dict:
 # -- b: speed -----------------------------------------------------------------------------
 def speed(device: str, path: str, cfg: dict) -> dict:
     rows = bench.device_targets_rows(path, device, cfg["speed_batches"], seq=cfg["seq"],
-                                     batches=cfg["speed_steps"])
+                                     batches=cfg["speed_steps"], fused=cfg["fused"])
     step = bench.model_step_rows(path, device, cfg["model"], batch=cfg["batch"],
                                  seq=cfg["seq"], steps=cfg["speed_steps"],
                                  workers=cfg["workers"])
@@ -571,7 +571,10 @@ def figures(name: str, r) -> str:
                    f"held out {r['val_tokens'] / 1e6:.2f}M"
         if name == "speed":
             t = ", ".join(f"batch {x['batch']}: {x['positions_per_s_from_host'] / 1e6:.0f}M/s"
-                          f" ({x['positions_per_s_no_graph'] / 1e6:.0f}M/s no graph)"
+                          f" ({x['positions_per_s_no_graph'] / 1e6:.0f}M/s no graph, "
+                          + (f"{x['positions_per_s_compiled'] / 1e6:.0f}M/s compiled"
+                             if "positions_per_s_compiled" in x else
+                             f"compiled: {x.get('compiled_error', 'not run')[:80]}") + ")"
                           for x in r["targets"])
             s = r["step"]
             return (f"targets {t} (goal 200M: {r['goal_200M_positions_per_s']}); tables "

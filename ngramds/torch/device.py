@@ -273,6 +273,10 @@ class NgramTargets:
             for up to 4 shapes: the same kernels launched at once, several times faster.
             Each graph keeps one call's intermediate tensors on the device. False: launch
             each op eagerly.
+        compile: compile the torch backend's ops of each batch shape with ``torch.compile``
+            (fused kernels, the same targets; tested bit for bit on the CPU, not yet measured
+            on a GPU). The first call of a shape compiles (about 15 s on a CPU core); the
+            batch checks are deferred, as on a device, also on the CPU.
 
     Raises:
         InputError: a bad ``backend``, tables that would not fit a CUDA device's free memory,
@@ -282,7 +286,7 @@ class NgramTargets:
 
     def __init__(self, source: NgramDataset | NgramFile | str, config: TargetConfig | None = None,
                  *, seed: int | None = None, device: str | torch.device | None = None,
-                 backend: str = "auto", cuda_graphs: bool = True):
+                 backend: str = "auto", cuda_graphs: bool = True, compile: bool = False):
         if isinstance(source, NgramDataset):
             f, config = source.file, config or source.config
             seed = source.seed if seed is None else seed
@@ -325,6 +329,13 @@ class NgramTargets:
         self._pending = _Pending()
         self._word: torch.Tensor | None = None
         self._batches = 0
+        if compile and backend != "torch":
+            raise InputError("compile=True compiles the torch backend's ops: use it on a GPU, "
+                             "or with backend='torch'")
+        if compile:  # checks deferred as on a device: no host sync inside the compiled graph
+            self._defer = True
+        self._fused = torch.compile(self._compute_ops, fullgraph=True, dynamic=False) \
+            if compile else None
         # batch shape -> its captured targets (CUDA, the torch backend); calls per shape
         self._graphs: dict | None = {} if cuda_graphs and self.device.type == "cuda" and \
             backend == "torch" else None
@@ -531,7 +542,14 @@ class NgramTargets:
     def _compute(self, inputs: dict, B: int, L: int, shift: bool) -> dict:
         """The targets of a batch's device tensors ``inputs`` (the keys of ``_INPUTS`` it
         has): input_ids, labels, target_ids, target_probs (and soft_weight). No host sync:
-        what a CUDA graph captures."""
+        what a CUDA graph captures. With ``compile=True``, by the ops compiled for the
+        shape."""
+        if self._fused is None:
+            return self._compute_ops(inputs, B, L, shift)
+        self._pack_keys()  # (a host-to-device copy, once: not in the compiled graph)
+        return self._fused(inputs, B, L, shift)
+
+    def _compute_ops(self, inputs: dict, B: int, L: int, shift: bool) -> dict:
         window = self._ids(inputs["window"])
         starts = self._ids(inputs["start"])
         epoch = self._ids(inputs["epoch"])

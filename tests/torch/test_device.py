@@ -406,3 +406,29 @@ def test_cuda_graphs_replay_the_eager_targets(tmp_path, device, compact):
     graphs(bad)
     with pytest.raises(ngramds.FormatError, match="batch 9 on cuda.*outside 0..399"):
         graphs.check()
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_compiled_ops_equal_the_kernels(tmp_path, device, compact):
+    """compile=True: the torch ops of a batch shape fused by torch.compile give the compiled
+    kernels' targets bit for bit; its checks are deferred (reported at check())."""
+    tokens = (np.random.default_rng(11).zipf(1.3, 20_000) % 300).astype(np.uint16)
+    ngramds.build(tokens, tmp_path / "c.ngds", progress=False, compact=compact,
+                  doc_lengths=[7_000, 13_000])
+    ds = NgramDataset(tmp_path / "c.ngds", 48, seed=4, batched=True, targets_on="device")
+    batches = [b for _, b in zip(range(3), NgramLoader(ds, batch_size=3))]
+    reference = NgramTargets(ds)  # the compiled CPU kernels
+    fused = NgramTargets(ds, backend="torch", device=device, compile=True)
+    for b in batches:
+        want, got = reference(b), fused(b)
+        for key, value in want.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(got[key].cpu(), value), key
+    fused.check()
+    bad = dict(batches[0], window=batches[0]["window"].clone())
+    bad["window"][1, 2] = 60_000
+    fused(bad)  # deferred, also on the CPU
+    with pytest.raises(ngramds.FormatError, match="batch 4 on .*outside 0..299"):
+        fused.check()
+    with pytest.raises(ngramds.InputError, match="compile=True"):
+        NgramTargets(ds, backend="compiled", compile=True)
