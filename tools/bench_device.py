@@ -148,7 +148,8 @@ def device_targets_rows(path, device, batch_sizes=(16, 64), seq=SEQ, batches=8,
 
 def _fused_rate(ds, device, held, on_device, count) -> dict:
     """``NgramTargets(..., compile=True)``: seconds of its first two calls (compiling, then
-    capturing the CUDA graph) and positions/s on the device (or why it failed)."""
+    capturing the CUDA graph), whether its targets equal the uncompiled ops' for every batch,
+    and positions/s on the device (or why it failed)."""
     try:
         t0 = time.perf_counter()
         fused = NgramTargets(ds, device=device, compile=True, backend="torch")
@@ -156,9 +157,14 @@ def _fused_rate(ds, device, held, on_device, count) -> dict:
             fused(held[0])
         sync(device)
         first = time.perf_counter() - t0
+        plain = NgramTargets(ds, device=device, backend="torch", cuda_graphs=False)
+        equal = all(torch.equal(a[k], b[k]) for a, b in
+                    ((fused(x), plain(x)) for x in on_device)
+                    for k in ("target_ids", "target_probs"))
         rate_ = throughput(each(fused, on_device), count, str(device))
-        fused.check()
-        return {"compile_s": round(first, 1), "positions_per_s_compiled": rate_}
+        fused.check(), plain.check()
+        return {"compile_s": round(first, 1), "compiled_equal": equal,
+                "positions_per_s_compiled": rate_}
     except Exception as e:  # (reported, not fatal: the option is new)
         return {"compiled_error": f"{type(e).__name__}: {str(e)[:300]}"}
 

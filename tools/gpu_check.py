@@ -20,18 +20,19 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   to the workers' targets;
 - ``corpus``: this machine's Python stdlib + site-packages source, one document per file, BPE
   vocabulary 8192 trained on a sample, >= 50M tokens; a 1% held-out split;
-- ``speed``: tools/bench_device.py on the GPU (targets positions/s at seq 1024, batch 16 / 64;
-  table bytes per token; the GPT step with device targets vs plain cross-entropy, alone and
-  fed by the loader);
+- ``speed``: tools/bench_device.py on the GPU (targets positions/s at seq 1024, batch 16 / 64,
+  with and without CUDA graphs and with ``compile=True``; table bytes per token; the GPT step
+  with device targets vs plain cross-entropy, alone and fed by the loader; r = 16);
 - ``gain``: one-hot vs the default targets (README alpha schedule: ``alpha_at`` with
   ``hold_for_epochs``) at equal steps, the same samples, each run ~2 minutes (fitted to the time
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
   is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point.
 
-A follow-up on the schedule, its one-hot run taken from an earlier check of the same steps:
+A follow-up on the schedule (its one-hot run taken from an earlier check of the same steps),
+then the speed step:
 
-    python3 tools/gpu_check.py --out $OUT --steps 1437 --holds 0.25,0.1 \
-        --skip "device tests,loss,no host sync,pinned loader,speed,onehot,0.7x"
+    python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.25,0.1 \
+        --skip "device tests,loss,no host sync,pinned loader,onehot,0.7x"
 
 Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
@@ -572,7 +573,8 @@ def figures(name: str, r) -> str:
         if name == "speed":
             t = ", ".join(f"batch {x['batch']}: {x['positions_per_s_from_host'] / 1e6:.0f}M/s"
                           f" ({x['positions_per_s_no_graph'] / 1e6:.0f}M/s no graph, "
-                          + (f"{x['positions_per_s_compiled'] / 1e6:.0f}M/s compiled"
+                          + (f"{x['positions_per_s_compiled'] / 1e6:.0f}M/s compiled, equal "
+                             f"{x['compiled_equal']}, compile {x['compile_s']} s"
                              if "positions_per_s_compiled" in x else
                              f"compiled: {x.get('compiled_error', 'not run')[:80]}") + ")"
                           for x in r["targets"])
@@ -643,7 +645,7 @@ def main() -> int:
     p.add_argument("--skip", default="", help="comma-separated steps to leave out; also the "
                    "gain's runs 'onehot' and '0.7x'")
     p.add_argument("--steps", type=int, help="the gain's steps per run (default: fitted to "
-                   "the time left)")
+                   "the time left); the gain then runs before the speed step")
     p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
                    "each (default: the README's hold_for_epochs)")
     a = p.parse_args()
@@ -683,8 +685,10 @@ def main() -> int:
     run("pinned loader", pinned_loader, device, tmp, a.dry_run)
     corpus = run("corpus", build_corpus, tmp, cfg, a.dry_run)
     if corpus and corpus.get("train_path"):
-        run("speed", speed, device, corpus["train_path"], cfg)
-        run("gain", gain, device, corpus, cfg, check)
+        later = [("speed", speed, device, corpus["train_path"], cfg),
+                 ("gain", gain, device, corpus, cfg, check)]
+        for args in later[::-1] if cfg["steps"] else later:  # (a follow-up: its gain first)
+            run(*args)
     check.write()
     text = table(check.result)
     print("\n" + text)
