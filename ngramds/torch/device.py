@@ -197,22 +197,24 @@ class _Graph:
 
     def __init__(self, targets: "NgramTargets", inputs: dict, B: int, L: int, shift: bool):
         self.inputs = {k: v.clone() for k, v in inputs.items()}
-        side = torch.cuda.Stream(targets.device)
-        side.wait_stream(torch.cuda.current_stream(targets.device))
-        with torch.cuda.stream(side):  # a warm-up off the capture, as CUDA graphs require
-            targets._compute(self.inputs, B, L, shift)
-            targets._word = None
-        torch.cuda.current_stream(targets.device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-            self.outputs = targets._compute(self.inputs, B, L, shift)
+        self.targets, device = targets, targets.device
+        with torch.cuda.device(device):  # (the tables' device, whichever is current)
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):  # a warm-up off the capture, as CUDA graphs require
+                targets._compute(self.inputs, B, L, shift)
+                targets._word = None
+            torch.cuda.current_stream(device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.outputs = targets._compute(self.inputs, B, L, shift)
         self.word, targets._word = targets._word, None
-        self.targets = targets
 
     def replay(self, inputs: dict) -> dict:
         for k, v in inputs.items():
             self.inputs[k].copy_(v, non_blocking=True)
-        self.graph.replay()
+        with torch.cuda.device(self.targets.device):
+            self.graph.replay()
         t = self.targets
         if self.word is not None:
             t._word = self.word.clone() if t._word is None else t._word | self.word
