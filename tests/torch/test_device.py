@@ -432,3 +432,56 @@ def test_compiled_ops_equal_the_kernels(tmp_path, device, compact):
         fused.check()
     with pytest.raises(ngramds.InputError, match="compile=True"):
         NgramTargets(ds, backend="compiled", compile=True)
+
+
+def test_graph_dispatch_on_the_cpu(tmp_path, monkeypatch):
+    """The choice between eager calls and captured graphs (the graphs themselves need CUDA):
+    a shape's second call captures, later ones replay, at most 4 shapes are captured, and a
+    capture that fails warns once and leaves every later call eager."""
+    import ngramds.torch.device as device_module
+
+    captured = []
+
+    class Replay:  # stands in for the CUDA graph: recomputes into fixed outputs
+        def __init__(self, targets, inputs, B, L, shift):
+            self.targets, self.args = targets, (B, L, shift)
+            self.outputs = targets._compute(inputs, B, L, shift)
+            self.word, targets._word = targets._word, None
+            captured.append((B, L))
+
+        def replay(self, inputs):
+            out = self.targets._compute(inputs, *self.args)
+            for k, v in out.items():
+                self.outputs[k].copy_(v)
+            return {k: v.clone() for k, v in self.outputs.items()}
+
+    monkeypatch.setattr(device_module, "_Graph", Replay)
+    ngramds.build(np.arange(3000) % 17, tmp_path / "g.ngds", progress=False)
+    ds = NgramDataset(tmp_path / "g.ngds", 16, seed=1, batched=True, targets_on="device")
+    reference = NgramTargets(ds)
+    targets = NgramTargets(ds, backend="torch")
+    targets._graphs = {}  # (as on CUDA)
+    batches = {bs: [b for _, b in zip(range(3), NgramLoader(ds, batch_size=bs))]
+               for bs in (1, 2, 3, 4, 5)}
+    held = [targets(b) for b in batches[2]]
+    assert captured == [(2, 16)]  # the second call captured, the third replayed
+    for b, got in zip(batches[2], held):  # copies: no later call changed a held batch
+        assert torch.equal(got["target_ids"], reference(b)["target_ids"])
+    for bs in (1, 3, 4, 5):
+        for b in batches[bs][:2]:
+            targets(b)
+    assert captured == [(2, 16), (1, 16), (3, 16), (4, 16)]  # 4 shapes, then eager
+    assert torch.equal(targets(batches[5][2])["target_ids"],
+                       reference(batches[5][2])["target_ids"])
+
+    def refused(*args):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore")
+
+    monkeypatch.setattr(device_module, "_Graph", refused)
+    other = NgramTargets(ds, backend="torch")
+    other._graphs = {}
+    other(batches[2][0])
+    with pytest.warns(RuntimeWarning, match="could not be captured .operation not permitted"):
+        out = other(batches[2][1])
+    assert other._graphs is None
+    assert torch.equal(out["target_ids"], reference(batches[2][1])["target_ids"])
