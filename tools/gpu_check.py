@@ -576,7 +576,8 @@ def figures(name: str, r) -> str:
                           + (f"{x['positions_per_s_compiled'] / 1e6:.0f}M/s compiled, equal "
                              f"{x['compiled_equal']}, compile {x['compile_s']} s"
                              if "positions_per_s_compiled" in x else
-                             f"compiled: {x.get('compiled_error', 'not run')[:80]}") + ")"
+                             f"compiled: {x['compiled_error'][:80]}" if "compiled_error" in x
+                             else "compiled: not run") + ")"
                           for x in r["targets"])
             s = r["step"]
             return (f"targets {t} (goal 200M: {r['goal_200M_positions_per_s']}); tables "
