@@ -408,14 +408,17 @@ def test_cuda_graphs_replay_the_eager_targets(tmp_path, device, compact):
         graphs.check()
 
 
-@pytest.mark.parametrize("compact", [False, True])
-def test_compiled_ops_equal_the_kernels(tmp_path, device, compact):
+@pytest.mark.parametrize("compact,options", [(False, {}), (True, {}),
+                                             (False, {"layout": "hf", "alpha_count": 4.0})])
+def test_compiled_ops_equal_the_kernels(tmp_path, device, compact, options):
     """compile=True: the torch ops of a batch shape fused by torch.compile give the compiled
-    kernels' targets bit for bit; its checks are deferred (reported at check())."""
+    kernels' targets bit for bit (the HF layout and soft-term weights too); its checks are
+    deferred (reported at check())."""
     tokens = (np.random.default_rng(11).zipf(1.3, 20_000) % 300).astype(np.uint16)
     ngramds.build(tokens, tmp_path / "c.ngds", progress=False, compact=compact,
                   doc_lengths=[7_000, 13_000])
-    ds = NgramDataset(tmp_path / "c.ngds", 48, seed=4, batched=True, targets_on="device")
+    ds = NgramDataset(tmp_path / "c.ngds", 48, seed=4, batched=True, targets_on="device",
+                      **options)
     batches = [b for _, b in zip(range(3), NgramLoader(ds, batch_size=3))]
     reference = NgramTargets(ds)  # the compiled CPU kernels
     fused = NgramTargets(ds, backend="torch", device=device, compile=True)
