@@ -28,11 +28,12 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
   is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point.
 
-A follow-up on the schedule (its one-hot run taken from an earlier check of the same steps),
-then the speed step:
+A follow-up on the schedule (its one-hot run taken from an earlier check of the same corpus
+and steps), then the speed step:
 
     python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.25,0.1 \
-        --skip "device tests,loss,no host sync,pinned loader,onehot,0.7x"
+        --baseline docs/runs/gpu/2026-12-04-h200-b03c969.json \
+        --skip "device tests,loss,no host sync,pinned loader,0.7x"
 
 Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
@@ -491,6 +492,19 @@ def evaluate(model, batches: list, amp) -> float:
     return round(total / len(batches), 4)
 
 
+def baseline_onehot(path: Path, steps: int) -> tuple[dict, dict]:
+    """The one-hot run of an earlier gpu_check.json (its steps must be ``steps``) and what
+    it was measured on."""
+    earlier = json.loads(Path(path).read_text())
+    result = earlier["steps"]["gain"]["result"]
+    onehot = result["onehot"]
+    if onehot["steps"] != steps:
+        raise ValueError(f"{path}: its one-hot run has {onehot['steps']} steps, not {steps}")
+    corpus = earlier["steps"].get("corpus", {}).get("result", {})
+    return onehot, {"date": earlier.get("date"), "commit": earlier["machine"].get("commit"),
+                    "train_tokens_then": corpus.get("train_tokens")}
+
+
 def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
     """One-hot vs n-gram targets at equal steps; then 0.7x if time is left."""
     val = NgramDataset(corpus["val_path"], cfg["seq"], targets="onehot", shuffle=False)
@@ -516,7 +530,12 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         out["probe_s_per_step"] = round(probe["s_per_step"], 4)
     out["steps"] = steps
     onehot = None
-    if "onehot" not in skip:
+    if cfg.get("baseline"):  # one-hot's run from an earlier check of the same corpus and steps
+        onehot, recorded = baseline_onehot(cfg["baseline"], steps)
+        out["onehot_from"] = {"file": str(cfg["baseline"]), **recorded,
+                              "train_tokens_now": corpus["train_tokens"]}
+        out["onehot"] = onehot
+    elif "onehot" not in skip:
         onehot = out["onehot"] = train_run(device, corpus["train_path"], val_batches, cfg,
                                            steps, False, cfg["evals"])
         check.write()
@@ -649,6 +668,9 @@ def main() -> int:
                    "the time left); the gain then runs before the speed step")
     p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
                    "each (default: the README's hold_for_epochs)")
+    p.add_argument("--baseline", type=Path, help="an earlier gpu_check.json whose one-hot run "
+                   "(same corpus, --steps) the n-gram runs are compared with, instead of a "
+                   "new one")
     a = p.parse_args()
     cfg = dict(DRY if a.dry_run else FULL)
     if a.budget:
@@ -660,6 +682,10 @@ def main() -> int:
     if any(not 0 <= h <= 1 for h in cfg["holds"]) or (a.steps is not None and a.steps < 10):
         p.error("--holds takes numbers in [0, 1] and --steps at least 10")
     cfg["steps"] = a.steps
+    if a.baseline is not None:
+        if not a.baseline.is_file() or a.steps is None:
+            p.error("--baseline takes an earlier gpu_check.json, with --steps of its runs")
+        cfg["baseline"] = a.baseline
     cfg["gain_skip"] = {s.strip() for s in a.skip.split(",")} & {"onehot", "0.7x"}
     device = "cpu" if a.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():

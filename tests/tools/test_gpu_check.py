@@ -43,3 +43,31 @@ def test_without_cuda_the_full_check_refuses_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--dry-run" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
+    """--steps/--holds/--baseline: n-gram runs at the given holds against the one-hot run of an
+    earlier check (same corpus and steps), the gain before the speed step."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    skip = "device tests,loss,no host sync,pinned loader,speed,0.7x"
+
+    def check(out, *extra):
+        proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(out),
+                               "--dry-run", "--steps", "20", "--skip", skip, *extra],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+        return proc, json.loads((out / "gpu_check.json").read_text())
+
+    _, first = check(tmp_path / "a")
+    proc, second = check(tmp_path / "b", "--holds", "0.25,0.1", "--baseline",
+                         str(tmp_path / "a" / "gpu_check.json"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gain, earlier = second["steps"]["gain"]["result"], first["steps"]["gain"]["result"]
+    assert gain["onehot"] == earlier["onehot"] and gain["onehot_from"]["train_tokens_then"]
+    assert gain["ngram"]["hold"] == 0.25 and gain["ngram_hold0.1"]["hold"] == 0.1
+    for key in ("", "_hold0.1"):
+        assert gain["final_gain" + key] == round(
+            earlier["onehot"]["final"] - gain["ngram" + (key or "")]["final"], 4)
+        assert "nats" in gain["worst_deficit" + key]
+    proc, _ = check(tmp_path / "c", "--steps", "21", "--baseline",
+                    str(tmp_path / "a" / "gpu_check.json"))
+    assert proc.returncode == 1 and "not 21" in proc.stdout
