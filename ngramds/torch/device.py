@@ -307,6 +307,9 @@ class NgramTargets:
                              f"'auto') on {self.device.type}")
         if backend == "auto":
             backend = "compiled" if self.device.type == "cpu" else "torch"
+        if compile and backend != "torch":
+            raise InputError("compile=True compiles the torch backend's ops: use it on a GPU, "
+                             "or with backend='torch'")
         self.backend = backend
         self.compiled: Targets | None = None
         self.tables: list[_Table] = []
@@ -331,9 +334,6 @@ class NgramTargets:
         self._pending = _Pending()
         self._word: torch.Tensor | None = None
         self._batches = 0
-        if compile and backend != "torch":
-            raise InputError("compile=True compiles the torch backend's ops: use it on a GPU, "
-                             "or with backend='torch'")
         if compile:  # checks deferred as on a device: no host sync inside the compiled graph
             self._defer = True
         self._fused = torch.compile(self._compute_ops, fullgraph=True, dynamic=False) \
@@ -519,27 +519,31 @@ class NgramTargets:
         shift = "label_shift" in batch
         out = {k: (self._move(v) if isinstance(v, torch.Tensor) else v)
                for k, v in batch.items() if k not in _INPUTS}
-        if self._graphs is None or self.compiled is not None:
-            out.update(self._compute(inputs, B, L, shift))
-            return out
+        graph = self._graph_for(inputs, B, L, shift)
+        out.update(self._compute(inputs, B, L, shift) if graph is None else graph.replay(inputs))
+        return out
+
+    def _graph_for(self, inputs: dict, B: int, L: int, shift: bool) -> _Graph | None:
+        """The CUDA graph of this batch shape, captured at its second call (None: compute
+        eagerly: no graphs here, a first call, past ``_MAX_GRAPHS`` shapes, or a capture
+        this CUDA stack refused, which turns graphs off with a warning)."""
+        if self._graphs is None:
+            return None
         key = (B, L, shift, tuple((k, v.dtype) for k, v in inputs.items()))
         graph = self._graphs.get(key)
-        if graph is None:
-            self._seen[key] = self._seen.get(key, 0) + 1
-            if self._seen[key] < 2 or len(self._graphs) >= _MAX_GRAPHS:
-                out.update(self._compute(inputs, B, L, shift))  # a first call runs eagerly
-                return out
-            try:
-                graph = self._graphs[key] = _Graph(self, inputs, B, L, shift)
-            except RuntimeError as e:  # (a capture refused by this CUDA stack: run eagerly)
-                warnings.warn(f"ngramds: the targets' CUDA graph could not be captured "
-                              f"({str(e).splitlines()[0]}); computing them eagerly",
-                              RuntimeWarning, stacklevel=3)
-                self._graphs, self._word = None, None
-                out.update(self._compute(inputs, B, L, shift))
-                return out
-        out.update(graph.replay(inputs))
-        return out
+        if graph is not None:
+            return graph
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] < 2 or len(self._graphs) >= _MAX_GRAPHS:
+            return None
+        try:
+            graph = self._graphs[key] = _Graph(self, inputs, B, L, shift)
+        except RuntimeError as e:
+            warnings.warn(f"ngramds: the targets' CUDA graph could not be captured "
+                          f"({str(e).splitlines()[0]}); computing them eagerly",
+                          RuntimeWarning, stacklevel=4)
+            self._graphs, self._word = None, None
+        return graph
 
     def _compute(self, inputs: dict, B: int, L: int, shift: bool) -> dict:
         """The targets of a batch's device tensors ``inputs`` (the keys of ``_INPUTS`` it
