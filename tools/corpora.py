@@ -27,6 +27,9 @@ installing and point ``--root`` there:
     wordnet  wordnet-base     usr/share/wordnet/data.{noun,verb,adj,adv}: each      200 synsets
                               synset as "word, word: gloss; examples", grouped by
                               part of speech and lexicographer file in file order
+    dictionaries  dict-foldoc, dict-jargon, dict-devil: usr/share/dictd/{foldoc,jargon,
+                              devil}.{index,dict.dz}, each definition once in file    100
+                              order (FOLDOC, the Jargon File, The Devil's Dictionary) entries
     manuals  ten packages     English software manuals, HTML unless said, the      a file
                               files matched recursively below these directories:
              debian-handbook    usr/share/doc/debian-handbook/html/en-US/*.html
@@ -371,6 +374,42 @@ def wordnet_glosses(root: Path, per_doc: int = 200) -> list[str]:
     return docs
 
 
+_B64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                  "0123456789+/")}
+DICTIONARIES = ("foldoc", "jargon", "devil")
+
+
+def _b64(text: str) -> int:
+    """A dictd index number (base 64, most significant digit first)."""
+    n = 0
+    for c in text:
+        n = n * 64 + _B64[c]
+    return n
+
+
+def dictionary_entries(root: Path, per_doc: int = 100) -> list[str]:
+    """The definitions of three dictd dictionaries (packages dict-foldoc, dict-jargon,
+    dict-devil: the Free On-line Dictionary of Computing, the Jargon File, The Devil's
+    Dictionary), each entry once, in file order, ``per_doc`` to a document; the databases'
+    own "00-database" entries left out, FOLDOC's {cross reference} braces removed."""
+    docs: list[str] = []
+    for name in DICTIONARIES:
+        index, data = (root / "usr/share/dictd" / f"{name}.{ext}" for ext in ("index", "dict.dz"))
+        if not all(p.is_file() and not p.is_symlink() for p in (index, data)):
+            continue
+        spans = set()
+        for line in index.read_text(encoding="utf-8").splitlines():
+            head, offset, length = line.rsplit("\t", 2)
+            if not head.startswith("00"):
+                spans.add((_b64(offset), _b64(length)))
+        with gzip.open(data) as f:  # dictzip is gzip with an index of its own
+            raw = f.read()
+        entries = [_tidy(raw[o:o + n].decode("utf-8", "replace").replace("{", "")
+                         .replace("}", "")) for o, n in sorted(spans)]
+        docs += ["\n".join(entries[i:i + per_doc]) for i in range(0, len(entries), per_doc)]
+    return docs
+
+
 # (directories under the root, file pattern, text of a file) of the "manuals" corpus; index,
 # search, module-index and table-of-contents pages, Maxima's single-page copy of its manual
 # and Sphinx's highlighted module sources left out
@@ -401,7 +440,7 @@ def manuals(root: Path) -> list[str]:
 
 
 PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
-         "wordnet": wordnet_glosses, "manuals": manuals}
+         "wordnet": wordnet_glosses, "manuals": manuals, "dictionaries": dictionary_entries}
 
 
 def main() -> None:
