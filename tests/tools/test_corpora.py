@@ -67,3 +67,63 @@ def test_manuals_reads_the_listed_directories_in_path_order_without_index_pages(
         "First page.\n", "Second page.\n", "Django prose.\n", "Intro\n\nSome literal text:\n",
         "Writer help.\n"]
     assert corpora.PROSE["manuals"] is corpora.manuals
+
+
+def _b64(n: int) -> str:
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    out = digits[n % 64]
+    while n >= 64:
+        n //= 64
+        out = digits[n % 64] + out
+    return out
+
+
+@given(st.integers(0, 2**40))
+def test_dictd_numbers_are_base_64(n):
+    assert corpora._b64(_b64(n)) == n
+
+
+def test_dictionaries_reads_each_definition_once_in_file_order(tmp_path):
+    import gzip
+    d = tmp_path / "usr/share/dictd"
+    d.mkdir(parents=True)
+    entries = ["00-database-short\n   meta\n", "ZEBRA, n.  Last {animal}.\n",
+               "apple\n\n   <fruit> A {fruit}.\n\n"]
+    data = "".join(entries).encode()
+    offsets = [0, len(entries[0].encode()), len((entries[0] + entries[1]).encode())]
+    with gzip.open(d / "devil.dict.dz", "wb") as f:
+        f.write(data)
+    index = [("00-database-short", 0), ("apple", 2), ("ZEBRA", 1), ("zebra", 1)]
+    (d / "devil.index").write_text("".join(
+        f"{head}\t{_b64(offsets[i])}\t{_b64(len(entries[i].encode()))}\n" for head, i in index))
+    (d / "jargon.index").symlink_to(d / "devil.index")  # a planted link is not read
+    (d / "jargon.dict.dz").symlink_to(d / "devil.dict.dz")
+    assert corpora.dictionary_entries(tmp_path) == ["ZEBRA, n.  Last animal.\n\n"
+                                                    "apple\n\n<fruit> A fruit.\n"]
+    assert corpora.PROSE["dictionaries"] is corpora.dictionary_entries
+
+
+_copy_spec = importlib.util.spec_from_file_location("copy_task", ROOT / "tools" / "copy_task.py")
+copy_task = importlib.util.module_from_spec(_copy_spec)
+_copy_spec.loader.exec_module(copy_task)
+
+
+def test_the_copy_task_writes_each_segment_six_times_then_eos():
+    tokens = copy_task.copy_tokens(documents=50, seed=3)
+    docs = tokens.reshape(50, copy_task.SEGMENT * copy_task.COPIES + 1)
+    assert (docs[:, -1] == 0).all() and (docs[:, :-1] > 0).all()
+    assert (docs[:, :-1] < copy_task.VOCAB).all()
+    segments = docs[:, :-1].reshape(50, copy_task.COPIES, copy_task.SEGMENT)
+    assert (segments == segments[:, :1]).all()
+    assert len({tuple(s) for s in segments[:, 0]}) == 50
+    assert (copy_task.copy_tokens(documents=50, seed=3) == tokens).all()
+
+
+def test_the_copy_task_never_overwrites(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "copy.npy").write_bytes(b"mine")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "copy_task.py"), str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "exists" in r.stderr
+    assert (tmp_path / "copy.npy").read_bytes() == b"mine"
