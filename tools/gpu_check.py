@@ -31,11 +31,12 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
 A follow-up on the schedule (its one-hot run taken from an earlier check of the same corpus
 and steps), then the speed step:
 
-    python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.25,0.1 \
+    python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.25,0.1,0.5:0.5 \
         --baseline docs/runs/gpu/2026-12-04-h200-b03c969.json \
         --skip "device tests,loss,no host sync,pinned loader,0.7x"
 
-Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
+(``0.5:0.5``: alpha 0.5, not 1, for half the run: the best schedule of the copy task, docs/
+RESULTS.md, "Structure beyond the n-gram order".) Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
 """
 from __future__ import annotations
@@ -61,8 +62,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import ngramds  # noqa: E402
-from ngramds.torch import (NgramDataset, NgramLoader, NgramTargets, alpha_at,  # noqa: E402
-                           hold_for_epochs, ngram_loss)
+from ngramds.torch import (DEFAULT_ALPHA, NgramDataset, NgramLoader,  # noqa: E402
+                           NgramTargets, alpha_at, hold_for_epochs, ngram_loss)
 import bench_device as bench  # noqa: E402
 
 FULL = dict(budget=480, tests_timeout=150, vocab=8192, min_tokens=50_000_000,
@@ -417,9 +418,11 @@ def speed(device: str, path: str, cfg: dict) -> dict:
 
 # -- c: the gain --------------------------------------------------------------------------
 def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
-              ngram: bool, evals: int, timed_from: int = 0, hold: float | None = None) -> dict:
+              ngram: bool, evals: int, timed_from: int = 0, hold: float | None = None,
+              alpha: float = DEFAULT_ALPHA) -> dict:
     """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
-    steps / evals steps; the same samples for one-hot and n-gram runs (seed 0).
+    steps / evals steps; the same samples for one-hot and n-gram runs (seed 0); n-gram runs
+    weigh the soft term by ``alpha_at(step, steps, alpha, hold)``.
     ``s_per_step``: of the steps from ``timed_from`` on."""
     cuda = torch.device(device).type == "cuda"
     ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0)
@@ -453,7 +456,7 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
             batch = targets(raw)
             with amp():
                 logits = model(batch["input_ids"])
-            loss = ngram_loss(logits, batch, alpha=alpha_at(step, steps, hold=hold))
+            loss = ngram_loss(logits, batch, alpha=alpha_at(step, steps, alpha, hold))
         else:
             w = raw["window"].to(device, non_blocking=True).long()
             with amp():
@@ -475,7 +478,8 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
     return {"steps": steps, "seconds": round(seconds, 1),
             "s_per_step": seconds / (steps - timed_from),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "hold": hold, "epochs": steps / len(loader), "curve": curve,
+            "hold": hold, "alpha": alpha if ngram else 0.0, "epochs": steps / len(loader),
+            "curve": curve,
             "final": curve[-1][1]}
 
 
@@ -516,7 +520,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
     skip = set(cfg.get("gain_skip", ()))
-    holds = cfg.get("holds") or [None]  # None: the README's hold_for_epochs
+    holds = cfg.get("holds") or [(None, DEFAULT_ALPHA)]  # None: the README's hold_for_epochs
     steps = cfg.get("steps")
     out = {"model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
     if not steps:  # what fits the time per run, from a probe of the slower (n-gram) step
@@ -539,15 +543,15 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         onehot = out["onehot"] = train_run(device, corpus["train_path"], val_batches, cfg,
                                            steps, False, cfg["evals"])
         check.write()
-    for i, hold in enumerate(holds):
-        name = "ngram" if i == 0 else f"ngram_hold{hold}"
-        ngram = out[name] = train_run(device, corpus["train_path"], val_batches, cfg, steps,
-                                      True, cfg["evals"], hold=hold)
+    for i, (hold, alpha) in enumerate(holds):
+        key = "" if i == 0 else f"_hold{hold}" + ("" if alpha == DEFAULT_ALPHA else
+                                                  f"_alpha{alpha}")
+        ngram = out["ngram" + key] = train_run(device, corpus["train_path"], val_batches, cfg,
+                                               steps, True, cfg["evals"], hold=hold, alpha=alpha)
         out["parameters"] = ngram["parameters"]
         check.write()
         if onehot is None:
             continue
-        key = "" if i == 0 else f"_hold{hold}"
         out["final_gain" + key] = round(onehot["final"] - ngram["final"], 4)
         crossing = next((s for s, v in ngram["curve"] if v <= onehot["final"]), None)
         out["within_run_crossing" + key] = None if crossing is None else \
@@ -560,7 +564,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         return out
     if check.left() > 0.7 * out["ngram"]["seconds"] + 10:
         r = train_run(device, corpus["train_path"], val_batches, cfg, short, True,
-                      cfg["evals"], hold=holds[0])
+                      cfg["evals"], hold=holds[0][0], alpha=holds[0][1])
         out["ngram_0.7x"] = r
         out["budget_0.7x_matches_onehot"] = r["final"] <= onehot["final"]
     else:
@@ -617,8 +621,10 @@ def figures(name: str, r) -> str:
                 if not (key.startswith("ngram") and isinstance(run, dict)):
                     continue
                 tail = key[len("ngram"):]
-                text = f"n-gram{tail.replace('_', ' ')} (hold {run['hold']:.3g}) " \
-                       f"{run['final']:.3f}"
+                alpha = run.get("alpha", DEFAULT_ALPHA)
+                text = f"n-gram{tail.replace('_', ' ')} (hold {run['hold']:.3g}" + (
+                    "" if alpha == DEFAULT_ALPHA else f", alpha {alpha:.3g}") + \
+                    f") {run['final']:.3f}"
                 if "final_gain" + tail in r:
                     c = r["within_run_crossing" + tail]
                     d = r["worst_deficit" + tail]
@@ -667,7 +673,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="the gain's steps per run (default: fitted to "
                    "the time left); the gain then runs before the speed step")
     p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
-                   "each (default: the README's hold_for_epochs)")
+                   "each (default: the README's hold_for_epochs); H:A holds alpha A (default "
+                   "1) for the fraction H of the steps")
     p.add_argument("--baseline", type=Path, help="an earlier gpu_check.json whose one-hot run "
                    "(same corpus, --steps) the n-gram runs are compared with, instead of a "
                    "new one")
@@ -676,11 +683,13 @@ def main() -> int:
     if a.budget:
         cfg["budget"] = a.budget
     try:
-        cfg["holds"] = [float(h) for h in a.holds.split(",") if h.strip()]
-    except ValueError:
-        p.error(f"--holds takes numbers in [0, 1], got {a.holds!r}")
-    if any(not 0 <= h <= 1 for h in cfg["holds"]) or (a.steps is not None and a.steps < 10):
-        p.error("--holds takes numbers in [0, 1] and --steps at least 10")
+        cfg["holds"] = [(float(h.split(":")[0]), float(h.split(":")[1]) if ":" in h
+                         else DEFAULT_ALPHA) for h in a.holds.split(",") if h.strip()]
+    except (ValueError, IndexError):
+        p.error(f"--holds takes H or H:A, numbers in [0, 1], got {a.holds!r}")
+    if any(not (0 <= h <= 1 and 0 <= x <= 1) for h, x in cfg["holds"]) or \
+            (a.steps is not None and a.steps < 10):
+        p.error("--holds takes H or H:A, numbers in [0, 1], and --steps at least 10")
     cfg["steps"] = a.steps
     if a.baseline is not None:
         if not a.baseline.is_file() or a.steps is None:

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["device tests", "loss", "no host sync", "pinned loader", "corpus", "speed", "gain"]
 
@@ -58,16 +60,28 @@ def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
         return proc, json.loads((out / "gpu_check.json").read_text())
 
     _, first = check(tmp_path / "a")
-    proc, second = check(tmp_path / "b", "--holds", "0.25,0.1", "--baseline",
+    proc, second = check(tmp_path / "b", "--holds", "0.25,0.1,0.5:0.5", "--baseline",
                          str(tmp_path / "a" / "gpu_check.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     gain, earlier = second["steps"]["gain"]["result"], first["steps"]["gain"]["result"]
     assert gain["onehot"] == earlier["onehot"] and gain["onehot_from"]["train_tokens_then"]
     assert gain["ngram"]["hold"] == 0.25 and gain["ngram_hold0.1"]["hold"] == 0.1
-    for key in ("", "_hold0.1"):
+    assert gain["ngram_hold0.5_alpha0.5"]["alpha"] == 0.5 == gain["ngram_hold0.5_alpha0.5"]["hold"]
+    assert gain["ngram"]["alpha"] == 1.0 and "alpha 0.5" in proc.stdout
+    for key in ("", "_hold0.1", "_hold0.5_alpha0.5"):
         assert gain["final_gain" + key] == round(
             earlier["onehot"]["final"] - gain["ngram" + (key or "")]["final"], 4)
         assert "nats" in gain["worst_deficit" + key]
     proc, _ = check(tmp_path / "c", "--steps", "21", "--baseline",
                     str(tmp_path / "a" / "gpu_check.json"))
     assert proc.returncode == 1 and "not 21" in proc.stdout
+
+
+@pytest.mark.parametrize("holds", ["0.5:", "x", "0.5:1.5", "1.2"])
+def test_a_bad_hold_is_refused_before_any_work(tmp_path, holds):
+    proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path),
+                           "--dry-run", "--holds", holds],
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--holds takes H or H:A" in proc.stderr
+    assert not (tmp_path / "gpu_check.json").exists()
