@@ -26,7 +26,9 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
 - ``gain``: one-hot vs the default targets (README alpha schedule: ``alpha_at`` with
   ``hold_for_epochs``) at equal steps, the same samples, each run ~2 minutes (fitted to the time
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
-  is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point.
+  is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point;
+- ``teacher``: with a minute left, the targets' held-out cross-entropy as a language model
+  (tools/teacher_loss.py), to set against the runs' curves.
 
 A follow-up on the schedule (its one-hot run taken from an earlier check of the same corpus
 and steps), then the speed step:
@@ -572,6 +574,17 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
     return out
 
 
+def teacher(corpus: dict, check: Check) -> dict:
+    """The targets' held-out cross-entropy as a language model (tools/teacher_loss.py): the
+    level below which a model knows more than they do; last, as it takes ~30 s of CPU."""
+    if not check.dry and check.left() < 60:
+        return {"not run": f"{check.left():.0f} s left"}
+    import teacher_loss
+    losses = teacher_loss.teacher_loss(ngramds.open(corpus["train_path"]),
+                                       ngramds.open(corpus["val_path"]))
+    return {f"orders 2-{n}": round(x, 4) for n, x in enumerate(losses, 2)}
+
+
 # -- the report ---------------------------------------------------------------------------
 def figures(name: str, r) -> str:
     """A short summary of a step's result for the table."""
@@ -613,6 +626,8 @@ def figures(name: str, r) -> str:
                     f"loader ({r['r16']['loader_workers']} workers) " + ", ".join(
                         f"{k} {v / 1e6:.2f}M/s" for k, v in
                         r["r16"]["loader_positions_per_s"].items()))
+        if name == "teacher":
+            return ", ".join(f"{k}: {v}" for k, v in r.items())
         if name == "gain":
             parts = [f"{r['parameters'] / 1e6:.2f}M params, {r['steps']} steps"]
             if "onehot" in r:
@@ -725,6 +740,7 @@ def main() -> int:
                  ("gain", gain, device, corpus, cfg, check)]
         for args in later[::-1] if cfg["steps"] else later:  # (a follow-up: its gain first)
             run(*args)
+        run("teacher", teacher, corpus, check)
     check.write()
     text = table(check.result)
     print("\n" + text)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["device tests", "loss", "no host sync", "pinned loader", "corpus", "speed", "gain"]
+STEPS = ["device tests", "loss", "no host sync", "pinned loader", "corpus", "speed", "gain",
+         "teacher"]
 
 
 def test_the_dry_run_runs_every_step_and_reports_them(tmp_path):
@@ -31,6 +32,7 @@ def test_the_dry_run_runs_every_step_and_reports_them(tmp_path):
     gain = result["steps"]["gain"]["result"]
     assert gain["onehot"]["curve"] and gain["ngram"]["curve"] and "final_gain" in gain
     assert result["steps"]["loss"]["result"]["compile_graph_breaks"] == 0
+    assert 0 < result["steps"]["teacher"]["result"]["orders 2-4"] < 10
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     assert all(f"| {step} | ok |" in table for step in STEPS) and table in proc.stdout
     assert seconds < 120, f"the dry run took {seconds:.0f} s"
