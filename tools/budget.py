@@ -45,7 +45,7 @@ from ngramds.targets import TargetConfig
 ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "docs" / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
-PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals")  # prose: tools/corpora.py --root
+PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals", "dictionaries")  # tools/corpora.py
 # corpora made of the first documents of another corpus's JSONL file, with its tokenizer
 SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%
 # corpora no default was chosen or checked on (escape, orders, mixing, r, hold, alpha_count):

@@ -37,8 +37,10 @@ and steps), then the speed step:
         --baseline docs/runs/gpu/2026-12-04-h200-b03c969.json \
         --skip "device tests,loss,no host sync,pinned loader,0.7x"
 
-(``0.5:0.5``: alpha 0.5, not 1, for half the run: the best schedule of the copy task, docs/
-RESULTS.md, "Structure beyond the n-gram order".) Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
+(``0.5:0.5``: alpha 0.5, not 1, for half the run: the copy task's best schedule, docs/
+RESULTS.md, "Structure beyond the n-gram order".)
+
+Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
 """
 from __future__ import annotations
@@ -575,8 +577,8 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
 
 
 def teacher(corpus: dict, check: Check) -> dict:
-    """The targets' held-out cross-entropy as a language model (tools/teacher_loss.py): the
-    level below which a model knows more than they do; last, as it takes ~30 s of CPU."""
+    """The targets' held-out cross-entropy as a language model (tools/teacher_loss.py): a
+    model below it knows more than they do on average. Last, as it takes ~30 s of CPU."""
     if not check.dry and check.left() < 60:
         return {"not run": f"{check.left():.0f} s left"}
     import teacher_loss

@@ -69,9 +69,11 @@ def test_the_teacher_is_its_definition(tmp_path_factory, train_docs, val_docs, o
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     path = ngramds.build([[1, 2, 3]], tmp_path / "a.ngds", orders=[1], vocab_size=VOCAB,
                          progress=False)
+    other = ngramds.build([[1, 2, 3]], tmp_path / "b.ngds", orders=[1], vocab_size=VOCAB + 1,
+                          progress=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for args in ([str(path), str(tmp_path / "missing.ngds")], [str(path), str(path), "--order",
-                                                                 "30"]):
+                                                                 "30"], [str(path), str(other)]):
         r = subprocess.run([sys.executable, str(ROOT / "tools" / "teacher_loss.py"), *args],
                            capture_output=True, text=True, env=env)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
