@@ -12,8 +12,8 @@ The teacher is the targets' Witten-Bell mixture (escape E, docs/RESULTS.md) over
 
 with contexts as spec/SEMANTICS.md defines them (never across a document start; a shorter
 context after one), c' the context without its oldest token, D(c) its distinct next tokens.
-The training targets use the same mixture without the unigram, so this is a little below
-what they would score where they know the token, and finite where they do not.
+The training targets use the same mixture without the unigram: this gives a token they know
+a little less probability than they do, and a token they do not know some instead of none.
 
 A model whose held-out loss is well above this still learns from the targets; near or below
 it, the targets know less than the model (docs/RESULTS.md, "Structure beyond the n-gram
