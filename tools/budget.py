@@ -11,9 +11,9 @@ schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a tim
 
 Corpora: stdlib (Python source, the default corpus), docs (package documentation,
 tools/docs_corpus.py), cheaders and man (tools/corpora.py), the English prose corpora kernel,
-pydoc, perldoc, wordnet and manuals (tools/corpora.py; their Debian packages' files under --root;
-"prose" runs the five, "every" the code and prose corpora; the table marks those held out
-of every choice of default), and man-small: the first 198
+pydoc, perldoc, wordnet, manuals and dictionaries (tools/corpora.py; their Debian packages'
+files under --root; "prose" runs the six, "every" the code and prose corpora; the table marks
+those held out of every choice of default), and man-small: the first 198
 documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, so that
 1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
 with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
@@ -45,13 +45,13 @@ from ngramds.targets import TargetConfig
 ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "docs" / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
-PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals", "dictionaries")  # tools/corpora.py
+PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals", "dictionaries")  # corpora.py --root
 # corpora made of the first documents of another corpus's JSONL file, with its tokenizer
 SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%
 # corpora no default was chosen or checked on (escape, orders, mixing, r, hold, alpha_count):
 # stdlib and docs chose them, kernel and wordnet checked escape and alpha_count on prose, and
 # man-small (the first 5% of man) chose the hold over several epochs
-HELD_OUT = ("cheaders", "pydoc", "perldoc", "manuals")
+HELD_OUT = ("cheaders", "pydoc", "perldoc", "manuals", "dictionaries")
 
 
 def ensure_files(corpus: str) -> tuple[Path, Path]:

@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--documents", type=int, default=DOCUMENTS)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if a.documents < 1:
+        ap.error(f"--documents must be at least 1, got {a.documents}")
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / "copy.npy"
     if path.exists():

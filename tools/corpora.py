@@ -391,7 +391,7 @@ def dictionary_entries(root: Path, per_doc: int = 100) -> list[str]:
     """The definitions of three dictd dictionaries (packages dict-foldoc, dict-jargon,
     dict-devil: the Free On-line Dictionary of Computing, the Jargon File, The Devil's
     Dictionary), each entry once, in file order, ``per_doc`` to a document; the databases'
-    own "00-database" entries left out, FOLDOC's {cross reference} braces removed."""
+    own "00-database" entries left out, the braces of {cross references} removed."""
     docs: list[str] = []
     for name in DICTIONARIES:
         index, data = (root / "usr/share/dictd" / f"{name}.{ext}" for ext in ("index", "dict.dz"))
@@ -399,9 +399,9 @@ def dictionary_entries(root: Path, per_doc: int = 100) -> list[str]:
             continue
         spans = set()
         for line in index.read_text(encoding="utf-8").splitlines():
-            head, offset, length = line.rsplit("\t", 2)
-            if not head.startswith("00"):
-                spans.add((_b64(offset), _b64(length)))
+            fields = line.split("\t")  # headword, offset, length[, original headword]
+            if len(fields) >= 3 and not fields[0].startswith(("00-database", "00database")):
+                spans.add((_b64(fields[1]), _b64(fields[2])))
         with gzip.open(data) as f:  # dictzip is gzip with an index of its own
             raw = f.read()
         entries = [_tidy(raw[o:o + n].decode("utf-8", "replace").replace("{", "")

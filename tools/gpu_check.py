@@ -28,7 +28,8 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
   is left, the n-gram run at 0.7x the steps (its own schedule), the budget-matched point;
 - ``teacher``: with a minute left, the targets' held-out cross-entropy as a language model
-  (tools/teacher_loss.py), to set against the runs' curves.
+  (tools/teacher_loss.py), to set against the runs' curves (the gain step's fitted runs leave
+  it that minute; a follow-up's fixed ``--steps`` may not: give it a larger ``--budget``).
 
 A follow-up on the schedule (its one-hot run taken from an earlier check of the same corpus
 and steps), then the speed step:
@@ -533,7 +534,8 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         per_step = probe["s_per_step"] * 1.05 + probe["s_per_step"] * cfg["eval_batches"] \
             * cfg["evals"] / 3 / max(1.0, cfg["run_s"] / probe["s_per_step"])
         runs = ("onehot" not in skip) + len(holds) + 0.7 * ("0.7x" not in skip)
-        run_s = min(cfg["run_s"], max(2.0, (check.left() - 20) / max(1.0, runs + 0.1)))
+        reserve = 20 + 45 * (not check.dry and "teacher" not in cfg.get("skip", ()))
+        run_s = min(cfg["run_s"], max(2.0, (check.left() - reserve) / max(1.0, runs + 0.1)))
         steps = max(10, int(run_s / per_step))
         out["probe_s_per_step"] = round(probe["s_per_step"], 4)
     out["steps"] = steps
@@ -700,19 +702,24 @@ def main() -> int:
     if a.budget:
         cfg["budget"] = a.budget
     try:
-        cfg["holds"] = [(float(h.split(":")[0]), float(h.split(":")[1]) if ":" in h
-                         else DEFAULT_ALPHA) for h in a.holds.split(",") if h.strip()]
-    except (ValueError, IndexError):
-        p.error(f"--holds takes H or H:A, numbers in [0, 1], got {a.holds!r}")
-    if any(not (0 <= h <= 1 and 0 <= x <= 1) for h, x in cfg["holds"]) or \
+        parts = [h.split(":") for h in a.holds.split(",") if h.strip()]
+        cfg["holds"] = [(float(x[0]), float(x[1]) if len(x) == 2 else DEFAULT_ALPHA)
+                        for x in parts if len(x) <= 2]
+    except ValueError:
+        cfg["holds"] = None
+    if cfg["holds"] is None or len(cfg["holds"]) != len(parts) or \
+            len(set(cfg["holds"])) != len(parts) or \
+            any(not (0 <= h <= 1 and 0 <= x <= 1) for h, x in cfg["holds"]) or \
             (a.steps is not None and a.steps < 10):
-        p.error("--holds takes H or H:A, numbers in [0, 1], and --steps at least 10")
+        p.error(f"--holds takes distinct H or H:A, numbers in [0, 1], and --steps at least "
+                f"10; got --holds {a.holds!r}")
     cfg["steps"] = a.steps
     if a.baseline is not None:
         if not a.baseline.is_file() or a.steps is None:
             p.error("--baseline takes an earlier gpu_check.json, with --steps of its runs")
         cfg["baseline"] = a.baseline
-    cfg["gain_skip"] = {s.strip() for s in a.skip.split(",")} & {"onehot", "0.7x"}
+    cfg["skip"] = {s.strip() for s in a.skip.split(",") if s.strip()}
+    cfg["gain_skip"] = cfg["skip"] & {"onehot", "0.7x"}
     device = "cpu" if a.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: error: no CUDA device (use --dry-run to check the script on the "
@@ -724,10 +731,9 @@ def main() -> int:
     if a.dry_run:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     check = Check(a.out, a.dry_run, cfg["budget"])
-    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
 
     def run(name, fn, *args):
-        if name in skip:
+        if name in cfg["skip"]:
             return None
         return check.step(name, fn, *args)
 

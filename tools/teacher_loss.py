@@ -32,16 +32,18 @@ from ngramds.errors import NgramdsError  # noqa: E402
 from ngramds.file.reader import NgramFile  # noqa: E402
 
 
-def _grams(tokens: np.ndarray, doc_offsets: np.ndarray, n: int, vocab: int) -> np.ndarray:
-    """Per position, the key of (its order-n context, its token): the context's tokens in base
-    vocab + 1, the slots before the document start holding ``vocab``."""
+def _contexts(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab: int):
+    """Per order n = 2..``order``, each position's order-n context as a dense id (equal ids,
+    equal contexts): the order-(n-1) id and the token n-1 back (``vocab`` before the document
+    start) ranked together, so ids stay below the number of positions at any vocabulary."""
     positions = np.arange(len(tokens))
     starts = np.repeat(doc_offsets[:-1], np.diff(doc_offsets))
-    key = np.zeros(len(tokens), np.int64)
-    for lag in range(n - 1, 0, -1):
-        back = positions - lag
-        key = key * (vocab + 1) + np.where(back >= starts, tokens[np.maximum(back, 0)], vocab)
-    return key * (vocab + 1) + tokens
+    ids = np.zeros(len(tokens), np.int64)  # order 1: the empty context
+    for n in range(2, order + 1):
+        back = positions - (n - 1)
+        older = np.where(back >= starts, tokens[np.maximum(back, 0)], vocab)
+        ids = np.unique(ids * (vocab + 1) + older, return_inverse=True)[1].astype(np.int64)
+        yield n, ids
 
 
 def teacher_loss(train: NgramFile, val: NgramFile, order: int = 4, escape: float = 10.0
@@ -51,22 +53,29 @@ def teacher_loss(train: NgramFile, val: NgramFile, order: int = 4, escape: float
     vocab = train.vocab_size
     if val.vocab_size != vocab:
         raise NgramdsError(f"the files' vocabularies differ ({vocab} and {val.vocab_size})")
-    if order < 2 or (vocab + 1) ** order >= 2 ** 63:
-        raise NgramdsError(f"order {order} with vocabulary {vocab}: keys past 64 bits")
+    if not 2 <= order <= 16:
+        raise NgramdsError(f"order must be in 2..16, got {order}")
+    if not 0 < escape <= 1e6:
+        raise NgramdsError(f"escape must be in (0, 1e6], got {escape}")
+    if not train.num_tokens or not val.num_tokens:
+        raise NgramdsError(f"{train.path if not train.num_tokens else val.path} has no tokens")
     t = np.asarray(train.tokens, dtype=np.int64)
     v = np.asarray(val.tokens, dtype=np.int64)
-    t_docs = np.asarray(train.doc_offsets, dtype=np.int64)
-    v_docs = np.asarray(val.doc_offsets, dtype=np.int64)
+    if (len(t) + len(v)) * (vocab + 1) >= 2 ** 62:
+        raise NgramdsError(f"{len(t) + len(v)} tokens of vocabulary {vocab}: ids past 64 bits")
+    both = np.concatenate([t, v])  # one numbering of the contexts of both files
+    offsets = np.concatenate([np.asarray(train.doc_offsets, dtype=np.int64),
+                              np.asarray(val.doc_offsets, dtype=np.int64)[1:] + len(t)])
     p = ((np.bincount(t, minlength=vocab) + 1.0) / (len(t) + vocab))[v]
     losses = []
-    for n in range(2, order + 1):
-        grams, counts = np.unique(_grams(t, t_docs, n, vocab), return_counts=True)
-        contexts, first, distinct = np.unique(grams // (vocab + 1), return_index=True,
+    for _, ids in _contexts(both, offsets, order, vocab):
+        grams, counts = np.unique(ids[:len(t)] * vocab + t, return_counts=True)
+        contexts, first, distinct = np.unique(grams // vocab, return_index=True,
                                               return_counts=True)
         totals = np.add.reduceat(counts, first).astype(np.float64)
-        query = _grams(v, v_docs, n, vocab)
-        i = np.minimum(np.searchsorted(contexts, query // (vocab + 1)), len(contexts) - 1)
-        seen = contexts[i] == query // (vocab + 1)
+        query = ids[len(t):] * vocab + v
+        i = np.minimum(np.searchsorted(contexts, query // vocab), len(contexts) - 1)
+        seen = contexts[i] == query // vocab
         j = np.minimum(np.searchsorted(grams, query), len(grams) - 1)
         count = np.where(grams[j] == query, counts[j], 0)
         weight = escape * distinct[i]

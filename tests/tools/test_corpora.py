@@ -95,7 +95,8 @@ def test_dictionaries_reads_each_definition_once_in_file_order(tmp_path):
         f.write(data)
     index = [("00-database-short", 0), ("apple", 2), ("ZEBRA", 1), ("zebra", 1)]
     (d / "devil.index").write_text("".join(
-        f"{head}\t{_b64(offsets[i])}\t{_b64(len(entries[i].encode()))}\n" for head, i in index))
+        f"{head}\t{_b64(offsets[i])}\t{_b64(len(entries[i].encode()))}\n" for head, i in index)
+        + "\n" + f"zebra\t{_b64(offsets[1])}\t{_b64(len(entries[1].encode()))}\tZebra\n")
     (d / "jargon.index").symlink_to(d / "devil.index")  # a planted link is not read
     (d / "jargon.dict.dz").symlink_to(d / "devil.dict.dz")
     assert corpora.dictionary_entries(tmp_path) == ["ZEBRA, n.  Last animal.\n\n"

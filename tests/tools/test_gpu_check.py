@@ -79,11 +79,11 @@ def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
     assert proc.returncode == 1 and "not 21" in proc.stdout
 
 
-@pytest.mark.parametrize("holds", ["0.5:", "x", "0.5:1.5", "1.2"])
+@pytest.mark.parametrize("holds", ["0.5:", "x", "0.5:1.5", "1.2", "0.5:0.5:1", "0.1,0.1"])
 def test_a_bad_hold_is_refused_before_any_work(tmp_path, holds):
     proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path),
                            "--dry-run", "--holds", holds],
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--holds takes H or H:A" in proc.stderr
+    assert proc.returncode == 2 and "--holds takes distinct H or H:A" in proc.stderr
     assert not (tmp_path / "gpu_check.json").exists()
