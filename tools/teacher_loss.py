@@ -28,14 +28,17 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ngramds.errors import NgramdsError  # noqa: E402
-from ngramds.file.reader import NgramFile  # noqa: E402
+import ngramds  # noqa: E402
+from ngramds import NgramdsError, NgramFile  # noqa: E402
+from ngramds.file.format import MAX_ORDER  # noqa: E402
+from ngramds.targets.config import DEFAULT_ESCAPE, MAX_ESCAPE  # noqa: E402
 
 
 def _contexts(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab: int):
-    """Per order n = 2..``order``, each position's order-n context as a dense id (equal ids,
-    equal contexts): the order-(n-1) id and the token n-1 back (``vocab`` before the document
-    start) ranked together, so ids stay below the number of positions at any vocabulary."""
+    """For each order n = 2..``order`` in turn, each position's order-n context as a dense id
+    (equal ids, equal contexts): the order-(n-1) id and the token n-1 back (``vocab`` before
+    the document start) ranked together, so ids stay below the number of positions at any
+    vocabulary."""
     positions = np.arange(len(tokens))
     starts = np.repeat(doc_offsets[:-1], np.diff(doc_offsets))
     ids = np.zeros(len(tokens), np.int64)  # order 1: the empty context
@@ -43,20 +46,26 @@ def _contexts(tokens: np.ndarray, doc_offsets: np.ndarray, order: int, vocab: in
         back = positions - (n - 1)
         older = np.where(back >= starts, tokens[np.maximum(back, 0)], vocab)
         ids = np.unique(ids * (vocab + 1) + older, return_inverse=True)[1].astype(np.int64)
-        yield n, ids
+        yield ids
 
 
-def teacher_loss(train: NgramFile, val: NgramFile, order: int = 4, escape: float = 10.0
-                 ) -> list[float]:
+def _find(sorted_keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query key, an index into ``sorted_keys`` and whether it holds that key."""
+    i = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    return i, sorted_keys[i] == query
+
+
+def teacher_loss(train: NgramFile, val: NgramFile, order: int = 4,
+                 escape: float = DEFAULT_ESCAPE) -> list[float]:
     """The teacher's held-out cross-entropy (nats per held-out token) for the orders
     2..``order``, each with the orders below it."""
     vocab = train.vocab_size
     if val.vocab_size != vocab:
         raise NgramdsError(f"the files' vocabularies differ ({vocab} and {val.vocab_size})")
-    if not 2 <= order <= 16:
-        raise NgramdsError(f"order must be in 2..16, got {order}")
-    if not 0 < escape <= 1e6:
-        raise NgramdsError(f"escape must be in (0, 1e6], got {escape}")
+    if not 2 <= order <= MAX_ORDER:
+        raise NgramdsError(f"order must be in 2..{MAX_ORDER}, got {order}")
+    if not 0 < escape <= MAX_ESCAPE:
+        raise NgramdsError(f"escape must be in (0, {MAX_ESCAPE:g}], got {escape}")
     if not train.num_tokens or not val.num_tokens:
         raise NgramdsError(f"{train.path if not train.num_tokens else val.path} has no tokens")
     t = np.asarray(train.tokens, dtype=np.int64)
@@ -68,16 +77,15 @@ def teacher_loss(train: NgramFile, val: NgramFile, order: int = 4, escape: float
                               np.asarray(val.doc_offsets, dtype=np.int64)[1:] + len(t)])
     p = ((np.bincount(t, minlength=vocab) + 1.0) / (len(t) + vocab))[v]
     losses = []
-    for _, ids in _contexts(both, offsets, order, vocab):
+    for ids in _contexts(both, offsets, order, vocab):
         grams, counts = np.unique(ids[:len(t)] * vocab + t, return_counts=True)
         contexts, first, distinct = np.unique(grams // vocab, return_index=True,
                                               return_counts=True)
         totals = np.add.reduceat(counts, first).astype(np.float64)
         query = ids[len(t):] * vocab + v
-        i = np.minimum(np.searchsorted(contexts, query // vocab), len(contexts) - 1)
-        seen = contexts[i] == query // vocab
-        j = np.minimum(np.searchsorted(grams, query), len(grams) - 1)
-        count = np.where(grams[j] == query, counts[j], 0)
+        i, seen = _find(contexts, query // vocab)
+        j, found = _find(grams, query)
+        count = np.where(found, counts[j], 0)
         weight = escape * distinct[i]
         p = np.where(seen, (count + weight * p) / (totals[i] + weight), p)
         losses.append(float(-np.log(p).mean()))
@@ -89,10 +97,11 @@ def main() -> None:
     ap.add_argument("train", help="the ngramds file the targets are counted on")
     ap.add_argument("val", help="an ngramds file of held-out documents (same tokenizer)")
     ap.add_argument("--order", type=int, default=4, help="the highest order (default 4)")
-    ap.add_argument("--escape", type=float, default=10.0, help="Witten-Bell escape (default 10)")
+    ap.add_argument("--escape", type=float, default=DEFAULT_ESCAPE,
+                    help=f"Witten-Bell escape (default {DEFAULT_ESCAPE:g}, the targets')")
     a = ap.parse_args()
     try:
-        losses = teacher_loss(NgramFile(a.train), NgramFile(a.val), a.order, a.escape)
+        losses = teacher_loss(ngramds.open(a.train), ngramds.open(a.val), a.order, a.escape)
     except NgramdsError as exc:
         print(f"teacher_loss.py: error: {exc}", file=sys.stderr)
         sys.exit(2)
