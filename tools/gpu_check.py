@@ -524,7 +524,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         if b is None:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
-    skip = set(cfg.get("gain_skip", ()))
+    skip = cfg.get("skip", set())  # (also the gain's own runs: "onehot", "0.7x")
     holds = cfg.get("holds") or [(None, DEFAULT_ALPHA)]  # None: the README's hold_for_epochs
     steps = cfg.get("steps")
     out = {"model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
@@ -534,7 +534,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         per_step = probe["s_per_step"] * 1.05 + probe["s_per_step"] * cfg["eval_batches"] \
             * cfg["evals"] / 3 / max(1.0, cfg["run_s"] / probe["s_per_step"])
         runs = ("onehot" not in skip) + len(holds) + 0.7 * ("0.7x" not in skip)
-        reserve = 20 + 45 * (not check.dry and "teacher" not in cfg.get("skip", ()))
+        reserve = 20 + 45 * (not check.dry and "teacher" not in skip)
         run_s = min(cfg["run_s"], max(2.0, (check.left() - reserve) / max(1.0, runs + 0.1)))
         steps = max(10, int(run_s / per_step))
         out["probe_s_per_step"] = round(probe["s_per_step"], 4)
@@ -587,6 +587,21 @@ def teacher(corpus: dict, check: Check) -> dict:
     losses = teacher_loss.teacher_loss(ngramds.open(corpus["train_path"]),
                                        ngramds.open(corpus["val_path"]))
     return {f"orders 2-{n}": round(x, 4) for n, x in enumerate(losses, 2)}
+
+
+def parse_holds(text: str) -> list[tuple[float, float]]:
+    """"0.25,0.1,0.5:0.5" -> [(hold, alpha), ...], alpha DEFAULT_ALPHA unless given; ValueError
+    for an entry that is not H or H:A with both in [0, 1], or one given twice."""
+    holds = []
+    for entry in filter(None, (h.strip() for h in text.split(","))):
+        fields = entry.split(":")
+        if len(fields) > 2:
+            raise ValueError(entry)
+        hold, alpha = float(fields[0]), float(fields[1]) if len(fields) == 2 else DEFAULT_ALPHA
+        if not (0 <= hold <= 1 and 0 <= alpha <= 1) or (hold, alpha) in holds:
+            raise ValueError(entry)
+        holds.append((hold, alpha))
+    return holds
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -702,15 +717,10 @@ def main() -> int:
     if a.budget:
         cfg["budget"] = a.budget
     try:
-        parts = [h.split(":") for h in a.holds.split(",") if h.strip()]
-        cfg["holds"] = [(float(x[0]), float(x[1]) if len(x) == 2 else DEFAULT_ALPHA)
-                        for x in parts if len(x) <= 2]
+        cfg["holds"] = parse_holds(a.holds)
+        if a.steps is not None and a.steps < 10:
+            raise ValueError
     except ValueError:
-        cfg["holds"] = None
-    if cfg["holds"] is None or len(cfg["holds"]) != len(parts) or \
-            len(set(cfg["holds"])) != len(parts) or \
-            any(not (0 <= h <= 1 and 0 <= x <= 1) for h, x in cfg["holds"]) or \
-            (a.steps is not None and a.steps < 10):
         p.error(f"--holds takes distinct H or H:A, numbers in [0, 1], and --steps at least "
                 f"10; got --holds {a.holds!r}")
     cfg["steps"] = a.steps
@@ -719,7 +729,6 @@ def main() -> int:
             p.error("--baseline takes an earlier gpu_check.json, with --steps of its runs")
         cfg["baseline"] = a.baseline
     cfg["skip"] = {s.strip() for s in a.skip.split(",") if s.strip()}
-    cfg["gain_skip"] = cfg["skip"] & {"onehot", "0.7x"}
     device = "cpu" if a.dry_run else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("gpu_check: error: no CUDA device (use --dry-run to check the script on the "
