@@ -40,11 +40,13 @@ def main() -> None:
         ap.error(f"--documents must be at least 1, got {a.documents}")
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / "copy.npy"
-    if path.exists():
+    tokens = copy_tokens(a.documents, a.seed)
+    try:
+        with open(path, "xb") as f:  # a new file: never through a planted link
+            np.save(f, tokens)
+    except FileExistsError:
         print(f"copy_task.py: error: {path} exists; give another directory", file=sys.stderr)
         sys.exit(2)
-    tokens = copy_tokens(a.documents, a.seed)
-    np.save(path, tokens)
     print(f"{a.documents:,} documents, {tokens.size:,} tokens -> {path}")
 
 

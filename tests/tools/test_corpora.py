@@ -128,3 +128,9 @@ def test_the_copy_task_never_overwrites(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "exists" in r.stderr
     assert (tmp_path / "copy.npy").read_bytes() == b"mine"
+    planted = tmp_path / "linked"  # a dangling link planted where the file would go
+    planted.mkdir()
+    (planted / "copy.npy").symlink_to(tmp_path / "elsewhere.npy")
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "copy_task.py"), str(planted),
+                        "--documents", "3"], capture_output=True, text=True)
+    assert r.returncode == 2 and not (tmp_path / "elsewhere.npy").exists()
