@@ -11,11 +11,12 @@ n-gram order").
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from ngramds.cli import CommandParser
 
 VOCAB, SEGMENT, COPIES, DOCUMENTS = 512, 8, 6, 40_000
 
@@ -31,7 +32,7 @@ def copy_tokens(documents: int = DOCUMENTS, seed: int = 0) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = CommandParser(prog="copy_task.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="output directory (writes OUT/copy.npy)")
     ap.add_argument("--documents", type=int, default=DOCUMENTS)
     ap.add_argument("--seed", type=int, default=0)

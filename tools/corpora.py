@@ -1,5 +1,5 @@
 """Offline corpora of other kinds for the training experiments: one JSONL record per document
-and a byte-level BPE (vocab 8192) trained on the same text.
+and a byte-level BPE (vocab 8192, or --vocab) trained on the same text.
 
 Code and code-like text, present on any Debian-like machine with Python:
 
@@ -59,14 +59,13 @@ One prose corpus comes from npm rather than Debian: the State of the Union addre
 
 Every prose corpus is assembled from the files in sorted path order; when its text exceeds
 ``--max-mb`` MB, every k-th document is kept, as for the files above. Writes
-OUT/NAME.jsonl and OUT/NAME.tokenizer.json; a 5% held-out split and the file are then
-``ngramds build OUT/NAME.jsonl --tokenizer OUT/NAME.tokenizer.json --eos-id 0 -o
+OUT/NAME.jsonl and OUT/NAME.tokenizer.json as new files (it stops if either exists); a 5%
+held-out split and the file are then ``ngramds build OUT/NAME.jsonl --tokenizer OUT/NAME.tokenizer.json --eos-id 0 -o
 OUT/NAME.ngds --val-fraction 0.05 --val-output OUT/NAME.val.ngds`` (as tools/budget.py
 builds the four corpora above).
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -74,6 +73,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from ngramds.cli import CommandParser
 from ngramds.corpus.stdlib import DEFAULT_VOCAB, train_tokenizer
 
 SOURCES = {
@@ -464,18 +464,26 @@ PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = CommandParser(prog="corpora.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("name", choices=sorted([*SOURCES, *PROSE]))
     ap.add_argument("out", type=Path, help="output directory")
     ap.add_argument("--max-mb", type=float, default=30.0, help="text kept, about (MB)")
+    ap.add_argument("--vocab", type=int, default=DEFAULT_VOCAB,
+                    help=f"the BPE's vocabulary size (default {DEFAULT_VOCAB})")
     ap.add_argument("--root", type=Path, default=Path("/"),
                     help="where the prose packages' files are (/ when installed)")
     a = ap.parse_args()
+    if not 257 <= a.vocab <= 2**20:
+        ap.error(f"--vocab: {a.vocab} is not in 257..{2**20}")
+    text_out, tok_out = a.out / f"{a.name}.jsonl", a.out / f"{a.name}.tokenizer.json"
+    for path in (text_out, tok_out):
+        if path.is_symlink() or path.exists():  # written as new files only: no link followed
+            ap.error(f"{path} exists: move it away or choose another directory")
     if a.name in PROSE:
         docs = [t for t in PROSE[a.name](a.root) if t.strip()]
         if not docs:
-            raise SystemExit(f"corpora.py: error: no {a.name} files under {a.root} "
-                             "(see the module docstring for the package)")
+            ap.error(f"no {a.name} files under {a.root} (the module docstring names the "
+                     "package)")
         step = max(1, math.ceil(sum(map(len, docs)) / (a.max_mb * 1e6)))
         total, texts = len(docs), docs[::step]
     else:
@@ -485,12 +493,14 @@ def main() -> None:
         total = len(files)
         texts = [t for t in (read(p) for p in files[::step]) if t.strip()]
     a.out.mkdir(parents=True, exist_ok=True)
-    with open(a.out / f"{a.name}.jsonl", "w", encoding="utf-8") as f:
+    tokenizer = train_tokenizer(texts, a.vocab).to_str(pretty=True)
+    with open(text_out, "x", encoding="utf-8") as f:
         for t in texts:
             f.write(json.dumps({"text": t}) + "\n")
-    train_tokenizer(texts, DEFAULT_VOCAB).save(str(a.out / f"{a.name}.tokenizer.json"))
+    with open(tok_out, "x", encoding="utf-8") as f:
+        f.write(tokenizer)
     print(f"{a.name}: {len(texts):,} of {total:,} documents (every {step}), "
-          f"{sum(map(len, texts)) / 1e6:.1f}M characters -> {a.out / (a.name + '.jsonl')}")
+          f"{sum(map(len, texts)) / 1e6:.1f}M characters -> {text_out}")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,39 @@ def test_the_copy_task_never_overwrites(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "copy_task.py"), str(planted),
                         "--documents", "3"], capture_output=True, text=True)
     assert r.returncode == 2 and not (tmp_path / "elsewhere.npy").exists()
+
+
+def _corpora_cli(*args):
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "corpora.py"), *map(str, args)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_corpora_bad_input_is_one_line_and_exit_2(tmp_path):
+    out = tmp_path / "out"
+    for args in (["speeches", out, "--root", tmp_path / "nothing here"],
+                 ["speeches", out, "--vocab", "256"]):
+        r = _corpora_cli(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert not out.exists()
+
+
+def test_corpora_refuses_existing_outputs_and_planted_links(tmp_path):
+    root, out = tmp_path / "root", tmp_path / "out"
+    (root / "package/data").mkdir(parents=True)
+    (root / "package/data/1790_george_washington_n.txt").write_text("Fellow-Citizens. " * 50)
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "speeches.tokenizer.json").symlink_to(victim)  # a planted link is not followed
+    r = _corpora_cli("speeches", out, "--root", root, "--vocab", "300")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert victim.read_text() == "keep me" and not (out / "speeches.jsonl").exists()
+    (out / "speeches.tokenizer.json").unlink()
+    assert _corpora_cli("speeches", out, "--root", root, "--vocab", "300").returncode == 0
+    text = (out / "speeches.jsonl").read_text()
+    r = _corpora_cli("speeches", out, "--root", root, "--vocab", "300")  # no overwriting
+    assert r.returncode == 2 and "exists" in r.stderr and (out / "speeches.jsonl").read_text() == text
