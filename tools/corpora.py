@@ -60,9 +60,9 @@ One prose corpus comes from npm rather than Debian: the State of the Union addre
 Every prose corpus is assembled from the files in sorted path order; when its text exceeds
 ``--max-mb`` MB, every k-th document is kept, as for the files above. Writes
 OUT/NAME.jsonl and OUT/NAME.tokenizer.json as new files (it stops if either exists); a 5%
-held-out split and the file are then ``ngramds build OUT/NAME.jsonl --tokenizer OUT/NAME.tokenizer.json --eos-id 0 -o
-OUT/NAME.ngds --val-fraction 0.05 --val-output OUT/NAME.val.ngds`` (as tools/budget.py
-builds the four corpora above).
+held-out split and the file are then ``ngramds build OUT/NAME.jsonl --tokenizer
+OUT/NAME.tokenizer.json --eos-id 0 -o OUT/NAME.ngds --val-fraction 0.05 --val-output
+OUT/NAME.val.ngds`` (as tools/budget.py builds the four corpora above).
 """
 from __future__ import annotations
 
