@@ -185,4 +185,5 @@ def test_corpora_refuses_existing_outputs_and_planted_links(tmp_path):
     assert _corpora_cli("speeches", out, "--root", root, "--vocab", "300").returncode == 0
     text = (out / "speeches.jsonl").read_text()
     r = _corpora_cli("speeches", out, "--root", root, "--vocab", "300")  # no overwriting
-    assert r.returncode == 2 and "exists" in r.stderr and (out / "speeches.jsonl").read_text() == text
+    assert r.returncode == 2 and "exists" in r.stderr
+    assert (out / "speeches.jsonl").read_text() == text
