@@ -11,7 +11,6 @@ n-gram order").
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +45,7 @@ def main() -> None:
         with open(path, "xb") as f:  # a new file: never through a planted link
             np.save(f, tokens)
     except FileExistsError:
-        print(f"copy_task.py: error: {path} exists; give another directory", file=sys.stderr)
-        sys.exit(2)
+        ap.error(f"{path} exists; give another directory")
     print(f"{a.documents:,} documents, {tokens.size:,} tokens -> {path}")
 
 
