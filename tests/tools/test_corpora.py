@@ -1,6 +1,10 @@
-"""tools/corpora.py: the HTML-to-text extractor and the "manuals" prose corpus's file list."""
+"""tools/corpora.py and tools/copy_task.py: the text extractors, the prose corpora's readers and
+the two tools' command lines."""
 import html
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from hypothesis import given, strategies as st
@@ -135,36 +139,30 @@ def test_the_copy_task_writes_each_segment_six_times_then_eos():
     assert (copy_task.copy_tokens(documents=50, seed=3) == tokens).all()
 
 
+def _tool(script, *args):
+    """Run tools/``script`` with ``args``; its CompletedProcess (text)."""
+    return subprocess.run([sys.executable, str(ROOT / "tools" / script), *map(str, args)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_the_copy_task_never_overwrites(tmp_path):
-    import subprocess
-    import sys
     (tmp_path / "copy.npy").write_bytes(b"mine")
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "copy_task.py"), str(tmp_path)],
-                       capture_output=True, text=True)
+    r = _tool("copy_task.py", tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "exists" in r.stderr
     assert (tmp_path / "copy.npy").read_bytes() == b"mine"
     planted = tmp_path / "linked"  # a dangling link planted where the file would go
     planted.mkdir()
     (planted / "copy.npy").symlink_to(tmp_path / "elsewhere.npy")
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "copy_task.py"), str(planted),
-                        "--documents", "3"], capture_output=True, text=True)
+    r = _tool("copy_task.py", planted, "--documents", "3")
     assert r.returncode == 2 and not (tmp_path / "elsewhere.npy").exists()
-
-
-def _corpora_cli(*args):
-    import os
-    import subprocess
-    import sys
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "corpora.py"), *map(str, args)],
-                          capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_corpora_bad_input_is_one_line_and_exit_2(tmp_path):
     out = tmp_path / "out"
     for args in (["speeches", out, "--root", tmp_path / "nothing here"],
                  ["speeches", out, "--vocab", "256"]):
-        r = _corpora_cli(*args)
+        r = _tool("corpora.py", *args)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert not out.exists()
 
@@ -177,12 +175,12 @@ def test_corpora_refuses_existing_outputs_and_planted_links(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     (out / "speeches.tokenizer.json").symlink_to(victim)  # a planted link is not followed
-    r = _corpora_cli("speeches", out, "--root", root, "--vocab", "300")
+    r = _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert victim.read_text() == "keep me" and not (out / "speeches.jsonl").exists()
     (out / "speeches.tokenizer.json").unlink()
-    assert _corpora_cli("speeches", out, "--root", root, "--vocab", "300").returncode == 0
+    assert _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300").returncode == 0
     text = (out / "speeches.jsonl").read_text()
-    r = _corpora_cli("speeches", out, "--root", root, "--vocab", "300")  # no overwriting
+    r = _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300")  # no overwriting
     assert r.returncode == 2 and "exists" in r.stderr
     assert (out / "speeches.jsonl").read_text() == text
