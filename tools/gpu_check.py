@@ -22,7 +22,7 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   vocabulary 8192 trained on a sample, >= 50M tokens; a 1% held-out split;
 - ``speed``: tools/bench_device.py on the GPU (targets positions/s at seq 1024, batch 16 / 64,
   with and without CUDA graphs and with ``compile=True``; table bytes per token; the GPT step
-  with device targets vs plain cross-entropy, alone and fed by the loader; r = 16);
+  with device targets vs plain cross-entropy, alone and fed by the loader; r = 16, AllNTs);
 - ``gain``: one-hot vs the default targets (README alpha schedule: ``alpha_at`` with
   ``hold_for_epochs``) at equal steps, the same samples, each run ~2 minutes (fitted to the time
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
@@ -400,19 +400,22 @@ def speed(device: str, path: str, cfg: dict) -> dict:
     step = bench.model_step_rows(path, device, cfg["model"], batch=cfg["batch"],
                                  seq=cfg["seq"], steps=cfg["speed_steps"],
                                  workers=cfg["workers"])
-    # CoCoNTs r = 16 (docs/RESULTS.md: better on every corpus, an option until measured
-    # here): device targets, and the loader computing them in this machine's workers
-    r16 = bench.device_targets_rows(path, device, cfg["speed_batches"][:1], seq=cfg["seq"],
-                                    batches=cfg["speed_steps"], top_r=16)[0]
+    # CoCoNTs r = 16 and AllNTs (docs/RESULTS.md: better on every corpus, options until
+    # measured here): device targets, and the loader computing them in this machine's workers
+    more = {"r=16": dict(top_r=16), "allnts": dict(targets="allnts")}
+    device_rows = {k: bench.device_targets_rows(path, device, cfg["speed_batches"][:1],
+                                                seq=cfg["seq"], batches=cfg["speed_steps"],
+                                                **o)[0] for k, o in more.items()}
     workers = max(2, min(16, (os.cpu_count() or 2) - 2))
     loader = {}
-    for r in (8, 16):
-        ds = NgramDataset(path, cfg["seq"], batched=True, top_r=r)
-        loader[f"r={r}"] = bench.rate(lambda: bench.forever(NgramLoader(
+    for name, o in {"r=8": dict(top_r=8), **more}.items():
+        ds = NgramDataset(path, cfg["seq"], batched=True, **o)
+        loader[name] = bench.rate(lambda: bench.forever(NgramLoader(
             ds, batch_size=cfg["batch"], num_workers=workers)), cfg["speed_steps"])[0]
     out = {"targets": rows, "step": step,
-           "r16": {"device_targets": r16, "loader_workers": workers,
+           "r16": {"device_targets": device_rows["r=16"], "loader_workers": workers,
                    "loader_positions_per_s": loader},
+           "allnts": {"device_targets": device_rows["allnts"]},
            "goal_200M_positions_per_s": all(r["positions_per_s_from_host"] >= 2e8
                                             for r in rows),
            "goal_step_ratio_1.03": step["isolated_s_per_step"]["ratio"] <= 1.03}
@@ -424,13 +427,15 @@ def speed(device: str, path: str, cfg: dict) -> dict:
 # -- c: the gain --------------------------------------------------------------------------
 def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
               ngram: bool, evals: int, timed_from: int = 0, hold: float | None = None,
-              alpha: float = DEFAULT_ALPHA) -> dict:
+              alpha: float = DEFAULT_ALPHA, targets_kind: str = "coconts") -> dict:
     """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
     steps / evals steps; the same samples for one-hot and n-gram runs (seed 0); n-gram runs
-    weigh the soft term by ``alpha_at(step, steps, alpha, hold)``.
-    ``s_per_step``: of the steps from ``timed_from`` on."""
+    (``targets_kind`` "coconts", the default r = 8, or "allnts") weigh the soft term by
+    ``alpha_at(step, steps, alpha, hold)``. ``s_per_step``: of the steps from ``timed_from``
+    on."""
     cuda = torch.device(device).type == "cuda"
-    ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0)
+    ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0,
+                      targets=targets_kind if ngram else "coconts")
     targets = NgramTargets(ds, device=device) if ngram else None
     loader = NgramLoader(ds, batch_size=cfg["batch"], num_workers=cfg["workers"],
                          pin_memory=cuda)
@@ -484,6 +489,7 @@ def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
             "s_per_step": seconds / (steps - timed_from),
             "parameters": sum(p.numel() for p in model.parameters()),
             "hold": hold, "alpha": alpha if ngram else 0.0, "epochs": steps / len(loader),
+            "targets": targets_kind if ngram else "onehot",
             "curve": curve,
             "final": curve[-1][1]}
 
@@ -525,7 +531,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
     skip = cfg.get("skip", set())  # (also the gain's own runs: "onehot", "0.7x")
-    holds = cfg.get("holds") or [(None, DEFAULT_ALPHA)]  # None: the README's hold_for_epochs
+    holds = cfg.get("holds") or [(None, DEFAULT_ALPHA, "coconts")]  # None: hold_for_epochs
     steps = cfg.get("steps")
     out = {"model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
     if not steps:  # what fits the time per run, from a probe of the slower (n-gram) step
@@ -549,11 +555,13 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         onehot = out["onehot"] = train_run(device, corpus["train_path"], val_batches, cfg,
                                            steps, False, cfg["evals"])
         check.write()
-    for i, (hold, alpha) in enumerate(holds):
+    for i, (hold, alpha, kind) in enumerate(holds):
         key = "" if i == 0 else f"_hold{hold}" + ("" if alpha == DEFAULT_ALPHA else
-                                                  f"_alpha{alpha}")
+                                                  f"_alpha{alpha}") + \
+            ("" if kind == "coconts" else f"_{kind}")
         ngram = out["ngram" + key] = train_run(device, corpus["train_path"], val_batches, cfg,
-                                               steps, True, cfg["evals"], hold=hold, alpha=alpha)
+                                               steps, True, cfg["evals"], hold=hold, alpha=alpha,
+                                               targets_kind=kind)
         out["parameters"] = ngram["parameters"]
         check.write()
         if onehot is None:
@@ -570,7 +578,8 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
         return out
     if check.left() > 0.7 * out["ngram"]["seconds"] + 10:
         r = train_run(device, corpus["train_path"], val_batches, cfg, short, True,
-                      cfg["evals"], hold=holds[0][0], alpha=holds[0][1])
+                      cfg["evals"], hold=holds[0][0], alpha=holds[0][1],
+                      targets_kind=holds[0][2])
         out["ngram_0.7x"] = r
         out["budget_0.7x_matches_onehot"] = r["final"] <= onehot["final"]
     else:
@@ -589,18 +598,21 @@ def teacher(corpus: dict, check: Check) -> dict:
     return {f"orders 2-{n}": round(x, 4) for n, x in enumerate(losses, 2)}
 
 
-def parse_holds(text: str) -> list[tuple[float, float]]:
-    """"0.25,0.1,0.5:0.5" -> [(hold, alpha), ...], alpha DEFAULT_ALPHA unless given; ValueError
-    for an entry that is not H or H:A with both in [0, 1], or one given twice."""
+def parse_holds(text: str) -> list[tuple[float, float, str]]:
+    """"0.25,0.1,0.5:0.5,0.25:1:allnts" -> [(hold, alpha, targets), ...], alpha DEFAULT_ALPHA
+    and targets "coconts" unless given; ValueError for an entry that is not H, H:A or H:A:T
+    with H and A in [0, 1] and T coconts or allnts, or one given twice."""
     holds = []
     for entry in filter(None, (h.strip() for h in text.split(","))):
         fields = entry.split(":")
-        if len(fields) > 2:
+        if len(fields) > 3 or (len(fields) == 3 and fields[2] not in ("coconts", "allnts")):
             raise ValueError(entry)
-        hold, alpha = float(fields[0]), float(fields[1]) if len(fields) == 2 else DEFAULT_ALPHA
-        if not (0 <= hold <= 1 and 0 <= alpha <= 1) or (hold, alpha) in holds:
+        hold = float(fields[0])
+        alpha = float(fields[1]) if len(fields) >= 2 else DEFAULT_ALPHA
+        run = (hold, alpha, fields[2] if len(fields) == 3 else "coconts")
+        if not (0 <= hold <= 1 and 0 <= alpha <= 1) or run in holds:
             raise ValueError(entry)
-        holds.append((hold, alpha))
+        holds.append(run)
     return holds
 
 
@@ -642,6 +654,7 @@ def figures(name: str, r) -> str:
                     f"{s['isolated_s_per_step']['ratio_loss_alone']:.3f}x); fed steps/s " + ", ".join(
                         f"{v:.2f}" for v in s["fed_steps_per_s"].values()) +
                     f"; r=16: device {r['r16']['device_targets']['positions_per_s_on_device'] / 1e6:.0f}M/s, "
+                    f"AllNTs: device {r['allnts']['device_targets']['positions_per_s_on_device'] / 1e6:.0f}M/s, "
                     f"loader ({r['r16']['loader_workers']} workers) " + ", ".join(
                         f"{k} {v / 1e6:.2f}M/s" for k, v in
                         r["r16"]["loader_positions_per_s"].items()))
@@ -708,7 +721,8 @@ def main() -> int:
                    "the time left); the gain then runs before the speed step")
     p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
                    "each (default: the README's hold_for_epochs); H:A holds alpha A (default "
-                   "1) for the fraction H of the steps")
+                   "1) for the fraction H of the steps; H:A:allnts trains on AllNTs instead "
+                   "of CoCoNTs r = 8")
     p.add_argument("--baseline", type=Path, help="an earlier gpu_check.json whose one-hot run "
                    "(same corpus, --steps) the n-gram runs are compared with, instead of a "
                    "new one")
@@ -721,8 +735,8 @@ def main() -> int:
         if a.steps is not None and a.steps < 10:
             raise ValueError
     except ValueError:
-        p.error(f"--holds takes distinct H or H:A, numbers in [0, 1], and --steps at least "
-                f"10; got --holds {a.holds!r}")
+        p.error(f"--holds takes distinct H, H:A or H:A:allnts, H and A in [0, 1], and "
+                f"--steps at least 10; got --holds {a.holds!r}")
     cfg["steps"] = a.steps
     if a.baseline is not None:
         if not a.baseline.is_file() or a.steps is None:
