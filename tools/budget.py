@@ -17,8 +17,9 @@ the table marks those held out of every choice of default), and man-small: the f
 documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, so that
 1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
 with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
-`ngramds-train run` with its defaults (the shipped targets: CoCoNTs r = 8, Witten-Bell over
-orders 2-4, alpha 1) but --steps f x N, --warmup N/8, --eval-every 50 and --threads 1
+`ngramds-train run` with its defaults (the shipped targets: AllNTs up to 64 entries per
+order, Witten-Bell over orders 2-4, alpha 1; --targets coconts: CoCoNTs r = 8, the targets
+of 0.6 and before) but --steps f x N, --warmup N/8, --eval-every 50 and --threads 1
 (--threads); logs go to docs/runs/budget/. --seed takes a list; each seed is a separate row.
 
 The table: one-hot's final held-out loss L at N; each n-gram budget's final loss; the budget
@@ -87,6 +88,7 @@ def ensure_files(corpus: str) -> tuple[Path, Path]:
 
 
 THREADS = 1  # torch threads per run (main: --threads)
+TARGETS = TargetConfig().targets  # the n-gram runs' targets (--targets)
 ESCAPE = TargetConfig().escape  # Witten-Bell's escape weight of the n-gram runs (--escape)
 ALPHA_COUNT = TargetConfig().alpha_count  # k of the count-aware soft weight (--alpha-count)
 ROOT_DIR = Path("/")  # where the prose packages' files are (--root)
@@ -130,10 +132,12 @@ def matched_budget(points: list[tuple[float, float]], target: float) -> str:
 def ngram_name(hold: float | None, steps: int) -> str:
     """The log name of an n-gram run: "ngram-hold0.5-600" ("ngram-const-600": alpha 1
     throughout, ``hold`` None); with an escape weight other than Witten-Bell's 1
-    (:data:`ESCAPE`), "ngram-esc3-hold0.5-600"."""
+    (:data:`ESCAPE`), "ngram-esc3-hold0.5-600"; "ngram" is CoCoNTs r = 8, "allnts-..." AllNTs
+    (:data:`TARGETS`)."""
     kind = "const" if hold is None else f"hold{hold}"  # as the runs were first named
     count = f"ac{ALPHA_COUNT:g}-" if ALPHA_COUNT else ""
-    return f"ngram-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{count}{kind}-{steps}"
+    prefix = "ngram" if TARGETS == "coconts" else TARGETS
+    return f"{prefix}-{f'esc{ESCAPE:g}-' if ESCAPE != 1 else ''}{count}{kind}-{steps}"
 
 
 def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold: float,
@@ -146,15 +150,15 @@ def experiment(corpus: str, steps: int, fractions: list[float], seed: int, hold:
     if not onehot:
         return None
     target = onehot[-1]["val_loss"]
-    sched = ["--alpha-hold", str(hold), "--escape", str(ESCAPE), "--alpha-count",
-             str(ALPHA_COUNT)]
+    sched = ["--targets", TARGETS, "--alpha-hold", str(hold), "--escape", str(ESCAPE),
+             "--alpha-count", str(ALPHA_COUNT)]
     finals, crossing = [], {}
     for f in fractions:
         n = round(f * steps)
         log = get(ngram_name(hold, n), n, seed, sched)
         if log:
             finals.append((f, log[-1]["val_loss"]))
-    const_opts = ["--alpha-hold", "1", "--escape", str(ESCAPE)]
+    const_opts = ["--targets", TARGETS, "--alpha-hold", "1", "--escape", str(ESCAPE)]
     for name, opts in ((ngram_name(hold, steps), sched),) + ((("ngram-const", const_opts),)
                                                                 if const else ()):
         log = get(name if name != "ngram-const" else ngram_name(None, steps), steps, seed, opts)
@@ -264,7 +268,7 @@ def plot(path: str, corpora, steps: int, fractions: list[float], seeds: list[int
 
 
 def main() -> None:
-    global THREADS, ESCAPE, ALPHA_COUNT, ROOT_DIR
+    global THREADS, TARGETS, ESCAPE, ALPHA_COUNT, ROOT_DIR
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus", choices=(*CORPORA, *PROSE, *SUBSETS, "all", "prose", "every"))
     ap.add_argument("--alpha-count", type=float, default=ALPHA_COUNT,
@@ -278,6 +282,9 @@ def main() -> None:
     ap.add_argument("--escape", type=float, default=ESCAPE,
                     help=f"Witten-Bell's escape weight of the n-gram runs (default {ESCAPE:g}, "
                          "the library's; runs are named ngram-escE-... when it is not 1)")
+    ap.add_argument("--targets", choices=("allnts", "coconts"), default=TARGETS,
+                    help=f"the n-gram runs' targets (default {TARGETS}, the library's; "
+                         "coconts: r = 8, runs named ngram-..., allnts: allnts-...)")
     ap.add_argument("--seed", default="0", help="seeds, e.g. 0,1 (default 0)")
     ap.add_argument("--threads", type=int, default=THREADS,
                     help=f"torch threads per run (default {THREADS}; 0: torch's default)")
@@ -286,7 +293,8 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only the table, from the logs")
     ap.add_argument("--plot", metavar="PNG", help="also plot final loss vs budget (with --report)")
     a = ap.parse_args()
-    THREADS, ESCAPE, ALPHA_COUNT, ROOT_DIR = a.threads, a.escape, a.alpha_count, a.root
+    THREADS, TARGETS, ESCAPE, ALPHA_COUNT, ROOT_DIR = (a.threads, a.targets, a.escape,
+                                                       a.alpha_count, a.root)
     fractions = [float(x) for x in a.fractions.split(",")]
     seeds = [int(x) for x in a.seed.split(",")]
     corpora = {"all": CORPORA, "prose": PROSE, "every": CORPORA + PROSE}.get(a.corpus, [a.corpus])
@@ -298,7 +306,7 @@ def main() -> None:
                 rows.append(row[0])
                 if row[1] is not None:
                     gains.setdefault(c, []).append(row[1])
-    print(f"\nN = {a.steps} steps, seeds {a.seed}; n-gram runs: defaults (escape {ESCAPE:g}) "
+    print(f"\nN = {a.steps} steps, seeds {a.seed}; n-gram runs: {TARGETS}, escape {ESCAPE:g}, "
           f"with alpha held for {a.hold:g} of the steps, then linear to 0\n")
     print("| corpus | seed | one-hot loss at N | n-gram final loss by budget | budget matching "
           "one-hot | gain at N (alpha schedule) | gain at N (alpha 1 throughout) | "
