@@ -22,7 +22,8 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
   vocabulary 8192 trained on a sample, >= 50M tokens; a 1% held-out split;
 - ``speed``: tools/bench_device.py on the GPU (targets positions/s at seq 1024, batch 16 / 64,
   with and without CUDA graphs and with ``compile=True``; table bytes per token; the GPT step
-  with device targets vs plain cross-entropy, alone and fed by the loader; r = 16, AllNTs);
+  with device targets vs plain cross-entropy, alone and fed by the loader; the default
+  targets, AllNTs, beside CoCoNTs r = 8 and 16);
 - ``gain``: one-hot vs the default targets (README alpha schedule: ``alpha_at`` with
   ``hold_for_epochs``) at equal steps, the same samples, each run ~2 minutes (fitted to the time
   left), held-out loss every N steps; the within-run crossing and the final gain; then, if time
@@ -34,12 +35,13 @@ Steps, each timed and guarded (a failure is recorded and the next step runs):
 A follow-up on the schedule (its one-hot run taken from an earlier check of the same corpus
 and steps), then the speed step:
 
-    python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.25,0.1,0.5:0.5 \
+    python3 tools/gpu_check.py --out $OUT --budget 240 --steps 1437 --holds 0.5,0.25,0.5:0.5 \
         --baseline docs/runs/gpu/2026-12-04-h200-b03c969.json \
         --skip "device tests,loss,no host sync,pinned loader,0.7x"
 
-(``0.5:0.5``: alpha 0.5, not 1, for half the run: the copy task's best schedule, docs/
-RESULTS.md, "Structure beyond the n-gram order".)
+(AllNTs, the default since 0.7, at the recorded run's hold 0.5, at 0.25, and ``0.5:0.5``:
+alpha 0.5, not 1, for half the run, the copy task's best schedule, docs/RESULTS.md,
+"Structure beyond the n-gram order"; ``H:A:coconts`` would run CoCoNTs r = 8.)
 
 Writes OUT/gpu_check.json (everything) and OUT/gpu_check.md (the table, also printed), after
 every step (a run cut short keeps what it measured).
@@ -67,9 +69,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import ngramds  # noqa: E402
+from ngramds.targets import TargetConfig  # noqa: E402
 from ngramds.torch import (DEFAULT_ALPHA, NgramDataset, NgramLoader,  # noqa: E402
                            NgramTargets, alpha_at, hold_for_epochs, ngram_loss)
 import bench_device as bench  # noqa: E402
+
+DEFAULT_TARGETS = TargetConfig().targets  # "allnts" (up to 64 entries per order)
 
 FULL = dict(budget=480, tests_timeout=150, vocab=8192, min_tokens=50_000_000,
             tokenizer_mb=16, model="gpt2", seq=1024, batch=16, run_s=120, evals=15,
@@ -400,22 +405,21 @@ def speed(device: str, path: str, cfg: dict) -> dict:
     step = bench.model_step_rows(path, device, cfg["model"], batch=cfg["batch"],
                                  seq=cfg["seq"], steps=cfg["speed_steps"],
                                  workers=cfg["workers"])
-    # CoCoNTs r = 16 and AllNTs (docs/RESULTS.md: better on every corpus, options until
-    # measured here): device targets, and the loader computing them in this machine's workers
-    more = {"r=16": dict(top_r=16), "allnts": dict(targets="allnts")}
+    # the default (AllNTs) against CoCoNTs r = 8 (the default up to 0.6) and r = 16: device
+    # targets, and the loader computing them in this machine's workers
+    more = {"r=8": dict(targets="coconts", top_r=8), "r=16": dict(targets="coconts", top_r=16)}
     device_rows = {k: bench.device_targets_rows(path, device, cfg["speed_batches"][:1],
                                                 seq=cfg["seq"], batches=cfg["speed_steps"],
                                                 **o)[0] for k, o in more.items()}
     workers = max(2, min(16, (os.cpu_count() or 2) - 2))
     loader = {}
-    for name, o in {"r=8": dict(top_r=8), **more}.items():
+    for name, o in {DEFAULT_TARGETS: {}, **more}.items():
         ds = NgramDataset(path, cfg["seq"], batched=True, **o)
         loader[name] = bench.rate(lambda: bench.forever(NgramLoader(
             ds, batch_size=cfg["batch"], num_workers=workers)), cfg["speed_steps"])[0]
     out = {"targets": rows, "step": step,
-           "r16": {"device_targets": device_rows["r=16"], "loader_workers": workers,
-                   "loader_positions_per_s": loader},
-           "allnts": {"device_targets": device_rows["allnts"]},
+           "other_targets": {"device_targets": device_rows, "loader_workers": workers,
+                             "loader_positions_per_s": loader},
            "goal_200M_positions_per_s": all(r["positions_per_s_from_host"] >= 2e8
                                             for r in rows),
            "goal_step_ratio_1.03": step["isolated_s_per_step"]["ratio"] <= 1.03}
@@ -427,15 +431,15 @@ def speed(device: str, path: str, cfg: dict) -> dict:
 # -- c: the gain --------------------------------------------------------------------------
 def train_run(device: str, train: str, val_batches: list, cfg: dict, steps: int,
               ngram: bool, evals: int, timed_from: int = 0, hold: float | None = None,
-              alpha: float = DEFAULT_ALPHA, targets_kind: str = "coconts") -> dict:
+              alpha: float = DEFAULT_ALPHA, targets_kind: str = DEFAULT_TARGETS) -> dict:
     """One run of ``steps`` steps (warm-up 5%, cosine to 10%), held-out loss every
     steps / evals steps; the same samples for one-hot and n-gram runs (seed 0); n-gram runs
-    (``targets_kind`` "coconts", the default r = 8, or "allnts") weigh the soft term by
+    (``targets_kind``: "allnts", the default, or "coconts", r = 8) weigh the soft term by
     ``alpha_at(step, steps, alpha, hold)``. ``s_per_step``: of the steps from ``timed_from``
     on."""
     cuda = torch.device(device).type == "cuda"
     ds = NgramDataset(train, cfg["seq"], targets_on="device", seed=0,
-                      targets=targets_kind if ngram else "coconts")
+                      targets=targets_kind if ngram else "onehot")
     targets = NgramTargets(ds, device=device) if ngram else None
     loader = NgramLoader(ds, batch_size=cfg["batch"], num_workers=cfg["workers"],
                          pin_memory=cuda)
@@ -531,7 +535,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
             break
         val_batches.append((b["input_ids"].to(device), b["labels"].to(device)))
     skip = cfg.get("skip", set())  # (also the gain's own runs: "onehot", "0.7x")
-    holds = cfg.get("holds") or [(None, DEFAULT_ALPHA, "coconts")]  # None: hold_for_epochs
+    holds = cfg.get("holds") or [(None, DEFAULT_ALPHA, DEFAULT_TARGETS)]  # hold_for_epochs
     steps = cfg.get("steps")
     out = {"model": cfg["model"], "batch": cfg["batch"], "seq": cfg["seq"]}
     if not steps:  # what fits the time per run, from a probe of the slower (n-gram) step
@@ -558,7 +562,7 @@ def gain(device: str, corpus: dict, cfg: dict, check: Check) -> dict:
     for i, (hold, alpha, kind) in enumerate(holds):
         key = "" if i == 0 else f"_hold{hold}" + ("" if alpha == DEFAULT_ALPHA else
                                                   f"_alpha{alpha}") + \
-            ("" if kind == "coconts" else f"_{kind}")
+            ("" if kind == DEFAULT_TARGETS else f"_{kind}")
         ngram = out["ngram" + key] = train_run(device, corpus["train_path"], val_batches, cfg,
                                                steps, True, cfg["evals"], hold=hold, alpha=alpha,
                                                targets_kind=kind)
@@ -599,9 +603,9 @@ def teacher(corpus: dict, check: Check) -> dict:
 
 
 def parse_holds(text: str) -> list[tuple[float, float, str]]:
-    """"0.25,0.1,0.5:0.5,0.25:1:allnts" -> [(hold, alpha, targets), ...], alpha DEFAULT_ALPHA
-    and targets "coconts" unless given; ValueError for an entry that is not H, H:A or H:A:T
-    with H and A in [0, 1] and T coconts or allnts, or one given twice."""
+    """"0.25,0.1,0.5:0.5,0.5:1:coconts" -> [(hold, alpha, targets), ...], alpha DEFAULT_ALPHA
+    and targets DEFAULT_TARGETS unless given; ValueError for an entry that is not H, H:A or
+    H:A:T with H and A in [0, 1] and T allnts or coconts, or one given twice."""
     holds = []
     for entry in filter(None, (h.strip() for h in text.split(","))):
         fields = entry.split(":")
@@ -609,7 +613,7 @@ def parse_holds(text: str) -> list[tuple[float, float, str]]:
             raise ValueError(entry)
         hold = float(fields[0])
         alpha = float(fields[1]) if len(fields) >= 2 else DEFAULT_ALPHA
-        run = (hold, alpha, fields[2] if len(fields) == 3 else "coconts")
+        run = (hold, alpha, fields[2] if len(fields) == 3 else DEFAULT_TARGETS)
         if not (0 <= hold <= 1 and 0 <= alpha <= 1) or run in holds:
             raise ValueError(entry)
         holds.append(run)
@@ -653,11 +657,12 @@ def figures(name: str, r) -> str:
                     f"{r['goal_step_ratio_1.03']}; loss alone "
                     f"{s['isolated_s_per_step']['ratio_loss_alone']:.3f}x); fed steps/s " + ", ".join(
                         f"{v:.2f}" for v in s["fed_steps_per_s"].values()) +
-                    f"; r=16: device {r['r16']['device_targets']['positions_per_s_on_device'] / 1e6:.0f}M/s, "
-                    f"AllNTs: device {r['allnts']['device_targets']['positions_per_s_on_device'] / 1e6:.0f}M/s, "
-                    f"loader ({r['r16']['loader_workers']} workers) " + ", ".join(
+                    "; device " + ", ".join(
+                        f"{k} {v['positions_per_s_on_device'] / 1e6:.0f}M/s" for k, v in
+                        r["other_targets"]["device_targets"].items()) +
+                    f"; loader ({r['other_targets']['loader_workers']} workers) " + ", ".join(
                         f"{k} {v / 1e6:.2f}M/s" for k, v in
-                        r["r16"]["loader_positions_per_s"].items()))
+                        r["other_targets"]["loader_positions_per_s"].items()))
         if name == "teacher":
             return ", ".join(f"{k}: {v}" for k, v in r.items())
         if name == "gain":
@@ -721,8 +726,8 @@ def main() -> int:
                    "the time left); the gain then runs before the speed step")
     p.add_argument("--holds", default="", help="comma-separated alpha holds, one n-gram run "
                    "each (default: the README's hold_for_epochs); H:A holds alpha A (default "
-                   "1) for the fraction H of the steps; H:A:allnts trains on AllNTs instead "
-                   "of CoCoNTs r = 8")
+                   "1) for the fraction H of the steps; H:A:coconts trains on CoCoNTs r = 8 "
+                   "instead of the default AllNTs")
     p.add_argument("--baseline", type=Path, help="an earlier gpu_check.json whose one-hot run "
                    "(same corpus, --steps) the n-gram runs are compared with, instead of a "
                    "new one")
@@ -735,7 +740,8 @@ def main() -> int:
         if a.steps is not None and a.steps < 10:
             raise ValueError
     except ValueError:
-        p.error(f"--holds takes distinct H, H:A or H:A:allnts, H and A in [0, 1], and "
+        p.error(f"--holds takes distinct H, H:A or H:A:T (T allnts or coconts), H and A in "
+                f"[0, 1], and "
                 f"--steps at least 10; got --holds {a.holds!r}")
     cfg["steps"] = a.steps
     if a.baseline is not None:

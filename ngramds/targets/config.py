@@ -28,11 +28,14 @@ class TargetConfig:
     field, made by :func:`add_target_flags`). See spec/TARGETS.md.
 
     Args:
-        targets: "onehot", "allnts" (the full stored distribution) or "coconts" (top
-            ``top_r`` plus one residual slot).
+        targets: "allnts" (the default: each order's stored distribution, up to ``max_k``
+            entries), "coconts" (top ``top_r`` plus one residual slot: 9 entries per order at
+            r = 8, the default of 0.6 and before) or "onehot" (docs/RESULTS.md, "AllNTs as the
+            default").
         top_r: CoCoNTs: entries kept intact (1..4096; at most the file's ``--top-k``).
         residual: CoCoNTs: "tail" or "renorm".
-        max_k: AllNTs: keep the first max_k entries, renormalised (None: all).
+        max_k: AllNTs: keep each order's first max_k entries, renormalised (default 64;
+            None: all, as wide as the file's widest distribution).
         mixing: "auto" (Witten-Bell over several orders, else the one order), "none" (the
             highest of ``orders``), "backoff" (``min_count``), "witten-bell" (``escape``),
             "fixed" (``lambdas``) or "kneser-ney" (interpolated; complete tables, order o+1
@@ -56,16 +59,17 @@ class TargetConfig:
     """
 
     # metadata: the command-line flag's help (without the default), its parser ("type", else
-    # str), "choices", and what None means ("unset"): add_target_flags makes the flags of both
-    # CLIs from these fields
-    targets: str = field(default="coconts", metadata=dict(
+    # str), "choices", what None means ("unset") and the word that gives None ("none_word"):
+    # add_target_flags makes the flags of both CLIs from these fields
+    targets: str = field(default="allnts", metadata=dict(
         help="onehot: the cross-entropy baseline; allnts: the stored distributions; coconts: "
              "the top r entries and a residual slot", choices=TARGETS))
     top_r: int = field(default=8, metadata=dict(help="CoCoNTs: entries kept intact", type=int))
     residual: str = field(default="tail", metadata=dict(help="CoCoNTs: the residual slot",
                                                         choices=RESIDUALS))
-    max_k: int | None = field(default=None, metadata=dict(
-        help="AllNTs: entries kept per position", type=int, unset="all"))
+    max_k: int | None = field(default=64, metadata=dict(
+        help="AllNTs: entries kept per order and position ('all': every stored entry)",
+        type=int, unset="all", none_word="all"))
     mixing: str = field(default="auto", metadata=dict(help="targets from several orders",
                                                       choices=MIXINGS))
     orders: Sequence[int] | None = field(default=None, metadata=dict(
@@ -190,6 +194,8 @@ def add_target_flags(parser, defaults: TargetConfig | None = None, skip=()) -> N
         metavar = {int: "N", float: "X", str: None}.get(kind, "LIST")
         if isinstance(kind, tuple):
             kind = _list_of(*kind)
+        elif "none_word" in meta:  # --max-k all: None
+            metavar, kind = f"{metavar}|{meta['none_word']}", _or_none(kind, meta["none_word"])
         shown = _shown(getattr(defaults, f.name), meta)
         if getattr(defaults, f.name) != getattr(library, f.name):
             shown += f"; the library's: {_shown(getattr(library, f.name), meta)}"
@@ -237,6 +243,18 @@ def _shown(value, meta) -> str:
     if value is None:
         return meta.get("unset", "none")
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _or_none(kind: type, word: str):
+    """Parser of one ``kind`` value, or ``word`` for None (``--max-k all``)."""
+    def parse(text: str):
+        try:
+            return None if text == word else kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what} or {word!r}, got {text!r}") \
+                from None
+    return parse
 
 
 def _list_of(kind: type, what: str):

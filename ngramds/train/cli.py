@@ -21,7 +21,7 @@ from .plot import PLOT_HINT, have_matplotlib
 
 # (the run's options and the targets' kernels load in main(), inside its handling of Ctrl-C)
 PROG = "ngramds-train"
-COMPARE_DEFAULT = ("onehot", "coconts")
+COMPARE_DEFAULT = ("onehot", "allnts")  # one-hot and the library's default targets
 
 
 def _defaults() -> dict:

@@ -16,13 +16,12 @@ TARGET_KINDS = TARGETS
 class RunConfig:
     """One run of :func:`ngramds.train.loop.train_run` (the defaults are those of
     docs/RESULTS.md, except ``steps``: the experiment pins 900). ``target``: the target
-    options; the train tool's default keeps AllNTs to 64 entries per position (the library's
-    keeps all), as its runs in docs/RESULTS.md did."""
+    options (the library's defaults)."""
 
     train: str
     val: str
     out: str
-    target: TargetConfig = TargetConfig(max_k=64)
+    target: TargetConfig = TargetConfig()
     alpha: float | None = None  # None: ngramds.torch.DEFAULT_ALPHA
     alpha_hold: float | None = None  # alpha for this fraction of the steps, then linearly
                                      # to 0; None: ngramds.torch.hold_for_epochs (0.5 up to

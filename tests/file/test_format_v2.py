@@ -12,7 +12,8 @@ from ngramds.targets.compute import Targets
 from ngramds.targets.config import TargetConfig
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-V1_DEFAULT = dict(escape=1.0)  # the default targets when v1_targets.npz was computed
+V1_DEFAULT = dict(targets="coconts", escape=1.0)  # the default targets when v1_targets.npz
+                                                  # was computed
 
 
 def v1_corpus():
@@ -78,8 +79,9 @@ def test_version_1_files_read_with_the_same_contexts_and_targets(tmp_path, name)
                                   new.section(f"order{order}/{s}"))
     saved = np.load(DATA / "v1_targets.npz")  # computed by the format-1 code (escape 1)
     labels = old.tokens.astype(np.int64)
-    for mode, kw in (("coconts", V1_DEFAULT), ("allnts", dict(targets="allnts", **V1_DEFAULT)),
-                     ("backoff", dict(mixing="backoff"))):
+    for mode, kw in (("coconts", V1_DEFAULT),
+                     ("allnts", dict(V1_DEFAULT, targets="allnts", max_k=None)),
+                     ("backoff", dict(targets="coconts", mixing="backoff"))):
         for f in (old, new):
             t = Targets(f, TargetConfig(**kw))
             ids = np.empty((positions.size, t.plan.slots), np.int64)

@@ -33,16 +33,19 @@ def test_flags_make_the_config_and_unset_ones_keep_the_defaults():
         "allnts", top_r=4, residual="renorm", max_k=5, mixing="fixed", orders=(2, 3),
         min_count=3, lambdas=[1.0, 2.5], escape=2.0)
     assert config_from_args(parser().parse_args([])) == TargetConfig()
-    base = TargetConfig(max_k=64)
+    base = TargetConfig(max_k=None)
     assert config_from_args(parser(base).parse_args(["--top-r", "2"]), base) == \
-        TargetConfig(max_k=64, top_r=2)
+        TargetConfig(max_k=None, top_r=2)
+    assert config_from_args(parser().parse_args(["--max-k", "all"])).max_k is None
+    with pytest.raises(argparse.ArgumentError, match="an integer or 'all'"):
+        parser().parse_args(["--max-k", "every"])
 
 
 def test_a_default_other_than_the_librarys_is_said_in_the_help():
-    help_of = {a.dest: a.help for a in parser(TargetConfig(max_k=64))._actions}
-    assert help_of["max_k"].endswith("(default: 64; the library's: all)")
+    help_of = {a.dest: a.help for a in parser(TargetConfig(max_k=None))._actions}
+    assert help_of["max_k"].endswith("(default: all; the library's: 64)")
     assert help_of["top_r"].endswith("(default: 8)")
-    assert parser()._option_string_actions["--max-k"].help.endswith("(default: all)")
+    assert parser()._option_string_actions["--max-k"].help.endswith("(default: 64)")
 
 
 def test_skipped_fields_get_no_flag_and_bad_lists_are_usage_errors():

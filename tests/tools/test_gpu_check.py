@@ -33,9 +33,10 @@ def test_the_dry_run_runs_every_step_and_reports_them(tmp_path):
     assert gain["onehot"]["curve"] and gain["ngram"]["curve"] and "final_gain" in gain
     assert result["steps"]["loss"]["result"]["compile_graph_breaks"] == 0
     assert 0 < result["steps"]["teacher"]["result"]["orders 2-4"] < 10
-    speed = result["steps"]["speed"]["result"]
-    assert speed["allnts"]["device_targets"]["positions_per_s_on_device"] > 0
-    assert set(speed["r16"]["loader_positions_per_s"]) == {"r=8", "r=16", "allnts"}
+    other = result["steps"]["speed"]["result"]["other_targets"]
+    assert all(r["positions_per_s_on_device"] > 0 for r in other["device_targets"].values())
+    assert list(other["device_targets"]) == ["r=8", "r=16"]
+    assert list(other["loader_positions_per_s"]) == ["allnts", "r=8", "r=16"]
     table = (tmp_path / "out" / "gpu_check.md").read_text()
     assert all(f"| {step} | ok |" in table for step in STEPS) and table in proc.stdout
     assert seconds < 120, f"the dry run took {seconds:.0f} s"
@@ -65,7 +66,7 @@ def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
         return proc, json.loads((out / "gpu_check.json").read_text())
 
     _, first = check(tmp_path / "a")
-    proc, second = check(tmp_path / "b", "--holds", "0.25,0.1,0.5:0.5,0.25:1:allnts",
+    proc, second = check(tmp_path / "b", "--holds", "0.25,0.1,0.5:0.5,0.25:1:coconts",
                          "--baseline", str(tmp_path / "a" / "gpu_check.json"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     gain, earlier = second["steps"]["gain"]["result"], first["steps"]["gain"]["result"]
@@ -73,9 +74,9 @@ def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
     assert gain["ngram"]["hold"] == 0.25 and gain["ngram_hold0.1"]["hold"] == 0.1
     assert gain["ngram_hold0.5_alpha0.5"]["alpha"] == 0.5 == gain["ngram_hold0.5_alpha0.5"]["hold"]
     assert gain["ngram"]["alpha"] == 1.0 and "alpha 0.5" in proc.stdout
-    assert gain["ngram_hold0.25_allnts"]["targets"] == "allnts"
-    assert gain["ngram"]["targets"] == "coconts" and "allnts" in proc.stdout
-    for key in ("", "_hold0.1", "_hold0.5_alpha0.5", "_hold0.25_allnts"):
+    assert gain["ngram_hold0.25_coconts"]["targets"] == "coconts"
+    assert gain["ngram"]["targets"] == "allnts" and "coconts" in proc.stdout
+    for key in ("", "_hold0.1", "_hold0.5_alpha0.5", "_hold0.25_coconts"):
         assert gain["final_gain" + key] == round(
             earlier["onehot"]["final"] - gain["ngram" + (key or "")]["final"], 4)
         assert "nats" in gain["worst_deficit" + key]
@@ -85,11 +86,12 @@ def test_a_schedule_follow_up_compares_with_the_recorded_one_hot_run(tmp_path):
 
 
 @pytest.mark.parametrize("holds", ["0.5:", "x", "0.5:1.5", "1.2", "0.5:0.5:1", "0.1,0.1",
-                                   "0.1:1:allnts,0.1:1:allnts", "0.1:1:allnts:x"])
+                                   "0.1:1:coconts,0.1:1:coconts", "0.1:1:allnts:x",
+                                   "0.1:1:onehot"])
 def test_a_bad_hold_is_refused_before_any_work(tmp_path, holds):
     proc = subprocess.run([sys.executable, "tools/gpu_check.py", "--out", str(tmp_path),
                            "--dry-run", "--holds", holds],
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--holds takes distinct H, H:A or H:A:allnts" in proc.stderr
+    assert proc.returncode == 2 and "--holds takes distinct H, H:A or H:A:T" in proc.stderr
     assert not (tmp_path / "gpu_check.json").exists()

@@ -210,15 +210,16 @@ def test_mixed_targets_through_a_dataloader(tmp_path, mixing):
     p = tmp_path / "m.ngds"
     ngramds.build(tokens, p, orders=[1, 2, 3], progress=False)
     lambdas = [1, 1, 2] if mixing == "fixed" else None
-    ds = NgramDataset(p, SEQ, mixing=mixing, lambdas=lambdas, batch_size=BS, seed=5)
+    ds = NgramDataset(p, SEQ, targets="coconts", mixing=mixing, lambdas=lambdas, batch_size=BS,
+                      seed=5)
     batches = list(DataLoader(ds, batch_size=BS, num_workers=2))
     assert len(batches) == len(ds) // BS
     width = 9 * (1 if mixing == "backoff" else 3)
     for b in batches:
         assert b["target_ids"].shape == (BS, SEQ, width)
         assert torch.allclose(b["target_probs"].sum(-1), torch.ones(BS, SEQ), atol=1e-5)
-    batched = NgramDataset(p, SEQ, mixing=mixing, lambdas=lambdas, batch_size=BS, seed=5,
-                           batched=True)
+    batched = NgramDataset(p, SEQ, targets="coconts", mixing=mixing, lambdas=lambdas,
+                           batch_size=BS, seed=5, batched=True)
     for a, b in zip(batches, batched):
         assert torch.equal(a["target_ids"], b["target_ids"])
         assert torch.equal(a["target_probs"], b["target_probs"])
@@ -231,10 +232,10 @@ def test_default_mixing_follows_the_file(tmp_path):
     ngramds.build(tokens, tmp_path / "all.ngds", progress=False)  # default: orders 2-4
     ngramds.build(tokens, tmp_path / "one.ngds", order=4, progress=False)
     assert ngramds.open(tmp_path / "all.ngds").orders == [2, 3, 4]
-    multi = NgramDataset(tmp_path / "all.ngds", SEQ)
-    assert multi.mixing == "witten-bell" and multi.orders == [2, 3, 4]
-    assert next(iter(multi))["target_ids"].shape == (SEQ, 3 * 9)
-    single = NgramDataset(tmp_path / "one.ngds", SEQ)
+    multi = NgramDataset(tmp_path / "all.ngds", SEQ)  # AllNTs: its widest, 29 (< 64) entries
+    assert multi.mixing == "witten-bell" and multi.orders == [2, 3, 4] and multi.max_k == 29
+    assert next(iter(multi))["target_ids"].shape == (SEQ, 3 * 29)
+    single = NgramDataset(tmp_path / "one.ngds", SEQ, targets="coconts")
     assert single.mixing == "none" and next(iter(single))["target_ids"].shape == (SEQ, 9)
     assert NgramDataset(tmp_path / "all.ngds", SEQ, orders=[4]).mixing == "none"
 

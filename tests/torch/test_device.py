@@ -102,19 +102,22 @@ def test_a_batch_across_an_epoch_boundary(tmp_path, device, backend):
         pytest.skip("the compiled backend runs on the CPU")
     tokens = (np.random.default_rng(6).zipf(1.2, 5_000) % 300).astype(np.uint16)
     f = ngramds.open(ngramds.build(tokens, tmp_path / "e.ngds", progress=False))
-    cpu, starts = Targets(f), np.array([5, 900, 17, 2_000])
+    coconts = TargetConfig(targets="coconts")  # (AllNTs draws nothing)
+    cpu, starts = Targets(f, coconts), np.array([5, 900, 17, 2_000])
     epochs = np.array([3, 4, 3, 4])
     shipped = {k: torch.from_numpy(v) for k, v in cpu.device_inputs(starts, 64).items()}
     shipped.update(start=torch.from_numpy(starts), epoch=torch.from_numpy(epochs))
     got = {k: v.cpu() for k, v in
-           NgramTargets(f, seed=9, backend=backend, device=device)(shipped).items()}
+           NgramTargets(f, config=coconts, seed=9, backend=backend, device=device)(
+               shipped).items()}
     for i, (s, e) in enumerate(zip(starts, epochs)):
         expect = cpu.compute(starts[i:i + 1], 64, seed=9, epoch=int(e))
         assert torch.equal(got["target_ids"][i], torch.from_numpy(expect.target_ids[0]))
         np.testing.assert_allclose(got["target_probs"][i].numpy(), expect.target_probs[0],
                                    rtol=1e-6, atol=1e-7)
     assert not torch.equal(got["target_ids"],
-                           NgramTargets(f, seed=9, backend=backend, device=device)(
+                           NgramTargets(f, config=coconts, seed=9, backend=backend,
+                                        device=device)(
                                {**shipped, "epoch": torch.full((4,), 3)})["target_ids"].cpu())
 
 

@@ -52,12 +52,12 @@ def test_run_trains_and_logs(files, tmp_path, capsys, targets):
 
 
 def test_run_config_embeds_the_target_config_and_logs_it_flat():
-    """RunConfig carries a TargetConfig (the train tool's max_k is 64, the library's all);
-    the log's ``config`` record keeps the flat keys of older logs (docs/runs)."""
+    """RunConfig carries a TargetConfig (the library's defaults); the log's ``config`` record
+    keeps the flat keys of older logs (docs/runs)."""
     from ngramds.targets import TargetConfig
     from ngramds.train import RunConfig
     cfg = RunConfig("t.ngds", "v.ngds", "r.jsonl")
-    assert cfg.target == TargetConfig(max_k=64)
+    assert cfg.target == TargetConfig() == TargetConfig("allnts", max_k=64)
     record = RunConfig("t.ngds", "v.ngds", "r.jsonl",
                        target=TargetConfig("allnts", orders=[2, 3], lambdas=[1, 2])).record()
     assert list(record) == [
@@ -66,7 +66,7 @@ def test_run_config_embeds_the_target_config_and_logs_it_flat():
         "seq_len", "d_model", "layers", "heads", "lr", "warmup", "eval_every", "eval_batches",
         "seed", "workers", "threads", "device"]
     assert json.loads(json.dumps(record))["orders"] == [2, 3]
-    assert (record["targets"], record["max_k"], record["lambdas"]) == ("allnts", None, [1, 2])
+    assert (record["targets"], record["max_k"], record["lambdas"]) == ("allnts", 64, [1, 2])
 
 
 def test_alpha_count_weighs_the_soft_term(files, tmp_path, monkeypatch):
@@ -92,7 +92,7 @@ def test_alpha_count_weighs_the_soft_term(files, tmp_path, monkeypatch):
 
 def test_target_flags_are_the_target_config_fields(capsys):
     """run and compare take one flag per TargetConfig field (compare's --targets is a list of
-    kinds); the help says where the train tool's default differs from the library's."""
+    kinds) with the library's defaults."""
     from dataclasses import fields
 
     from ngramds.targets import TargetConfig
@@ -101,7 +101,9 @@ def test_target_flags_are_the_target_config_fields(capsys):
         out = " ".join(capsys.readouterr().out.split())
         for f in fields(TargetConfig):
             assert "--" + f.name.replace("_", "-") in out
-    assert "(default: 64; the library's: all)" in out
+    assert "(default: 64)" in out and "the library's" not in out
+    from ngramds.train.cli import COMPARE_DEFAULT
+    assert COMPARE_DEFAULT == ("onehot", TargetConfig().targets)
 
 
 def test_alpha_hold_decays_the_soft_term(files, tmp_path):
@@ -136,9 +138,9 @@ def test_compare_runs_each_kind_then_tables(files, tmp_path, capsys, monkeypatch
     train, val = files
     assert main(["compare", "--train", str(train), "--val", str(val), "--out-dir",
                  str(tmp_path), *TINY]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["coconts.jsonl", "onehot.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["allnts.jsonl", "onehot.jsonl"]
     out, err = capsys.readouterr()
-    assert "steps to onehot's final loss" in out and "\ncoconts " in out
+    assert "steps to onehot's final loss" in out and "\nallnts " in out
     assert err.strip() == ("ngramds-train: note: plotting needs matplotlib: pip install "
                            f"matplotlib; then `ngramds-train plot {tmp_path}/*.jsonl`")
     # a second compare keeps the logs, or replaces them (not appends) with --overwrite
