@@ -2,7 +2,8 @@
 throughput against a plain memmap token loader of the same script, device targets on this
 machine's CPU (and a GPU when present), the compiled CPU mixture path per thread, the file's
 bytes per token, and the step time of a small GPT with device targets vs plain cross-entropy.
-Default configuration: orders 2-4, Witten-Bell, r = 8, seq_len 1024, batch 16. Prints markdown.
+Default configuration (AllNTs up to 64 entries since 0.7; CoCoNTs r = 8 before), orders 2-4,
+Witten-Bell, seq_len 1024, batch 16. Prints markdown.
 
     ngramds build --default-corpus -o out/stdlib.ngds     # once (tokeniser trained offline)
     python tools/bench_device.py out/stdlib.ngds [--batches 20] [--device cuda]

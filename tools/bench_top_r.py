@@ -1,7 +1,7 @@
 """What a larger CoCoNTs r or AllNTs costs (docs/BENCHMARKS.md): the loader's throughput
 with 2 workers, the compiled targets' rate on 1 thread and the bytes a batch carries, for
-each r ("all": AllNTs, up to ``--max-k`` entries per order, as ``ngramds-train``), the choices alternating within each repeat,
-medians printed as a table.
+each CoCoNTs r and AllNTs ("all": up to ``--max-k`` entries per order, the default targets),
+the choices alternating within each repeat, medians printed as a table.
 
     python tools/bench_top_r.py out/budget/stdlib.ngds            # r = 8, 16 and AllNTs
     python tools/bench_top_r.py FILE --r 4,8,16 --repeats 7
@@ -28,14 +28,15 @@ def main() -> None:
     ap.add_argument("--r", default="8,16,all",
                     help="CoCoNTs r values, 'all' for AllNTs (default 8,16,all)")
     ap.add_argument("--max-k", type=int, default=64, help="AllNTs: entries kept per order "
-                    "(default 64, as ngramds-train)")
+                    "(default 64, the library's)")
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     try:
         rs = [x if x == "all" else int(x) for x in a.r.split(",")]
     except ValueError:
         ap.error(f"--r: integers or 'all', got {a.r!r}")
-    options = {r: dict(targets="allnts", max_k=a.max_k) if r == "all" else dict(top_r=r) for r in rs}
+    options = {r: dict(targets="allnts", max_k=a.max_k) if r == "all" else
+               dict(targets="coconts", top_r=r) for r in rs}
     loader = {r: [] for r in rs}
     targets = {r: [] for r in rs}
     nbytes = {}

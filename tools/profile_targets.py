@@ -1,8 +1,8 @@
 """Where the compiled CPU targets spend their time (issue 14): each kernel of one tile of
 positions timed on its own, 1 thread, on random windows (cold caches) and on one window
 repeated (every table read already in the cache: the gap between the two is what memory
-accesses cost). Default file layout and configuration (orders 2-4, Witten-Bell, r = 8).
-Prints markdown.
+accesses cost). Default file layout and configuration (orders 2-4, Witten-Bell; AllNTs up to
+64 entries since 0.7, CoCoNTs r = 8 before). Prints markdown.
 
     python tools/profile_targets.py out/stdlib.ngds [--tiles 40]
 """
@@ -53,8 +53,9 @@ def profile(t: Targets, positions: np.ndarray) -> dict[str, float]:
         timed("Witten-Bell weights", lambda: K.mix_weights(t.mixing, los, his, tots, t.rows, w))
         timed("position keys (the tail draws' words)",
               lambda: K.position_keys(np.uint64(0), np.uint64(0), pos, keys))
+        part = "first max_k entries" if plan.mode == K.ALLNTS else "top r, residual, tail draw"
         for j, (order, table) in enumerate(zip(plan.orders, t.tables)):
-            timed(f"order {order}'s part (top r, residual, tail draw)",
+            timed(f"order {order}'s part ({part})",
                   lambda: K.check(K.fill_component(
                       table.next_ids, table.counts, lo[j], hi[j], tot[j], lab, keys, w[j],
                       plan.mode, plan.top_r, order, order != plan.orders[-1],
