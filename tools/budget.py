@@ -11,9 +11,10 @@ schedule (warm-up, cosine learning rate, alpha schedule), on one corpus at a tim
 
 Corpora: stdlib (Python source, the default corpus), docs (package documentation,
 tools/docs_corpus.py), cheaders and man (tools/corpora.py), the English prose corpora kernel,
-pydoc, perldoc, wordnet, manuals, dictionaries and speeches (tools/corpora.py; their
-packages' files under --root; "prose" runs the seven, "every" the code and prose corpora;
-the table marks those held out of every choice of default), and man-small: the first 198
+pydoc, perldoc, wordnet, manuals, dictionaries, speeches, langref and guides
+(tools/corpora.py; their packages' files under --root; "prose" runs the nine, "every" the
+code and prose corpora; the table marks those held out of every choice of default), and
+man-small: the first 198
 documents (5%) of out/budget/man.jsonl with man's tokenizer, about 271k tokens, so that
 1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
 with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
@@ -47,13 +48,15 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT, RUNS = ROOT / "out" / "budget", ROOT / "docs" / "runs" / "budget"
 CORPORA = ("stdlib", "docs", "cheaders", "man")
 # the prose corpora (tools/corpora.py --root)
-PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals", "dictionaries", "speeches")
+PROSE = ("kernel", "pydoc", "perldoc", "wordnet", "manuals", "dictionaries", "speeches",
+         "langref", "guides")
 # corpora made of the first documents of another corpus's JSONL file, with its tokenizer
 SUBSETS = {"man-small": ("man", 198)}  # 198 of 3956: 5%
 # corpora no default was chosen or checked on (escape, orders, mixing, r, hold, alpha_count):
 # stdlib and docs chose them, kernel and wordnet checked escape and alpha_count on prose, and
 # man-small (the first 5% of man) chose the hold over several epochs
-HELD_OUT = ("cheaders", "pydoc", "perldoc", "manuals", "dictionaries", "speeches")
+HELD_OUT = ("cheaders", "pydoc", "perldoc", "manuals", "dictionaries", "speeches", "langref",
+            "guides")
 
 
 def ensure_files(corpus: str) -> tuple[Path, Path]:

@@ -46,6 +46,17 @@ installing and point ``--root`` there:
                               left out; HTML to text by ``html_text``: navigation, tables of
                               contents, scripts and pre blocks dropped, a line a paragraph,
                               heading, list item or table cell)
+    langref  rust-doc         usr/share/doc/rust-doc/html/**/*.html but core/,     a file
+                              alloc/ (std re-exports them: the same pages) and src/
+             erlang-doc       usr/share/doc/erlang-doc/**/*.html (Erlang/OTP)
+    guides   racket-doc       usr/share/doc/racket/**/*.html                       a file
+             lilypond-doc-html  usr/share/doc/lilypond/html/**/*.html, not the
+                              single-page copies (*-big-page.html)
+             cmake-doc        usr/share/doc/cmake-doc/html/**/*.html
+             octave-doc       usr/share/doc/octave/**/*.html
+             python-sqlalchemy-doc  usr/share/doc/python-sqlalchemy-doc/html/**/*.html
+                              (both: as manuals, and the navigation and code of
+                              Texinfo 7, Scribble and rustdoc pages dropped too)
 
 One prose corpus comes from npm rather than Debian: the State of the Union addresses
 (1790-2018, public domain) that the stdlib-js project packages as a dataset:
@@ -260,6 +271,13 @@ _HTML_DROP_CLASS = {"navheader", "navfooter", "docnav", "toc", "lot", "breadcrum
                     "indexterm", "nav", "navigation", "header", "nav-panel", "contents",
                     "shortcontents", "section-toc", "mini-toc", "dropdowns", "index-cp",
                     "index-fn", "index-vr", "index-ky", "index-pg", "index-tp"}
+# more classes dropped from the langref and guides corpora's pages: the navigation and code of
+# Texinfo 7 (LilyPond), Scribble (Racket) and rustdoc pages (not in html_text's default, so
+# that the manuals corpus stays as it was built)
+_HTML_DROP_MORE = frozenset({
+    "nav_table", "tocset", "navsettop", "navsetbottom", "RktBlk", "SCodeFlow", "versionbox",
+    "rightside", "test-arrow", "notable-traits", "sub-logo-container", "out-of-band",
+    "example-wrap"})
 _HTML_DROP_ID = {"hd", "ft", "sidebar", "searchbox", "global-nav", "banner", "title", "footer",
                  "footer-text", "Bookmarks", "Contents", "DEBUG", "DonationFrame", "SearchFrame",
                  "Index"}
@@ -275,8 +293,9 @@ class _HTMLText(HTMLParser):
     cell), elements of ``_HTML_DROP_TAGS`` or ``_HTML_DROP_CLASS`` dropped with their
     content; inline markup (links, emphasis, inline code) reduced to its text."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop_class: frozenset = frozenset()) -> None:
         super().__init__(convert_charrefs=True)
+        self.drop_class = _HTML_DROP_CLASS | drop_class
         self.lines: list[str] = []
         self.buf: list[str] = []
         self.skip: list[str] = []  # tag names open since the dropped element began
@@ -294,7 +313,7 @@ class _HTMLText(HTMLParser):
             return
         a = dict(attrs)
         if (tag in _HTML_DROP_TAGS or a.get("id") in _HTML_DROP_ID or a.get("role") == "navigation"
-                or not _HTML_DROP_CLASS.isdisjoint((a.get("class") or "").split())):
+                or not self.drop_class.isdisjoint((a.get("class") or "").split())):
             if tag not in _HTML_VOID:
                 self.skip.append(tag)
             return
@@ -315,12 +334,12 @@ class _HTMLText(HTMLParser):
             self.buf.append(data)
 
 
-def html_text(src: str) -> str:
+def html_text(src: str, drop_class: frozenset = frozenset()) -> str:
     """Plain prose from an HTML page: scripts, styles, the head, navigation (nav, header,
     footer, DocBook/Sphinx navigation bars, tables of contents, sidebars) and code blocks
-    (pre, program listings) dropped; paragraphs, headings, list items and table cells kept
-    as lines; inline markup reduced to its text."""
-    parser = _HTMLText()
+    (pre, program listings) dropped, and elements of a class in ``drop_class``; paragraphs,
+    headings, list items and table cells kept as lines; inline markup reduced to its text."""
+    parser = _HTMLText(drop_class)
     parser.feed(src)
     parser.close()
     parser._flush()
@@ -445,22 +464,64 @@ MANUALS = (
     ("usr/share/libreoffice/help/en-US/text", "*.html", html_text),
 )
 _NOT_MANUAL = re.compile(r"^(genindex.*|py-modindex|modindex|search|contents|bookindex|ix\d+|"
-                         r".*_toc|.*singlepage)\.html$")
+                         r".*_toc|.*singlepage|.*-big-page)\.html$")
+
+
+def _manual_pages(root: Path, table: tuple, skip_top: frozenset = frozenset()) -> list[str]:
+    """The pages of ``table``'s (directories, pattern, text) entries under ``root``, a file a
+    document, in sorted path order; index pages, Sphinx's module sources and the files below
+    a first directory named in ``skip_top`` left out."""
+    files = sorted(((p, text) for dirs, pattern, text in table
+                    for d, p in _files(root, dirs, pattern)
+                    if "_modules" not in p.relative_to(d).parts and not _NOT_MANUAL.match(p.name)
+                    and p.relative_to(d).parts[0] not in skip_top),
+                   key=lambda f: f[0])
+    return [text(read(p)) for p, text in files]
 
 
 def manuals(root: Path) -> list[str]:
     """English software manuals from ten packages (see the module docstring), a file a
     document, in sorted path order (of the paths under ``root``)."""
-    files = sorted(((p, text) for dirs, pattern, text in MANUALS
-                    for d, p in _files(root, dirs, pattern)
-                    if "_modules" not in p.relative_to(d).parts and not _NOT_MANUAL.match(p.name)),
-                   key=lambda f: f[0])
-    return [text(read(p)) for p, text in files]
+    return _manual_pages(root, MANUALS)
+
+
+# the "langref" corpus: Rust's documentation without core/ and alloc/ (their pages repeat
+# std's, which re-exports them) and src/ (source listings), and Erlang/OTP's
+def _html_more(src: str) -> str:
+    return html_text(src, _HTML_DROP_MORE)
+
+
+LANGREF = (
+    ("usr/share/doc/rust-doc/html", "*.html", _html_more),
+    ("usr/share/doc/erlang-doc", "*.html", _html_more),
+)
+
+
+def langref(root: Path) -> list[str]:
+    """Two programming languages' manuals and library references (rust-doc, erlang-doc), a
+    file a document, in sorted path order."""
+    return _manual_pages(root, LANGREF, frozenset({"core", "alloc", "src"}))
+
+
+# the "guides" corpus; LilyPond's single-page copies of its manuals (*-big-page.html) left out
+GUIDES = (
+    ("usr/share/doc/racket", "*.html", _html_more),
+    ("usr/share/doc/lilypond/html", "*.html", _html_more),
+    ("usr/share/doc/cmake-doc/html", "*.html", _html_more),
+    ("usr/share/doc/octave", "*.html", _html_more),
+    ("usr/share/doc/python-sqlalchemy-doc/html", "*.html", _html_more),
+)
+
+
+def guides(root: Path) -> list[str]:
+    """Five programs' manuals (racket-doc, lilypond-doc-html, cmake-doc, octave-doc,
+    python-sqlalchemy-doc), a file a document, in sorted path order."""
+    return _manual_pages(root, GUIDES)
 
 
 PROSE = {"kernel": kernel_docs, "pydoc": python_docs, "perldoc": perl_docs,
          "wordnet": wordnet_glosses, "manuals": manuals, "dictionaries": dictionary_entries,
-         "speeches": speeches}
+         "speeches": speeches, "langref": langref, "guides": guides}
 
 
 def main() -> None:

@@ -73,6 +73,55 @@ def test_manuals_reads_the_listed_directories_in_path_order_without_index_pages(
     assert corpora.PROSE["manuals"] is corpora.manuals
 
 
+def _put(root: Path, rel: str, body: str) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(body, encoding="utf-8")
+
+
+def test_langref_reads_rust_without_core_alloc_and_sources_and_erlang(tmp_path):
+    rust = "usr/share/doc/rust-doc/html"
+    _put(tmp_path, f"{rust}/std/vec/struct.Vec.html",
+         '<h1>Struct std::vec::Vec</h1><span class="rightside">1.0.0 · source</span>'
+         '<p>A growable array.</p><div class="example-wrap"><a class="test-arrow">Run</a>'
+         '<pre class="rust">let v = vec![1];</pre></div>')
+    _put(tmp_path, f"{rust}/core/vec/index.html", "<p>the same page again</p>")
+    _put(tmp_path, f"{rust}/alloc/vec/index.html", "<p>the same page again</p>")
+    _put(tmp_path, f"{rust}/src/std/lib.rs.html", "<p>source</p>")
+    _put(tmp_path, f"{rust}/book/ch01-00.html", "<p>Getting started.</p>")
+    _put(tmp_path, "usr/share/doc/erlang-doc/lib/stdlib/doc/html/lists.html",
+         "<p>List processing functions.</p>")
+    assert corpora.langref(tmp_path) == [
+        "List processing functions.\n", "Getting started.\n",
+        "Struct std::vec::Vec\nA growable array.\n"]
+    assert corpora.PROSE["langref"] is corpora.langref
+
+
+def test_guides_drops_texinfo_and_scribble_navigation_and_single_page_copies(tmp_path):
+    _put(tmp_path, "usr/share/doc/racket/guide/structs.html",
+         '<div class="tocset"><a>1 Welcome</a></div><div class="navsettop">prev up next</div>'
+         '<p>New datatypes are made with struct.</p>'
+         '<table class="RktBlk"><tr><td>(struct posn (x y))</td></tr></table>')
+    ly = "usr/share/doc/lilypond/html/Documentation"
+    _put(tmp_path, f"{ly}/notation/durations.html",
+         '<table class="nav_table"><tr><td>[ &lt;&lt; Musical notation ]</td></tr></table>'
+         "<p>Durations are entered as numbers.</p>")
+    _put(tmp_path, f"{ly}/notation-big-page.html", "<p>Durations are entered as numbers.</p>")
+    _put(tmp_path, "usr/share/doc/python-sqlalchemy-doc/html/orm/intro.html", "<p>The ORM.</p>")
+    _put(tmp_path, "usr/share/doc/python-sqlalchemy-doc/html/_modules/sqlalchemy.html", "<p>x</p>")
+    _put(tmp_path, "usr/share/doc/python-sqlalchemy-doc/html/genindex.html", "<p>index</p>")
+    assert corpora.guides(tmp_path) == [
+        "Durations are entered as numbers.\n", "The ORM.\n",
+        "New datatypes are made with struct.\n"]
+    assert corpora.PROSE["guides"] is corpora.guides
+
+
+def test_the_extra_classes_are_dropped_only_where_asked():
+    page = '<p>Kept.</p><div class="tocset">Navigation</div>'
+    assert corpora.html_text(page) == "Kept.\nNavigation\n"  # manuals' pages as built
+    assert corpora.html_text(page, frozenset({"tocset"})) == "Kept.\n"
+
+
 def _b64(n: int) -> str:
     digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
     out = digits[n % 64]
