@@ -290,8 +290,8 @@ _HTML_VOID = {"br", "hr", "img", "meta", "link", "input", "area", "base", "col",
 
 class _HTMLText(HTMLParser):
     """Text of an HTML page, one line a block element (paragraph, heading, list item, table
-    cell), elements of ``_HTML_DROP_TAGS`` or ``_HTML_DROP_CLASS`` dropped with their
-    content; inline markup (links, emphasis, inline code) reduced to its text."""
+    cell), elements of ``_HTML_DROP_TAGS``, ``_HTML_DROP_CLASS`` or ``drop_class`` dropped
+    with their content; inline markup (links, emphasis, inline code) reduced to its text."""
 
     def __init__(self, drop_class: frozenset = frozenset()) -> None:
         super().__init__(convert_charrefs=True)
@@ -485,12 +485,13 @@ def manuals(root: Path) -> list[str]:
     return _manual_pages(root, MANUALS)
 
 
-# the "langref" corpus: Rust's documentation without core/ and alloc/ (their pages repeat
-# std's, which re-exports them) and src/ (source listings), and Erlang/OTP's
 def _html_more(src: str) -> str:
+    """``html_text`` dropping ``_HTML_DROP_MORE`` too (the langref and guides pages)."""
     return html_text(src, _HTML_DROP_MORE)
 
 
+# the "langref" corpus: Rust's documentation without core/ and alloc/ (their pages repeat
+# std's, which re-exports them) and src/ (source listings), and Erlang/OTP's
 LANGREF = (
     ("usr/share/doc/rust-doc/html", "*.html", _html_more),
     ("usr/share/doc/erlang-doc", "*.html", _html_more),
