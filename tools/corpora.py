@@ -541,6 +541,8 @@ def main() -> None:
     for path in (text_out, tok_out):
         if path.is_symlink() or path.exists():  # written as new files only: no link followed
             ap.error(f"{path} exists: move it away or choose another directory")
+    print(f"{a.name}: reading the files" + (f" under {a.root}" if a.name in PROSE else "")
+          + " (minutes for the largest corpora)", flush=True)
     if a.name in PROSE:
         docs = [t for t in PROSE[a.name](a.root) if t.strip()]
         if not docs:
@@ -555,6 +557,8 @@ def main() -> None:
         total = len(files)
         texts = [t for t in (read(p) for p in files[::step]) if t.strip()]
     a.out.mkdir(parents=True, exist_ok=True)
+    print(f"{a.name}: training a byte-level BPE of {a.vocab:,} tokens on {len(texts):,} "
+          f"document{'s' * (len(texts) != 1)}", flush=True)
     tokenizer = train_tokenizer(texts, a.vocab).to_str(pretty=True)
     with open(text_out, "x", encoding="utf-8") as f:
         for t in texts:

@@ -228,7 +228,10 @@ def test_corpora_refuses_existing_outputs_and_planted_links(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert victim.read_text() == "keep me" and not (out / "speeches.jsonl").exists()
     (out / "speeches.tokenizer.json").unlink()
-    assert _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300").returncode == 0
+    r = _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300")
+    assert r.returncode == 0 and r.stdout.splitlines()[:2] == [  # it says what it is doing
+        f"speeches: reading the files under {root} (minutes for the largest corpora)",
+        "speeches: training a byte-level BPE of 300 tokens on 1 document"]
     text = (out / "speeches.jsonl").read_text()
     r = _tool("corpora.py", "speeches", out, "--root", root, "--vocab", "300")  # no overwriting
     assert r.returncode == 2 and "exists" in r.stderr
