@@ -15,9 +15,9 @@ pydoc, perldoc, wordnet, manuals, dictionaries, speeches, langref and guides
 (tools/corpora.py; their packages' files under --root; "prose" runs the nine, "every" the
 code and prose corpora; the table marks those held out of every choice of default), and
 man-small: the first 198 documents (5%) of out/budget/man.jsonl with man's tokenizer, about
-271k tokens, so that 1000 steps of 8 x 128 tokens are about 4 epochs of its training part. Files are built once
-with the default orders (2-4) and a 5% held-out split into out/budget/. Runs are
-`ngramds-train run` with its defaults (the shipped targets: AllNTs up to 64 entries per
+271k tokens, so that 1000 steps of 8 x 128 tokens are about 4 epochs of its training part.
+Files are built once with the default orders (2-4) and a 5% held-out split into out/budget/.
+Runs are `ngramds-train run` with its defaults (the shipped targets: AllNTs up to 64 entries per
 order, Witten-Bell over orders 2-4, alpha 1; --targets coconts: CoCoNTs r = 8, the targets
 of 0.6 and before) but --steps f x N, --warmup N/8, --eval-every 50 and --threads 1
 (--threads); logs go to docs/runs/budget/. --seed takes a list; each seed is a separate row.
