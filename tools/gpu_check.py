@@ -741,8 +741,7 @@ def main() -> int:
             raise ValueError
     except ValueError:
         p.error(f"--holds takes distinct H, H:A or H:A:T (T allnts or coconts), H and A in "
-                f"[0, 1], and "
-                f"--steps at least 10; got --holds {a.holds!r}")
+                f"[0, 1], and --steps at least 10; got --holds {a.holds!r}")
     cfg["steps"] = a.steps
     if a.baseline is not None:
         if not a.baseline.is_file() or a.steps is None:
